@@ -1,0 +1,89 @@
+/* Aggregation of samples into profiles.
+ *
+ * A profile is one timeline of stacks: one per sampled thread ("Thread 1234 \"MainThread\""),
+ * plus named synthetic ones ("asyncio: awaiting", "event loop stalls"). Stacks are interned in a
+ * prefix tree shared by all profiles (node = parent + frame), frames in one frame table, so a
+ * sample costs one node id, a time and a weight. Writers (speedscope, collapsed) and the TUI read
+ * profiles, frames and the tree from here.
+ */
+#ifndef APROF_AGGREGATE_H
+#define APROF_AGGREGATE_H
+
+#include "sample.h"
+#include "strtab.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct agg agg;
+
+/* Node statistics are maintained by agg_profile_add for thread profiles (tid != 0) only:
+ * synthetic profiles re-present time already sampled from threads. Parents always have smaller
+ * indices than their children. */
+typedef struct agg_node {
+    uint32_t parent;     /* AGG_ROOT for a stack's outermost frame */
+    uint32_t frame;      /* index into the frame table */
+    uint64_t self_ns;    /* weight of samples whose leaf is this node */
+    uint64_t total_ns;   /* weight of samples passing through this node */
+    uint32_t self_count, total_count;
+} agg_node;
+
+#define AGG_ROOT UINT32_MAX
+
+typedef struct agg_point {
+    uint32_t node;       /* leaf node of the stack (AGG_ROOT for an empty stack) */
+    uint64_t t_ns;       /* CLOCK_MONOTONIC time of the sample */
+    uint64_t weight_ns;  /* what it stands for */
+} agg_point;
+
+typedef struct agg_profile {
+    const char *name;    /* interned display name */
+    pid_t tid;           /* thread id, or 0 for synthetic profiles */
+    agg_point *points;
+    size_t npoints, cap;
+    uint64_t total_ns;
+} agg_profile;
+
+agg *agg_new(strtab *strings);
+void agg_free(agg *a);
+
+/* The profile with this name (and tid), created on first use. NULL on allocation failure. */
+agg_profile *agg_profile_get(agg *a, const char *name, pid_t tid);
+
+/* Add one stack (outermost first) observed at t_ns standing for weight_ns. 0 or -1 (ENOMEM). */
+int agg_profile_add(agg *a, agg_profile *p, const aprof_frame *frames, uint32_t n,
+                    uint64_t t_ns, uint64_t weight_ns);
+
+/* Route every thread of a sample to its thread profile, named `Thread TID "NAME"`. Threads with
+ * TSF_TORN are not added (the caller counts them). */
+int agg_add_sample(agg *a, const aprof_sample *s);
+
+size_t agg_profile_count(const agg *a);
+agg_profile *agg_profile_at(const agg *a, size_t i);
+
+size_t agg_frame_count(const agg *a);
+const aprof_frame *agg_frame_at(const agg *a, uint32_t i);
+
+size_t agg_node_count(const agg *a);
+const agg_node *agg_node_at(const agg *a, uint32_t i);
+
+/* Deepest stack added so far (a buffer of this many entries holds any stack). */
+uint32_t agg_max_depth(const agg *a);
+
+/* Walk from a leaf to the root: fills frame indices outermost first, returns the depth
+ * (at most max; deeper stacks keep their outermost max frames). */
+uint32_t agg_stack_frames(const agg *a, uint32_t leaf, uint32_t *out, uint32_t max);
+
+/* Earliest and latest sample time seen in any profile (0, 0 when empty). */
+void agg_time_range(const agg *a, uint64_t *first_ns, uint64_t *last_ns);
+
+/* Functions ranked by self time over all thread profiles. Fills up to max entries
+ * (frame index and self time), merges identical (name, file) at different lines; returns count. */
+typedef struct agg_top_entry {
+    const char *name, *file;
+    uint64_t self_ns, total_ns;
+    uint32_t self_count, total_count;
+} agg_top_entry;
+size_t agg_top_functions(const agg *a, agg_top_entry *out, size_t max);
+
+#endif

@@ -1,0 +1,30 @@
+/* Shared pieces of the command-line front end: error lines, option value parsing, signals. */
+#ifndef APROF_CLI_H
+#define APROF_CLI_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Print "aprof: <message>" as one line on stderr and return code. */
+int cli_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print "aprof: <message>" (a warning or a note) on stderr. */
+void cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Strict parsers: the whole string must be a number in range. */
+bool cli_parse_pid(const char *s, pid_t *out);
+bool cli_parse_double(const char *s, double min, double max, double *out);
+
+/* Set by SIGINT / SIGTERM / SIGHUP once cli_install_stop_signals() ran. */
+extern volatile sig_atomic_t cli_stop_requested;
+extern volatile sig_atomic_t cli_stop_signal;
+void cli_install_stop_signals(void);
+
+uint64_t cli_now_ns(void); /* CLOCK_MONOTONIC */
+
+/* Subcommands (one file each). */
+int cmd_dump(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+
+#endif

@@ -1,0 +1,190 @@
+/* aprof dump: one look at every thread's stack (and, later, the asyncio task tree). */
+#include "cli.h"
+#include "exitcodes.h"
+#include "freezer.h"
+#include "json.h"
+#include "session.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char dump_usage[] =
+    "usage: aprof dump --pid PID [--json] [--blocking]\n"
+    "\n"
+    "Print every thread of a running CPython process with its Python stack, innermost frame\n"
+    "first (--json: outermost first).\n"
+    "\n"
+    "  -p, --pid PID    process to inspect\n"
+    "  -j, --json       machine-readable output (docs/formats.md)\n"
+    "  -b, --blocking   suspend the target's threads while reading (exact, but pauses it)\n"
+    "  -h, --help       this help\n";
+
+static const char *state_name(uint8_t st)
+{
+    switch (st) {
+    case TS_RUNNING: return "running";
+    case TS_SLEEPING: return "sleeping";
+    case TS_DISK: return "disk wait";
+    case TS_STOPPED: return "stopped";
+    case TS_OTHER: return "other";
+    default: return "unknown";
+    }
+}
+
+/* Main thread first, then by tid. */
+static int thread_order(const void *a, const void *b)
+{
+    const aprof_thread_sample *x = a, *y = b;
+    if (x->is_main != y->is_main)
+        return x->is_main ? -1 : 1;
+    return (x->tid > y->tid) - (x->tid < y->tid);
+}
+
+static void print_text(const session *s, const aprof_sample *smp)
+{
+    printf("Process %d: %s\n", (int)s->pid, s->cmdline);
+    printf("Python %s (%s%s)\n", s->rt.version, s->rt.binary, s->rt.stripped ? ", stripped" : "");
+    for (uint32_t i = 0; i < smp->nthreads; i++) {
+        const aprof_thread_sample *t = &smp->threads[i];
+        printf("\nThread %d \"%s\"%s [%s]\n", (int)t->tid, t->name, t->is_main ? " (main)" : "",
+               state_name(t->state));
+        if (t->flags & TSF_TORN)
+            printf("    (stack changed while it was read; incomplete)\n");
+        if (t->nframes == 0)
+            printf("    (no Python frames)\n");
+        for (uint32_t k = t->nframes; k-- > 0;) {
+            const aprof_frame *f = &t->frames[k];
+            printf("    %s (%s:%d)\n", f->name, f->file, (int)f->line);
+        }
+        if (t->flags & TSF_TRUNCATED)
+            printf("    ... (truncated)\n");
+    }
+}
+
+static int print_json(const session *s, const aprof_sample *smp)
+{
+    json_writer w;
+    json_init(&w, stdout);
+    json_begin_object(&w);
+    json_kv_int(&w, "pid", s->pid);
+    json_kv_string(&w, "python_version", s->rt.version);
+    json_kv_string(&w, "command", s->cmdline);
+    json_kv_string(&w, "binary", s->rt.binary);
+    json_key(&w, "threads");
+    json_begin_array(&w);
+    for (uint32_t i = 0; i < smp->nthreads; i++) {
+        const aprof_thread_sample *t = &smp->threads[i];
+        json_begin_object(&w);
+        json_kv_int(&w, "tid", t->tid);
+        json_kv_string(&w, "name", t->name);
+        json_key(&w, "is_main");
+        json_bool(&w, t->is_main);
+        json_kv_string(&w, "state", state_name(t->state));
+        json_key(&w, "complete");
+        json_bool(&w, !(t->flags & (TSF_TORN | TSF_TRUNCATED)));
+        json_key(&w, "frames");
+        json_begin_array(&w);
+        for (uint32_t k = 0; k < t->nframes; k++) {
+            const aprof_frame *f = &t->frames[k];
+            json_begin_object(&w);
+            json_kv_string(&w, "function", f->name);
+            json_kv_string(&w, "file", f->file);
+            json_kv_int(&w, "line", f->line);
+            json_end_object(&w);
+        }
+        json_end_array(&w);
+        json_end_object(&w);
+    }
+    json_end_array(&w);
+    json_end_object(&w);
+    if (json_finish(&w) != 0)
+        return -1;
+    return fputc('\n', stdout) == EOF || fflush(stdout) != 0 ? -1 : 0;
+}
+
+/* A non-blocking read can catch a stack mid-change: try a few times for a clean one. */
+static int take_clean_sample(session *s, aprof_sample *smp, bool blocking, freezer *fz)
+{
+    int rc = -1;
+    for (int attempt = 0; attempt < 20; attempt++) {
+        sample_reset(smp);
+        if (blocking && freezer_stop(fz) < 0)
+            return -2;
+        rc = session_sample(s, smp);
+        if (blocking)
+            freezer_resume(fz);
+        if (rc < 0)
+            return -1;
+        bool torn = false;
+        for (uint32_t i = 0; i < smp->nthreads; i++)
+            torn |= (smp->threads[i].flags & TSF_TORN) != 0;
+        if (!torn)
+            break;
+    }
+    return rc;
+}
+
+int cmd_dump(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"pid", required_argument, NULL, 'p'}, {"json", no_argument, NULL, 'j'},
+        {"blocking", no_argument, NULL, 'b'},  {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    pid_t pid = 0;
+    bool json = false, blocking = false;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+p:jbh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'p':
+            if (!cli_parse_pid(optarg, &pid))
+                return cli_fail(EXIT_USAGE, "--pid: '%s' is not a process id", optarg);
+            break;
+        case 'j': json = true; break;
+        case 'b': blocking = true; break;
+        case 'h': fputs(dump_usage, stdout); return EXIT_OK;
+        default:
+            return cli_fail(EXIT_USAGE, "dump: unknown or incomplete option '%s' (see aprof dump --help)",
+                            argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_fail(EXIT_USAGE, "dump: unexpected argument '%s'", argv[optind]);
+    if (!pid)
+        return cli_fail(EXIT_USAGE, "dump: --pid is required (see aprof dump --help)");
+
+    session s;
+    int rc = session_open(&s, pid, false);
+    if (rc != 0)
+        return rc;
+    s.want_state = true;
+    freezer fz;
+    freezer_init(&fz, pid);
+    aprof_sample smp;
+    sample_init(&smp);
+    int n = take_clean_sample(&s, &smp, blocking, &fz);
+    int exit_code = EXIT_OK;
+    if (n == -2) {
+        exit_code = fz.last_errno == ESRCH ? cli_fail(EXIT_NO_PROCESS, "process %d exited", (int)pid)
+                  : cli_fail(EXIT_PERMISSION, "cannot suspend process %d with ptrace: %s (see "
+                             "docs/troubleshooting.md)", (int)pid, strerror(fz.last_errno));
+    } else if (n < 0) {
+        exit_code = errno == ESRCH ? cli_fail(EXIT_NO_PROCESS, "process %d exited", (int)pid)
+                                   : cli_fail(EXIT_INTERNAL, "cannot read the threads of process %d",
+                                              (int)pid);
+    } else {
+        qsort(smp.threads, smp.nthreads, sizeof(*smp.threads), thread_order);
+        int wrc = json ? print_json(&s, &smp) : (print_text(&s, &smp), fflush(stdout));
+        if (wrc != 0)
+            exit_code = cli_fail(EXIT_OUTPUT, "cannot write the output: %s", strerror(errno));
+    }
+    sample_free(&smp);
+    freezer_free(&fz);
+    session_close(&s);
+    return exit_code;
+}

@@ -1,0 +1,384 @@
+/* aprof record: sample a process for a while and write a profile. */
+#include "aggregate.h"
+#include "cli.h"
+#include "exitcodes.h"
+#include "json.h"
+#include "launch.h"
+#include "outfile.h"
+#include "sampler.h"
+#include "session.h"
+#include "writers.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char record_usage[] =
+    "usage: aprof record --pid PID [options]\n"
+    "       aprof record [options] -- CMD [ARGS...]\n"
+    "\n"
+    "Sample a CPython process until --duration ends, the target exits, or Ctrl-C, then write\n"
+    "the profile and print a summary.\n"
+    "\n"
+    "  -p, --pid PID          attach to a running process\n"
+    "  -o, --output FILE      output file (default aprof-PID.json, or .txt for collapsed;\n"
+    "                         '-' for standard output)\n"
+    "  -f, --format FMT       speedscope (default) or collapsed (folded stacks)\n"
+    "  -r, --rate HZ          samples per second (default 1000)\n"
+    "  -d, --duration SECS    stop after this long (default: until the target exits or Ctrl-C)\n"
+    "  -m, --mode MODE        wall (default): every sample; cpu: only samples of threads that\n"
+    "                         were running on a CPU (per /proc)\n"
+    "  -t, --threads SPEC     only these threads: comma-separated tids, thread names, or 'main'\n"
+    "  -b, --blocking         suspend the threads for each sample (exact stacks, pauses the\n"
+    "                         target briefly; needs ptrace permission)\n"
+    "  -s, --summary FILE     also write a machine-readable JSON summary (docs/formats.md)\n"
+    "  -q, --quiet            no progress line and no summary on stderr\n"
+    "  -h, --help             this help\n"
+    "\n"
+    "In launch mode aprof exits with the command's exit code. Exit codes: docs/exit-codes.md.\n";
+
+typedef enum out_format { FMT_SPEEDSCOPE, FMT_COLLAPSED } out_format;
+
+#define MAX_FILTERS 64
+
+typedef struct thread_filter {
+    size_t n;
+    bool main;
+    pid_t tids[MAX_FILTERS];
+    const char *names[MAX_FILTERS]; /* points into argv */
+    size_t nnames;
+} thread_filter;
+
+typedef struct record_ctx {
+    agg *a;
+    bool cpu_only;
+    const thread_filter *filter;
+    uint64_t thread_samples; /* thread stacks added */
+    uint64_t torn;           /* thread stacks dropped: changed while read */
+    uint64_t idle_skipped;   /* cpu mode: thread stacks dropped because not running */
+    uint64_t oom;
+} record_ctx;
+
+static bool parse_threads(char *spec, thread_filter *f)
+{
+    memset(f, 0, sizeof(*f));
+    for (char *tok = strtok(spec, ","); tok; tok = strtok(NULL, ",")) {
+        if (!*tok)
+            continue;
+        pid_t tid;
+        if (strcmp(tok, "main") == 0)
+            f->main = true;
+        else if (cli_parse_pid(tok, &tid) && f->n < MAX_FILTERS)
+            f->tids[f->n++] = tid;
+        else if (f->nnames < MAX_FILTERS)
+            f->names[f->nnames++] = tok;
+        else
+            return false;
+    }
+    return f->main || f->n || f->nnames;
+}
+
+static bool filter_match(const thread_filter *f, const aprof_thread_sample *t)
+{
+    if (!f)
+        return true;
+    if (f->main && t->is_main)
+        return true;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->tids[i] == t->tid)
+            return true;
+    for (size_t i = 0; i < f->nnames; i++)
+        if (t->name && strcmp(f->names[i], t->name) == 0)
+            return true;
+    return false;
+}
+
+static bool consume(void *ud, const aprof_sample *s, const sampler_stats *st)
+{
+    (void)st;
+    record_ctx *r = ud;
+    for (uint32_t i = 0; i < s->nthreads; i++) {
+        const aprof_thread_sample *t = &s->threads[i];
+        if (!filter_match(r->filter, t))
+            continue;
+        if (t->flags & TSF_TORN) {
+            r->torn++;
+            continue;
+        }
+        if (r->cpu_only && t->state != TS_RUNNING) {
+            r->idle_skipped++;
+            continue;
+        }
+        char pname[256];
+        snprintf(pname, sizeof(pname), "Thread %d \"%s\"", (int)t->tid, t->name ? t->name : "?");
+        agg_profile *p = agg_profile_get(r->a, pname, t->tid);
+        if (!p || agg_profile_add(r->a, p, t->frames, t->nframes, s->t_ns, s->weight_ns) != 0) {
+            r->oom++;
+            continue;
+        }
+        r->thread_samples++;
+    }
+    return true;
+}
+
+static int write_profile(const agg *a, out_format fmt, const writer_meta *meta, outfile *of)
+{
+    FILE *fp = outfile_stream(of);
+    int rc = fmt == FMT_SPEEDSCOPE ? write_speedscope(a, meta, fp) : write_collapsed(a, fp);
+    if (rc != 0) {
+        int e = errno;
+        outfile_abort(of);
+        errno = e;
+        return -1;
+    }
+    return outfile_commit(of);
+}
+
+static int write_summary(const char *path, const session *s, const sampler_stats *st,
+                         const record_ctx *r, double rate)
+{
+    outfile of;
+    if (outfile_open(&of, path) != 0)
+        return -1;
+    json_writer w;
+    json_init(&w, outfile_stream(&of));
+    double dur = (double)(st->t_end_ns - st->t_start_ns) / 1e9;
+    json_begin_object(&w);
+    json_key(&w, "target");
+    json_begin_object(&w);
+    json_kv_int(&w, "pid", s->pid);
+    json_kv_string(&w, "command", s->cmdline);
+    json_kv_string(&w, "python_version", s->rt.version);
+    json_end_object(&w);
+    json_key(&w, "duration_s");
+    json_double(&w, dur);
+    json_kv_uint(&w, "samples", st->samples);
+    json_key(&w, "rate_hz");
+    json_double(&w, dur > 0 ? (double)st->samples / dur : 0.0);
+    json_key(&w, "requested_rate_hz");
+    json_double(&w, rate);
+    json_kv_uint(&w, "thread_samples", r->thread_samples);
+    json_key(&w, "dropped");
+    json_begin_object(&w);
+    json_kv_uint(&w, "torn", r->torn);
+    json_kv_uint(&w, "errors", st->errors);
+    json_kv_uint(&w, "not_running", r->idle_skipped);
+    json_end_object(&w);
+    json_end_object(&w);
+    if (json_finish(&w) != 0 || fputc('\n', outfile_stream(&of)) == EOF) {
+        int e = errno;
+        outfile_abort(&of);
+        errno = e;
+        return -1;
+    }
+    return outfile_commit(&of);
+}
+
+static void print_summary(const session *s, const sampler_stats *st, const record_ctx *r,
+                          const char *out_path, out_format fmt)
+{
+    double dur = (double)(st->t_end_ns - st->t_start_ns) / 1e9;
+    fprintf(stderr, "aprof: %llu samples in %.2f s (%.1f Hz), %zu threads; %llu dropped (torn), "
+            "%llu errors", (unsigned long long)st->samples, dur,
+            dur > 0 ? (double)st->samples / dur : 0.0, agg_profile_count(r->a),
+            (unsigned long long)r->torn, (unsigned long long)st->errors);
+    if (r->cpu_only)
+        fprintf(stderr, ", %llu idle thread samples skipped (cpu mode)",
+                (unsigned long long)r->idle_skipped);
+    if (st->samples)
+        fprintf(stderr, "; %.1f us per sample", (double)st->cost_ns_total / 1e3 / (double)st->samples);
+    fputc('\n', stderr);
+    if (out_path)
+        fprintf(stderr, "aprof: wrote %s (%s)\n", out_path,
+                fmt == FMT_SPEEDSCOPE ? "speedscope" : "collapsed");
+    agg_top_entry top[10];
+    size_t n = agg_top_functions(r->a, top, 10);
+    uint64_t total = 0;
+    for (size_t i = 0; i < agg_profile_count(r->a); i++)
+        total += agg_profile_at(r->a, i)->total_ns;
+    if (n && total) {
+        fprintf(stderr, "top functions by own time (all threads, %s):\n",
+                r->cpu_only ? "cpu" : "wall");
+        for (size_t i = 0; i < n; i++)
+            fprintf(stderr, "  %5.1f%%  %8.3fs  %s (%s)\n", 100.0 * (double)top[i].self_ns / (double)total,
+                    (double)top[i].self_ns / 1e9, top[i].name, top[i].file);
+    }
+    (void)s;
+}
+
+int cmd_record(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"pid", required_argument, NULL, 'p'},      {"output", required_argument, NULL, 'o'},
+        {"format", required_argument, NULL, 'f'},   {"rate", required_argument, NULL, 'r'},
+        {"duration", required_argument, NULL, 'd'}, {"mode", required_argument, NULL, 'm'},
+        {"threads", required_argument, NULL, 't'},  {"blocking", no_argument, NULL, 'b'},
+        {"summary", required_argument, NULL, 's'},  {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    pid_t pid = 0;
+    const char *out_path = NULL, *summary_path = NULL;
+    out_format fmt = FMT_SPEEDSCOPE;
+    double rate = 1000, duration = 0;
+    bool cpu_only = false, blocking = false, quiet = false;
+    thread_filter filter;
+    bool have_filter = false;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+p:o:f:r:d:m:t:bs:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'p':
+            if (!cli_parse_pid(optarg, &pid))
+                return cli_fail(EXIT_USAGE, "--pid: '%s' is not a process id", optarg);
+            break;
+        case 'o': out_path = optarg; break;
+        case 'f':
+            if (strcmp(optarg, "speedscope") == 0)
+                fmt = FMT_SPEEDSCOPE;
+            else if (strcmp(optarg, "collapsed") == 0 || strcmp(optarg, "folded") == 0)
+                fmt = FMT_COLLAPSED;
+            else
+                return cli_fail(EXIT_USAGE, "--format: '%s' is not one of speedscope, collapsed", optarg);
+            break;
+        case 'r':
+            if (!cli_parse_double(optarg, 0.1, 1e6, &rate))
+                return cli_fail(EXIT_USAGE, "--rate: '%s' is not a rate between 0.1 and 1000000 Hz", optarg);
+            break;
+        case 'd':
+            if (!cli_parse_double(optarg, 0.001, 1e7, &duration))
+                return cli_fail(EXIT_USAGE, "--duration: '%s' is not a positive number of seconds", optarg);
+            break;
+        case 'm':
+            if (strcmp(optarg, "cpu") == 0)
+                cpu_only = true;
+            else if (strcmp(optarg, "wall") == 0)
+                cpu_only = false;
+            else
+                return cli_fail(EXIT_USAGE, "--mode: '%s' is not one of wall, cpu", optarg);
+            break;
+        case 't':
+            if (!parse_threads(optarg, &filter))
+                return cli_fail(EXIT_USAGE, "--threads: '%s' names no thread", optarg);
+            have_filter = true;
+            break;
+        case 'b': blocking = true; break;
+        case 's': summary_path = optarg; break;
+        case 'q': quiet = true; break;
+        case 'h': fputs(record_usage, stdout); return EXIT_OK;
+        default:
+            return cli_fail(EXIT_USAGE, "record: unknown or incomplete option '%s' (see aprof record --help)",
+                            argv[optind - 1]);
+        }
+    }
+    char **cmd = optind < argc ? argv + optind : NULL;
+    if (cmd && optind > 0 && strcmp(argv[optind - 1], "--") != 0)
+        return cli_fail(EXIT_USAGE, "record: unexpected argument '%s' (put the command after --)", *cmd);
+    if (!pid && !cmd)
+        return cli_fail(EXIT_USAGE, "record: give --pid PID or a command after -- (see aprof record --help)");
+    if (pid && cmd)
+        return cli_fail(EXIT_USAGE, "record: --pid and a command are mutually exclusive");
+
+    cli_install_stop_signals();
+    pid_t child = 0;
+    session s;
+    int rc;
+    if (cmd) {
+        child = launch_spawn(cmd);
+        if (child < 0)
+            return cli_fail(EXIT_LAUNCH, "cannot run '%s': %s", cmd[0], strerror(errno));
+        int exited = 0, status = 0;
+        rc = launch_wait_ready(child, &s, 30.0, &exited, &status);
+        if (exited) {
+            int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            return cli_fail(EXIT_NO_PROCESS, "the command exited (status %d) before it could be sampled", code);
+        }
+        if (rc != 0) {
+            launch_terminate(child, 1.0);
+            return rc;
+        }
+        pid = child;
+    } else if ((rc = session_open(&s, pid, false)) != 0) {
+        return rc;
+    }
+    s.want_state = cpu_only;
+
+    char default_out[64];
+    if (!out_path) {
+        snprintf(default_out, sizeof(default_out), "aprof-%d.%s", (int)pid,
+                 fmt == FMT_SPEEDSCOPE ? "json" : "txt");
+        out_path = default_out;
+    }
+    /* Open the output now, so that an unwritable path fails before any sampling. */
+    outfile of;
+    if (outfile_open(&of, out_path) != 0) {
+        int e = errno;
+        session_close(&s);
+        if (child)
+            launch_terminate(child, 1.0);
+        return cli_fail(EXIT_OUTPUT, "cannot write %s: %s", out_path, strerror(e));
+    }
+
+    record_ctx r = {0};
+    r.a = agg_new(s.st);
+    r.cpu_only = cpu_only;
+    r.filter = have_filter ? &filter : NULL;
+    if (!r.a) {
+        outfile_abort(&of);
+        session_close(&s);
+        return cli_fail(EXIT_INTERNAL, "out of memory");
+    }
+    sampler_opts so = {.rate_hz = rate, .duration_s = duration, .blocking = blocking,
+                       .child = child, .progress = !quiet && isatty(STDERR_FILENO)};
+    sampler_stats st;
+    sampler_run(&s, &so, consume, &r, &st);
+
+    int exit_code = EXIT_OK;
+    if (blocking && st.freeze_errno)
+        cli_note("could not suspend the target with ptrace (%s); samples were taken without "
+                 "suspending it (see docs/troubleshooting.md)", strerror(st.freeze_errno));
+    char meta_name[1200];
+    snprintf(meta_name, sizeof(meta_name), "aprof: %s (pid %d)", s.cmdline, (int)pid);
+    writer_meta meta = {meta_name, "aprof@" APROF_VERSION};
+    if (write_profile(r.a, fmt, &meta, &of) != 0) {
+        exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", out_path, strerror(errno));
+        out_path = NULL;
+    }
+    if (summary_path && write_summary(summary_path, &s, &st, &r, rate) != 0)
+        exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", summary_path, strerror(errno));
+    if (!quiet)
+        print_summary(&s, &st, &r, out_path, fmt);
+    if (st.samples == 0 && cli_stop_requested && exit_code == EXIT_OK && !child)
+        exit_code = EXIT_INTERRUPTED;
+
+    if (child) {
+        int status = st.child_status;
+        if (!st.child_reaped) {
+            if (cli_stop_requested) {
+                /* Ctrl-C reached the whole foreground group; give the target time to finish. */
+                launch_terminate(child, 5.0);
+                status = 0;
+                st.child_reaped = false;
+            } else {
+                waitpid(child, &status, 0);
+                st.child_reaped = true;
+            }
+        }
+        if (st.child_reaped) {
+            int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            if (!quiet)
+                fprintf(stderr, "aprof: the command exited with status %d\n", code);
+            if (exit_code == EXIT_OK)
+                exit_code = code;
+        }
+    } else if (st.target_exited && !quiet) {
+        fprintf(stderr, "aprof: process %d exited\n", (int)pid);
+    }
+    agg_free(r.a);
+    session_close(&s);
+    return exit_code;
+}

@@ -1,0 +1,289 @@
+#include "codecache.h"
+
+#include "linetable.h"
+#include "pystr.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_LINETABLE (1u << 20)
+#define MAX_CODE_BYTES (1u << 26)
+
+struct codecache {
+    strtab *st;
+    const py_layout *L;
+    uint64_t code_type;
+    code_info **slots; /* open addressing by address; NULL = empty, TOMB = deleted */
+    size_t cap, count, used;
+};
+
+static code_info tombstone;
+#define TOMB (&tombstone)
+
+static size_t slot_of(uint64_t addr, size_t cap)
+{
+    return (size_t)((addr >> 4) * 0x9E3779B97F4A7C15ull >> 20) & (cap - 1);
+}
+
+codecache *codecache_new(strtab *st, const py_layout *L, uint64_t code_type_addr)
+{
+    codecache *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->st = st;
+    c->L = L;
+    c->code_type = code_type_addr;
+    c->cap = 1024;
+    c->slots = calloc(c->cap, sizeof(*c->slots));
+    if (!c->slots) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void free_info(code_info *ci)
+{
+    if (ci && ci != TOMB) {
+        free(ci->linetable);
+        free(ci);
+    }
+}
+
+void codecache_free(codecache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->cap; i++)
+        free_info(c->slots[i]);
+    free(c->slots);
+    free(c);
+}
+
+size_t codecache_size(const codecache *c)
+{
+    return c->count;
+}
+
+static int rehash(codecache *c, size_t ncap)
+{
+    code_info **ns = calloc(ncap, sizeof(*ns));
+    if (!ns)
+        return -1;
+    for (size_t i = 0; i < c->cap; i++) {
+        code_info *ci = c->slots[i];
+        if (!ci || ci == TOMB)
+            continue;
+        size_t j = slot_of(ci->addr, ncap);
+        while (ns[j])
+            j = (j + 1) & (ncap - 1);
+        ns[j] = ci;
+    }
+    free(c->slots);
+    c->slots = ns;
+    c->cap = ncap;
+    c->used = c->count;
+    return 0;
+}
+
+static uint64_t fingerprint(const uint64_t *fields, size_t n)
+{
+    return strtab_hash(fields, n * sizeof(uint64_t));
+}
+
+/* Pointers whose identity says "same code object": filename, name, linetable. */
+static int read_fingerprint_fields(const py_layout *L, const uint8_t *hdr, uint64_t out[3])
+{
+    memcpy(&out[0], hdr + L->code.filename, 8);
+    memcpy(&out[1], hdr + (L->code.qualname != LAYOUT_ABSENT ? L->code.qualname : L->code.name), 8);
+    memcpy(&out[2], hdr + L->code.linetable, 8);
+    return 0;
+}
+
+static size_t header_size(const py_layout *L)
+{
+    loff fields[] = {L->code.filename, L->code.name, L->code.qualname, L->code.linetable,
+                     L->code.firstlineno, L->code.flags, L->code.code, L->code.size,
+                     L->code.firsttraceable, L->object.type};
+    loff hi = 0;
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (fields[i] > hi)
+            hi = fields[i];
+    return (size_t)hi + 8;
+}
+
+static code_info *load(codecache *c, mem *m, uint64_t addr)
+{
+    const py_layout *L = c->L;
+    uint8_t hdr[512];
+    size_t hsz = header_size(L);
+    if (hsz > sizeof(hdr) || mem_read(m, addr, hdr, hsz) != 0)
+        return NULL;
+    uint64_t type;
+    memcpy(&type, hdr + L->object.type, 8);
+    if (c->code_type && type != c->code_type)
+        return NULL;
+    uint64_t fp[3];
+    read_fingerprint_fields(L, hdr, fp);
+    code_info *ci = calloc(1, sizeof(*ci));
+    if (!ci)
+        return NULL;
+    ci->addr = addr;
+    ci->fingerprint = fingerprint(fp, 3);
+    ci->file = pystr_intern(m, L, c->st, fp[0]);
+    ci->name = pystr_intern(m, L, c->st, fp[1]);
+    if (!ci->file || !ci->name)
+        goto fail;
+    int32_t i32;
+    memcpy(&i32, hdr + L->code.firstlineno, 4);
+    ci->firstlineno = i32;
+    memcpy(&i32, hdr + L->code.flags, 4);
+    ci->flags = i32;
+    long n = pybytes_read_alloc(m, L, fp[2], MAX_LINETABLE, &ci->linetable);
+    if (n < 0)
+        goto fail;
+    ci->linetable_len = (uint32_t)n;
+    if (L->code.code_adaptive != LAYOUT_ABSENT) {
+        int64_t units;
+        memcpy(&units, hdr + L->code.size, 8);
+        if (units < 0 || (uint64_t)units * 2 > MAX_CODE_BYTES)
+            goto fail;
+        ci->code_bytes = (uint32_t)units * 2;
+        ci->code_start = addr + (uint64_t)L->code.code_adaptive;
+        if (L->code.firsttraceable != LAYOUT_ABSENT) {
+            memcpy(&i32, hdr + L->code.firsttraceable, 4);
+            ci->firsttraceable = i32 > 0 ? (uint32_t)i32 : 0;
+        }
+    } else {
+        uint64_t co_code;
+        int64_t size;
+        memcpy(&co_code, hdr + L->code.code, 8);
+        if (mem_read(m, co_code + (uint64_t)L->bytes.size, &size, 8) != 0 || size < 0 ||
+            (uint64_t)size > MAX_CODE_BYTES)
+            goto fail;
+        ci->code_bytes = (uint32_t)size;
+        ci->code_start = co_code + (uint64_t)L->bytes.sval;
+    }
+    for (int k = 0; k < CODE_LINE_CACHE; k++)
+        ci->lc_off[k] = -1;
+    return ci;
+fail:
+    free_info(ci);
+    return NULL;
+}
+
+code_info *codecache_get(codecache *c, mem *m, uint64_t addr)
+{
+    if (!mem_ptr_ok(addr, true))
+        return NULL;
+    size_t i = slot_of(addr, c->cap);
+    size_t first_tomb = SIZE_MAX;
+    for (size_t probe = 0; probe < c->cap; probe++, i = (i + 1) & (c->cap - 1)) {
+        code_info *ci = c->slots[i];
+        if (!ci)
+            break;
+        if (ci == TOMB) {
+            if (first_tomb == SIZE_MAX)
+                first_tomb = i;
+            continue;
+        }
+        if (ci->addr == addr)
+            return ci;
+    }
+    code_info *ci = load(c, m, addr);
+    if (!ci)
+        return NULL;
+    if (first_tomb != SIZE_MAX) {
+        i = first_tomb;
+    } else {
+        c->used++;
+    }
+    c->slots[i] = ci;
+    c->count++;
+    if (c->used * 2 > c->cap && rehash(c, c->count * 4 > c->cap ? c->cap * 2 : c->cap) != 0) {
+        /* Table stays valid, just fuller; next insert retries. */
+    }
+    /* rehash may have moved ci's slot, but ci itself is stable. */
+    return ci;
+}
+
+void codecache_invalidate(codecache *c, uint64_t addr)
+{
+    size_t i = slot_of(addr, c->cap);
+    for (size_t probe = 0; probe < c->cap; probe++, i = (i + 1) & (c->cap - 1)) {
+        code_info *ci = c->slots[i];
+        if (!ci)
+            return;
+        if (ci != TOMB && ci->addr == addr) {
+            free_info(ci);
+            c->slots[i] = TOMB;
+            c->count--;
+            return;
+        }
+    }
+}
+
+void codecache_revalidate(codecache *c, mem *m)
+{
+    enum { BATCH = 64 };
+    const py_layout *L = c->L;
+    size_t hsz = header_size(L);
+    uint8_t (*hdrs)[512] = malloc(BATCH * sizeof(*hdrs));
+    if (!hdrs || hsz > 512) {
+        free(hdrs);
+        return;
+    }
+    size_t idx[BATCH];
+    uint64_t addrs[BATCH];
+    void *dsts[BATCH];
+    size_t lens[BATCH];
+    size_t i = 0;
+    while (i < c->cap) {
+        size_t k = 0;
+        for (; i < c->cap && k < BATCH; i++) {
+            code_info *ci = c->slots[i];
+            if (!ci || ci == TOMB)
+                continue;
+            idx[k] = i;
+            addrs[k] = ci->addr;
+            dsts[k] = hdrs[k];
+            lens[k] = hsz;
+            k++;
+        }
+        if (k == 0)
+            break;
+        ssize_t got = mem_readv(m, addrs, dsts, lens, k);
+        if (got < 0)
+            got = 0;
+        for (size_t j = 0; j < k; j++) {
+            code_info *ci = c->slots[idx[j]];
+            bool ok = (size_t)got >= (j + 1) * hsz;
+            if (ok) {
+                uint64_t fp[3];
+                read_fingerprint_fields(L, hdrs[j], fp);
+                ok = fingerprint(fp, 3) == ci->fingerprint;
+            }
+            if (!ok) {
+                free_info(ci);
+                c->slots[idx[j]] = TOMB;
+                c->count--;
+            }
+        }
+        /* A failed range stops the kernel's copy: entries after it were not checked, and are
+         * dropped above as a precaution; they are re-read on next use. */
+    }
+    free(hdrs);
+}
+
+int code_info_line(code_info *ci, uint8_t table_kind, int byte_offset)
+{
+    for (int k = 0; k < CODE_LINE_CACHE; k++)
+        if (ci->lc_off[k] == byte_offset)
+            return ci->lc_line[k];
+    int line = linetable_line_for_offset(table_kind, ci->linetable, ci->linetable_len,
+                                         ci->firstlineno, byte_offset);
+    uint32_t slot = ci->lc_next++ % CODE_LINE_CACHE;
+    ci->lc_off[slot] = byte_offset;
+    ci->lc_line[slot] = line;
+    return line;
+}

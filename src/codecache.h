@@ -1,0 +1,56 @@
+/* Cache of code objects read from the target: names, file, line table, where the bytecode is.
+ *
+ * Code objects almost never change address or content while alive, so each is read once. To
+ * survive one being freed and its address reused by another, an entry is revalidated when a
+ * frame's instruction offset falls outside its bytecode, and codecache_revalidate() rechecks
+ * entries in batches (a single process_vm_readv) a few times a second.
+ */
+#ifndef APROF_CODECACHE_H
+#define APROF_CODECACHE_H
+
+#include "layouts.h"
+#include "memory.h"
+#include "strtab.h"
+
+#include <stdint.h>
+
+#define CODE_LINE_CACHE 4
+
+typedef struct code_info {
+    uint64_t addr;            /* remote PyCodeObject* */
+    const char *name;         /* interned: co_qualname (3.11+) or co_name (3.10) */
+    const char *file;         /* interned co_filename */
+    int32_t firstlineno;
+    uint32_t code_bytes;      /* bytecode size in bytes */
+    uint64_t code_start;      /* remote address of the first code unit */
+    uint32_t firsttraceable;  /* code units (3.11+) */
+    int32_t flags;            /* co_flags */
+    uint8_t *linetable;
+    uint32_t linetable_len;
+    uint64_t fingerprint;     /* name/file/linetable pointers, to detect address reuse */
+    int32_t lc_off[CODE_LINE_CACHE], lc_line[CODE_LINE_CACHE];
+    uint32_t lc_next;
+} code_info;
+
+typedef struct codecache codecache;
+
+codecache *codecache_new(strtab *st, const py_layout *L, uint64_t code_type_addr);
+void codecache_free(codecache *c);
+
+/* The code object at addr, read on first use. NULL when it cannot be read or is not a code
+ * object. The pointer stays valid until the entry is evicted by codecache_invalidate() or
+ * codecache_revalidate(); use it within one sample. */
+code_info *codecache_get(codecache *c, mem *m, uint64_t addr);
+
+/* Line for a byte offset into the bytecode (cached). -1 when there is none. */
+int code_info_line(code_info *ci, uint8_t table_kind, int byte_offset);
+
+/* Drop one entry (its object was found to be stale). */
+void codecache_invalidate(codecache *c, uint64_t addr);
+
+/* Recheck every entry's fingerprint in batched reads; drop the ones that changed. */
+void codecache_revalidate(codecache *c, mem *m);
+
+size_t codecache_size(const codecache *c);
+
+#endif

@@ -1,0 +1,131 @@
+#include "memory.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+int mem_init(mem *m, pid_t pid)
+{
+    memset(m, 0, sizeof(*m));
+    m->pid = pid;
+    m->epoch = 1;
+    m->pages = calloc(MEM_CACHE_PAGES, sizeof(mem_page));
+    if (!m->pages) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+void mem_free(mem *m)
+{
+    free(m->pages);
+    m->pages = NULL;
+}
+
+void mem_begin_sample(mem *m)
+{
+    m->epoch++;
+}
+
+ssize_t mem_read_direct(mem *m, uint64_t addr, void *dst, size_t len)
+{
+    struct iovec local = {dst, len};
+    struct iovec remote = {(void *)(uintptr_t)addr, len};
+    m->stats.syscalls++;
+    ssize_t n = process_vm_readv(m->pid, &local, 1, &remote, 1, 0);
+    if (n < 0) {
+        m->stats.failures++;
+        return -1;
+    }
+    m->stats.bytes += (uint64_t)n;
+    return n;
+}
+
+ssize_t mem_readv(mem *m, const uint64_t *addrs, void *const *dsts, const size_t *lens, size_t n)
+{
+    enum { BATCH = 64 }; /* well below IOV_MAX */
+    ssize_t total = 0;
+    for (size_t i = 0; i < n; i += BATCH) {
+        struct iovec local[BATCH], remote[BATCH];
+        size_t k = n - i < BATCH ? n - i : BATCH;
+        size_t want = 0;
+        for (size_t j = 0; j < k; j++) {
+            local[j].iov_base = dsts[i + j];
+            local[j].iov_len = lens[i + j];
+            remote[j].iov_base = (void *)(uintptr_t)addrs[i + j];
+            remote[j].iov_len = lens[i + j];
+            want += lens[i + j];
+        }
+        m->stats.syscalls++;
+        ssize_t got = process_vm_readv(m->pid, local, k, remote, k, 0);
+        if (got < 0) {
+            m->stats.failures++;
+            return total ? total : -1;
+        }
+        m->stats.bytes += (uint64_t)got;
+        total += got;
+        if ((size_t)got != want)
+            break;
+    }
+    return total;
+}
+
+/* Fill one cache slot with the page at `base`. A page whose tail is unmapped is kept short. */
+static mem_page *load_page(mem *m, uint64_t base)
+{
+    mem_page *p = &m->pages[(base / MEM_PAGE_SIZE) % MEM_CACHE_PAGES];
+    if (p->epoch == m->epoch && p->base == base) {
+        m->stats.cache_hits++;
+        return p;
+    }
+    ssize_t n = mem_read_direct(m, base, p->data, MEM_PAGE_SIZE);
+    if (n <= 0) {
+        p->epoch = 0;
+        return NULL;
+    }
+    p->base = base;
+    p->len = (uint32_t)n;
+    p->epoch = m->epoch;
+    return p;
+}
+
+int mem_read(mem *m, uint64_t addr, void *dst, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (addr + len < addr || !mem_ptr_ok(addr, false)) {
+        errno = EFAULT;
+        return -1;
+    }
+    /* Large reads bypass the cache: they are rarely re-read and would evict useful pages. */
+    if (len > 2 * MEM_PAGE_SIZE) {
+        ssize_t n = mem_read_direct(m, addr, dst, len);
+        if (n != (ssize_t)len) {
+            if (n >= 0)
+                errno = EFAULT;
+            return -1;
+        }
+        return 0;
+    }
+    uint8_t *out = dst;
+    while (len > 0) {
+        uint64_t base = addr & ~(uint64_t)(MEM_PAGE_SIZE - 1);
+        size_t off = (size_t)(addr - base);
+        size_t chunk = MEM_PAGE_SIZE - off;
+        if (chunk > len)
+            chunk = len;
+        mem_page *p = load_page(m, base);
+        if (!p || p->len < off + chunk) {
+            if (p)
+                errno = EFAULT;
+            return -1;
+        }
+        memcpy(out, p->data + off, chunk);
+        out += chunk;
+        addr += chunk;
+        len -= chunk;
+    }
+    return 0;
+}

@@ -1,0 +1,273 @@
+#include "proc.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void proc_maps_free(proc_maps *m)
+{
+    for (size_t i = 0; i < m->n; i++)
+        free(m->maps[i].path);
+    free(m->maps);
+    m->maps = NULL;
+    m->n = 0;
+}
+
+int proc_maps_read(pid_t pid, proc_maps *out)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+    out->maps = NULL;
+    out->n = 0;
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        if (errno == ENOENT)
+            errno = ESRCH;
+        return -1;
+    }
+    size_t cap = 0;
+    char *line = NULL;
+    size_t linecap = 0;
+    while (getline(&line, &linecap, f) > 0) {
+        proc_map m = {0};
+        int consumed = 0;
+        char perms[8] = "";
+        unsigned long long start, end, off;
+        if (sscanf(line, "%llx-%llx %7s %llx %*s %*s%n", &start, &end, perms, &off, &consumed) < 4)
+            continue;
+        m.start = start;
+        m.end = end;
+        m.offset = off;
+        memcpy(m.perms, perms, 4);
+        const char *p = line + consumed;
+        while (*p == ' ')
+            p++;
+        size_t plen = strcspn(p, "\n");
+        if (plen > 0 && p[0] == '/') {
+            m.path = strndup(p, plen);
+            if (!m.path)
+                goto oom;
+        }
+        if (out->n == cap) {
+            cap = cap ? cap * 2 : 256;
+            proc_map *nm = realloc(out->maps, cap * sizeof(*nm));
+            if (!nm) {
+                free(m.path);
+                goto oom;
+            }
+            out->maps = nm;
+        }
+        out->maps[out->n++] = m;
+    }
+    free(line);
+    fclose(f);
+    return 0;
+oom:
+    free(line);
+    fclose(f);
+    proc_maps_free(out);
+    errno = ENOMEM;
+    return -1;
+}
+
+bool proc_alive(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return rp && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+    return (x > y) - (x < y);
+}
+
+int proc_list_threads(pid_t pid, pid_t *tids, size_t max)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d) {
+        if (errno == ENOENT)
+            errno = ESRCH;
+        return -1;
+    }
+    size_t n = 0, stored = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!isdigit((unsigned char)e->d_name[0]))
+            continue;
+        if (stored < max)
+            tids[stored++] = (pid_t)atoi(e->d_name);
+        n++;
+    }
+    closedir(d);
+    qsort(tids, stored, sizeof(pid_t), cmp_pid);
+    return (int)n;
+}
+
+static ssize_t read_small_file(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, len - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return n;
+}
+
+void proc_cmdline(pid_t pid, char *buf, size_t len)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    ssize_t n = read_small_file(path, buf, len);
+    if (n <= 0) {
+        buf[0] = '\0';
+        return;
+    }
+    while (n > 0 && buf[n - 1] == '\0')
+        n--;
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] == '\0')
+            buf[i] = ' ';
+    buf[n] = '\0';
+}
+
+void proc_thread_comm(pid_t pid, pid_t tid, char *buf, size_t len)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)pid, (int)tid);
+    ssize_t n = read_small_file(path, buf, len);
+    if (n <= 0) {
+        buf[0] = '\0';
+        return;
+    }
+    buf[strcspn(buf, "\n")] = '\0';
+}
+
+long proc_thread_syscall(pid_t pid, pid_t tid)
+{
+    char path[96], buf[256];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
+    if (read_small_file(path, buf, sizeof(buf)) <= 0)
+        return -2;
+    if (strncmp(buf, "running", 7) == 0)
+        return -1;
+    char *end;
+    long nr = strtol(buf, &end, 10);
+    return end == buf ? -2 : nr;
+}
+
+/* Open-addressed table tid -> fd of /proc/PID/task/TID/stat. */
+#define STAT_SLOTS 4096
+struct proc_stat_cache {
+    pid_t pid;
+    pid_t tid[STAT_SLOTS];
+    int fd[STAT_SLOTS];
+};
+
+proc_stat_cache *proc_stat_cache_new(pid_t pid)
+{
+    proc_stat_cache *c = calloc(1, sizeof(*c));
+    if (c)
+        c->pid = pid;
+    return c;
+}
+
+static void close_slot(proc_stat_cache *c, size_t i)
+{
+    if (c->tid[i] > 0 && c->fd[i] >= 0)
+        close(c->fd[i]);
+    c->tid[i] = 0;
+}
+
+void proc_stat_cache_free(proc_stat_cache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < STAT_SLOTS; i++)
+        close_slot(c, i);
+    free(c);
+}
+
+static int *stat_fd(proc_stat_cache *c, pid_t tid)
+{
+    size_t i = ((size_t)tid * 2654435761u) % STAT_SLOTS;
+    for (size_t probe = 0; probe < STAT_SLOTS; probe++, i = (i + 1) % STAT_SLOTS) {
+        if (c->tid[i] == tid)
+            return &c->fd[i];
+        if (c->tid[i] == 0) {
+            char path[96];
+            snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)c->pid, (int)tid);
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                return NULL;
+            c->tid[i] = tid;
+            c->fd[i] = fd;
+            return &c->fd[i];
+        }
+    }
+    return NULL; /* table full: more than STAT_SLOTS live threads */
+}
+
+char proc_thread_state(proc_stat_cache *c, pid_t tid)
+{
+    int *fd = stat_fd(c, tid);
+    if (!fd)
+        return 0;
+    char buf[512];
+    ssize_t n = pread(*fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        return 0; /* ESRCH once the thread has exited */
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    if (!rp || rp[1] != ' ')
+        return 0;
+    return rp[2];
+}
+
+void proc_stat_cache_prune(proc_stat_cache *c, const pid_t *tids, size_t n)
+{
+    /* Close descriptors of exited threads, then re-insert the survivors so that linear-probe
+     * chains stay intact without tombstones. */
+    pid_t keep_tid[STAT_SLOTS];
+    int keep_fd[STAT_SLOTS];
+    size_t k = 0;
+    for (size_t i = 0; i < STAT_SLOTS; i++) {
+        if (c->tid[i] <= 0)
+            continue;
+        if (bsearch(&c->tid[i], tids, n, sizeof(pid_t), cmp_pid)) {
+            keep_tid[k] = c->tid[i];
+            keep_fd[k++] = c->fd[i];
+            c->tid[i] = 0;
+        } else {
+            close_slot(c, i);
+        }
+    }
+    for (size_t j = 0; j < k; j++) {
+        size_t i = ((size_t)keep_tid[j] * 2654435761u) % STAT_SLOTS;
+        while (c->tid[i])
+            i = (i + 1) % STAT_SLOTS;
+        c->tid[i] = keep_tid[j];
+        c->fd[i] = keep_fd[j];
+    }
+}

@@ -1,0 +1,50 @@
+/* Reading /proc for a target process: memory maps, threads, per-thread run state, names. */
+#ifndef APROF_PROC_H
+#define APROF_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct proc_map {
+    uint64_t start, end, offset;
+    char perms[5];
+    char *path; /* NULL for anonymous mappings */
+} proc_map;
+
+typedef struct proc_maps {
+    proc_map *maps;
+    size_t n;
+} proc_maps;
+
+/* 0 on success; -1 with errno (ESRCH when the process does not exist). */
+int proc_maps_read(pid_t pid, proc_maps *out);
+void proc_maps_free(proc_maps *m);
+
+/* Does the process exist (and is it not a zombie)? */
+bool proc_alive(pid_t pid);
+
+/* Thread ids of the process, sorted ascending. Returns the count (may exceed max: then only
+ * max were stored), or -1 with errno. */
+int proc_list_threads(pid_t pid, pid_t *tids, size_t max);
+
+/* The command line with NULs turned into spaces (truncated to len-1); "" when unreadable. */
+void proc_cmdline(pid_t pid, char *buf, size_t len);
+/* /proc/PID/task/TID/comm without the newline; "" when unreadable. */
+void proc_thread_comm(pid_t pid, pid_t tid, char *buf, size_t len);
+
+/* Per-thread /proc/PID/task/TID/stat readers with cached descriptors: one pread per call. */
+typedef struct proc_stat_cache proc_stat_cache;
+proc_stat_cache *proc_stat_cache_new(pid_t pid);
+void proc_stat_cache_free(proc_stat_cache *c);
+/* Run state letter ('R', 'S', 'D', 'T', 't', 'Z', ...), or 0 when the thread is gone. */
+char proc_thread_state(proc_stat_cache *c, pid_t tid);
+/* Forget descriptors of threads that are not in tids (call after a thread list refresh). */
+void proc_stat_cache_prune(proc_stat_cache *c, const pid_t *tids, size_t n);
+
+/* /proc/PID/task/TID/syscall: the number of the syscall the thread is blocked in, -1 when it is
+ * running in user space, -2 when unknown/unreadable. */
+long proc_thread_syscall(pid_t pid, pid_t tid);
+
+#endif

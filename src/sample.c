@@ -1,0 +1,54 @@
+#include "sample.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void sample_init(aprof_sample *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+void sample_reset(aprof_sample *s)
+{
+    s->nthreads = 0;
+    s->t_ns = 0;
+    s->weight_ns = 0;
+    s->cost_ns = 0;
+}
+
+void sample_free(aprof_sample *s)
+{
+    for (uint32_t i = 0; i < s->cap_threads; i++)
+        free(s->threads[i].frames);
+    free(s->threads);
+    memset(s, 0, sizeof(*s));
+}
+
+aprof_thread_sample *sample_add_thread(aprof_sample *s, uint32_t max_frames)
+{
+    if (s->nthreads == s->cap_threads) {
+        uint32_t ncap = s->cap_threads ? s->cap_threads * 2 : 16;
+        aprof_thread_sample *nt = realloc(s->threads, ncap * sizeof(*nt));
+        if (!nt)
+            return NULL;
+        memset(nt + s->cap_threads, 0, (ncap - s->cap_threads) * sizeof(*nt));
+        s->threads = nt;
+        s->cap_threads = ncap;
+    }
+    aprof_thread_sample *t = &s->threads[s->nthreads];
+    if (t->cap_frames < max_frames) {
+        aprof_frame *nf = realloc(t->frames, max_frames * sizeof(*nf));
+        if (!nf)
+            return NULL;
+        t->frames = nf;
+        t->cap_frames = max_frames;
+    }
+    aprof_frame *frames = t->frames;
+    uint32_t cap = t->cap_frames;
+    memset(t, 0, sizeof(*t));
+    t->frames = frames;
+    t->cap_frames = cap;
+    t->holds_gil = -1;
+    s->nthreads++;
+    return t;
+}

@@ -1,0 +1,76 @@
+/* The one data model of aprof. Readers produce samples; the aggregator, writers and TUI consume
+ * them. Data flows one way: reader -> sample -> aggregator -> writers / TUI.
+ *
+ * All strings in a sample are interned (strtab), so they may be compared and hashed as pointers
+ * and outlive the sample.
+ */
+#ifndef APROF_SAMPLE_H
+#define APROF_SAMPLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define APROF_MAX_FRAMES 2048
+
+typedef enum frame_kind {
+    FRAME_PYTHON = 0, /* a Python function: name is the (qualified) function name */
+    FRAME_NATIVE = 1, /* a C frame: name is a symbol or library+offset */
+    FRAME_TASK = 2,   /* a synthetic frame naming an asyncio task: "<task NAME>" */
+    FRAME_MARK = 3,   /* a synthetic marker, e.g. "<idle>", "<truncated>" */
+} frame_kind;
+
+typedef struct aprof_frame {
+    const char *name; /* interned */
+    const char *file; /* interned; "" when unknown */
+    int32_t line;     /* 0 when unknown */
+    uint8_t kind;     /* frame_kind */
+} aprof_frame;
+
+typedef enum thread_state {
+    TS_UNKNOWN = 0,
+    TS_RUNNING,  /* R: on a CPU or runnable */
+    TS_SLEEPING, /* S: interruptible wait */
+    TS_DISK,     /* D: uninterruptible wait */
+    TS_STOPPED,  /* T/t */
+    TS_OTHER,
+} thread_state;
+
+enum thread_sample_flags {
+    TSF_TORN = 1u << 0,      /* the stack changed while it was read: frames are not trustworthy */
+    TSF_TRUNCATED = 1u << 1, /* more frames than APROF_MAX_FRAMES, or a broken chain: kept prefix */
+    TSF_IDLE_LOOP = 1u << 2, /* an event loop thread waiting in its selector */
+    TSF_NO_PYTHON = 1u << 3, /* thread has no Python frame right now */
+};
+
+typedef struct aprof_thread_sample {
+    pid_t tid;               /* kernel thread id (native_thread_id) */
+    uint64_t py_thread_id;   /* threading.get_ident() value */
+    const char *name;        /* interned; threading name, else /proc comm; never NULL */
+    bool is_main;
+    uint8_t state;           /* thread_state */
+    int8_t holds_gil;        /* 1, 0, or -1 when unknown */
+    uint32_t flags;          /* thread_sample_flags */
+    uint32_t nframes;
+    uint32_t cap_frames;
+    aprof_frame *frames;     /* outermost first; owned by the sample */
+} aprof_thread_sample;
+
+typedef struct aprof_sample {
+    uint64_t t_ns;           /* CLOCK_MONOTONIC when the sample was started */
+    uint64_t weight_ns;      /* time this sample stands for: since the previous sample */
+    uint32_t cost_ns;        /* how long taking it took */
+    uint32_t nthreads;
+    aprof_thread_sample *threads; /* owned by the sample */
+    uint32_t cap_threads;
+} aprof_sample;
+
+/* Buffers are reused from sample to sample; free only at the end. */
+void sample_init(aprof_sample *s);
+void sample_reset(aprof_sample *s);
+void sample_free(aprof_sample *s);
+/* Append a thread (fields zeroed, nframes 0) with room for at least `max_frames` frames;
+ * NULL on allocation failure. */
+aprof_thread_sample *sample_add_thread(aprof_sample *s, uint32_t max_frames);
+
+#endif

@@ -1,0 +1,90 @@
+#include "session.h"
+
+#include "cli.h"
+#include "exitcodes.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+int session_status_exit(pyrt_status st)
+{
+    switch (st) {
+    case PYRT_OK: return EXIT_OK;
+    case PYRT_NO_PROCESS: return EXIT_NO_PROCESS;
+    case PYRT_PERMISSION: return EXIT_PERMISSION;
+    case PYRT_NOT_PYTHON: return EXIT_NOT_PYTHON;
+    case PYRT_NOT_READY: return EXIT_NOT_PYTHON;
+    case PYRT_UNSUPPORTED: return EXIT_UNSUPPORTED;
+    case PYRT_INTERNAL: break;
+    }
+    return EXIT_INTERNAL;
+}
+
+int session_open(session *s, pid_t pid, bool quiet_not_ready)
+{
+    memset(s, 0, sizeof(*s));
+    s->pid = pid;
+    char msg[512];
+    pyrt_status st = pyruntime_locate(pid, &s->rt, msg, sizeof(msg));
+    if (st == PYRT_NOT_READY && quiet_not_ready)
+        return -1;
+    if (st == PYRT_PERMISSION)
+        return cli_fail(EXIT_PERMISSION,
+                        "%s: run aprof as root or the target's user with CAP_SYS_PTRACE, "
+                        "and check kernel.yama.ptrace_scope (docs/troubleshooting.md)", msg);
+    if (st != PYRT_OK)
+        return cli_fail(session_status_exit(st), "%s", msg);
+    if (mem_init(&s->m, pid) != 0)
+        return cli_fail(EXIT_INTERNAL, "out of memory");
+    s->st = strtab_new();
+    s->stat = proc_stat_cache_new(pid);
+    if (!s->st || !s->stat || pystack_init(&s->ps, &s->rt, &s->m, s->st) != 0) {
+        session_close(s);
+        return cli_fail(EXIT_INTERNAL, "out of memory");
+    }
+    s->names = threadnames_new(pid, &s->m, &s->rt.layout, s->st,
+                               pyruntime_first_interp(&s->rt, &s->m));
+    if (!s->names) {
+        session_close(s);
+        return cli_fail(EXIT_INTERNAL, "out of memory");
+    }
+    s->ps.names.lookup = threadnames_lookup;
+    s->ps.names.ud = s->names;
+    proc_cmdline(pid, s->cmdline, sizeof(s->cmdline));
+    return 0;
+}
+
+void session_close(session *s)
+{
+    pystack_free(&s->ps);
+    threadnames_free(s->names);
+    proc_stat_cache_free(s->stat);
+    strtab_free(s->st);
+    mem_free(&s->m);
+    memset(s, 0, sizeof(*s));
+}
+
+static uint8_t state_of(char c)
+{
+    switch (c) {
+    case 'R': return TS_RUNNING;
+    case 'S': return TS_SLEEPING;
+    case 'D': return TS_DISK;
+    case 'T': case 't': return TS_STOPPED;
+    case 0: return TS_UNKNOWN;
+    default: return TS_OTHER;
+    }
+}
+
+int session_sample(session *s, aprof_sample *out)
+{
+    int n = pystack_sample(&s->ps, out);
+    if (n < 0)
+        return -1;
+    if (s->want_state)
+        for (uint32_t i = 0; i < out->nthreads; i++)
+            out->threads[i].state = state_of(proc_thread_state(s->stat, out->threads[i].tid));
+    return n;
+}
