@@ -9,6 +9,7 @@
 #define WINDOW_MAX (256u * 1024u)
 #define TSTATE_READ 512u
 #define FRAME_READ 128u
+#define HEAD_REFRESH_NS 20000000ull /* reread interp->threads.head at least this often */
 
 /* Frame owner values (enum _frameowner in pycore_frame.h). */
 enum { OWNER_THREAD = 0, OWNER_GENERATOR = 1, OWNER_FRAME_OBJECT = 2, OWNER_CSTACK = 3 };
@@ -31,13 +32,16 @@ int pystack_init(pystack *ps, const pyruntime *rt, mem *m, strtab *st)
     ps->st = st;
     ps->pthread_tid_offset = -1;
     ps->cc = codecache_new(st, ps->L, rt->code_type_addr);
-    if (!ps->cc)
+    ps->prefetch = calloc(PREFETCH_SLOTS, sizeof(*ps->prefetch));
+    ps->prefetch_buf = malloc((size_t)PREFETCH_MAX * FRAME_READ);
+    if (!ps->cc || !ps->prefetch || !ps->prefetch_buf)
         return -1;
     loff tfields[] = {ps->L->tstate.prev, ps->L->tstate.next, ps->L->tstate.interp,
                       ps->L->tstate.thread_id, ps->L->tstate.native_thread_id,
                       ps->L->tstate.frame, ps->L->tstate.datastack_chunk,
                       ps->L->tstate.datastack_top};
-    if (max_offset(tfields, sizeof(tfields) / sizeof(tfields[0])) + 8 > TSTATE_READ)
+    ps->tstate_size = max_offset(tfields, sizeof(tfields) / sizeof(tfields[0])) + 8;
+    if (ps->tstate_size > TSTATE_READ)
         return -1;
     loff ffields[] = {ps->L->frame.previous, ps->L->frame.code, ps->L->frame.instr,
                       ps->L->frame.owner};
@@ -50,6 +54,10 @@ void pystack_free(pystack *ps)
 {
     codecache_free(ps->cc);
     free(ps->window);
+    free(ps->prefetch);
+    free(ps->prefetch_buf);
+    ps->prefetch = NULL;
+    ps->prefetch_buf = NULL;
     ps->cc = NULL;
     ps->window = NULL;
 }
@@ -96,76 +104,130 @@ static pid_t tid_of(pystack *ps, const uint8_t *ts, uint64_t thread_id)
     return tid;
 }
 
-/* Where the pointer to the thread's innermost frame is, and its value. 3.11/3.12 keep it in a
- * _PyCFrame on the C stack, reached through tstate->cframe. */
-static int current_frame(pystack *ps, const uint8_t *ts, uint64_t *where, uint64_t *frame)
-{
-    const py_layout *L = ps->L;
-    uint64_t p = rd64(ts, L->tstate.frame);
-    if (L->tstate.cframe_current_frame == LAYOUT_ABSENT) {
-        *where = 0;
-        *frame = p;
-        return 0;
-    }
-    if (!mem_ptr_ok(p, true))
-        return -1;
-    *where = p + (uint64_t)L->tstate.cframe_current_frame;
-    return mem_read_u64(ps->m, *where, frame);
-}
-
 typedef struct window {
-    uint64_t base;
+    uint64_t base;       /* data-stack chunk copy */
     size_t len;
+    prefetch_set *pf;    /* this thread's prefetch set (addresses to fetch / fetched) */
+    uint32_t pf_loaded;  /* how many of pf->addr were fetched into ps->prefetch_buf */
+    prefetch_set next;   /* frames read outside the chunk this time: next sample's set */
 } window;
 
-/* Copy the thread's current data-stack chunk (where its newest frames live) in one read. */
-static window load_window(pystack *ps, const uint8_t *ts)
+/* Find the thread's innermost frame and copy its current data-stack chunk (where its newest
+ * frames live, 3.11+) with a single process_vm_readv. 3.11/3.12 keep the innermost frame in a
+ * _PyCFrame on the C stack (tstate->cframe->current_frame); that pointer is read in the same
+ * syscall. *where is the address the frame pointer was read from, for the recheck. */
+static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64_t *where,
+                         uint64_t *frame, window *w)
 {
-    window w = {0, 0};
     const py_layout *L = ps->L;
-    if (L->tstate.datastack_chunk == LAYOUT_ABSENT)
-        return w;
-    uint64_t chunk = rd64(ts, L->tstate.datastack_chunk);
-    uint64_t top = rd64(ts, L->tstate.datastack_top);
-    if (!mem_ptr_ok(chunk, true) || top <= chunk)
-        return w;
-    uint64_t base = top - chunk > WINDOW_MAX ? top - WINDOW_MAX : chunk;
-    size_t len = (size_t)(top - base);
-    if (ps->window_cap < len) {
-        uint8_t *nw = realloc(ps->window, WINDOW_MAX);
-        if (!nw)
-            return w;
-        ps->window = nw;
-        ps->window_cap = WINDOW_MAX;
+    w->base = 0;
+    w->len = 0;
+    w->pf_loaded = 0;
+    w->next.tstate = tstate;
+    w->next.n = 0;
+    w->pf = &ps->prefetch[(tstate >> 6) % PREFETCH_SLOTS];
+    if (w->pf->tstate != tstate) {
+        w->pf->tstate = tstate;
+        w->pf->n = 0;
     }
-    ssize_t n = mem_read_direct(ps->m, base, ps->window, len);
-    if (n > 0) {
-        w.base = base;
-        w.len = (size_t)n;
+    uint64_t p = rd64(ts, L->tstate.frame);
+    uint64_t addrs[2 + PREFETCH_MAX];
+    void *dsts[2 + PREFETCH_MAX];
+    size_t lens[2 + PREFETCH_MAX], n = 0;
+    bool via_cframe = L->tstate.cframe_current_frame != LAYOUT_ABSENT;
+    if (!via_cframe) {
+        *where = tstate + (uint64_t)L->tstate.frame;
+        *frame = p;
+    } else {
+        if (!mem_ptr_ok(p, true))
+            return -1;
+        *where = p + (uint64_t)L->tstate.cframe_current_frame;
+        addrs[n] = *where;
+        dsts[n] = frame;
+        lens[n++] = 8;
     }
-    return w;
+    uint64_t base = 0;
+    size_t len = 0;
+    if (L->tstate.datastack_chunk != LAYOUT_ABSENT) {
+        uint64_t chunk = rd64(ts, L->tstate.datastack_chunk);
+        uint64_t top = rd64(ts, L->tstate.datastack_top);
+        if (!ps->window) {
+            ps->window = malloc(WINDOW_MAX);
+            ps->window_cap = ps->window ? WINDOW_MAX : 0;
+        }
+        if (ps->window && mem_ptr_ok(chunk, true) && top > chunk) {
+            base = top - chunk > WINDOW_MAX ? top - WINDOW_MAX : chunk;
+            len = (size_t)(top - base);
+            addrs[n] = base;
+            dsts[n] = ps->window;
+            lens[n++] = len;
+        }
+    }
+    size_t fixed = n;
+    for (uint32_t i = 0; i < w->pf->n; i++) {
+        addrs[n] = w->pf->addr[i];
+        dsts[n] = ps->prefetch_buf + (size_t)i * FRAME_READ;
+        lens[n++] = FRAME_READ;
+    }
+    if (n == 0)
+        return 0;
+    ssize_t got = mem_readv(ps->m, addrs, dsts, lens, n);
+    ssize_t need = via_cframe ? 8 : 0;
+    if (got < need)
+        return -1;
+    /* The kernel copies the ranges in order and stops at the first it cannot read. */
+    size_t done = 0, ok = 0;
+    for (size_t i = 0; i < n && done + lens[i] <= (size_t)got; i++, ok++)
+        done += lens[i];
+    if (len && ok >= fixed) {
+        w->base = base;
+        w->len = len;
+    }
+    w->pf_loaded = ok > fixed ? (uint32_t)(ok - fixed) : 0;
+    return 0;
 }
 
-static int read_frame(pystack *ps, const window *w, uint64_t addr, uint8_t *out, size_t len)
+static int read_frame(pystack *ps, window *w, uint64_t addr, uint8_t *out, size_t len)
 {
     if (w->len && addr >= w->base && addr + len <= w->base + w->len) {
         memcpy(out, ps->window + (addr - w->base), len);
         return 0;
     }
+    if (w->next.n < PREFETCH_MAX)
+        w->next.addr[w->next.n++] = addr;
+    for (uint32_t i = 0; i < w->pf_loaded; i++) {
+        if (w->pf->addr[i] == addr) {
+            memcpy(out, ps->prefetch_buf + (size_t)i * FRAME_READ, len);
+            return 0;
+        }
+    }
     return mem_read(ps->m, addr, out, len);
 }
 
 /* Walk one thread's frame chain innermost-first into frames[]; returns the count, sets flags. */
-static uint32_t walk_frames(pystack *ps, uint64_t frame, const window *w, aprof_frame *frames,
+static uint32_t walk_frames(pystack *ps, uint64_t frame, window *w, aprof_frame *frames,
                             uint32_t cap, uint32_t *flags)
 {
     const py_layout *L = ps->L;
     uint32_t n = 0;
     uint8_t fb[FRAME_READ];
+    /* Brent's cycle detection: a torn read can link frames into a loop (a frame freed and
+     * reused further up the same chain); without this the walk would spin to the cap. */
+    uint64_t tortoise = 0;
+    uint32_t power = 1, lam = 0;
     for (uint32_t steps = 0; frame; steps++) {
         if (steps >= APROF_MAX_FRAMES * 2 || n >= cap) {
             *flags |= TSF_TRUNCATED;
             break;
+        }
+        if (frame == tortoise) {
+            *flags |= TSF_TORN;
+            break;
+        }
+        if (++lam == power) {
+            tortoise = frame;
+            power *= 2;
+            lam = 0;
         }
         if (!mem_ptr_ok(frame, true) || read_frame(ps, w, frame, fb, FRAME_READ) != 0) {
             *flags |= TSF_TORN;
@@ -224,60 +286,102 @@ static void reverse(aprof_frame *f, uint32_t n)
     }
 }
 
-int pystack_sample(pystack *ps, aprof_sample *out)
+/* interp->threads.head, cached: new threads are inserted at the head, which makes the cached
+ * head's `prev` non-null (the walk checks), and the cache is refreshed every HEAD_REFRESH_NS in
+ * case the head thread exited. */
+static int threads_head(pystack *ps, uint64_t now_ns, bool force, uint64_t *head)
+{
+    if (!force && ps->head && now_ns - ps->head_read_ns < HEAD_REFRESH_NS) {
+        *head = ps->head;
+        return 0;
+    }
+    if (mem_read_direct(ps->m, ps->interp + (uint64_t)ps->L->interp.threads_head, head, 8) != 8)
+        return -1;
+    ps->head = *head;
+    ps->head_read_ns = now_ns;
+    return 0;
+}
+
+static int init_interp(pystack *ps)
+{
+    const py_layout *L = ps->L;
+    ps->interp = pyruntime_first_interp(ps->rt, ps->m);
+    if (!ps->interp)
+        return -1;
+    uint64_t mt = 0;
+    if (L->runtime.main_thread != LAYOUT_ABSENT)
+        mem_read_u64(ps->m, ps->rt->runtime_addr + (uint64_t)L->runtime.main_thread, &mt);
+    ps->main_thread_id = mt;
+    ps->head = 0;
+    return 0;
+}
+
+/* Read one thread's stack (its thread state already copied into ts) as a new thread of out. */
+static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_sample *out)
+{
+    const py_layout *L = ps->L;
+    uint64_t thread_id = rd64(ts, L->tstate.thread_id);
+    aprof_thread_sample *t = sample_add_thread(out, APROF_MAX_FRAMES);
+    if (!t)
+        return -1;
+    ps->stats.threads_read++;
+    t->py_thread_id = thread_id;
+    t->tid = tid_of(ps, ts, thread_id);
+    t->is_main = ps->main_thread_id && thread_id == ps->main_thread_id;
+    t->name = ps->names.lookup ? ps->names.lookup(ps->names.ud, thread_id, t->tid, t->is_main)
+                               : NULL;
+    uint64_t where = 0, frame = 0;
+    window w;
+    if (locate_frames(ps, ts, tstate, &where, &frame, &w) != 0) {
+        t->flags |= TSF_TORN;
+    } else {
+        t->nframes = walk_frames(ps, frame, &w, t->frames, t->cap_frames, &t->flags);
+        reverse(t->frames, t->nframes);
+        *w.pf = w.next;
+        /* The stack is trustworthy only if the innermost frame did not move meanwhile. */
+        uint64_t again = 0;
+        if (mem_read_direct(ps->m, where, &again, 8) != 8 || again != frame)
+            t->flags |= TSF_TORN;
+    }
+    if (t->nframes == 0 && !(t->flags & TSF_TORN))
+        t->flags |= TSF_NO_PYTHON;
+    if (t->flags & TSF_TORN)
+        ps->stats.torn++;
+    return 0;
+}
+
+int pystack_sample(pystack *ps, aprof_sample *out, uint64_t now_ns)
 {
     const py_layout *L = ps->L;
     mem_begin_sample(ps->m);
-    if (!ps->interp) {
-        ps->interp = pyruntime_first_interp(ps->rt, ps->m);
-        if (!ps->interp)
-            return -1;
-        uint64_t mt = 0;
-        if (L->runtime.main_thread != LAYOUT_ABSENT)
-            mem_read_u64(ps->m, ps->rt->runtime_addr + (uint64_t)L->runtime.main_thread, &mt);
-        ps->main_thread_id = mt;
-    }
+    if (!ps->interp && init_interp(ps) != 0)
+        return -1;
     uint64_t tstate;
-    if (mem_read_u64(ps->m, ps->interp + (uint64_t)L->interp.threads_head, &tstate) != 0) {
+    if (threads_head(ps, now_ns, false, &tstate) != 0) {
         ps->interp = 0; /* reread next time */
         return -1;
     }
+    size_t tsize = ps->tstate_size;
     int count = 0;
+    bool head_checked = false;
     for (int guard = 0; tstate && guard < PYSTACK_MAX_THREADS; guard++) {
         uint8_t ts[TSTATE_READ];
-        if (!mem_ptr_ok(tstate, true) || mem_read(ps->m, tstate, ts, TSTATE_READ) != 0)
+        if (!mem_ptr_ok(tstate, true) ||
+            mem_read_direct(ps->m, tstate, ts, tsize) != (ssize_t)tsize)
             break; /* the list changed under us; what we have is still good */
-        uint64_t next = rd64(ts, L->tstate.next);
-        uint64_t thread_id = rd64(ts, L->tstate.thread_id);
-        aprof_thread_sample *t = sample_add_thread(out, APROF_MAX_FRAMES);
-        if (!t)
+        if (count == 0 && !head_checked &&
+            (rd64(ts, L->tstate.prev) != 0 || rd64(ts, L->tstate.interp) != ps->interp)) {
+            /* Not the head any more: a thread was created, or the cached head exited. */
+            head_checked = true;
+            if (threads_head(ps, now_ns, true, &tstate) != 0)
+                return -1;
+            continue;
+        }
+        head_checked = true;
+        if (sample_thread(ps, tstate, ts, out) != 0)
             return -1;
         count++;
-        ps->stats.threads_read++;
-        t->py_thread_id = thread_id;
-        t->tid = tid_of(ps, ts, thread_id);
-        t->is_main = ps->main_thread_id && thread_id == ps->main_thread_id;
-        t->name = ps->names.lookup ? ps->names.lookup(ps->names.ud, thread_id, t->tid) : NULL;
-        uint64_t where = 0, frame = 0;
-        if (current_frame(ps, ts, &where, &frame) != 0) {
-            t->flags |= TSF_TORN;
-        } else {
-            window w = load_window(ps, ts);
-            t->nframes = walk_frames(ps, frame, &w, t->frames, t->cap_frames, &t->flags);
-            reverse(t->frames, t->nframes);
-            /* The stack is trustworthy only if the innermost frame did not move meanwhile. */
-            uint64_t again = 0;
-            int rc = where ? mem_read_direct(ps->m, where, &again, 8) == 8 ? 0 : -1
-                           : mem_read_direct(ps->m, tstate + (uint64_t)L->tstate.frame, &again,
-                                             8) == 8 ? 0 : -1;
-            if (rc != 0 || again != frame)
-                t->flags |= TSF_TORN;
-        }
-        if (t->nframes == 0 && !(t->flags & TSF_TORN))
-            t->flags |= TSF_NO_PYTHON;
-        if (t->flags & TSF_TORN)
-            ps->stats.torn++;
-        tstate = next;
+        tstate = rd64(ts, L->tstate.next);
     }
     return count;
 }

@@ -14,6 +14,7 @@
 #include "sample.h"
 #include "strtab.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define PYSTACK_MAX_THREADS 4096
@@ -26,9 +27,21 @@ typedef struct pystack_stats {
 
 typedef struct thread_name_fn {
     /* Optional: resolve a Python thread ident to an interned name (NULL when unknown). */
-    const char *(*lookup)(void *ud, uint64_t py_thread_id, pid_t tid);
+    const char *(*lookup)(void *ud, uint64_t py_thread_id, pid_t tid, bool is_main);
     void *ud;
 } thread_name_fn;
+
+/* Frames of a thread that were found outside its data-stack chunk in the previous sample (3.10
+ * frame objects, coroutine frames, 3.12+ C-stack entry frames): they are fetched together with
+ * the chunk in the next sample, in the same process_vm_readv, since stacks change slowly. */
+#define PREFETCH_MAX 62
+#define PREFETCH_SLOTS 64
+
+typedef struct prefetch_set {
+    uint64_t tstate;
+    uint32_t n;
+    uint64_t addr[PREFETCH_MAX];
+} prefetch_set;
 
 typedef struct pystack {
     const pyruntime *rt;
@@ -37,10 +50,15 @@ typedef struct pystack {
     strtab *st;
     codecache *cc;
     uint64_t interp;          /* cached first interpreter */
+    uint64_t head;            /* cached interp->threads.head */
+    uint64_t head_read_ns;
+    size_t tstate_size;       /* bytes of a thread state that are read */
     uint64_t main_thread_id;  /* pthread ident of the main thread */
     int pthread_tid_offset;   /* 3.10: offset of the kernel tid in glibc's struct pthread */
     uint8_t *window;          /* copy of the current data-stack chunk (3.11+) */
     size_t window_cap;
+    prefetch_set *prefetch;   /* PREFETCH_SLOTS sets, by thread state */
+    uint8_t *prefetch_buf;    /* PREFETCH_MAX frame copies for the thread being read */
     thread_name_fn names;
     pystack_stats stats;
 } pystack;
@@ -51,6 +69,6 @@ void pystack_free(pystack *ps);
 /* Append one aprof_thread_sample per Python thread to `out` (frames outermost first).
  * Returns the number of threads, or -1 when the interpreter cannot be read at all (errno from
  * the failed read: ESRCH when the process is gone). */
-int pystack_sample(pystack *ps, aprof_sample *out);
+int pystack_sample(pystack *ps, aprof_sample *out, uint64_t now_ns);
 
 #endif

@@ -80,7 +80,7 @@ static uint8_t state_of(char c)
 
 int session_sample(session *s, aprof_sample *out)
 {
-    int n = pystack_sample(&s->ps, out);
+    int n = pystack_sample(&s->ps, out, cli_now_ns());
     if (n < 0)
         return -1;
     if (s->want_state)

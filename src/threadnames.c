@@ -3,6 +3,7 @@
 #include "proc.h"
 #include "pyobj.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -116,7 +117,7 @@ static name_entry *find(threadnames *tn, uint64_t ident, pid_t tid)
     return NULL;
 }
 
-const char *threadnames_lookup(void *ud, uint64_t ident, pid_t tid)
+const char *threadnames_lookup(void *ud, uint64_t ident, pid_t tid, bool is_main)
 {
     threadnames *tn = ud;
     name_entry *e = find(tn, ident, tid);
@@ -131,8 +132,13 @@ const char *threadnames_lookup(void *ud, uint64_t ident, pid_t tid)
     }
     if (e)
         return e->name;
+    /* Not known to `threading` (not imported, or a thread it did not start): the main thread
+     * is still "MainThread" to Python; others get their kernel name. */
     char comm[64];
-    proc_thread_comm(tn->pid, tid, comm, sizeof(comm));
+    if (is_main)
+        snprintf(comm, sizeof(comm), "MainThread");
+    else
+        proc_thread_comm(tn->pid, tid, comm, sizeof(comm));
     const char *name = strtab_intern_cstr(tn->st, comm[0] ? comm : "?");
     if (!name)
         return "?";

@@ -9,6 +9,7 @@
 #include "memory.h"
 #include "strtab.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -21,6 +22,6 @@ threadnames *threadnames_new(pid_t pid, mem *m, const py_layout *L, strtab *st,
 void threadnames_free(threadnames *tn);
 
 /* Interned name of a thread; never NULL. Signature fits pystack's thread_name_fn. */
-const char *threadnames_lookup(void *tn, uint64_t py_thread_id, pid_t tid);
+const char *threadnames_lookup(void *tn, uint64_t py_thread_id, pid_t tid, bool is_main);
 
 #endif
