@@ -1,7 +1,7 @@
 #include "codecache.h"
 
 #include "linetable.h"
-#include "pystr.h"
+#include "pyobj.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -130,17 +130,19 @@ static code_info *load(codecache *c, mem *m, uint64_t addr)
         return NULL;
     ci->addr = addr;
     ci->fingerprint = fingerprint(fp, 3);
-    ci->file = pystr_intern(m, L, c->st, fp[0]);
-    ci->name = pystr_intern(m, L, c->st, fp[1]);
-    if (!ci->file || !ci->name)
+    pyobj_ctx pc = {m, L};
+    if (pyobj_str_intern(&pc, fp[0], c->st, &ci->file) < 0 ||
+        pyobj_str_intern(&pc, fp[1], c->st, &ci->name) < 0)
         goto fail;
     int32_t i32;
     memcpy(&i32, hdr + L->code.firstlineno, 4);
     ci->firstlineno = i32;
     memcpy(&i32, hdr + L->code.flags, 4);
     ci->flags = i32;
-    long n = pybytes_read_alloc(m, L, fp[2], MAX_LINETABLE, &ci->linetable);
-    if (n < 0)
+    size_t n = 0;
+    if (pyobj_bytes(&pc, fp[2], NULL, 0, &n) < 0 || n > MAX_LINETABLE ||
+        !(ci->linetable = malloc(n ? n : 1)) ||
+        pyobj_bytes(&pc, fp[2], ci->linetable, n, NULL) != PYOBJ_OK)
         goto fail;
     ci->linetable_len = (uint32_t)n;
     if (L->code.code_adaptive != LAYOUT_ABSENT) {

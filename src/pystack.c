@@ -1,6 +1,5 @@
 #include "pystack.h"
 
-#include "pystr.h"
 
 #include <errno.h>
 #include <stdlib.h>
