@@ -204,10 +204,69 @@ static int read_frame(pystack *ps, window *w, uint64_t addr, uint8_t *out, size_
 }
 
 /* Walk one thread's frame chain innermost-first into frames[]; returns the count, sets flags. */
-static uint32_t walk_frames(pystack *ps, uint64_t frame, window *w, aprof_frame *frames,
-                            uint32_t cap, uint32_t *flags)
+typedef enum decode_result { DECODE_OK, DECODE_SKIP, DECODE_BAD } decode_result;
+
+/* Turn one frame (fb: FRAME_READ bytes copied from frame_addr) into an aprof_frame. *prev gets
+ * the next-outer frame; *owner_obj the generator/coroutine owning the frame (0 if none). */
+static decode_result decode_frame(pystack *ps, const uint8_t *fb, uint64_t frame_addr,
+                                  aprof_frame *out, uint64_t *prev, uint64_t *owner_obj)
 {
     const py_layout *L = ps->L;
+    *prev = rd64(fb, L->frame.previous);
+    *owner_obj = 0;
+    uint64_t code = rd64(fb, L->frame.code);
+    int owner = L->frame.owner != LAYOUT_ABSENT ? fb[L->frame.owner] : OWNER_THREAD;
+    if (owner == OWNER_CSTACK && ps->rt->minor >= 12)
+        return DECODE_SKIP;
+    if (L->frame.gen != LAYOUT_ABSENT)
+        *owner_obj = rd64(fb, L->frame.gen);
+    else if (owner == OWNER_GENERATOR && L->gen.iframe != LAYOUT_ABSENT)
+        *owner_obj = frame_addr - (uint64_t)L->gen.iframe;
+    code_info *ci = codecache_get(ps->cc, ps->m, code);
+    if (!ci)
+        return DECODE_BAD;
+    int64_t off;
+    if (L->instr_kind == INSTR_LASTI_INDEX) {
+        int32_t lasti;
+        memcpy(&lasti, fb + L->frame.instr, 4);
+        off = (int64_t)lasti * 2;
+    } else {
+        off = (int64_t)(rd64(fb, L->frame.instr) - ci->code_start);
+    }
+    if (off >= (int64_t)ci->code_bytes + 2 || off < -2) {
+        /* The code object at this address is not the one cached (freed and reused), or the
+         * frame is torn. Reload once. */
+        codecache_invalidate(ps->cc, code);
+        ci = codecache_get(ps->cc, ps->m, code);
+        if (!ci || off >= (int64_t)ci->code_bytes + 2 || off < -2)
+            return DECODE_BAD;
+    }
+    /* 3.11+: a frame that has not reached its first traceable instruction is not yet visible
+     * to Python either (it is being set up); CPython skips it too. */
+    if (L->instr_kind == INSTR_POINTER && owner != OWNER_GENERATOR &&
+        off < (int64_t)ci->firsttraceable * 2)
+        return DECODE_SKIP;
+    int line = off < 0 ? ci->firstlineno : code_info_line(ci, L->linetable_kind, (int)off);
+    *out = (aprof_frame){ci->name, ci->file, line < 0 ? 0 : line, FRAME_PYTHON};
+    return DECODE_OK;
+}
+
+int pystack_read_frame(pystack *ps, uint64_t frame_addr, aprof_frame *out, uint64_t *prev,
+                       uint64_t *owner_obj)
+{
+    uint8_t fb[FRAME_READ];
+    if (!mem_ptr_ok(frame_addr, true) || mem_read(ps->m, frame_addr, fb, FRAME_READ) != 0)
+        return -1;
+    switch (decode_frame(ps, fb, frame_addr, out, prev, owner_obj)) {
+    case DECODE_OK: return 1;
+    case DECODE_SKIP: return 0;
+    default: return -1;
+    }
+}
+
+/* Walk one thread's frame chain innermost-first into t->frames; returns the count. */
+static uint32_t walk_frames(pystack *ps, uint64_t frame, window *w, aprof_thread_sample *t)
+{
     uint32_t n = 0;
     uint8_t fb[FRAME_READ];
     /* Brent's cycle detection: a torn read can link frames into a loop (a frame freed and
@@ -215,12 +274,12 @@ static uint32_t walk_frames(pystack *ps, uint64_t frame, window *w, aprof_frame 
     uint64_t tortoise = 0;
     uint32_t power = 1, lam = 0;
     for (uint32_t steps = 0; frame; steps++) {
-        if (steps >= APROF_MAX_FRAMES * 2 || n >= cap) {
-            *flags |= TSF_TRUNCATED;
+        if (steps >= APROF_MAX_FRAMES * 2 || n >= t->cap_frames) {
+            t->flags |= TSF_TRUNCATED;
             break;
         }
         if (frame == tortoise) {
-            *flags |= TSF_TORN;
+            t->flags |= TSF_TORN;
             break;
         }
         if (++lam == power) {
@@ -229,59 +288,32 @@ static uint32_t walk_frames(pystack *ps, uint64_t frame, window *w, aprof_frame 
             lam = 0;
         }
         if (!mem_ptr_ok(frame, true) || read_frame(ps, w, frame, fb, FRAME_READ) != 0) {
-            *flags |= TSF_TORN;
+            t->flags |= TSF_TORN;
             break;
         }
-        uint64_t prev = rd64(fb, L->frame.previous);
-        uint64_t code = rd64(fb, L->frame.code);
-        int owner = L->frame.owner != LAYOUT_ABSENT ? fb[L->frame.owner] : OWNER_THREAD;
-        if (owner == OWNER_CSTACK && ps->rt->minor >= 12) {
-            frame = prev;
-            continue;
-        }
-        code_info *ci = codecache_get(ps->cc, ps->m, code);
-        if (!ci) {
-            *flags |= TSF_TORN;
+        uint64_t prev, owner_obj;
+        decode_result r = decode_frame(ps, fb, frame, &t->frames[n], &prev, &owner_obj);
+        if (r == DECODE_BAD) {
+            t->flags |= TSF_TORN;
             break;
         }
-        int64_t off;
-        if (ps->L->instr_kind == INSTR_LASTI_INDEX) {
-            int32_t lasti;
-            memcpy(&lasti, fb + L->frame.instr, 4);
-            off = (int64_t)lasti * 2;
-        } else {
-            off = (int64_t)(rd64(fb, L->frame.instr) - ci->code_start);
-        }
-        if (off >= (int64_t)ci->code_bytes + 2 || off < -2) {
-            /* The code object at this address is not the one cached (freed and reused), or
-             * the frame is torn. Reload once. */
-            codecache_invalidate(ps->cc, code);
-            ci = codecache_get(ps->cc, ps->m, code);
-            if (!ci || off >= (int64_t)ci->code_bytes + 2 || off < -2) {
-                *flags |= TSF_TORN;
-                break;
-            }
-        }
-        /* 3.11+: a frame that has not reached its first traceable instruction is not yet
-         * visible to Python either (it is being set up); CPython skips it too. */
-        if (ps->L->instr_kind == INSTR_POINTER && owner != OWNER_GENERATOR &&
-            off < (int64_t)ci->firsttraceable * 2) {
-            frame = prev;
-            continue;
-        }
-        int line = off < 0 ? ci->firstlineno : code_info_line(ci, L->linetable_kind, (int)off);
-        frames[n++] = (aprof_frame){ci->name, ci->file, line < 0 ? 0 : line, FRAME_PYTHON};
+        if (r == DECODE_OK)
+            t->owners[n++] = owner_obj;
         frame = prev;
     }
     return n;
 }
 
-static void reverse(aprof_frame *f, uint32_t n)
+static void reverse(aprof_thread_sample *t)
 {
+    uint32_t n = t->nframes;
     for (uint32_t i = 0; i < n / 2; i++) {
-        aprof_frame t = f[i];
-        f[i] = f[n - 1 - i];
-        f[n - 1 - i] = t;
+        aprof_frame f = t->frames[i];
+        t->frames[i] = t->frames[n - 1 - i];
+        t->frames[n - 1 - i] = f;
+        uint64_t o = t->owners[i];
+        t->owners[i] = t->owners[n - 1 - i];
+        t->owners[n - 1 - i] = o;
     }
 }
 
@@ -334,8 +366,8 @@ static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_
     if (locate_frames(ps, ts, tstate, &where, &frame, &w) != 0) {
         t->flags |= TSF_TORN;
     } else {
-        t->nframes = walk_frames(ps, frame, &w, t->frames, t->cap_frames, &t->flags);
-        reverse(t->frames, t->nframes);
+        t->nframes = walk_frames(ps, frame, &w, t);
+        reverse(t);
         *w.pf = w.next;
         /* The stack is trustworthy only if the innermost frame did not move meanwhile. */
         uint64_t again = 0;

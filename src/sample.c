@@ -18,8 +18,10 @@ void sample_reset(aprof_sample *s)
 
 void sample_free(aprof_sample *s)
 {
-    for (uint32_t i = 0; i < s->cap_threads; i++)
+    for (uint32_t i = 0; i < s->cap_threads; i++) {
         free(s->threads[i].frames);
+        free(s->threads[i].owners);
+    }
     free(s->threads);
     memset(s, 0, sizeof(*s));
 }
@@ -38,15 +40,21 @@ aprof_thread_sample *sample_add_thread(aprof_sample *s, uint32_t max_frames)
     aprof_thread_sample *t = &s->threads[s->nthreads];
     if (t->cap_frames < max_frames) {
         aprof_frame *nf = realloc(t->frames, max_frames * sizeof(*nf));
-        if (!nf)
+        if (nf)
+            t->frames = nf;
+        uint64_t *no = realloc(t->owners, max_frames * sizeof(*no));
+        if (no)
+            t->owners = no;
+        if (!nf || !no)
             return NULL;
-        t->frames = nf;
         t->cap_frames = max_frames;
     }
     aprof_frame *frames = t->frames;
+    uint64_t *owners = t->owners;
     uint32_t cap = t->cap_frames;
     memset(t, 0, sizeof(*t));
     t->frames = frames;
+    t->owners = owners;
     t->cap_frames = cap;
     t->holds_gil = -1;
     s->nthreads++;

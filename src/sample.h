@@ -54,6 +54,9 @@ typedef struct aprof_thread_sample {
     uint32_t nframes;
     uint32_t cap_frames;
     aprof_frame *frames;     /* outermost first; owned by the sample */
+    uint64_t *owners;        /* parallel to frames: address of the generator or coroutine that
+                              * owns frame i in the target, 0 for plain function frames; lets
+                              * the asyncio layer find which task a frame belongs to */
 } aprof_thread_sample;
 
 typedef struct aprof_sample {
