@@ -73,6 +73,7 @@ static int print_json(const session *s, const aprof_sample *smp)
     json_kv_string(&w, "python_version", s->rt.version);
     json_kv_string(&w, "command", s->cmdline);
     json_kv_string(&w, "binary", s->rt.binary);
+    json_kv_string(&w, "layout", s->rt.debug_offsets_used ? "_Py_DebugOffsets" : "built-in");
     json_key(&w, "threads");
     json_begin_array(&w);
     for (uint32_t i = 0; i < smp->nthreads; i++) {

@@ -1,5 +1,6 @@
 #include "pyruntime.h"
 
+#include "debug_offsets.h"
 #include "elfimage.h"
 #include "proc.h"
 
@@ -107,6 +108,25 @@ static pyrt_status read_error_status(int err)
     return PYRT_INTERNAL;
 }
 
+/* 3.13+ publish their own offsets at the start of _PyRuntime (_Py_DebugOffsets). When they
+ * validate, they win over the built-in table; otherwise the built-in table stays. */
+static void refine_with_debug_offsets(pyruntime *rt, mem *m)
+{
+    if (rt->minor < 13)
+        return;
+    uint8_t buf[DEBUG_OFFSETS_READ_SIZE];
+    if (mem_read(m, rt->runtime_addr, buf, sizeof(buf)) != 0)
+        return;
+    py_layout refined;
+    dbgoff_result res;
+    if (debug_offsets_apply(buf, sizeof(buf), rt->major, rt->minor, rt->version_hex, &rt->layout,
+                            &refined, &res) == DBGOFF_OK) {
+        rt->layout = refined;
+        rt->debug_offsets_used = true;
+        rt->debug_offsets_diffs = res.ndiffs;
+    }
+}
+
 /* Version from Py_Version (3.11+), else the file name, else .rodata. */
 static bool detect_version(pyruntime *rt, elf_image *img, const char *path, mem *m, uint64_t bias)
 {
@@ -114,6 +134,7 @@ static bool detect_version(pyruntime *rt, elf_image *img, const char *path, mem 
     uint32_t hex = 0;
     if (elf_image_symbol(img, "Py_Version", &sym, NULL) == 0 &&
         mem_read_u32(m, sym + bias, &hex) == 0 && (hex >> 24) == 3) {
+        rt->version_hex = hex;
         rt->major = hex >> 24;
         rt->minor = (hex >> 16) & 0xff;
         rt->micro = (hex >> 8) & 0xff;
@@ -225,6 +246,7 @@ pyrt_status pyruntime_locate(pid_t pid, pyruntime *rt, char *msg, size_t msglen)
                          strerror(err));
             break;
         }
+        refine_with_debug_offsets(rt, &m);
         st = pyruntime_first_interp(rt, &m) ? PYRT_OK : PYRT_NOT_READY;
         if (st == PYRT_NOT_READY)
             snprintf(msg, msglen, "the Python interpreter in process %d is not initialised yet",

@@ -24,13 +24,15 @@ typedef enum pyrt_status {
 typedef struct pyruntime {
     pid_t pid;
     unsigned major, minor, micro;
+    uint32_t version_hex;      /* PY_VERSION_HEX from Py_Version (3.11+), else 0 */
     char version[32];          /* "3.11.7" */
     char binary[PATH_MAX];     /* the ELF file holding _PyRuntime, as the target sees it */
     bool stripped;             /* no DWARF in that file */
     uint64_t bias;             /* load bias of that file */
     uint64_t runtime_addr;     /* &_PyRuntime in the target */
     uint64_t code_type_addr;   /* &PyCode_Type, to validate code objects (0 when unknown) */
-    bool debug_offsets_used;   /* 3.13+: layout checked against _Py_DebugOffsets */
+    bool debug_offsets_used;   /* 3.13+: layout refined from the target's _Py_DebugOffsets */
+    size_t debug_offsets_diffs;/* published offsets that differed from the built-in table */
     py_layout layout;          /* built-in table for the version, possibly refined */
 } pyruntime;
 
