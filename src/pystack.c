@@ -204,7 +204,7 @@ static int read_frame(pystack *ps, window *w, uint64_t addr, uint8_t *out, size_
 }
 
 /* Walk one thread's frame chain innermost-first into frames[]; returns the count, sets flags. */
-typedef enum decode_result { DECODE_OK, DECODE_SKIP, DECODE_BAD } decode_result;
+typedef enum decode_result { DECODE_OK, DECODE_SKIP, DECODE_SKIP_SHIM, DECODE_BAD } decode_result;
 
 /* Turn one frame (fb: FRAME_READ bytes copied from frame_addr) into an aprof_frame. *prev gets
  * the next-outer frame; *owner_obj the generator/coroutine owning the frame (0 if none). */
@@ -217,7 +217,7 @@ static decode_result decode_frame(pystack *ps, const uint8_t *fb, uint64_t frame
     uint64_t code = rd64(fb, L->frame.code);
     int owner = L->frame.owner != LAYOUT_ABSENT ? fb[L->frame.owner] : OWNER_THREAD;
     if (owner == OWNER_CSTACK && ps->rt->minor >= 12)
-        return DECODE_SKIP;
+        return DECODE_SKIP_SHIM;
     if (L->frame.gen != LAYOUT_ABSENT)
         *owner_obj = rd64(fb, L->frame.gen);
     else if (owner == OWNER_GENERATOR && L->gen.iframe != LAYOUT_ABSENT)
@@ -247,7 +247,10 @@ static decode_result decode_frame(pystack *ps, const uint8_t *fb, uint64_t frame
         off < (int64_t)ci->firsttraceable * 2)
         return DECODE_SKIP;
     int line = off < 0 ? ci->firstlineno : code_info_line(ci, L->linetable_kind, (int)off);
-    *out = (aprof_frame){ci->name, ci->file, line < 0 ? 0 : line, FRAME_PYTHON};
+    bool entry = L->frame.is_entry != LAYOUT_ABSENT ? fb[L->frame.is_entry] != 0
+                                                    : ps->rt->minor <= 10;
+    *out = (aprof_frame){ci->name, ci->file, line < 0 ? 0 : line, FRAME_PYTHON,
+                         entry ? FRAMEF_ENTRY : 0};
     return DECODE_OK;
 }
 
@@ -259,7 +262,8 @@ int pystack_read_frame(pystack *ps, uint64_t frame_addr, aprof_frame *out, uint6
         return -1;
     switch (decode_frame(ps, fb, frame_addr, out, prev, owner_obj)) {
     case DECODE_OK: return 1;
-    case DECODE_SKIP: return 0;
+    case DECODE_SKIP:
+    case DECODE_SKIP_SHIM: return 0;
     default: return -1;
     }
 }
@@ -299,6 +303,8 @@ static uint32_t walk_frames(pystack *ps, uint64_t frame, window *w, aprof_thread
         }
         if (r == DECODE_OK)
             t->owners[n++] = owner_obj;
+        else if (r == DECODE_SKIP_SHIM && n > 0)
+            t->frames[n - 1].flags |= FRAMEF_ENTRY; /* the frame inside the shim began a call */
         frame = prev;
     }
     return n;
@@ -344,6 +350,7 @@ static int init_interp(pystack *ps)
         mem_read_u64(ps->m, ps->rt->runtime_addr + (uint64_t)L->runtime.main_thread, &mt);
     ps->main_thread_id = mt;
     ps->head = 0;
+    ps->gil = 0;
     return 0;
 }
 
@@ -381,12 +388,39 @@ static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_
     return 0;
 }
 
+/* The thread state holding the GIL, 0 when it is free, or 1 when it cannot be known. */
+static uint64_t gil_holder(pystack *ps)
+{
+    const py_layout *L = ps->L;
+    uint64_t gil, holder_off, locked_off;
+    if (L->runtime.gil_last_holder != LAYOUT_ABSENT) {
+        gil = ps->rt->runtime_addr;
+        holder_off = (uint64_t)L->runtime.gil_last_holder;
+        locked_off = (uint64_t)L->runtime.gil_locked;
+    } else if (L->interp.gil != LAYOUT_ABSENT) {
+        if (!ps->gil && mem_read_u64(ps->m, ps->interp + (uint64_t)L->interp.gil, &ps->gil) != 0)
+            return 1;
+        gil = ps->gil;
+        holder_off = (uint64_t)L->interp.gil_last_holder;
+        locked_off = (uint64_t)L->interp.gil_locked;
+    } else {
+        return 1;
+    }
+    uint64_t holder;
+    int32_t locked;
+    if (!mem_ptr_ok(gil, true) || mem_read_u64(ps->m, gil + holder_off, &holder) != 0 ||
+        mem_read(ps->m, gil + locked_off, &locked, 4) != 0)
+        return 1;
+    return locked ? holder : 0;
+}
+
 int pystack_sample(pystack *ps, aprof_sample *out, uint64_t now_ns)
 {
     const py_layout *L = ps->L;
     mem_begin_sample(ps->m);
     if (!ps->interp && init_interp(ps) != 0)
         return -1;
+    uint64_t holder = ps->want_gil ? gil_holder(ps) : 1;
     uint64_t tstate;
     if (threads_head(ps, now_ns, false, &tstate) != 0) {
         ps->interp = 0; /* reread next time */
@@ -411,6 +445,8 @@ int pystack_sample(pystack *ps, aprof_sample *out, uint64_t now_ns)
         head_checked = true;
         if (sample_thread(ps, tstate, ts, out) != 0)
             return -1;
+        if (holder != 1)
+            out->threads[out->nthreads - 1].holds_gil = holder == tstate;
         count++;
         tstate = rd64(ts, L->tstate.next);
     }

@@ -25,7 +25,16 @@ typedef struct aprof_frame {
     const char *file; /* interned; "" when unknown */
     int32_t line;     /* 0 when unknown */
     uint8_t kind;     /* frame_kind */
+    uint8_t flags;    /* frame_flags */
 } aprof_frame;
+
+enum frame_flags {
+    /* A Python frame that its C-level evaluation call (_PyEval_EvalFrameDefault) started with:
+     * every frame on 3.10; on 3.11 the frame marked is_entry; on 3.12+ the frame just inside a
+     * C-stack shim frame. Native-stack merging replaces one eval call by the Python frames from
+     * its entry frame up to the next entry frame. */
+    FRAMEF_ENTRY = 1u << 0,
+};
 
 typedef enum thread_state {
     TS_UNKNOWN = 0,

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Install, build and run aprof's whole test suite:
+#   1. a -Werror build and every test (cmocka unit tests, integration tests against every
+#      CPython 3.10-3.13 under pyenv and Debian's python3.11, speedscope app checks);
+#   2. an AddressSanitizer + UndefinedBehaviorSanitizer build of the unit tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh build -DAPROF_WERROR=ON
+ctest --test-dir build --output-on-failure --timeout 600 "$@"
+scripts/setup.sh build-asan -DAPROF_WERROR=ON -DAPROF_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan --output-on-failure --timeout 600 -R '^unit\.' "$@"
