@@ -54,6 +54,12 @@ agg_profile *agg_profile_get(agg *a, const char *name, pid_t tid);
 int agg_profile_add(agg *a, agg_profile *p, const aprof_frame *frames, uint32_t n,
                     uint64_t t_ns, uint64_t weight_ns);
 
+/* The profile of thread tid, created on first use and named `Thread TID "NAME"`. A thread keeps
+ * one profile for its whole life: when its name changes (Python names a thread only once
+ * `threading` has registered it), the profile takes the newest name. Thread profiles are reached
+ * through this function, not agg_profile_get(). NULL on allocation failure. */
+agg_profile *agg_thread_profile(agg *a, pid_t tid, const char *thread_name);
+
 /* Route every thread of a sample to its thread profile, named `Thread TID "NAME"`. Threads with
  * TSF_TORN are not added (the caller counts them). */
 int agg_add_sample(agg *a, const aprof_sample *s);

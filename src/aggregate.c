@@ -1,0 +1,671 @@
+/* Aggregator: frame table, prefix tree of stacks, per-profile sample arrays.
+ *
+ * All three tables are open-addressing hash tables of indices into plain arrays. Strings are
+ * interned, so frames are hashed and compared by pointer. Each profile remembers the path of its
+ * previous stack: consecutive samples of a thread usually share most of their frames, and only the
+ * part below the first differing frame is looked up again.
+ */
+#include "aggregate.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- index hash table -------------------------------------------------------------------- */
+
+typedef struct slot {
+    uint32_t hash;
+    uint32_t idx1; /* index + 1; 0 = empty */
+} slot;
+
+typedef struct idxmap {
+    slot *slots;
+    size_t cap; /* power of two */
+    size_t count;
+} idxmap;
+
+static int map_init(idxmap *m, size_t cap)
+{
+    m->slots = calloc(cap, sizeof(slot));
+    m->cap = cap;
+    m->count = 0;
+    return m->slots ? 0 : -1;
+}
+
+/* Keeps the load factor under 3/4 so that probing always finds an empty slot quickly. */
+static int map_reserve(idxmap *m)
+{
+    if ((m->count + 1) * 4 <= m->cap * 3)
+        return 0;
+    size_t ncap = m->cap * 2;
+    slot *ns = calloc(ncap, sizeof(slot));
+    if (!ns)
+        return -1;
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->slots[i].idx1)
+            continue;
+        size_t j = m->slots[i].hash & (ncap - 1);
+        while (ns[j].idx1)
+            j = (j + 1) & (ncap - 1);
+        ns[j] = m->slots[i];
+    }
+    free(m->slots);
+    m->slots = ns;
+    m->cap = ncap;
+    return 0;
+}
+
+static uint32_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return (uint32_t)x;
+}
+
+/* ---- data ------------------------------------------------------------------------------------ */
+
+typedef struct profile_impl {
+    agg_profile pub;          /* first member: agg_profile * converts back to profile_impl * */
+    const char *thread_name;  /* set for profiles created by agg_add_sample */
+    aprof_frame *last_frames; /* the previous stack (normalised), outermost first */
+    uint32_t *last_nodes;     /* its node path */
+    uint32_t last_n, last_cap;
+} profile_impl;
+
+struct agg {
+    strtab *strings;
+    const char *empty;   /* "" */
+    const char *unknown; /* name used for frames that come without one */
+
+    aprof_frame *frames;
+    size_t nframes, cap_frames;
+    idxmap frame_map;
+
+    agg_node *nodes;
+    size_t nnodes, cap_nodes;
+    idxmap node_map;
+    uint32_t max_depth;
+
+    profile_impl **profiles;
+    size_t nprofiles, cap_profiles;
+    idxmap profile_map; /* (name, tid) */
+    idxmap thread_map;  /* (tid, thread name) of agg_add_sample */
+
+    uint64_t first_ns, last_ns;
+    bool have_time;
+};
+
+/* Largest index a table may hand out: AGG_ROOT is reserved and indices are stored + 1. */
+#define AGG_MAX_INDEX (UINT32_MAX - 1)
+
+static int grow_array(void **arr, size_t *cap, size_t elem, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 16;
+    while (ncap < need)
+        ncap *= 2;
+    void *n = realloc(*arr, ncap * elem);
+    if (!n)
+        return -1;
+    *arr = n;
+    *cap = ncap;
+    return 0;
+}
+
+agg *agg_new(strtab *strings)
+{
+    if (!strings) {
+        errno = EINVAL;
+        return NULL;
+    }
+    agg *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->strings = strings;
+    a->empty = strtab_intern_cstr(strings, "");
+    a->unknown = strtab_intern_cstr(strings, "<unknown>");
+    if (!a->empty || !a->unknown || map_init(&a->frame_map, 1024) < 0 ||
+        map_init(&a->node_map, 4096) < 0 || map_init(&a->profile_map, 64) < 0 ||
+        map_init(&a->thread_map, 64) < 0) {
+        agg_free(a);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return a;
+}
+
+void agg_free(agg *a)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->nprofiles; i++) {
+        profile_impl *p = a->profiles[i];
+        free(p->pub.points);
+        free(p->last_frames);
+        free(p->last_nodes);
+        free(p);
+    }
+    free(a->profiles);
+    free(a->frames);
+    free(a->nodes);
+    free(a->frame_map.slots);
+    free(a->node_map.slots);
+    free(a->profile_map.slots);
+    free(a->thread_map.slots);
+    free(a);
+}
+
+/* ---- frames and nodes ------------------------------------------------------------------------ */
+
+static aprof_frame normalise(const agg *a, const aprof_frame *f)
+{
+    aprof_frame n = *f;
+    if (!n.name)
+        n.name = a->unknown;
+    if (!n.file)
+        n.file = a->empty;
+    if (n.line < 0)
+        n.line = 0;
+    return n;
+}
+
+static bool frame_eq(const aprof_frame *x, const aprof_frame *y)
+{
+    return x->name == y->name && x->file == y->file && x->line == y->line && x->kind == y->kind;
+}
+
+static uint32_t frame_hash(const aprof_frame *f)
+{
+    uint64_t k = (uint64_t)(uintptr_t)f->name * 0x9e3779b97f4a7c15ull;
+    k ^= (uint64_t)(uintptr_t)f->file * 0xc2b2ae3d27d4eb4full;
+    k ^= ((uint64_t)(uint32_t)f->line << 8) | f->kind;
+    return mix64(k);
+}
+
+/* Index of the (normalised) frame, added on first use; AGG_ROOT on failure. */
+static uint32_t intern_frame(agg *a, const aprof_frame *f)
+{
+    uint32_t h = frame_hash(f);
+    size_t mask = a->frame_map.cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        slot *s = &a->frame_map.slots[i];
+        if (!s->idx1)
+            break;
+        if (s->hash == h && frame_eq(&a->frames[s->idx1 - 1], f))
+            return s->idx1 - 1;
+    }
+    if (a->nframes >= AGG_MAX_INDEX ||
+        grow_array((void **)&a->frames, &a->cap_frames, sizeof(aprof_frame), a->nframes + 1) < 0 ||
+        map_reserve(&a->frame_map) < 0)
+        return AGG_ROOT;
+    mask = a->frame_map.cap - 1;
+    size_t i = h & mask;
+    while (a->frame_map.slots[i].idx1)
+        i = (i + 1) & mask;
+    uint32_t idx = (uint32_t)a->nframes++;
+    a->frames[idx] = *f;
+    a->frame_map.slots[i] = (slot){h, idx + 1};
+    a->frame_map.count++;
+    return idx;
+}
+
+static uint32_t intern_node(agg *a, uint32_t parent, uint32_t frame)
+{
+    uint32_t h = mix64(((uint64_t)parent << 32) | frame);
+    size_t mask = a->node_map.cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        slot *s = &a->node_map.slots[i];
+        if (!s->idx1)
+            break;
+        const agg_node *n = &a->nodes[s->idx1 - 1];
+        if (s->hash == h && n->parent == parent && n->frame == frame)
+            return s->idx1 - 1;
+    }
+    if (a->nnodes >= AGG_MAX_INDEX ||
+        grow_array((void **)&a->nodes, &a->cap_nodes, sizeof(agg_node), a->nnodes + 1) < 0 ||
+        map_reserve(&a->node_map) < 0)
+        return AGG_ROOT;
+    mask = a->node_map.cap - 1;
+    size_t i = h & mask;
+    while (a->node_map.slots[i].idx1)
+        i = (i + 1) & mask;
+    uint32_t idx = (uint32_t)a->nnodes++;
+    a->nodes[idx] = (agg_node){.parent = parent, .frame = frame};
+    a->node_map.slots[i] = (slot){h, idx + 1};
+    a->node_map.count++;
+    return idx;
+}
+
+/* ---- profiles -------------------------------------------------------------------------------- */
+
+static uint32_t profile_hash(const char *name, pid_t tid)
+{
+    return mix64((uint64_t)(uintptr_t)name ^ ((uint64_t)(uint32_t)tid * 0x9e3779b97f4a7c15ull));
+}
+
+static profile_impl *new_profile(agg *a, const char *name, pid_t tid, uint32_t h)
+{
+    if (a->nprofiles >= AGG_MAX_INDEX || map_reserve(&a->profile_map) < 0 ||
+        grow_array((void **)&a->profiles, &a->cap_profiles, sizeof(*a->profiles),
+                   a->nprofiles + 1) < 0)
+        return NULL;
+    profile_impl *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->pub.name = name;
+    p->pub.tid = tid;
+    size_t mask = a->profile_map.cap - 1;
+    size_t i = h & mask;
+    while (a->profile_map.slots[i].idx1)
+        i = (i + 1) & mask;
+    a->profile_map.slots[i] = (slot){h, (uint32_t)a->nprofiles + 1};
+    a->profile_map.count++;
+    a->profiles[a->nprofiles++] = p;
+    return p;
+}
+
+agg_profile *agg_profile_get(agg *a, const char *name, pid_t tid)
+{
+    if (!a || !name) {
+        errno = EINVAL;
+        return NULL;
+    }
+    const char *iname = strtab_intern_cstr(a->strings, name);
+    if (!iname) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint32_t h = profile_hash(iname, tid);
+    size_t mask = a->profile_map.cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        slot *s = &a->profile_map.slots[i];
+        if (!s->idx1)
+            break;
+        profile_impl *p = a->profiles[s->idx1 - 1];
+        if (s->hash == h && p->pub.name == iname && p->pub.tid == tid)
+            return &p->pub;
+    }
+    profile_impl *p = new_profile(a, iname, tid, h);
+    if (!p) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return &p->pub;
+}
+
+size_t agg_profile_count(const agg *a)
+{
+    return a ? a->nprofiles : 0;
+}
+
+agg_profile *agg_profile_at(const agg *a, size_t i)
+{
+    return a && i < a->nprofiles ? &a->profiles[i]->pub : NULL;
+}
+
+/* ---- adding samples -------------------------------------------------------------------------- */
+
+int agg_profile_add(agg *a, agg_profile *pub, const aprof_frame *frames, uint32_t n,
+                    uint64_t t_ns, uint64_t weight_ns)
+{
+    if (!a || !pub || (n && !frames)) {
+        errno = EINVAL;
+        return -1;
+    }
+    profile_impl *p = (profile_impl *)pub;
+    if (grow_array((void **)&pub->points, &pub->cap, sizeof(agg_point), pub->npoints + 1) < 0)
+        goto nomem;
+    if (n > p->last_cap) {
+        size_t cap = p->last_cap;
+        if (grow_array((void **)&p->last_frames, &cap, sizeof(aprof_frame), n) < 0)
+            goto nomem;
+        cap = p->last_cap;
+        if (grow_array((void **)&p->last_nodes, &cap, sizeof(uint32_t), n) < 0)
+            goto nomem;
+        p->last_cap = (uint32_t)cap;
+    }
+
+    /* Reuse the path of the previous stack for the frames both share. */
+    uint32_t k = 0;
+    while (k < n && k < p->last_n) {
+        aprof_frame f = normalise(a, &frames[k]);
+        if (!frame_eq(&f, &p->last_frames[k]))
+            break;
+        k++;
+    }
+    uint32_t parent = k ? p->last_nodes[k - 1] : AGG_ROOT;
+    for (uint32_t i = k; i < n; i++) {
+        aprof_frame f = normalise(a, &frames[i]);
+        uint32_t fi = intern_frame(a, &f);
+        uint32_t node = fi == AGG_ROOT ? AGG_ROOT : intern_node(a, parent, fi);
+        if (node == AGG_ROOT) {
+            p->last_n = i; /* the cache stays a valid prefix */
+            goto nomem;
+        }
+        p->last_frames[i] = f;
+        p->last_nodes[i] = node;
+        parent = node;
+    }
+    p->last_n = n;
+    if (n > a->max_depth)
+        a->max_depth = n;
+
+    uint32_t leaf = n ? p->last_nodes[n - 1] : AGG_ROOT;
+    pub->points[pub->npoints++] = (agg_point){.node = leaf, .t_ns = t_ns, .weight_ns = weight_ns};
+    pub->total_ns += weight_ns;
+    if (!a->have_time) {
+        a->first_ns = a->last_ns = t_ns;
+        a->have_time = true;
+    } else {
+        if (t_ns < a->first_ns)
+            a->first_ns = t_ns;
+        if (t_ns > a->last_ns)
+            a->last_ns = t_ns;
+    }
+
+    /* Node statistics describe the threads only: synthetic profiles re-present thread samples
+     * (or tasks) and would count the same time twice. */
+    if (pub->tid != 0 && n) {
+        for (uint32_t i = 0; i < n; i++) {
+            agg_node *nd = &a->nodes[p->last_nodes[i]];
+            nd->total_ns += weight_ns;
+            nd->total_count++;
+        }
+        agg_node *lf = &a->nodes[leaf];
+        lf->self_ns += weight_ns;
+        lf->self_count++;
+    }
+    return 0;
+nomem:
+    errno = ENOMEM;
+    return -1;
+}
+
+static uint32_t tid_hash(pid_t tid)
+{
+    return mix64((uint64_t)(uint32_t)tid * 0x9e3779b97f4a7c15ull + 1);
+}
+
+agg_profile *agg_thread_profile(agg *a, pid_t tid, const char *thread_name)
+{
+    if (!a) {
+        errno = EINVAL;
+        return NULL;
+    }
+    const char *tname = thread_name ? strtab_intern_cstr(a->strings, thread_name) : a->empty;
+    if (!tname) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint32_t h = tid_hash(tid);
+    size_t mask = a->thread_map.cap - 1;
+    profile_impl *p = NULL;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        slot *sl = &a->thread_map.slots[i];
+        if (!sl->idx1)
+            break;
+        profile_impl *c = a->profiles[sl->idx1 - 1];
+        if (sl->hash == h && c->pub.tid == tid) {
+            p = c;
+            break;
+        }
+    }
+    char buf[512];
+    snprintf(buf, sizeof(buf), "Thread %d \"%s\"", (int)tid, tname);
+    if (p) {
+        if (p->thread_name != tname) {
+            /* The thread got (another) name, e.g. `threading` registered it after its first
+             * sample: one profile per thread, named by the newest name. */
+            const char *iname = strtab_intern_cstr(a->strings, buf);
+            if (!iname) {
+                errno = ENOMEM;
+                return NULL;
+            }
+            p->thread_name = tname;
+            p->pub.name = iname;
+        }
+        return &p->pub;
+    }
+    agg_profile *pub = agg_profile_get(a, buf, tid);
+    if (!pub || map_reserve(&a->thread_map) < 0)
+        return NULL;
+    p = (profile_impl *)pub;
+    p->thread_name = tname;
+    size_t idx = 0;
+    while (a->profiles[idx] != p)
+        idx++;
+    mask = a->thread_map.cap - 1;
+    size_t i = h & mask;
+    while (a->thread_map.slots[i].idx1)
+        i = (i + 1) & mask;
+    a->thread_map.slots[i] = (slot){h, (uint32_t)idx + 1};
+    a->thread_map.count++;
+    return &p->pub;
+}
+
+int agg_add_sample(agg *a, const aprof_sample *s)
+{
+    if (!a || !s || (s->nthreads && !s->threads)) {
+        errno = EINVAL;
+        return -1;
+    }
+    int rc = 0;
+    for (uint32_t t = 0; t < s->nthreads; t++) {
+        const aprof_thread_sample *th = &s->threads[t];
+        if (th->flags & TSF_TORN)
+            continue;
+        agg_profile *p = agg_thread_profile(a, th->tid, th->name);
+        if (!p) {
+            rc = -1;
+            continue;
+        }
+        uint32_t n = th->nframes;
+        if (n > th->cap_frames) /* a reader bug must not become an out-of-bounds read */
+            n = th->cap_frames;
+        if (agg_profile_add(a, p, th->frames, n, s->t_ns, s->weight_ns) < 0)
+            rc = -1;
+    }
+    if (rc < 0)
+        errno = ENOMEM;
+    return rc;
+}
+
+/* ---- reading --------------------------------------------------------------------------------- */
+
+size_t agg_frame_count(const agg *a)
+{
+    return a ? a->nframes : 0;
+}
+
+const aprof_frame *agg_frame_at(const agg *a, uint32_t i)
+{
+    return a && i < a->nframes ? &a->frames[i] : NULL;
+}
+
+size_t agg_node_count(const agg *a)
+{
+    return a ? a->nnodes : 0;
+}
+
+const agg_node *agg_node_at(const agg *a, uint32_t i)
+{
+    return a && i < a->nnodes ? &a->nodes[i] : NULL;
+}
+
+uint32_t agg_max_depth(const agg *a)
+{
+    return a ? a->max_depth : 0;
+}
+
+uint32_t agg_stack_frames(const agg *a, uint32_t leaf, uint32_t *out, uint32_t max)
+{
+    if (!a || leaf >= a->nnodes || (max && !out))
+        return 0;
+    /* A parent always has a smaller index than its child, so both walks end. */
+    uint32_t depth = 0;
+    for (uint32_t n = leaf; n != AGG_ROOT; n = a->nodes[n].parent)
+        depth++;
+    uint32_t keep = depth < max ? depth : max;
+    uint32_t skip = depth - keep, n = leaf;
+    for (uint32_t i = 0; i < skip; i++)
+        n = a->nodes[n].parent;
+    for (uint32_t i = keep; i > 0; i--) {
+        out[i - 1] = a->nodes[n].frame;
+        n = a->nodes[n].parent;
+    }
+    return keep;
+}
+
+void agg_time_range(const agg *a, uint64_t *first_ns, uint64_t *last_ns)
+{
+    bool have = a && a->have_time;
+    if (first_ns)
+        *first_ns = have ? a->first_ns : 0;
+    if (last_ns)
+        *last_ns = have ? a->last_ns : 0;
+}
+
+/* ---- top functions --------------------------------------------------------------------------- */
+
+typedef struct func_acc {
+    const char *name, *file;
+    uint64_t self_ns, total_ns;
+    uint32_t self_count, total_count;
+} func_acc;
+
+static int cmp_func(const void *x, const void *y)
+{
+    const func_acc *a = x, *b = y;
+    if (a->self_ns != b->self_ns)
+        return a->self_ns < b->self_ns ? 1 : -1;
+    if (a->total_ns != b->total_ns)
+        return a->total_ns < b->total_ns ? 1 : -1;
+    int c = strcmp(a->name, b->name);
+    return c ? c : strcmp(a->file, b->file);
+}
+
+size_t agg_top_functions(const agg *a, agg_top_entry *out, size_t max)
+{
+    if (!a || !out || max == 0 || a->nnodes == 0)
+        return 0;
+    size_t nf = a->nframes, nn = a->nnodes, count = 0;
+    uint32_t *func_of = malloc(nf * sizeof(uint32_t));
+    func_acc *funcs = calloc(nf, sizeof(func_acc));
+    uint32_t *active = calloc(nf, sizeof(uint32_t));
+    uint32_t *child_start = calloc(nn + 2, sizeof(uint32_t));
+    uint32_t *children = malloc(nn * sizeof(uint32_t));
+    uint32_t *stack = malloc(nn * sizeof(uint32_t));
+    uint32_t *next = malloc(nn * sizeof(uint32_t));
+    idxmap fmap = {0};
+    size_t nfuncs = 0;
+    if (!func_of || !funcs || !active || !child_start || !children || !stack || !next ||
+        map_init(&fmap, 64) < 0)
+        goto out;
+
+    /* Functions: frames merged by (name, file). */
+    for (size_t i = 0; i < nf; i++) {
+        const aprof_frame *f = &a->frames[i];
+        uint32_t h = mix64((uint64_t)(uintptr_t)f->name * 0x9e3779b97f4a7c15ull ^
+                           (uint64_t)(uintptr_t)f->file);
+        size_t mask = fmap.cap - 1, j = h & mask;
+        uint32_t id = UINT32_MAX;
+        for (;; j = (j + 1) & mask) {
+            slot *s = &fmap.slots[j];
+            if (!s->idx1)
+                break;
+            func_acc *c = &funcs[s->idx1 - 1];
+            if (s->hash == h && c->name == f->name && c->file == f->file) {
+                id = s->idx1 - 1;
+                break;
+            }
+        }
+        if (id == UINT32_MAX) {
+            if (map_reserve(&fmap) < 0)
+                goto out;
+            mask = fmap.cap - 1;
+            j = h & mask;
+            while (fmap.slots[j].idx1)
+                j = (j + 1) & mask;
+            id = (uint32_t)nfuncs++;
+            funcs[id].name = f->name;
+            funcs[id].file = f->file;
+            fmap.slots[j] = (slot){h, id + 1};
+            fmap.count++;
+        }
+        func_of[i] = id;
+    }
+
+    /* Children lists (index nn stands for the root), then a depth-first walk that counts a node's
+     * total only where its function is not already on the path: recursion is counted once. */
+    for (size_t i = 0; i < nn; i++) {
+        uint32_t par = a->nodes[i].parent == AGG_ROOT ? (uint32_t)nn : a->nodes[i].parent;
+        child_start[par + 1]++;
+    }
+    for (size_t i = 1; i <= nn + 1; i++)
+        child_start[i] += child_start[i - 1];
+    for (size_t i = 0; i < nn; i++) /* fill cursors; `next` is reused by the walk below */
+        next[i] = child_start[i];
+    {
+        uint32_t root_fill = child_start[nn];
+        for (size_t i = 0; i < nn; i++) {
+            uint32_t par = a->nodes[i].parent;
+            uint32_t pos = par == AGG_ROOT ? root_fill++ : next[par]++;
+            children[pos] = (uint32_t)i;
+        }
+    }
+    for (uint32_t r = child_start[nn]; r < child_start[nn + 1]; r++) {
+        size_t sp = 0;
+        stack[sp] = children[r];
+        next[sp] = UINT32_MAX; /* not entered yet */
+        sp = 1;
+        while (sp > 0) {
+            uint32_t node = stack[sp - 1];
+            const agg_node *nd = &a->nodes[node];
+            uint32_t fid = func_of[nd->frame];
+            if (next[sp - 1] == UINT32_MAX) { /* enter */
+                func_acc *f = &funcs[fid];
+                f->self_ns += nd->self_ns;
+                f->self_count += nd->self_count;
+                if (active[fid]++ == 0) {
+                    f->total_ns += nd->total_ns;
+                    f->total_count += nd->total_count;
+                }
+                next[sp - 1] = child_start[node];
+            }
+            if (next[sp - 1] < child_start[node + 1]) {
+                uint32_t c = children[next[sp - 1]++];
+                stack[sp] = c;
+                next[sp] = UINT32_MAX;
+                sp++;
+            } else { /* leave */
+                active[fid]--;
+                sp--;
+            }
+        }
+    }
+
+    qsort(funcs, nfuncs, sizeof(func_acc), cmp_func);
+    for (size_t i = 0; i < nfuncs && count < max; i++) {
+        if (funcs[i].total_count == 0)
+            continue; /* only seen in synthetic profiles */
+        out[count++] = (agg_top_entry){funcs[i].name, funcs[i].file, funcs[i].self_ns,
+                                       funcs[i].total_ns, funcs[i].self_count,
+                                       funcs[i].total_count};
+    }
+out:
+    free(func_of);
+    free(funcs);
+    free(active);
+    free(child_start);
+    free(children);
+    free(stack);
+    free(next);
+    free(fmap.slots);
+    return count;
+}
