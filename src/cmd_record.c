@@ -113,9 +113,7 @@ static bool consume(void *ud, const aprof_sample *s, const sampler_stats *st)
             r->idle_skipped++;
             continue;
         }
-        char pname[256];
-        snprintf(pname, sizeof(pname), "Thread %d \"%s\"", (int)t->tid, t->name ? t->name : "?");
-        agg_profile *p = agg_profile_get(r->a, pname, t->tid);
+        agg_profile *p = agg_thread_profile(r->a, t->tid, t->name);
         if (!p || agg_profile_add(r->a, p, t->frames, t->nframes, s->t_ns, s->weight_ns) != 0) {
             r->oom++;
             continue;

@@ -3,6 +3,7 @@
 #include "linetable.h"
 #include "pyobj.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,6 +113,36 @@ static size_t header_size(const py_layout *L)
     return (size_t)hi + 8;
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && memcmp(s + n - k, suffix, k) == 0;
+}
+
+/* co_name on 3.10, co_qualname on 3.11+: "run_forever" or "BaseEventLoop.run_forever". */
+static bool is_function(const char *name, const char *fn)
+{
+    size_t n = strlen(name), k = strlen(fn);
+    return strcmp(name, fn) == 0 || (n > k && name[n - k - 1] == '.' && ends_with(name, fn));
+}
+
+static uint8_t code_role_of(const char *name, const char *file)
+{
+    if (ends_with(file, "asyncio/base_events.py")) {
+        if (is_function(name, "run_forever"))
+            return ROLE_RUN_FOREVER;
+        if (is_function(name, "_run_once"))
+            return ROLE_RUN_ONCE;
+    }
+    if (ends_with(file, "asyncio/events.py") && is_function(name, "_run"))
+        return ROLE_HANDLE_RUN;
+    if (ends_with(file, "/selectors.py") && ends_with(name, "select"))
+        return ROLE_SELECT;
+    if (ends_with(file, "asyncio/runners.py") || strstr(file, "/uvloop/"))
+        return ROLE_LOOP_ENTRY;
+    return ROLE_NONE;
+}
+
 static code_info *load(codecache *c, mem *m, uint64_t addr)
 {
     const py_layout *L = c->L;
@@ -145,6 +176,7 @@ static code_info *load(codecache *c, mem *m, uint64_t addr)
         pyobj_bytes(&pc, fp[2], ci->linetable, n, NULL) != PYOBJ_OK)
         goto fail;
     ci->linetable_len = (uint32_t)n;
+    ci->role = code_role_of(ci->name, ci->file);
     if (L->code.code_adaptive != LAYOUT_ABSENT) {
         int64_t units;
         memcpy(&units, hdr + L->code.size, 8);

@@ -16,6 +16,16 @@
 
 #define CODE_LINE_CACHE 4
 
+/* What a code object is to the asyncio layer, recognised once when it is cached. */
+typedef enum code_role {
+    ROLE_NONE = 0,
+    ROLE_RUN_FOREVER,  /* asyncio BaseEventLoop.run_forever */
+    ROLE_RUN_ONCE,     /* asyncio BaseEventLoop._run_once */
+    ROLE_HANDLE_RUN,   /* asyncio Handle._run: runs one callback */
+    ROLE_SELECT,       /* selectors.*Selector.select: the loop waiting for I/O */
+    ROLE_LOOP_ENTRY,   /* asyncio/runners.py, or uvloop's Python wrapper: a native loop below */
+} code_role;
+
 typedef struct code_info {
     uint64_t addr;            /* remote PyCodeObject* */
     const char *name;         /* interned: co_qualname (3.11+) or co_name (3.10) */
@@ -25,6 +35,7 @@ typedef struct code_info {
     uint64_t code_start;      /* remote address of the first code unit */
     uint32_t firsttraceable;  /* code units (3.11+) */
     int32_t flags;            /* co_flags */
+    uint8_t role;             /* code_role */
     uint8_t *linetable;
     uint32_t linetable_len;
     uint64_t fingerprint;     /* name/file/linetable pointers, to detect address reuse */

@@ -182,7 +182,8 @@ long proc_thread_syscall(pid_t pid, pid_t tid)
 struct proc_stat_cache {
     pid_t pid;
     pid_t tid[STAT_SLOTS];
-    int fd[STAT_SLOTS];
+    int fd[STAT_SLOTS];         /* /proc/PID/task/TID/stat */
+    int syscall_fd[STAT_SLOTS]; /* /proc/PID/task/TID/syscall, -1 until first used */
 };
 
 proc_stat_cache *proc_stat_cache_new(pid_t pid)
@@ -197,6 +198,8 @@ static void close_slot(proc_stat_cache *c, size_t i)
 {
     if (c->tid[i] > 0 && c->fd[i] >= 0)
         close(c->fd[i]);
+    if (c->tid[i] > 0 && c->syscall_fd[i] >= 0)
+        close(c->syscall_fd[i]);
     c->tid[i] = 0;
 }
 
@@ -209,24 +212,56 @@ void proc_stat_cache_free(proc_stat_cache *c)
     free(c);
 }
 
-static int *stat_fd(proc_stat_cache *c, pid_t tid)
+/* Slot of tid, opening its stat file on first use; -1 when gone or the table is full. */
+static long slot_of_tid(proc_stat_cache *c, pid_t tid)
 {
     size_t i = ((size_t)tid * 2654435761u) % STAT_SLOTS;
     for (size_t probe = 0; probe < STAT_SLOTS; probe++, i = (i + 1) % STAT_SLOTS) {
         if (c->tid[i] == tid)
-            return &c->fd[i];
+            return (long)i;
         if (c->tid[i] == 0) {
             char path[96];
             snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)c->pid, (int)tid);
             int fd = open(path, O_RDONLY | O_CLOEXEC);
             if (fd < 0)
-                return NULL;
+                return -1;
             c->tid[i] = tid;
             c->fd[i] = fd;
-            return &c->fd[i];
+            c->syscall_fd[i] = -1;
+            return (long)i;
         }
     }
-    return NULL; /* table full: more than STAT_SLOTS live threads */
+    return -1; /* table full: more than STAT_SLOTS live threads */
+}
+
+static int *stat_fd(proc_stat_cache *c, pid_t tid)
+{
+    long i = slot_of_tid(c, tid);
+    return i < 0 ? NULL : &c->fd[i];
+}
+
+long proc_thread_syscall_cached(proc_stat_cache *c, pid_t tid)
+{
+    long i = slot_of_tid(c, tid);
+    if (i < 0)
+        return -2;
+    if (c->syscall_fd[i] < 0) {
+        char path[96];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)c->pid, (int)tid);
+        c->syscall_fd[i] = open(path, O_RDONLY | O_CLOEXEC);
+        if (c->syscall_fd[i] < 0)
+            return -2;
+    }
+    char buf[256];
+    ssize_t n = pread(c->syscall_fd[i], buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        return -2;
+    buf[n] = '\0';
+    if (strncmp(buf, "running", 7) == 0)
+        return -1;
+    char *end;
+    long nr = strtol(buf, &end, 10);
+    return end == buf ? -2 : nr;
 }
 
 char proc_thread_state(proc_stat_cache *c, pid_t tid)
@@ -250,13 +285,14 @@ void proc_stat_cache_prune(proc_stat_cache *c, const pid_t *tids, size_t n)
     /* Close descriptors of exited threads, then re-insert the survivors so that linear-probe
      * chains stay intact without tombstones. */
     pid_t keep_tid[STAT_SLOTS];
-    int keep_fd[STAT_SLOTS];
+    int keep_fd[STAT_SLOTS], keep_sfd[STAT_SLOTS];
     size_t k = 0;
     for (size_t i = 0; i < STAT_SLOTS; i++) {
         if (c->tid[i] <= 0)
             continue;
         if (bsearch(&c->tid[i], tids, n, sizeof(pid_t), cmp_pid)) {
             keep_tid[k] = c->tid[i];
+            keep_sfd[k] = c->syscall_fd[i];
             keep_fd[k++] = c->fd[i];
             c->tid[i] = 0;
         } else {
@@ -269,5 +305,6 @@ void proc_stat_cache_prune(proc_stat_cache *c, const pid_t *tids, size_t n)
             i = (i + 1) % STAT_SLOTS;
         c->tid[i] = keep_tid[j];
         c->fd[i] = keep_fd[j];
+        c->syscall_fd[i] = keep_sfd[j];
     }
 }

@@ -40,6 +40,8 @@ proc_stat_cache *proc_stat_cache_new(pid_t pid);
 void proc_stat_cache_free(proc_stat_cache *c);
 /* Run state letter ('R', 'S', 'D', 'T', 't', 'Z', ...), or 0 when the thread is gone. */
 char proc_thread_state(proc_stat_cache *c, pid_t tid);
+/* Like proc_thread_syscall(), through a cached descriptor: one pread per call. */
+long proc_thread_syscall_cached(proc_stat_cache *c, pid_t tid);
 /* Forget descriptors of threads that are not in tids (call after a thread list refresh). */
 void proc_stat_cache_prune(proc_stat_cache *c, const pid_t *tids, size_t n);
 

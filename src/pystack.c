@@ -7,7 +7,7 @@
 
 #define WINDOW_MAX (256u * 1024u)
 #define TSTATE_READ 512u
-#define FRAME_READ 128u
+#define FRAME_READ 384u /* upper bound of ps->frame_read */
 #define HEAD_REFRESH_NS 20000000ull /* reread interp->threads.head at least this often */
 
 /* Frame owner values (enum _frameowner in pycore_frame.h). */
@@ -42,9 +42,12 @@ int pystack_init(pystack *ps, const pyruntime *rt, mem *m, strtab *st)
     ps->tstate_size = max_offset(tfields, sizeof(tfields) / sizeof(tfields[0])) + 8;
     if (ps->tstate_size > TSTATE_READ)
         return -1;
+    /* localsplus[0] is `self` of Handle._run: the identity of the running callback. */
     loff ffields[] = {ps->L->frame.previous, ps->L->frame.code, ps->L->frame.instr,
-                      ps->L->frame.owner};
-    if (max_offset(ffields, sizeof(ffields) / sizeof(ffields[0])) + 8 > FRAME_READ)
+                      ps->L->frame.owner, ps->L->frame.is_entry, ps->L->frame.gen,
+                      ps->L->frame.localsplus};
+    ps->frame_read = (max_offset(ffields, sizeof(ffields) / sizeof(ffields[0])) + 8 + 7) & ~7u;
+    if (ps->frame_read > FRAME_READ)
         return -1;
     return 0;
 }
@@ -166,7 +169,7 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
     for (uint32_t i = 0; i < w->pf->n; i++) {
         addrs[n] = w->pf->addr[i];
         dsts[n] = ps->prefetch_buf + (size_t)i * FRAME_READ;
-        lens[n++] = FRAME_READ;
+        lens[n++] = ps->frame_read;
     }
     if (n == 0)
         return 0;
@@ -204,13 +207,24 @@ static int read_frame(pystack *ps, window *w, uint64_t addr, uint8_t *out, size_
 }
 
 /* Walk one thread's frame chain innermost-first into frames[]; returns the count, sets flags. */
+typedef struct loop_marks {
+    bool asyncio_loop;     /* run_forever / _run_once seen */
+    bool leaf_select;      /* innermost frame is a selector's select() */
+    int32_t handle_index;  /* innermost-first index of the innermost Handle._run, -1 */
+    uint64_t handle;       /* its self */
+    int32_t entry_index;   /* innermost-first index of the innermost runner frame, -1 */
+} loop_marks;
+
 typedef enum decode_result { DECODE_OK, DECODE_SKIP, DECODE_SKIP_SHIM, DECODE_BAD } decode_result;
 
-/* Turn one frame (fb: FRAME_READ bytes copied from frame_addr) into an aprof_frame. *prev gets
- * the next-outer frame; *owner_obj the generator/coroutine owning the frame (0 if none). */
+/* Turn one frame (fb: ps->frame_read bytes copied from frame_addr) into an aprof_frame. *prev
+ * gets the next-outer frame; *owner_obj the generator/coroutine owning the frame (0 if none);
+ * *role what the frame's code is to the asyncio layer. */
 static decode_result decode_frame(pystack *ps, const uint8_t *fb, uint64_t frame_addr,
-                                  aprof_frame *out, uint64_t *prev, uint64_t *owner_obj)
+                                  aprof_frame *out, uint64_t *prev, uint64_t *owner_obj,
+                                  uint8_t *role)
 {
+    *role = ROLE_NONE;
     const py_layout *L = ps->L;
     *prev = rd64(fb, L->frame.previous);
     *owner_obj = 0;
@@ -251,6 +265,7 @@ static decode_result decode_frame(pystack *ps, const uint8_t *fb, uint64_t frame
                                                     : ps->rt->minor <= 10;
     *out = (aprof_frame){ci->name, ci->file, line < 0 ? 0 : line, FRAME_PYTHON,
                          entry ? FRAMEF_ENTRY : 0};
+    *role = ci->role;
     return DECODE_OK;
 }
 
@@ -258,9 +273,10 @@ int pystack_read_frame(pystack *ps, uint64_t frame_addr, aprof_frame *out, uint6
                        uint64_t *owner_obj)
 {
     uint8_t fb[FRAME_READ];
-    if (!mem_ptr_ok(frame_addr, true) || mem_read(ps->m, frame_addr, fb, FRAME_READ) != 0)
+    uint8_t role;
+    if (!mem_ptr_ok(frame_addr, true) || mem_read(ps->m, frame_addr, fb, ps->frame_read) != 0)
         return -1;
-    switch (decode_frame(ps, fb, frame_addr, out, prev, owner_obj)) {
+    switch (decode_frame(ps, fb, frame_addr, out, prev, owner_obj, &role)) {
     case DECODE_OK: return 1;
     case DECODE_SKIP:
     case DECODE_SKIP_SHIM: return 0;
@@ -268,8 +284,10 @@ int pystack_read_frame(pystack *ps, uint64_t frame_addr, aprof_frame *out, uint6
     }
 }
 
-/* Walk one thread's frame chain innermost-first into t->frames; returns the count. */
-static uint32_t walk_frames(pystack *ps, uint64_t frame, window *w, aprof_thread_sample *t)
+/* Walk one thread's frame chain innermost-first into t->frames; returns the count. Also notes
+ * what the asyncio layer needs: loop frames, the innermost Handle._run and its `self`. */
+static uint32_t walk_frames(pystack *ps, uint64_t frame, window *w, aprof_thread_sample *t,
+                            loop_marks *lm)
 {
     uint32_t n = 0;
     uint8_t fb[FRAME_READ];
@@ -291,23 +309,68 @@ static uint32_t walk_frames(pystack *ps, uint64_t frame, window *w, aprof_thread
             power *= 2;
             lam = 0;
         }
-        if (!mem_ptr_ok(frame, true) || read_frame(ps, w, frame, fb, FRAME_READ) != 0) {
+        if (!mem_ptr_ok(frame, true) || read_frame(ps, w, frame, fb, ps->frame_read) != 0) {
             t->flags |= TSF_TORN;
             break;
         }
         uint64_t prev, owner_obj;
-        decode_result r = decode_frame(ps, fb, frame, &t->frames[n], &prev, &owner_obj);
+        uint8_t role;
+        decode_result r = decode_frame(ps, fb, frame, &t->frames[n], &prev, &owner_obj, &role);
         if (r == DECODE_BAD) {
             t->flags |= TSF_TORN;
             break;
         }
-        if (r == DECODE_OK)
+        if (r == DECODE_OK) {
+            switch (role) {
+            case ROLE_RUN_FOREVER:
+            case ROLE_RUN_ONCE:
+                lm->asyncio_loop = true;
+                break;
+            case ROLE_HANDLE_RUN:
+                if (lm->handle_index < 0) {
+                    lm->handle_index = (int32_t)n;
+                    memcpy(&lm->handle, fb + ps->L->frame.localsplus, 8);
+                }
+                break;
+            case ROLE_SELECT:
+                lm->leaf_select |= n == 0;
+                break;
+            case ROLE_LOOP_ENTRY:
+                if (lm->entry_index < 0)
+                    lm->entry_index = (int32_t)n; /* innermost runner frame */
+                break;
+            }
             t->owners[n++] = owner_obj;
-        else if (r == DECODE_SKIP_SHIM && n > 0)
+        } else if (r == DECODE_SKIP_SHIM && n > 0) {
             t->frames[n - 1].flags |= FRAMEF_ENTRY; /* the frame inside the shim began a call */
+        }
         frame = prev;
     }
     return n;
+}
+
+/* Turn the marks of an innermost-first walk into the thread's loop fields (frames now
+ * outermost first). */
+static void apply_loop_marks(aprof_thread_sample *t, const loop_marks *lm)
+{
+    uint32_t n = t->nframes;
+    if (lm->asyncio_loop) {
+        t->loop = LOOP_ASYNCIO;
+        t->loop_idle = lm->leaf_select;
+        if (lm->handle_index > 0) { /* some frame runs inside Handle._run */
+            t->callback_frame = (int32_t)(n - (uint32_t)lm->handle_index);
+            t->callback_id = lm->handle;
+        }
+    } else if (lm->entry_index >= 0) {
+        /* A runner (asyncio.run / uvloop.run) with no Python loop frames: the loop is native.
+         * Frames inside the innermost runner frame are the running callback or task step. */
+        t->loop = LOOP_NATIVE;
+        if (lm->entry_index > 0) {
+            t->callback_frame = (int32_t)(n - (uint32_t)lm->entry_index);
+            uint64_t owner = t->owners[t->callback_frame];
+            t->callback_id = owner ? owner : (uint64_t)(uintptr_t)t->frames[t->callback_frame].name;
+        }
+    }
 }
 
 static void reverse(aprof_thread_sample *t)
@@ -373,8 +436,10 @@ static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_
     if (locate_frames(ps, ts, tstate, &where, &frame, &w) != 0) {
         t->flags |= TSF_TORN;
     } else {
-        t->nframes = walk_frames(ps, frame, &w, t);
+        loop_marks lm = {false, false, -1, 0, -1};
+        t->nframes = walk_frames(ps, frame, &w, t, &lm);
         reverse(t);
+        apply_loop_marks(t, &lm);
         *w.pf = w.next;
         /* The stack is trustworthy only if the innermost frame did not move meanwhile. */
         uint64_t again = 0;

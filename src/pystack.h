@@ -53,6 +53,7 @@ typedef struct pystack {
     uint64_t head;            /* cached interp->threads.head */
     uint64_t head_read_ns;
     size_t tstate_size;       /* bytes of a thread state that are read */
+    size_t frame_read;        /* bytes of a frame that are read */
     bool want_gil;            /* find which thread holds the GIL in each sample */
     uint64_t gil;             /* 3.12+: cached address of the interpreter's GIL state */
     uint64_t main_thread_id;  /* pthread ident of the main thread */

@@ -57,6 +57,8 @@ aprof_thread_sample *sample_add_thread(aprof_sample *s, uint32_t max_frames)
     t->owners = owners;
     t->cap_frames = cap;
     t->holds_gil = -1;
+    t->callback_frame = -1;
+    t->syscall = -2;
     s->nthreads++;
     return t;
 }

@@ -52,6 +52,12 @@ enum thread_sample_flags {
     TSF_NO_PYTHON = 1u << 3, /* thread has no Python frame right now */
 };
 
+typedef enum loop_kind {
+    LOOP_NONE = 0,
+    LOOP_ASYNCIO = 1, /* asyncio's pure-Python event loop: BaseEventLoop frames on the stack */
+    LOOP_NATIVE = 2,  /* a loop in C (uvloop): only a runner frame below the callbacks */
+} loop_kind;
+
 typedef struct aprof_thread_sample {
     pid_t tid;               /* kernel thread id (native_thread_id) */
     uint64_t py_thread_id;   /* threading.get_ident() value */
@@ -63,6 +69,14 @@ typedef struct aprof_thread_sample {
     uint32_t nframes;
     uint32_t cap_frames;
     aprof_frame *frames;     /* outermost first; owned by the sample */
+    /* Event-loop view, for threads that run an asyncio or uvloop loop (loop != LOOP_NONE). */
+    uint8_t loop;            /* loop_kind */
+    uint8_t loop_idle;       /* 1: waiting for I/O in its selector (kernel and/or Python view) */
+    int32_t callback_frame;  /* index in frames of the first frame of the running callback or
+                              * task step (just inside Handle._run / the native loop), -1 */
+    uint64_t callback_id;    /* identity of that callback run (the Handle object, or the
+                              * coroutine for loops without Python Handles), 0 when idle */
+    int32_t syscall;         /* syscall the thread is blocked in (/proc), -1 running, -2 unknown */
     uint64_t *owners;        /* parallel to frames: address of the generator or coroutine that
                               * owns frame i in the target, 0 for plain function frames; lets
                               * the asyncio layer find which task a frame belongs to */

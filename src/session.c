@@ -78,13 +78,40 @@ static uint8_t state_of(char c)
     }
 }
 
+static bool is_poll_syscall(long nr)
+{
+    /* x86-64: poll, select, pselect6, ppoll, epoll_wait, epoll_pwait, epoll_pwait2 */
+    return nr == 7 || nr == 23 || nr == 270 || nr == 271 || nr == 232 || nr == 281 || nr == 441;
+}
+
+/* A loop thread is idle when it waits in its selector. The kernel knows for sure (and is the
+ * only witness for loops written in C, like uvloop); the Python leaf frame (selector.select) is
+ * the fallback when /proc cannot be read. */
+static void classify_loop_thread(session *s, aprof_thread_sample *t)
+{
+    long nr = proc_thread_syscall_cached(s->stat, t->tid);
+    t->syscall = (int32_t)nr;
+    if (nr >= 0) /* a poll made by a callback itself is blocking, not idling */
+        t->loop_idle = is_poll_syscall(nr) && (t->loop_idle || t->callback_frame < 0);
+    else if (nr == -1)
+        t->loop_idle = 0;
+    if (t->loop_idle) {
+        t->callback_frame = -1;
+        t->callback_id = 0;
+    }
+}
+
 int session_sample(session *s, aprof_sample *out)
 {
     int n = pystack_sample(&s->ps, out, cli_now_ns());
     if (n < 0)
         return -1;
-    if (s->want_state)
-        for (uint32_t i = 0; i < out->nthreads; i++)
-            out->threads[i].state = state_of(proc_thread_state(s->stat, out->threads[i].tid));
+    for (uint32_t i = 0; i < out->nthreads; i++) {
+        aprof_thread_sample *t = &out->threads[i];
+        if (s->want_state)
+            t->state = state_of(proc_thread_state(s->stat, t->tid));
+        if (t->loop != LOOP_NONE)
+            classify_loop_thread(s, t);
+    }
     return n;
 }
