@@ -5,8 +5,10 @@
 #include "json.h"
 #include "launch.h"
 #include "outfile.h"
+#include "record_report.h"
 #include "sampler.h"
 #include "session.h"
+#include "stalls.h"
 #include "writers.h"
 
 #include <errno.h>
@@ -36,6 +38,8 @@ static const char record_usage[] =
     "  -b, --blocking         suspend the threads for each sample (exact stacks, pauses the\n"
     "                         target briefly; needs ptrace permission)\n"
     "  -s, --summary FILE     also write a machine-readable JSON summary (docs/formats.md)\n"
+    "      --stall-threshold MS  a callback that keeps its event loop from polling this long\n"
+    "                         is a stall (default 100, like asyncio's slow_callback_duration)\n"
     "  -q, --quiet            no progress line and no summary on stderr\n"
     "  -h, --help             this help\n"
     "\n"
@@ -55,6 +59,7 @@ typedef struct thread_filter {
 
 typedef struct record_ctx {
     agg *a;
+    stall_detector *stalls;
     bool cpu_only;
     const thread_filter *filter;
     uint64_t thread_samples; /* thread stacks added */
@@ -101,6 +106,8 @@ static bool consume(void *ud, const aprof_sample *s, const sampler_stats *st)
 {
     (void)st;
     record_ctx *r = ud;
+    if (r->stalls)
+        stall_detector_feed(r->stalls, s);
     for (uint32_t i = 0; i < s->nthreads; i++) {
         const aprof_thread_sample *t = &s->threads[i];
         if (!filter_match(r->filter, t))
@@ -123,6 +130,19 @@ static bool consume(void *ud, const aprof_sample *s, const sampler_stats *st)
     return true;
 }
 
+/* The "event loop stalls" profile: each stall's representative stack, weighted by its
+ * duration, so the blocking code is one flame graph. */
+static void add_stall_profile(record_ctx *r)
+{
+    if (stall_count(r->stalls) == 0)
+        return;
+    agg_profile *p = agg_profile_get(r->a, "event loop stalls", 0);
+    for (size_t i = 0; p && i < stall_count(r->stalls); i++) {
+        const stall_event *e = stall_at(r->stalls, i);
+        agg_profile_add(r->a, p, e->stack, e->nstack, e->start_ns, e->end_ns - e->start_ns);
+    }
+}
+
 static int write_profile(const agg *a, out_format fmt, const writer_meta *meta, outfile *of)
 {
     FILE *fp = outfile_stream(of);
@@ -136,78 +156,6 @@ static int write_profile(const agg *a, out_format fmt, const writer_meta *meta, 
     return outfile_commit(of);
 }
 
-static int write_summary(const char *path, const session *s, const sampler_stats *st,
-                         const record_ctx *r, double rate)
-{
-    outfile of;
-    if (outfile_open(&of, path) != 0)
-        return -1;
-    json_writer w;
-    json_init(&w, outfile_stream(&of));
-    double dur = (double)(st->t_end_ns - st->t_start_ns) / 1e9;
-    json_begin_object(&w);
-    json_key(&w, "target");
-    json_begin_object(&w);
-    json_kv_int(&w, "pid", s->pid);
-    json_kv_string(&w, "command", s->cmdline);
-    json_kv_string(&w, "python_version", s->rt.version);
-    json_end_object(&w);
-    json_key(&w, "duration_s");
-    json_double(&w, dur);
-    json_kv_uint(&w, "samples", st->samples);
-    json_key(&w, "rate_hz");
-    json_double(&w, dur > 0 ? (double)st->samples / dur : 0.0);
-    json_key(&w, "requested_rate_hz");
-    json_double(&w, rate);
-    json_kv_uint(&w, "thread_samples", r->thread_samples);
-    json_key(&w, "dropped");
-    json_begin_object(&w);
-    json_kv_uint(&w, "torn", r->torn);
-    json_kv_uint(&w, "errors", st->errors);
-    json_kv_uint(&w, "not_running", r->idle_skipped);
-    json_end_object(&w);
-    json_end_object(&w);
-    if (json_finish(&w) != 0 || fputc('\n', outfile_stream(&of)) == EOF) {
-        int e = errno;
-        outfile_abort(&of);
-        errno = e;
-        return -1;
-    }
-    return outfile_commit(&of);
-}
-
-static void print_summary(const session *s, const sampler_stats *st, const record_ctx *r,
-                          const char *out_path, out_format fmt)
-{
-    double dur = (double)(st->t_end_ns - st->t_start_ns) / 1e9;
-    fprintf(stderr, "aprof: %llu samples in %.2f s (%.1f Hz), %zu threads; %llu dropped (torn), "
-            "%llu errors", (unsigned long long)st->samples, dur,
-            dur > 0 ? (double)st->samples / dur : 0.0, agg_profile_count(r->a),
-            (unsigned long long)r->torn, (unsigned long long)st->errors);
-    if (r->cpu_only)
-        fprintf(stderr, ", %llu idle thread samples skipped (cpu mode)",
-                (unsigned long long)r->idle_skipped);
-    if (st->samples)
-        fprintf(stderr, "; %.1f us per sample", (double)st->cost_ns_total / 1e3 / (double)st->samples);
-    fputc('\n', stderr);
-    if (out_path)
-        fprintf(stderr, "aprof: wrote %s (%s)\n", out_path,
-                fmt == FMT_SPEEDSCOPE ? "speedscope" : "collapsed");
-    agg_top_entry top[10];
-    size_t n = agg_top_functions(r->a, top, 10);
-    uint64_t total = 0;
-    for (size_t i = 0; i < agg_profile_count(r->a); i++)
-        total += agg_profile_at(r->a, i)->total_ns;
-    if (n && total) {
-        fprintf(stderr, "top functions by own time (all threads, %s):\n",
-                r->cpu_only ? "cpu" : "wall");
-        for (size_t i = 0; i < n; i++)
-            fprintf(stderr, "  %5.1f%%  %8.3fs  %s (%s)\n", 100.0 * (double)top[i].self_ns / (double)total,
-                    (double)top[i].self_ns / 1e9, top[i].name, top[i].file);
-    }
-    (void)s;
-}
-
 int cmd_record(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -216,12 +164,13 @@ int cmd_record(int argc, char **argv)
         {"duration", required_argument, NULL, 'd'}, {"mode", required_argument, NULL, 'm'},
         {"threads", required_argument, NULL, 't'},  {"blocking", no_argument, NULL, 'b'},
         {"summary", required_argument, NULL, 's'},  {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},           {"stall-threshold", required_argument, NULL, 'T'},
+        {NULL, 0, NULL, 0},
     };
     pid_t pid = 0;
     const char *out_path = NULL, *summary_path = NULL;
     out_format fmt = FMT_SPEEDSCOPE;
-    double rate = 1000, duration = 0;
+    double rate = 1000, duration = 0, stall_ms = 100;
     bool cpu_only = false, blocking = false, quiet = false;
     thread_filter filter;
     bool have_filter = false;
@@ -265,6 +214,10 @@ int cmd_record(int argc, char **argv)
             have_filter = true;
             break;
         case 'b': blocking = true; break;
+        case 'T':
+            if (!cli_parse_double(optarg, 0.1, 1e7, &stall_ms))
+                return cli_fail(EXIT_USAGE, "--stall-threshold: '%s' is not a positive number of milliseconds", optarg);
+            break;
         case 's': summary_path = optarg; break;
         case 'q': quiet = true; break;
         case 'h': fputs(record_usage, stdout); return EXIT_OK;
@@ -325,7 +278,8 @@ int cmd_record(int argc, char **argv)
     r.a = agg_new(s.st);
     r.cpu_only = cpu_only;
     r.filter = have_filter ? &filter : NULL;
-    if (!r.a) {
+    r.stalls = stall_detector_new((uint64_t)(stall_ms * 1e6), s.st);
+    if (!r.a || !r.stalls) {
         outfile_abort(&of);
         session_close(&s);
         return cli_fail(EXIT_INTERNAL, "out of memory");
@@ -334,6 +288,8 @@ int cmd_record(int argc, char **argv)
                        .child = child, .progress = !quiet && isatty(STDERR_FILENO)};
     sampler_stats st;
     sampler_run(&s, &so, consume, &r, &st);
+    stall_detector_finish(r.stalls, st.t_end_ns);
+    add_stall_profile(&r);
 
     int exit_code = EXIT_OK;
     if (blocking && st.freeze_errno)
@@ -346,10 +302,16 @@ int cmd_record(int argc, char **argv)
         exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", out_path, strerror(errno));
         out_path = NULL;
     }
-    if (summary_path && write_summary(summary_path, &s, &st, &r, rate) != 0)
+    record_report rep = {
+        .s = &s, .st = &st, .a = r.a, .stalls = r.stalls, .requested_rate = rate,
+        .stall_threshold_s = stall_ms / 1e3, .cpu_only = cpu_only,
+        .thread_samples = r.thread_samples, .torn = r.torn, .not_running = r.idle_skipped,
+        .out_path = out_path, .format = fmt == FMT_SPEEDSCOPE ? "speedscope" : "collapsed",
+    };
+    if (summary_path && record_report_write_json(&rep, summary_path) != 0)
         exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", summary_path, strerror(errno));
     if (!quiet)
-        print_summary(&s, &st, &r, out_path, fmt);
+        record_report_print(&rep, stderr);
     if (st.samples == 0 && cli_stop_requested && exit_code == EXIT_OK && !child)
         exit_code = EXIT_INTERRUPTED;
 
@@ -376,6 +338,7 @@ int cmd_record(int argc, char **argv)
     } else if (st.target_exited && !quiet) {
         fprintf(stderr, "aprof: process %d exited\n", (int)pid);
     }
+    stall_detector_free(r.stalls);
     agg_free(r.a);
     session_close(&s);
     return exit_code;

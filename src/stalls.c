@@ -1,0 +1,363 @@
+#include "stalls.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_LOOPS 64
+#define MAX_CULPRITS 64
+
+typedef struct culprit_count {
+    aprof_frame frame;
+    uint32_t count;
+    aprof_frame *stack; /* the first sample's stack with this culprit */
+    uint32_t nstack;
+} culprit_count;
+
+typedef struct loop_track {
+    pid_t tid;
+    const char *thread_name;
+    uint8_t kind;
+    uint64_t first_t, last_t;   /* first and last sample seen */
+    bool busy;                  /* state at last_t */
+    uint64_t busy_start;        /* boundary estimate where the current busy stretch began */
+    /* current callback run */
+    uint64_t cb_id;
+    uint64_t cb_start;
+    uint32_t cb_samples;
+    const char *cb_task;
+    const char *cb_name;
+    culprit_count culprits[MAX_CULPRITS];
+    uint32_t nculprits;
+    /* lag: busy stretch durations */
+    uint64_t *lags;
+    size_t nlags, cap_lags;
+    uint64_t busy_ns;
+    uint64_t stalls;
+} loop_track;
+
+struct stall_detector {
+    uint64_t threshold_ns;
+    strtab *st;
+    stall_task_fn task_fn;
+    void *task_ud;
+    loop_track loops[MAX_LOOPS];
+    size_t nloops;
+    stall_event *events;
+    size_t nevents, cap_events;
+};
+
+stall_detector *stall_detector_new(uint64_t threshold_ns, strtab *st)
+{
+    stall_detector *d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    d->threshold_ns = threshold_ns;
+    d->st = st;
+    return d;
+}
+
+static void clear_culprits(loop_track *lt)
+{
+    for (uint32_t i = 0; i < lt->nculprits; i++)
+        free(lt->culprits[i].stack);
+    lt->nculprits = 0;
+}
+
+void stall_detector_free(stall_detector *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->nloops; i++) {
+        clear_culprits(&d->loops[i]);
+        free(d->loops[i].lags);
+    }
+    for (size_t i = 0; i < d->nevents; i++)
+        free(d->events[i].stack);
+    free(d->events);
+    free(d);
+}
+
+void stall_detector_set_task_resolver(stall_detector *d, stall_task_fn fn, void *ud)
+{
+    d->task_fn = fn;
+    d->task_ud = ud;
+}
+
+int stall_is_own_code(const char *file)
+{
+    if (!file || !*file || file[0] == '<')
+        return 0; /* frozen modules, <string>, unknown */
+    if (strstr(file, "/site-packages/") || strstr(file, "/dist-packages/"))
+        return 0;
+    /* The standard library: .../lib/python3.N/... (pyenv, Debian, venvs' base). */
+    const char *p = strstr(file, "/lib/python3");
+    if (p) {
+        p += strlen("/lib/python3");
+        if (*p == '.') {
+            p++;
+            while (*p >= '0' && *p <= '9')
+                p++;
+            if (*p == '/')
+                return 0;
+        }
+    }
+    return 1;
+}
+
+static loop_track *track_of(stall_detector *d, const aprof_thread_sample *t)
+{
+    for (size_t i = 0; i < d->nloops; i++)
+        if (d->loops[i].tid == t->tid)
+            return &d->loops[i];
+    if (d->nloops == MAX_LOOPS)
+        return NULL;
+    loop_track *lt = &d->loops[d->nloops++];
+    memset(lt, 0, sizeof(*lt));
+    lt->tid = t->tid;
+    lt->thread_name = t->name;
+    lt->kind = t->loop;
+    return lt;
+}
+
+static int push_lag(loop_track *lt, uint64_t ns)
+{
+    if (lt->nlags == lt->cap_lags) {
+        size_t ncap = lt->cap_lags ? lt->cap_lags * 2 : 256;
+        uint64_t *nl = realloc(lt->lags, ncap * sizeof(*nl));
+        if (!nl)
+            return -1;
+        lt->lags = nl;
+        lt->cap_lags = ncap;
+    }
+    lt->lags[lt->nlags++] = ns;
+    lt->busy_ns += ns;
+    return 0;
+}
+
+/* The frame blamed for one sample of a callback run: the innermost frame of the program's own
+ * code inside the callback, else the innermost frame of the callback. */
+static int blame_index(const aprof_thread_sample *t)
+{
+    int first = t->callback_frame >= 0 ? t->callback_frame : 0;
+    for (int i = (int)t->nframes - 1; i >= first; i--)
+        if (t->frames[i].kind == FRAME_PYTHON && stall_is_own_code(t->frames[i].file))
+            return i;
+    return t->nframes ? (int)t->nframes - 1 : -1;
+}
+
+static bool same_frame(const aprof_frame *a, const aprof_frame *b)
+{
+    return a->name == b->name && a->file == b->file && a->line == b->line;
+}
+
+static void count_culprit(loop_track *lt, const aprof_thread_sample *t)
+{
+    int bi = blame_index(t);
+    if (bi < 0)
+        return;
+    const aprof_frame *f = &t->frames[bi];
+    for (uint32_t i = 0; i < lt->nculprits; i++) {
+        if (same_frame(&lt->culprits[i].frame, f)) {
+            lt->culprits[i].count++;
+            return;
+        }
+    }
+    if (lt->nculprits == MAX_CULPRITS)
+        return;
+    culprit_count *c = &lt->culprits[lt->nculprits];
+    c->frame = *f;
+    c->count = 1;
+    c->nstack = t->nframes;
+    c->stack = malloc((t->nframes ? t->nframes : 1) * sizeof(aprof_frame));
+    if (!c->stack)
+        return;
+    memcpy(c->stack, t->frames, t->nframes * sizeof(aprof_frame));
+    lt->nculprits++;
+}
+
+static void start_callback(stall_detector *d, loop_track *lt, const aprof_thread_sample *t,
+                           uint64_t at)
+{
+    clear_culprits(lt);
+    lt->cb_id = t->callback_id;
+    lt->cb_start = at;
+    lt->cb_samples = 0;
+    lt->cb_task = NULL;
+    lt->cb_name = NULL;
+    if (t->callback_frame >= 0 && (uint32_t)t->callback_frame < t->nframes) {
+        lt->cb_name = t->frames[t->callback_frame].name;
+        uint64_t coro = t->owners ? t->owners[t->callback_frame] : 0;
+        if (coro && d->task_fn)
+            lt->cb_task = d->task_fn(d->task_ud, coro);
+    }
+}
+
+/* End the current callback run at `at`; report it when it lasted at least the threshold. */
+static size_t end_callback(stall_detector *d, loop_track *lt, uint64_t at)
+{
+    size_t reported = 0;
+    uint64_t dur = at > lt->cb_start ? at - lt->cb_start : 0;
+    if (lt->cb_samples > 0 && dur >= d->threshold_ns && lt->nculprits > 0) {
+        uint32_t best = 0;
+        for (uint32_t i = 1; i < lt->nculprits; i++)
+            if (lt->culprits[i].count > lt->culprits[best].count)
+                best = i;
+        if (d->nevents == d->cap_events) {
+            size_t ncap = d->cap_events ? d->cap_events * 2 : 64;
+            stall_event *ne = realloc(d->events, ncap * sizeof(*ne));
+            if (!ne)
+                goto out;
+            d->events = ne;
+            d->cap_events = ncap;
+        }
+        culprit_count *c = &lt->culprits[best];
+        stall_event *e = &d->events[d->nevents++];
+        *e = (stall_event){
+            .start_ns = lt->cb_start, .end_ns = at, .tid = lt->tid,
+            .thread_name = lt->thread_name, .task = lt->cb_task, .callback = lt->cb_name,
+            .culprit = c->frame, .stack = c->stack, .nstack = c->nstack,
+            .samples = lt->cb_samples,
+            .impact = dur >= 2 * d->threshold_ns ? STALL_CRITICAL : STALL_WARNING,
+            .loop = lt->kind,
+        };
+        c->stack = NULL; /* ownership moved to the event */
+        lt->stalls++;
+        reported = 1;
+    }
+out:
+    clear_culprits(lt);
+    lt->cb_samples = 0;
+    lt->cb_id = 0;
+    return reported;
+}
+
+size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
+{
+    size_t reported = 0;
+    for (uint32_t i = 0; i < s->nthreads; i++) {
+        const aprof_thread_sample *t = &s->threads[i];
+        if (t->loop == LOOP_NONE || (t->flags & TSF_TORN))
+            continue;
+        loop_track *lt = track_of(d, t);
+        if (!lt)
+            continue;
+        lt->thread_name = t->name;
+        uint64_t now = s->t_ns;
+        if (!lt->first_t) {
+            lt->first_t = lt->last_t = now;
+            lt->busy = !t->loop_idle;
+            lt->busy_start = now;
+            if (lt->busy) {
+                start_callback(d, lt, t, now);
+                lt->cb_samples = 1;
+                count_culprit(lt, t);
+            }
+            continue;
+        }
+        /* Whatever changed between the previous sample and this one changed half-way. */
+        uint64_t mid = lt->last_t + (now - lt->last_t) / 2;
+        if (t->loop_idle) {
+            if (lt->busy) {
+                reported += end_callback(d, lt, mid);
+                push_lag(lt, mid - lt->busy_start);
+                lt->busy = false;
+            }
+        } else {
+            if (!lt->busy) {
+                lt->busy = true;
+                lt->busy_start = mid;
+                start_callback(d, lt, t, mid);
+            } else if (t->callback_id != lt->cb_id) {
+                reported += end_callback(d, lt, mid);
+                start_callback(d, lt, t, mid);
+            }
+            lt->cb_samples++;
+            count_culprit(lt, t);
+        }
+        lt->last_t = now;
+    }
+    return reported;
+}
+
+void stall_detector_finish(stall_detector *d, uint64_t end_ns)
+{
+    for (size_t i = 0; i < d->nloops; i++) {
+        loop_track *lt = &d->loops[i];
+        if (!lt->busy)
+            continue;
+        uint64_t at = end_ns > lt->last_t ? end_ns : lt->last_t;
+        end_callback(d, lt, at);
+        push_lag(lt, at - lt->busy_start);
+        lt->busy = false;
+        lt->last_t = at;
+    }
+}
+
+size_t stall_count(const stall_detector *d)
+{
+    return d->nevents;
+}
+
+const stall_event *stall_at(const stall_detector *d, size_t i)
+{
+    return i < d->nevents ? &d->events[i] : NULL;
+}
+
+size_t stall_loop_count(const stall_detector *d)
+{
+    return d->nloops;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static double pct(const uint64_t *sorted, size_t n, double q)
+{
+    size_t k = (size_t)(q * (double)(n - 1) + 0.5);
+    return (double)sorted[k < n ? k : n - 1] / 1e9;
+}
+
+void stall_loop_lag(const stall_detector *d, size_t i, loop_lag *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (i >= d->nloops)
+        return;
+    const loop_track *lt = &d->loops[i];
+    out->tid = lt->tid;
+    out->thread_name = lt->thread_name;
+    out->kind = lt->kind;
+    out->count = lt->nlags;
+    out->stalls = lt->stalls;
+    out->observed_ns = lt->last_t - lt->first_t;
+    out->busy_ns = lt->busy_ns;
+    out->busy_now = lt->busy;
+    if (lt->busy) {
+        out->busy_for_ns = lt->last_t - lt->busy_start;
+        out->busy_ns += out->busy_for_ns;
+    }
+    out->blocked_ratio = out->observed_ns ? (double)out->busy_ns / (double)out->observed_ns : 0;
+    if (out->blocked_ratio > 1)
+        out->blocked_ratio = 1;
+    if (lt->nlags == 0)
+        return;
+    uint64_t *sorted = malloc(lt->nlags * sizeof(*sorted));
+    if (!sorted)
+        return;
+    memcpy(sorted, lt->lags, lt->nlags * sizeof(*sorted));
+    qsort(sorted, lt->nlags, sizeof(*sorted), cmp_u64);
+    uint64_t sum = 0;
+    for (size_t k = 0; k < lt->nlags; k++)
+        sum += sorted[k];
+    out->min_s = (double)sorted[0] / 1e9;
+    out->max_s = (double)sorted[lt->nlags - 1] / 1e9;
+    out->mean_s = (double)sum / (double)lt->nlags / 1e9;
+    out->p50_s = pct(sorted, lt->nlags, 0.50);
+    out->p95_s = pct(sorted, lt->nlags, 0.95);
+    out->p99_s = pct(sorted, lt->nlags, 0.99);
+    free(sorted);
+}
