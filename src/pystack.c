@@ -112,6 +112,9 @@ typedef struct window {
     prefetch_set *pf;    /* this thread's prefetch set (addresses to fetch / fetched) */
     uint32_t pf_loaded;  /* how many of pf->addr were fetched into ps->prefetch_buf */
     prefetch_set next;   /* frames read outside the chunk this time: next sample's set */
+    uint64_t again;      /* the innermost-frame pointer reread at the end of the snapshot */
+    bool again_ok;       /* ... and that read succeeded */
+    bool all_in_snapshot;/* every frame of the walk came from the snapshot syscall */
 } window;
 
 /* Find the thread's innermost frame and copy its current data-stack chunk (where its newest
@@ -125,6 +128,8 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
     w->base = 0;
     w->len = 0;
     w->pf_loaded = 0;
+    w->again_ok = false;
+    w->all_in_snapshot = true;
     w->next.tstate = tstate;
     w->next.n = 0;
     w->pf = &ps->prefetch[(tstate >> 6) % PREFETCH_SLOTS];
@@ -133,9 +138,9 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
         w->pf->n = 0;
     }
     uint64_t p = rd64(ts, L->tstate.frame);
-    uint64_t addrs[2 + PREFETCH_MAX];
-    void *dsts[2 + PREFETCH_MAX];
-    size_t lens[2 + PREFETCH_MAX], n = 0;
+    uint64_t addrs[3 + PREFETCH_MAX];
+    void *dsts[3 + PREFETCH_MAX];
+    size_t lens[3 + PREFETCH_MAX], n = 0;
     bool via_cframe = L->tstate.cframe_current_frame != LAYOUT_ABSENT;
     if (!via_cframe) {
         *where = tstate + (uint64_t)L->tstate.frame;
@@ -171,8 +176,11 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
         dsts[n] = ps->prefetch_buf + (size_t)i * FRAME_READ;
         lens[n++] = ps->frame_read;
     }
-    if (n == 0)
-        return 0;
+    /* Last, the frame pointer again: if it did not move, everything copied before it in this
+     * same syscall belongs to that one stack. */
+    addrs[n] = *where;
+    dsts[n] = &w->again;
+    lens[n++] = 8;
     ssize_t got = mem_readv(ps->m, addrs, dsts, lens, n);
     ssize_t need = via_cframe ? 8 : 0;
     if (got < need)
@@ -186,6 +194,9 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
         w->len = len;
     }
     w->pf_loaded = ok > fixed ? (uint32_t)(ok - fixed) : 0;
+    if (w->pf_loaded > w->pf->n)
+        w->pf_loaded = w->pf->n;
+    w->again_ok = ok == n;
     return 0;
 }
 
@@ -203,6 +214,7 @@ static int read_frame(pystack *ps, window *w, uint64_t addr, uint8_t *out, size_
             return 0;
         }
     }
+    w->all_in_snapshot = false;
     return mem_read(ps->m, addr, out, len);
 }
 
@@ -357,8 +369,11 @@ static void apply_loop_marks(aprof_thread_sample *t, const loop_marks *lm)
     if (lm->asyncio_loop) {
         t->loop = LOOP_ASYNCIO;
         t->loop_idle = lm->leaf_select;
-        if (lm->handle_index > 0) { /* some frame runs inside Handle._run */
-            t->callback_frame = (int32_t)(n - (uint32_t)lm->handle_index);
+        if (lm->handle_index >= 0) {
+            /* The callback starts just inside Handle._run; when it is C code (a future's
+             * callback, a C task step) Handle._run itself is the innermost Python frame. */
+            uint32_t outer = n - 1 - (uint32_t)lm->handle_index;
+            t->callback_frame = (int32_t)(outer + 1 < n ? outer + 1 : outer);
             t->callback_id = lm->handle;
         }
     } else if (lm->entry_index >= 0) {
@@ -441,9 +456,15 @@ static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_
         reverse(t);
         apply_loop_marks(t, &lm);
         *w.pf = w.next;
-        /* The stack is trustworthy only if the innermost frame did not move meanwhile. */
-        uint64_t again = 0;
-        if (mem_read_direct(ps->m, where, &again, 8) != 8 || again != frame)
+        /* The stack is trustworthy only if the innermost frame did not move meanwhile: either
+         * while the one snapshot syscall copied every frame, or, when some frame had to be read
+         * later, until the end of the walk. */
+        bool consistent = w.again_ok && w.again == frame;
+        if (!w.all_in_snapshot && consistent) {
+            uint64_t again = 0;
+            consistent = mem_read_direct(ps->m, where, &again, 8) == 8 && again == frame;
+        }
+        if (!consistent)
             t->flags |= TSF_TORN;
     }
     if (t->nframes == 0 && !(t->flags & TSF_TORN))
@@ -510,6 +531,17 @@ int pystack_sample(pystack *ps, aprof_sample *out, uint64_t now_ns)
         head_checked = true;
         if (sample_thread(ps, tstate, ts, out) != 0)
             return -1;
+        if (out->threads[out->nthreads - 1].flags & TSF_TORN) {
+            /* The stack moved while it was read: one more try right away keeps fast-changing
+             * code from being under-represented among the kept samples. */
+            uint8_t ts2[TSTATE_READ];
+            if (mem_read_direct(ps->m, tstate, ts2, tsize) == (ssize_t)tsize) {
+                out->nthreads--;
+                ps->stats.retried++;
+                if (sample_thread(ps, tstate, ts2, out) != 0)
+                    return -1;
+            }
+        }
         if (holder != 1)
             out->threads[out->nthreads - 1].holds_gil = holder == tstate;
         count++;

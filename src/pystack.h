@@ -21,7 +21,8 @@
 
 typedef struct pystack_stats {
     uint64_t threads_read;
-    uint64_t torn;        /* thread stacks that changed while read */
+    uint64_t torn;        /* thread stacks that changed while read (each try counts) */
+    uint64_t retried;     /* thread stacks read a second time because the first was torn */
     uint64_t bad;         /* thread stacks with an unreadable frame or code object */
 } pystack_stats;
 

@@ -2,6 +2,7 @@
 
 #include "cli.h"
 #include "exitcodes.h"
+#include "native_stack.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -58,6 +59,7 @@ int session_open(session *s, pid_t pid, bool quiet_not_ready)
 
 void session_close(session *s)
 {
+    native_stack_close(s->native);
     pystack_free(&s->ps);
     threadnames_free(s->names);
     proc_stat_cache_free(s->stat);
@@ -84,34 +86,78 @@ static bool is_poll_syscall(long nr)
     return nr == 7 || nr == 23 || nr == 270 || nr == 271 || nr == 232 || nr == 281 || nr == 441;
 }
 
-/* A loop thread is idle when it waits in its selector. The kernel knows for sure (and is the
- * only witness for loops written in C, like uvloop); the Python leaf frame (selector.select) is
- * the fallback when /proc cannot be read. */
+/* A loop thread is idle when it is back in its selector. For loops written in C, like uvloop,
+ * the kernel (a poll syscall) is the only witness. */
 static void classify_loop_thread(session *s, aprof_thread_sample *t)
 {
     long nr = proc_thread_syscall_cached(s->stat, t->tid);
     t->syscall = (int32_t)nr;
-    if (nr >= 0) /* a poll made by a callback itself is blocking, not idling */
-        t->loop_idle = is_poll_syscall(nr) && (t->loop_idle || t->callback_frame < 0);
-    else if (nr == -1)
-        t->loop_idle = 0;
+    /* Polling = in the selector's select() (Python view; this includes a non-blocking poll
+     * between two busy iterations), or blocked in a poll syscall while no callback runs (a poll
+     * made by a callback itself is blocking, not idling). */
+    if (nr >= 0 && is_poll_syscall(nr) && t->callback_frame < 0)
+        t->loop_idle = 1;
     if (t->loop_idle) {
         t->callback_frame = -1;
         t->callback_id = 0;
     }
 }
 
+int session_enable_native(session *s, const char *unwinder_name)
+{
+    unwinder_kind kind;
+    if (!unwinder_parse_kind(unwinder_name, &kind))
+        return cli_fail(EXIT_USAGE, "--unwinder: '%s' is not one of libunwind, dw", unwinder_name);
+    int e = native_stack_open(&s->native, s->pid, s->st, kind);
+    if (e == EPERM || e == EACCES)
+        return cli_fail(EXIT_PERMISSION, "--native needs to stop process %d with ptrace, which is "
+                        "not permitted (%s): run aprof as root or as the target's user with "
+                        "CAP_SYS_PTRACE, make sure no debugger is attached to it, and check "
+                        "kernel.yama.ptrace_scope (docs/troubleshooting.md)", (int)s->pid,
+                        strerror(e));
+    if (e == ESRCH)
+        return cli_fail(EXIT_NO_PROCESS, "process %d exited", (int)s->pid);
+    if (e != 0)
+        return cli_fail(EXIT_INTERNAL, "cannot prepare native unwinding of process %d: %s",
+                        (int)s->pid, strerror(e));
+    s->ps.want_gil = true;
+    s->want_state = true;
+    return 0;
+}
+
+int session_enable_marks(session *s)
+{
+    if (threadstate_marks_init(&s->marks, s->st) != 0)
+        return cli_fail(EXIT_INTERNAL, "out of memory");
+    s->mark_state = true;
+    s->ps.want_gil = true;
+    s->want_state = true;
+    return 0;
+}
+
+static int read_python(void *ud, aprof_sample *out)
+{
+    session *s = ud;
+    return pystack_sample(&s->ps, out, cli_now_ns());
+}
+
 int session_sample(session *s, aprof_sample *out)
 {
-    int n = pystack_sample(&s->ps, out, cli_now_ns());
+    /* --native reads run states itself, right before stopping each thread: read afterwards,
+     * every thread would look runnable (it was just resumed). */
+    int n = s->native ? native_stack_sample(s->native, out, read_python, s,
+                                            s->want_state ? s->stat : NULL)
+                      : read_python(s, out);
     if (n < 0)
         return -1;
     for (uint32_t i = 0; i < out->nthreads; i++) {
         aprof_thread_sample *t = &out->threads[i];
-        if (s->want_state)
+        if (s->want_state && !s->native)
             t->state = state_of(proc_thread_state(s->stat, t->tid));
         if (t->loop != LOOP_NONE)
             classify_loop_thread(s, t);
+        if (s->mark_state)
+            threadstate_prepend_mark(&s->marks, t);
     }
     return n;
 }
