@@ -401,6 +401,29 @@ static void reverse(aprof_thread_sample *t)
     }
 }
 
+/* After a walk that had to read some frames on its own: is the innermost frame still the same
+ * frame (pointer, and the object at it still runs the same code object from the same caller)?
+ * Comparing the pointer alone would miss a frame object freed and reused for another call
+ * (3.10 recycles frame objects). */
+static bool unchanged_since_walk(pystack *ps, uint64_t where, uint64_t frame,
+                                 const aprof_thread_sample *t)
+{
+    const py_layout *L = ps->L;
+    uint64_t again = 0;
+    uint8_t fb[FRAME_READ];
+    uint64_t addrs[2] = {frame, where};
+    void *dsts[2] = {fb, &again};
+    size_t lens[2] = {ps->frame_read, 8};
+    if (!mem_ptr_ok(frame, true) ||
+        mem_readv(ps->m, addrs, dsts, lens, 2) != (ssize_t)(ps->frame_read + 8) || again != frame)
+        return false;
+    if (t->nframes == 0)
+        return true;
+    code_info *ci = codecache_get(ps->cc, ps->m, rd64(fb, L->frame.code));
+    const aprof_frame *inner = &t->frames[t->nframes - 1];
+    return ci && ci->name == inner->name && ci->file == inner->file;
+}
+
 /* interp->threads.head, cached: new threads are inserted at the head, which makes the cached
  * head's `prev` non-null (the walk checks), and the cache is refreshed every HEAD_REFRESH_NS in
  * case the head thread exited. */
@@ -460,10 +483,8 @@ static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_
          * while the one snapshot syscall copied every frame, or, when some frame had to be read
          * later, until the end of the walk. */
         bool consistent = w.again_ok && w.again == frame;
-        if (!w.all_in_snapshot && consistent) {
-            uint64_t again = 0;
-            consistent = mem_read_direct(ps->m, where, &again, 8) == 8 && again == frame;
-        }
+        if (!w.all_in_snapshot && consistent)
+            consistent = unchanged_since_walk(ps, where, frame, t);
         if (!consistent)
             t->flags |= TSF_TORN;
     }

@@ -14,6 +14,7 @@
 
 #define MAX_CONSECUTIVE_ERRORS 50
 #define CODECACHE_REVALIDATE_NS 250000000ull
+#define MAX_WEIGHT_INTERVALS 4
 
 static void sleep_until(uint64_t deadline_ns)
 {
@@ -89,7 +90,14 @@ int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, voi
         } else {
             consecutive_errors = 0;
             smp.t_ns = t0;
-            smp.weight_ns = prev_t ? t0 - prev_t : interval;
+            /* A sample stands for the time since the previous one, but not for more than a few
+             * intervals: after a stall of aprof itself (machine overloaded), the one stack seen
+             * next is no evidence for the whole gap. */
+            uint64_t gap = prev_t ? t0 - prev_t : interval;
+            smp.weight_ns = gap > MAX_WEIGHT_INTERVALS * interval ? MAX_WEIGHT_INTERVALS * interval
+                                                                  : gap;
+            if (gap > smp.weight_ns)
+                st->unaccounted_ns += gap - smp.weight_ns;
             smp.cost_ns = (uint32_t)(t1 - t0 > UINT32_MAX ? UINT32_MAX : t1 - t0);
             st->cost_ns_total += t1 - t0;
             st->samples++;

@@ -123,9 +123,10 @@ const char *threadnames_lookup(void *ud, uint64_t ident, pid_t tid, bool is_main
     name_entry *e = find(tn, ident, tid);
     if (e && e->from_python)
         return e->name;
-    /* Unknown, or only known by its kernel name: ask `threading` again, but not too often. */
+    /* A thread seen for the first time: ask `threading` at once. Known only by its kernel
+     * name (not registered yet, or not a `threading` thread): ask again, but not too often. */
     uint64_t now = now_ns();
-    if (now - tn->last_refresh_ns >= THREADNAMES_REFRESH_NS) {
+    if (!e || now - tn->last_refresh_ns >= THREADNAMES_REFRESH_NS) {
         tn->last_refresh_ns = now;
         refresh_python_names(tn);
         e = find(tn, ident, tid);

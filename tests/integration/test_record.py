@@ -1,0 +1,244 @@
+"""`aprof record` against fixtures/cpu_split.py, which measures its own split between spin_a
+and spin_b: the profile must show the same split (within 3 percentage points)."""
+import json
+import os
+import re
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+SPLIT_TOLERANCE = 0.03
+FIXTURE = os.path.join(h.FIXTURES, "cpu_split.py")
+SUMMARY = re.compile(r"aprof: (\d+) samples in ([0-9.]+) s \(([0-9.]+) Hz\)")
+
+
+def random_ratio(t):
+    return round(t.rng.uniform(0.2, 0.8), 2)
+
+
+def read_json(t, path):
+    t.require(os.path.exists(path), "the fixture wrote no %s" % path)
+    with open(path) as f:
+        return json.load(f)
+
+
+def speedscope_share(t, doc, profile, what):
+    a = h.weight_with(doc, profile, "spin_a")
+    b = h.weight_with(doc, profile, "spin_b")
+    t.require(a + b > 0, "%s: no sample has spin_a or spin_b on the stack" % what)
+    return a / (a + b)
+
+
+def check_thread_profiles(t, doc, expected):
+    """Exactly one profile per expected (tid, name); any other profile is empty."""
+    profiles = h.thread_profiles(doc)
+    t.eq(sorted(profiles), sorted(expected), "thread profiles (tid, name)")
+    for key, found in profiles.items():
+        t.eq(len(found), 1, "number of profiles for thread %r" % (key,))
+    for p in doc["profiles"]:
+        if not h.THREAD_PROFILE.match(p.get("name", "")):
+            t.check(not p.get("samples"), "unexpected non-empty profile %r" % p.get("name"))
+
+
+def main_profile(t, doc, pid):
+    """The main thread's samples (found by tid; names are checked by check_thread_profiles)."""
+    main = h.merged_profile(doc, pid)
+    t.require(main, "no profile of thread %d in %s"
+              % (pid, [p.get("name") for p in doc["profiles"]]))
+    return main
+
+
+def check_summary(t, res):
+    m = SUMMARY.search(res.stderr)
+    if not t.check(m, "no 'aprof: N samples in S s (R Hz)' summary on stderr:\n%s"
+                   % h.short(res.stderr)):
+        return
+    samples, seconds, rate = int(m.group(1)), float(m.group(2)), float(m.group(3))
+    t.check(samples > 0 and seconds > 0, "summary reports nothing sampled: %r" % m.group(0))
+    if seconds > 0:
+        t.near(rate, samples / seconds, 0.02 * samples / seconds + 0.1,
+               "summary rate vs samples / seconds in %r" % m.group(0))
+
+
+def check_fixture_frames(t, doc):
+    """spin_a/spin_b frames name the fixture, and every frame of the fixture names a function
+    whose source really contains that line (catches torn reads passed off as frames)."""
+    frames = doc["shared"]["frames"]
+    files = {fr.get("file") for fr in frames if fr["name"] in ("spin_a", "spin_b")}
+    t.eq(sorted(files), [FIXTURE], "file of the spin_a/spin_b frames")
+    functions = h.source_functions(FIXTURE, t.interp.minor)
+    wrong = [(fr["name"], fr.get("line")) for fr in frames if fr.get("file") == FIXTURE
+             and not h.frame_fits_source(fr["name"], fr.get("line", 0), functions)]
+    t.eq(wrong, [], "frames of cpu_split.py whose line is not in the named function")
+
+
+def call_lines(callee):
+    """Lines of cpu_split.py where main() calls callee."""
+    with open(FIXTURE) as f:
+        return {i for i, line in enumerate(f, 1) if line.strip().startswith(callee + "(period")}
+
+
+def check_call_sites(t, doc, profile):
+    """Below main's call of spin_a (spin_b) there can only be spin_a (spin_b) frames."""
+    frames = doc["shared"]["frames"]
+    callee_at = {line: callee for callee in ("spin_a", "spin_b") for line in call_lines(callee)}
+    wrong = {}
+    for stack in profile["samples"]:
+        for caller, callee in zip(stack, stack[1:]):
+            fc, fe = frames[caller], frames[callee]
+            if fc["name"] == "main" and fc.get("file") == FIXTURE and \
+                    fc.get("line") in callee_at and fe["name"] != callee_at[fc["line"]]:
+                key = "main:%d -> %s (%s:%s)" % (fc["line"], fe["name"], fe.get("file"),
+                                                 fe.get("line"))
+                wrong[key] = wrong.get(key, 0) + 1
+    t.eq(wrong, {}, "samples with an impossible callee below main's spin_a/spin_b calls")
+
+
+@h.per_interpreter
+def test_launch_speedscope(t):
+    ratio, code = random_ratio(t), t.rng.randint(11, 99)
+    out, split = t.path("out.json"), t.path("split.json")
+    version = t.aprof("--version", timeout=10)
+    t.eq(version.stdout.strip(), "aprof 0.1.0", "aprof --version")
+    res = t.aprof("record", "-o", out, "--rate", 1000, "--", t.py, FIXTURE, "--duration", 2.5,
+                  "--ratio", ratio, "--out", split, "--sleeper", "--exit-code", code, timeout=40)
+    t.check(res.rc == code, "launch mode must exit with the target's exit code %d\n%s"
+            % (code, res.describe()))
+    t.check(re.search(r"\b%d\b" % code, res.stderr),
+            "stderr does not mention the target's exit code %d:\n%s" % (code, h.short(res.stderr)))
+    truth = read_json(t, split)
+    doc = h.load_speedscope(t, out)
+    t.eq(doc.get("exporter"), "aprof@" + version.stdout.strip().split()[-1], "exporter")
+    main_key = (truth["pid"], "MainThread")
+    sleeper_key = (truth["threads"]["sleeper"], "sleeper-thread")
+    check_thread_profiles(t, doc, [main_key, sleeper_key])
+    main = main_profile(t, doc, truth["pid"])
+    t.near(speedscope_share(t, doc, main, "main thread"), truth["a"], SPLIT_TOLERANCE,
+           "share of spin_a in spin_a+spin_b (fixture measured %.3f)" % truth["a"])
+    check_fixture_frames(t, doc)
+    check_call_sites(t, doc, main)
+    seconds = h.profile_seconds(main)
+    t.check(0.9 * truth["script_seconds"] <= seconds <= 1.1 * res.elapsed,
+            "main thread weights sum to %.3f s; the script ran %.3f s, aprof %.3f s"
+            % (seconds, truth["script_seconds"], res.elapsed))
+    if h.merged_profile(doc, sleeper_key[0]):
+        sleeper = h.profile_seconds(h.merged_profile(doc, sleeper_key[0]))
+        t.check(sleeper >= 0.9 * truth["loop_seconds"],
+                "wall mode: sleeping thread has %.3f s, it slept >= %.3f s"
+                % (sleeper, truth["loop_seconds"]))
+    check_summary(t, res)
+    t.check("wrote" in res.stderr and os.path.basename(out) in res.stderr,
+            "stderr does not say it wrote %s:\n%s" % (out, h.short(res.stderr)))
+
+
+@h.per_interpreter
+def test_attach_speedscope_duration(t):
+    ratio = random_ratio(t)
+    out, split, ready = t.path("out.json"), t.path("split.json"), t.path("ready.json")
+    fx = t.start("cpu_split.py", "--duration", 3.5, "--ratio", ratio, "--out", split,
+                 "--ready", ready, "--sleeper", "--timeline")
+    info = fx.wait_json(ready)
+    res = t.aprof("record", "--pid", fx.pid, "-o", out, "--rate", 1000, "--duration", 2,
+                  timeout=20)
+    t.require_rc(res, 0, "record --pid --duration 2")
+    t.check(1.9 <= res.elapsed <= 3.0, "--duration 2 took %.2f s" % res.elapsed)
+    t.check(fx.alive(), "the target died during record --pid")
+    doc = h.load_speedscope(t, out)
+    main_key = (fx.pid, "MainThread")
+    check_thread_profiles(t, doc, [main_key, (info["threads"]["sleeper"], "sleeper-thread")])
+    main = main_profile(t, doc, fx.pid)
+    seconds = h.profile_seconds(main)
+    t.near(seconds, 2.0, 0.2, "main thread weights (s) for --duration 2")
+    share = speedscope_share(t, doc, main, "main thread")
+    check_fixture_frames(t, doc)
+    check_call_sites(t, doc, main)
+    check_summary(t, res)
+    truth = fx.wait_json(split, timeout=10)
+    # The profile covers the last `seconds` before aprof exited: compare with that window.
+    expected = h.window_split(truth["timeline"], res.end - seconds, res.end)
+    t.near(share, expected, SPLIT_TOLERANCE,
+           "share of spin_a in spin_a+spin_b (fixture measured %.3f in the sampled window, "
+           "%.3f overall)" % (expected or 0, truth["a"]))
+
+
+@h.per_interpreter
+def test_collapsed_split(t):
+    ratio = random_ratio(t)
+    out, split = t.path("out.txt"), t.path("split.json")
+    res = t.aprof("record", "--format", "collapsed", "-o", out, "--rate", 1000, "--", t.py,
+                  FIXTURE, "--duration", 2, "--ratio", ratio, "--out", split, "--sleeper",
+                  timeout=40)
+    t.require_rc(res, 0, "record --format collapsed (target exits 0)")
+    truth = read_json(t, split)
+    t.require(os.path.exists(out), "no output file %s" % out)
+    with open(out, encoding="utf-8") as f:
+        rows = h.parse_collapsed(f.read())
+    main_name = 'Thread %d "MainThread"' % truth["pid"]
+    sleeper_name = 'Thread %d "sleeper-thread"' % truth["threads"]["sleeper"]
+    t.eq(sorted({thread for thread, _, _ in rows}), sorted([main_name, sleeper_name]),
+         "thread names (first element of each collapsed stack)")
+    main_rows = [(names, n) for thread, names, n in rows
+                 if thread.startswith('Thread %d "' % truth["pid"])]
+    a = sum(n for names, n in main_rows if "spin_a" in names)
+    b = sum(n for names, n in main_rows if "spin_b" in names)
+    t.require(a + b > 0, "no collapsed stack of the main thread has spin_a or spin_b")
+    t.near(a / (a + b), truth["a"], SPLIT_TOLERANCE,
+           "collapsed: share of spin_a in spin_a+spin_b (fixture measured %.3f)" % truth["a"])
+
+
+@h.per_interpreter
+def test_cpu_mode_excludes_sleeping_thread(t):
+    ratio = random_ratio(t)
+    out, split = t.path("out.json"), t.path("split.json")
+    res = t.aprof("record", "--mode", "cpu", "-o", out, "--rate", 1000, "--", t.py, FIXTURE,
+                  "--duration", 2, "--ratio", ratio, "--out", split, "--sleeper", timeout=40)
+    t.require_rc(res, 0, "record --mode cpu (target exits 0)")
+    truth = read_json(t, split)
+    doc = h.load_speedscope(t, out)
+    main = main_profile(t, doc, truth["pid"])
+    main_seconds = h.profile_seconds(main)
+    t.check(main_seconds >= 0.8 * truth["loop_seconds"],
+            "cpu mode: busy main thread has %.3f s, it ran %.3f s on CPU"
+            % (main_seconds, truth["loop_seconds"]))
+    sleeper = sum(h.profile_seconds(p)
+                  for p in h.profiles_of_tid(doc, truth["threads"]["sleeper"]))
+    t.check(sleeper <= 0.02 * main_seconds,
+            "cpu mode: the sleeping thread still has %.3f s (main thread %.3f s)"
+            % (sleeper, main_seconds))
+    t.near(speedscope_share(t, doc, main, "main thread"), truth["a"], SPLIT_TOLERANCE,
+           "cpu mode: share of spin_a (fixture measured %.3f)" % truth["a"])
+
+
+@h.per_interpreter
+def test_signal_stops_and_writes(t):
+    ready = t.path("ready.json")
+    fx = t.start("cpu_split.py", "--duration", 60, "--ready", ready)
+    fx.wait_json(ready)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # SIGINT without -o also checks the default output name aprof-PID.json.
+        out = t.path("aprof-%d.json" % fx.pid) if sig == signal.SIGINT else t.path("term.json")
+        args = ["record", "--pid", fx.pid] + (["-o", out] if sig == signal.SIGTERM else [])
+        proc = t.aprof_background(*args, name="aprof-%s" % sig.name)
+        time.sleep(1.2)
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        res = t.finish(proc, timeout=10)
+        stopped = time.monotonic() - sent
+        t.check(res.rc == 0, "%s during record: expected exit code 0\n%s" % (sig.name,
+                                                                         res.describe()))
+        t.check(stopped < 3, "%s: aprof needed %.1f s to stop" % (sig.name, stopped))
+        doc = h.load_speedscope(t, out)
+        main = h.merged_profile(doc, fx.pid)
+        if t.check(main, "%s: no main thread profile" % sig.name):
+            seconds = h.profile_seconds(main)
+            t.check(0.5 <= seconds <= 1.4, "%s after 1.2 s: main thread weights sum to %.3f s"
+                    % (sig.name, seconds))
+        check_summary(t, res)
+        t.check(fx.alive(), "the target died after %s to aprof" % sig.name)
+
+
+if __name__ == "__main__":
+    h.main()
