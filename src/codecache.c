@@ -206,6 +206,71 @@ fail:
     return NULL;
 }
 
+static void span_of(const py_layout *L, uint32_t *offset, uint32_t *len)
+{
+    loff f[] = {L->code.filename, L->code.name, L->code.qualname, L->code.linetable};
+    loff lo = f[0], hi = f[0];
+    for (size_t i = 1; i < sizeof(f) / sizeof(f[0]); i++) {
+        if (f[i] == LAYOUT_ABSENT)
+            continue;
+        lo = f[i] < lo ? f[i] : lo;
+        hi = f[i] > hi ? f[i] : hi;
+    }
+    *offset = (uint32_t)lo;
+    *len = (uint32_t)(hi - lo + 8);
+}
+
+void codecache_fingerprint_span(const codecache *c, uint32_t *offset, uint32_t *len)
+{
+    span_of(c->L, offset, len);
+}
+
+bool codecache_confirm(codecache *c, code_info *ci, const uint8_t *span, uint64_t epoch)
+{
+    uint32_t off, len;
+    span_of(c->L, &off, &len);
+    uint8_t hdr[512];
+    if (off + len > sizeof(hdr))
+        return false;
+    memcpy(hdr + off, span, len); /* read_fingerprint_fields() takes header offsets */
+    uint64_t fp[3];
+    read_fingerprint_fields(c->L, hdr, fp);
+    if (fingerprint(fp, 3) == ci->fingerprint) {
+        ci->checked_epoch = epoch;
+        return true;
+    }
+    codecache_invalidate(c, ci->addr);
+    return false;
+}
+
+code_info *codecache_peek(codecache *c, uint64_t addr)
+{
+    size_t i = slot_of(addr, c->cap);
+    for (size_t probe = 0; probe < c->cap; probe++, i = (i + 1) & (c->cap - 1)) {
+        code_info *ci = c->slots[i];
+        if (!ci)
+            return NULL;
+        if (ci != TOMB && ci->addr == addr)
+            return ci;
+    }
+    return NULL;
+}
+
+code_info *codecache_get_fresh(codecache *c, mem *m, uint64_t addr)
+{
+    code_info *ci = codecache_get(c, m, addr);
+    if (!ci || ci->checked_epoch == m->epoch)
+        return ci;
+    uint32_t off, len;
+    span_of(c->L, &off, &len);
+    uint8_t span[64];
+    if (len > sizeof(span) || mem_read(m, addr + off, span, len) != 0)
+        return NULL;
+    if (codecache_confirm(c, ci, span, m->epoch))
+        return ci;
+    return codecache_get(c, m, addr); /* the address holds another code object now */
+}
+
 code_info *codecache_get(codecache *c, mem *m, uint64_t addr)
 {
     if (!mem_ptr_ok(addr, true))
@@ -227,6 +292,7 @@ code_info *codecache_get(codecache *c, mem *m, uint64_t addr)
     code_info *ci = load(c, m, addr);
     if (!ci)
         return NULL;
+    ci->checked_epoch = m->epoch;
     if (first_tomb != SIZE_MAX) {
         i = first_tomb;
     } else {

@@ -12,6 +12,7 @@
 #include "memory.h"
 #include "strtab.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define CODE_LINE_CACHE 4
@@ -39,6 +40,7 @@ typedef struct code_info {
     uint8_t *linetable;
     uint32_t linetable_len;
     uint64_t fingerprint;     /* name/file/linetable pointers, to detect address reuse */
+    uint64_t checked_epoch;   /* mem epoch (sample) in which the fingerprint was last confirmed */
     int32_t lc_off[CODE_LINE_CACHE], lc_line[CODE_LINE_CACHE];
     uint32_t lc_next;
 } code_info;
@@ -55,6 +57,22 @@ code_info *codecache_get(codecache *c, mem *m, uint64_t addr);
 
 /* Line for a byte offset into the bytecode (cached). -1 when there is none. */
 int code_info_line(code_info *ci, uint8_t table_kind, int byte_offset);
+
+/* The entry for addr if cached, without reading anything. */
+code_info *codecache_peek(codecache *c, uint64_t addr);
+
+/* The span of a code object that holds its fingerprint fields: read `*len` bytes at
+ * addr + *offset, then codecache_confirm() them. */
+void codecache_fingerprint_span(const codecache *c, uint32_t *offset, uint32_t *len);
+
+/* Does the span read from the target still match the entry? On a match the entry is marked
+ * confirmed for `epoch`; on a mismatch it is dropped (freed: ci is invalid afterwards). */
+bool codecache_confirm(codecache *c, code_info *ci, const uint8_t *span, uint64_t epoch);
+
+/* codecache_get(), plus a guarantee that the entry was confirmed in this epoch: an entry not
+ * yet confirmed is checked with one read and reloaded when the address now holds another code
+ * object. */
+code_info *codecache_get_fresh(codecache *c, mem *m, uint64_t addr);
 
 /* Drop one entry (its object was found to be stale). */
 void codecache_invalidate(codecache *c, uint64_t addr);

@@ -132,15 +132,16 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
     w->all_in_snapshot = true;
     w->next.tstate = tstate;
     w->next.n = 0;
+    w->next.ncode = 0;
     w->pf = &ps->prefetch[(tstate >> 6) % PREFETCH_SLOTS];
     if (w->pf->tstate != tstate) {
         w->pf->tstate = tstate;
         w->pf->n = 0;
     }
     uint64_t p = rd64(ts, L->tstate.frame);
-    uint64_t addrs[3 + PREFETCH_MAX];
-    void *dsts[3 + PREFETCH_MAX];
-    size_t lens[3 + PREFETCH_MAX], n = 0;
+    uint64_t addrs[3 + PREFETCH_MAX + PREFETCH_CODES];
+    void *dsts[3 + PREFETCH_MAX + PREFETCH_CODES];
+    size_t lens[3 + PREFETCH_MAX + PREFETCH_CODES], n = 0;
     bool via_cframe = L->tstate.cframe_current_frame != LAYOUT_ABSENT;
     if (!via_cframe) {
         *where = tstate + (uint64_t)L->tstate.frame;
@@ -176,6 +177,16 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
         dsts[n] = ps->prefetch_buf + (size_t)i * FRAME_READ;
         lens[n++] = ps->frame_read;
     }
+    /* The code objects of the last walk: a code object freed and its address reused by another
+     * would otherwise be named after the old one. */
+    size_t codes_at = n;
+    uint32_t span_off, span_len;
+    codecache_fingerprint_span(ps->cc, &span_off, &span_len);
+    for (uint32_t i = 0; i < w->pf->ncode && span_len <= sizeof(ps->code_span[0]); i++) {
+        addrs[n] = w->pf->code[i] + span_off;
+        dsts[n] = ps->code_span[i];
+        lens[n++] = span_len;
+    }
     /* Last, the frame pointer again: if it did not move, everything copied before it in this
      * same syscall belongs to that one stack. */
     addrs[n] = *where;
@@ -196,6 +207,11 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
     w->pf_loaded = ok > fixed ? (uint32_t)(ok - fixed) : 0;
     if (w->pf_loaded > w->pf->n)
         w->pf_loaded = w->pf->n;
+    for (size_t i = codes_at; i < ok && i < n - 1; i++) {
+        code_info *ci = codecache_peek(ps->cc, w->pf->code[i - codes_at]);
+        if (ci)
+            codecache_confirm(ps->cc, ci, ps->code_span[i - codes_at], ps->m->epoch);
+    }
     w->again_ok = ok == n;
     return 0;
 }
@@ -218,7 +234,16 @@ static int read_frame(pystack *ps, window *w, uint64_t addr, uint8_t *out, size_
     return mem_read(ps->m, addr, out, len);
 }
 
-/* Walk one thread's frame chain innermost-first into frames[]; returns the count, sets flags. */
+static void note_code(prefetch_set *next, uint64_t code)
+{
+    for (uint32_t i = 0; i < next->ncode; i++)
+        if (next->code[i] == code)
+            return;
+    if (next->ncode < PREFETCH_CODES)
+        next->code[next->ncode++] = code;
+}
+
+/* What a walk notices for the event-loop view of a thread. */
 typedef struct loop_marks {
     bool asyncio_loop;     /* run_forever / _run_once seen */
     bool leaf_select;      /* innermost frame is a selector's select() */
@@ -248,7 +273,7 @@ static decode_result decode_frame(pystack *ps, const uint8_t *fb, uint64_t frame
         *owner_obj = rd64(fb, L->frame.gen);
     else if (owner == OWNER_GENERATOR && L->gen.iframe != LAYOUT_ABSENT)
         *owner_obj = frame_addr - (uint64_t)L->gen.iframe;
-    code_info *ci = codecache_get(ps->cc, ps->m, code);
+    code_info *ci = codecache_get_fresh(ps->cc, ps->m, code);
     if (!ci)
         return DECODE_BAD;
     int64_t off;
@@ -333,6 +358,7 @@ static uint32_t walk_frames(pystack *ps, uint64_t frame, window *w, aprof_thread
             break;
         }
         if (r == DECODE_OK) {
+            note_code(&w->next, rd64(fb, ps->L->frame.code));
             switch (role) {
             case ROLE_RUN_FOREVER:
             case ROLE_RUN_ONCE:

@@ -38,10 +38,14 @@ typedef struct thread_name_fn {
 #define PREFETCH_MAX 62
 #define PREFETCH_SLOTS 64
 
+#define PREFETCH_CODES 24
+
 typedef struct prefetch_set {
     uint64_t tstate;
     uint32_t n;
     uint64_t addr[PREFETCH_MAX];
+    uint32_t ncode;                /* code objects of the last walk: their fingerprints are */
+    uint64_t code[PREFETCH_CODES]; /* checked in the same syscall (address reuse detection) */
 } prefetch_set;
 
 typedef struct pystack {
@@ -63,6 +67,7 @@ typedef struct pystack {
     size_t window_cap;
     prefetch_set *prefetch;   /* PREFETCH_SLOTS sets, by thread state */
     uint8_t *prefetch_buf;    /* PREFETCH_MAX frame copies for the thread being read */
+    uint8_t code_span[PREFETCH_CODES][64]; /* fingerprint spans of prefetch_set.code */
     thread_name_fn names;
     pystack_stats stats;
 } pystack;
