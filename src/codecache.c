@@ -225,7 +225,7 @@ void codecache_fingerprint_span(const codecache *c, uint32_t *offset, uint32_t *
     span_of(c->L, offset, len);
 }
 
-bool codecache_confirm(codecache *c, code_info *ci, const uint8_t *span, uint64_t epoch)
+bool codecache_confirm(codecache *c, code_info *ci, const uint8_t *span, uint64_t now_ns)
 {
     uint32_t off, len;
     span_of(c->L, &off, &len);
@@ -236,7 +236,7 @@ bool codecache_confirm(codecache *c, code_info *ci, const uint8_t *span, uint64_
     uint64_t fp[3];
     read_fingerprint_fields(c->L, hdr, fp);
     if (fingerprint(fp, 3) == ci->fingerprint) {
-        ci->checked_epoch = epoch;
+        ci->checked_ns = now_ns;
         return true;
     }
     codecache_invalidate(c, ci->addr);
@@ -256,19 +256,26 @@ code_info *codecache_peek(codecache *c, uint64_t addr)
     return NULL;
 }
 
-code_info *codecache_get_fresh(codecache *c, mem *m, uint64_t addr)
+code_info *codecache_get_fresh(codecache *c, mem *m, uint64_t addr, uint64_t now_ns)
 {
     code_info *ci = codecache_get(c, m, addr);
-    if (!ci || ci->checked_epoch == m->epoch)
+    if (!ci)
+        return NULL;
+    if (ci->checked_ns == 0)
+        ci->checked_ns = now_ns; /* just loaded */
+    if (!code_info_needs_confirm(ci, now_ns))
         return ci;
     uint32_t off, len;
     span_of(c->L, &off, &len);
     uint8_t span[64];
     if (len > sizeof(span) || mem_read(m, addr + off, span, len) != 0)
         return NULL;
-    if (codecache_confirm(c, ci, span, m->epoch))
+    if (codecache_confirm(c, ci, span, now_ns))
         return ci;
-    return codecache_get(c, m, addr); /* the address holds another code object now */
+    ci = codecache_get(c, m, addr); /* the address holds another code object now */
+    if (ci)
+        ci->checked_ns = now_ns;
+    return ci;
 }
 
 code_info *codecache_get(codecache *c, mem *m, uint64_t addr)
@@ -292,7 +299,6 @@ code_info *codecache_get(codecache *c, mem *m, uint64_t addr)
     code_info *ci = load(c, m, addr);
     if (!ci)
         return NULL;
-    ci->checked_epoch = m->epoch;
     if (first_tomb != SIZE_MAX) {
         i = first_tomb;
     } else {

@@ -40,7 +40,7 @@ typedef struct code_info {
     uint8_t *linetable;
     uint32_t linetable_len;
     uint64_t fingerprint;     /* name/file/linetable pointers, to detect address reuse */
-    uint64_t checked_epoch;   /* mem epoch (sample) in which the fingerprint was last confirmed */
+    uint64_t checked_ns;      /* when the fingerprint was last confirmed (CLOCK_MONOTONIC) */
     int32_t lc_off[CODE_LINE_CACHE], lc_line[CODE_LINE_CACHE];
     uint32_t lc_next;
 } code_info;
@@ -66,13 +66,23 @@ code_info *codecache_peek(codecache *c, uint64_t addr);
 void codecache_fingerprint_span(const codecache *c, uint32_t *offset, uint32_t *len);
 
 /* Does the span read from the target still match the entry? On a match the entry is marked
- * confirmed for `epoch`; on a mismatch it is dropped (freed: ci is invalid afterwards). */
-bool codecache_confirm(codecache *c, code_info *ci, const uint8_t *span, uint64_t epoch);
+ * confirmed at now_ns; on a mismatch it is dropped (freed: ci is invalid afterwards). */
+bool codecache_confirm(codecache *c, code_info *ci, const uint8_t *span, uint64_t now_ns);
 
-/* codecache_get(), plus a guarantee that the entry was confirmed in this epoch: an entry not
- * yet confirmed is checked with one read and reloaded when the address now holds another code
+/* How long a confirmation is trusted. A running frame keeps its code object alive, so a cached
+ * address can only turn into another code object after the old one finished everywhere; this
+ * bounds how long such a reused address could keep the old name. */
+#define CODECACHE_CONFIRM_NS 5000000ull
+
+static inline bool code_info_needs_confirm(const code_info *ci, uint64_t now_ns)
+{
+    return now_ns - ci->checked_ns >= CODECACHE_CONFIRM_NS;
+}
+
+/* codecache_get(), plus a guarantee that the entry was confirmed within CODECACHE_CONFIRM_NS:
+ * otherwise it is checked with one read, and reloaded when the address now holds another code
  * object. */
-code_info *codecache_get_fresh(codecache *c, mem *m, uint64_t addr);
+code_info *codecache_get_fresh(codecache *c, mem *m, uint64_t addr, uint64_t now_ns);
 
 /* Drop one entry (its object was found to be stale). */
 void codecache_invalidate(codecache *c, uint64_t addr);

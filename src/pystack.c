@@ -182,9 +182,14 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
     size_t codes_at = n;
     uint32_t span_off, span_len;
     codecache_fingerprint_span(ps->cc, &span_off, &span_len);
+    uint32_t ncheck = 0;
     for (uint32_t i = 0; i < w->pf->ncode && span_len <= sizeof(ps->code_span[0]); i++) {
+        code_info *ci = codecache_peek(ps->cc, w->pf->code[i]);
+        if (!ci || !code_info_needs_confirm(ci, ps->now_ns))
+            continue;
+        ps->code_check[ncheck++] = w->pf->code[i];
         addrs[n] = w->pf->code[i] + span_off;
-        dsts[n] = ps->code_span[i];
+        dsts[n] = ps->code_span[ncheck - 1];
         lens[n++] = span_len;
     }
     /* Last, the frame pointer again: if it did not move, everything copied before it in this
@@ -207,10 +212,10 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
     w->pf_loaded = ok > fixed ? (uint32_t)(ok - fixed) : 0;
     if (w->pf_loaded > w->pf->n)
         w->pf_loaded = w->pf->n;
-    for (size_t i = codes_at; i < ok && i < n - 1; i++) {
-        code_info *ci = codecache_peek(ps->cc, w->pf->code[i - codes_at]);
+    for (size_t i = codes_at; i < ok && i < codes_at + ncheck; i++) {
+        code_info *ci = codecache_peek(ps->cc, ps->code_check[i - codes_at]);
         if (ci)
-            codecache_confirm(ps->cc, ci, ps->code_span[i - codes_at], ps->m->epoch);
+            codecache_confirm(ps->cc, ci, ps->code_span[i - codes_at], ps->now_ns);
     }
     w->again_ok = ok == n;
     return 0;
@@ -273,7 +278,7 @@ static decode_result decode_frame(pystack *ps, const uint8_t *fb, uint64_t frame
         *owner_obj = rd64(fb, L->frame.gen);
     else if (owner == OWNER_GENERATOR && L->gen.iframe != LAYOUT_ABSENT)
         *owner_obj = frame_addr - (uint64_t)L->gen.iframe;
-    code_info *ci = codecache_get_fresh(ps->cc, ps->m, code);
+    code_info *ci = codecache_get_fresh(ps->cc, ps->m, code, ps->now_ns);
     if (!ci)
         return DECODE_BAD;
     int64_t off;
@@ -551,6 +556,7 @@ int pystack_sample(pystack *ps, aprof_sample *out, uint64_t now_ns)
 {
     const py_layout *L = ps->L;
     mem_begin_sample(ps->m);
+    ps->now_ns = now_ns;
     if (!ps->interp && init_interp(ps) != 0)
         return -1;
     uint64_t holder = ps->want_gil ? gil_holder(ps) : 1;

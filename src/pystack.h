@@ -67,7 +67,9 @@ typedef struct pystack {
     size_t window_cap;
     prefetch_set *prefetch;   /* PREFETCH_SLOTS sets, by thread state */
     uint8_t *prefetch_buf;    /* PREFETCH_MAX frame copies for the thread being read */
-    uint8_t code_span[PREFETCH_CODES][64]; /* fingerprint spans of prefetch_set.code */
+    uint8_t code_span[PREFETCH_CODES][64]; /* fingerprint spans being confirmed ... */
+    uint64_t code_check[PREFETCH_CODES];   /* ... of these code objects */
+    uint64_t now_ns;          /* CLOCK_MONOTONIC at the start of the current sample */
     thread_name_fn names;
     pystack_stats stats;
 } pystack;
