@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""aprof benchmarks: prints the figures as JSON lines and a table.
+
+    python3 bench/run.py [--build DIR] [--pythons 3.11,3.12] [--quick]
+
+For every CPython 3.10-3.13 under pyenv (and Debian's python3.11):
+  sampling   median and p99 microseconds per sample of a 32-frame pure-Python stack, and the
+             highest sustained rate (samples back to back, tools/bench_sampler)
+  slowdown   the same fixed workload timed with and without `aprof record --rate 1000`
+             attached (non-blocking mode), median of alternating runs
+Other bench/*.py scripts of the project (task snapshots, native stacks) are run after these,
+with their default arguments.
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def pythons(selected):
+    root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip() \
+        or "/root/.pyenv"
+    found = {}
+    for d in sorted(glob.glob(os.path.join(root, "versions", "3.*"))):
+        m = re.match(r"3\.(\d+)\.(\d+)$", os.path.basename(d))
+        if not m or not 10 <= int(m.group(1)) <= 13:
+            continue
+        minor = "3." + m.group(1)
+        exe = os.path.join(d, "bin", "python" + minor)
+        if os.path.exists(exe):
+            found[minor] = (os.path.basename(d), exe)
+    out = [(v, exe) for _, (v, exe) in sorted(found.items())]
+    if os.path.exists("/usr/bin/python3.11"):
+        out.append(("debian-3.11", "/usr/bin/python3.11"))
+    if selected:
+        out = [p for p in out if any(p[0].startswith(s) or p[0] == s for s in selected)]
+    return out
+
+
+def start_target(python, seconds):
+    proc = subprocess.Popen([python, os.path.join(HERE, "deep_stack.py"), str(seconds), "32"],
+                            stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return proc
+
+
+def sampling(build, python, seconds):
+    proc = start_target(python, seconds + 2)
+    try:
+        res = subprocess.run([os.path.join(build, "bench_sampler"), str(proc.pid), str(seconds)],
+                             capture_output=True, text=True, timeout=seconds + 30)
+        return json.loads(res.stdout)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def timed_workload(python, iterations, aprof=None):
+    cmd = [python, os.path.join(HERE, "deep_stack.py"), "0", "32", str(iterations)]
+    if aprof:
+        cmd = [aprof, "record", "--rate", "1000", "-q", "-o", "/dev/null", "--"] + cmd
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return json.loads(res.stdout.strip().splitlines()[-1])["elapsed_s"]
+
+
+def slowdown(build, python, iterations, rounds):
+    aprof = os.path.join(build, "aprof")
+    base, prof = [], []
+    for _ in range(rounds):  # alternate, so drifting machine load hits both alike
+        base.append(timed_workload(python, iterations))
+        prof.append(timed_workload(python, iterations, aprof))
+    b, p = statistics.median(base), statistics.median(prof)
+    return {"baseline_s": round(b, 4), "profiled_s": round(p, 4),
+            "slowdown_pct": round(100 * (p - b) / b, 2), "rounds": rounds}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--pythons", default="")
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    selected = [s for s in args.pythons.split(",") if s]
+    seconds, iterations, rounds = (2, 10000, 3) if args.quick else (5, 30000, 7)
+    rows = []
+    for label, python in pythons(selected):
+        s = sampling(args.build, python, seconds)
+        d = slowdown(args.build, python, iterations, rounds)
+        row = {"python": label, **{k: s[k] for k in ("median_us", "p99_us", "sustained_hz",
+                                                     "torn_ratio", "syscalls_per_sample")}, **d}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    print()
+    print("%-12s %10s %8s %13s %11s %10s" % ("python", "median_us", "p99_us", "sustained_hz",
+                                              "torn_ratio", "slowdown%"))
+    for r in rows:
+        print("%-12s %10.2f %8.2f %13.0f %11.4f %10.2f" % (
+            r["python"], r["median_us"], r["p99_us"], r["sustained_hz"], r["torn_ratio"],
+            r["slowdown_pct"]))
+    for extra in sorted(glob.glob(os.path.join(HERE, "*.py"))):
+        if os.path.basename(extra) in ("run.py", "deep_stack.py"):
+            continue
+        print("\n== %s" % os.path.relpath(extra, ROOT), flush=True)
+        subprocess.run([sys.executable, extra])
+
+
+if __name__ == "__main__":
+    main()
