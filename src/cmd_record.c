@@ -1,14 +1,18 @@
 /* aprof record: sample a process for a while and write a profile. */
 #include "aggregate.h"
+#include "async_record.h"
 #include "cli.h"
 #include "exitcodes.h"
 #include "json.h"
 #include "launch.h"
+#include "native_report.h"
 #include "outfile.h"
 #include "record_report.h"
 #include "sampler.h"
 #include "session.h"
 #include "stalls.h"
+#include "threadstate.h"
+#include "unwinder.h"
 #include "writers.h"
 
 #include <errno.h>
@@ -37,7 +41,18 @@ static const char record_usage[] =
     "  -t, --threads SPEC     only these threads: comma-separated tids, thread names, or 'main'\n"
     "  -b, --blocking         suspend the threads for each sample (exact stacks, pauses the\n"
     "                         target briefly; needs ptrace permission)\n"
+    "  -n, --native           also native (C) frames, merged with the Python frames in call\n"
+    "                         order; stops the target briefly for each sample (ptrace;\n"
+    "                         docs/native.md)\n"
+    "      --unwinder NAME    native unwinder: libunwind (default) or dw\n"
+    "  -g, --gil              keep only samples of threads holding the GIL\n"
+    "                         (--native and --gil root every stack in a state frame such as\n"
+    "                         <running, GIL> or <sleeping>)\n"
     "  -s, --summary FILE     also write a machine-readable JSON summary (docs/formats.md)\n"
+    "      --no-async         do not read asyncio tasks (no task-stitched stacks, no awaiting\n"
+    "                         profile, no task summary)\n"
+    "      --await-rate HZ    task snapshots per second for the 'asyncio: awaiting' profile and\n"
+    "                         the task summary (default 10)\n"
     "      --stall-threshold MS  a callback that keeps its event loop from polling this long\n"
     "                         is a stall (default 100, like asyncio's slow_callback_duration)\n"
     "  -q, --quiet            no progress line and no summary on stderr\n"
@@ -60,11 +75,17 @@ typedef struct thread_filter {
 typedef struct record_ctx {
     agg *a;
     stall_detector *stalls;
+    async_record *async;     /* NULL with --no-async */
+    aprof_frame *stitched;   /* scratch: a task-stitched stack */
     bool cpu_only;
     const thread_filter *filter;
     uint64_t thread_samples; /* thread stacks added */
     uint64_t torn;           /* thread stacks dropped: changed while read */
     uint64_t idle_skipped;   /* cpu mode: thread stacks dropped because not running */
+    bool gil_only;           /* --gil */
+    uint64_t not_gil;        /* --gil: thread stacks dropped because not holding the GIL */
+    bool count_states;       /* --native / --gil: count run states and GIL holders */
+    threadstate_counts states;
     uint64_t oom;
 } record_ctx;
 
@@ -106,6 +127,8 @@ static bool consume(void *ud, const aprof_sample *s, const sampler_stats *st)
 {
     (void)st;
     record_ctx *r = ud;
+    if (r->async)
+        async_record_observe(r->async, s);
     if (r->stalls)
         stall_detector_feed(r->stalls, s);
     for (uint32_t i = 0; i < s->nthreads; i++) {
@@ -120,8 +143,18 @@ static bool consume(void *ud, const aprof_sample *s, const sampler_stats *st)
             r->idle_skipped++;
             continue;
         }
+        if (r->count_states)
+            threadstate_count(&r->states, t);
+        if (r->gil_only && t->holds_gil != 1) {
+            r->not_gil++;
+            continue;
+        }
         agg_profile *p = agg_thread_profile(r->a, t->tid, t->name);
-        if (!p || agg_profile_add(r->a, p, t->frames, t->nframes, s->t_ns, s->weight_ns) != 0) {
+        uint32_t n = r->async ? async_record_stitch(r->async, t, r->stitched, APROF_MAX_FRAMES) : 0;
+        const aprof_frame *frames = n ? r->stitched : t->frames;
+        if (!n)
+            n = t->nframes;
+        if (!p || agg_profile_add(r->a, p, frames, n, s->t_ns, s->weight_ns) != 0) {
             r->oom++;
             continue;
         }
@@ -165,19 +198,25 @@ int cmd_record(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},  {"blocking", no_argument, NULL, 'b'},
         {"summary", required_argument, NULL, 's'},  {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},           {"stall-threshold", required_argument, NULL, 'T'},
-        {NULL, 0, NULL, 0},
+        {"no-async", no_argument, NULL, 'A'},       {"await-rate", required_argument, NULL, 'W'},
+        {"native", no_argument, NULL, 'n'},         {"unwinder", required_argument, NULL, 'U'},
+        {"gil", no_argument, NULL, 'g'},            {NULL, 0, NULL, 0},
     };
+    bool native = false, gil_only = false;
+    const char *unwinder_name = "libunwind";
+    unwinder_kind unwinder_checked;
     pid_t pid = 0;
     const char *out_path = NULL, *summary_path = NULL;
     out_format fmt = FMT_SPEEDSCOPE;
-    double rate = 1000, duration = 0, stall_ms = 100;
+    double rate = 1000, duration = 0, stall_ms = 100, await_hz = ASYNC_RECORD_DEFAULT_AWAIT_HZ;
+    bool async_aware = true;
     bool cpu_only = false, blocking = false, quiet = false;
     thread_filter filter;
     bool have_filter = false;
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+p:o:f:r:d:m:t:bs:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+p:o:f:r:d:m:t:bs:qnU:gh", opts, NULL)) != -1) {
         switch (c) {
         case 'p':
             if (!cli_parse_pid(optarg, &pid))
@@ -214,12 +253,24 @@ int cmd_record(int argc, char **argv)
             have_filter = true;
             break;
         case 'b': blocking = true; break;
+        case 'A': async_aware = false; break;
+        case 'W':
+            if (!cli_parse_double(optarg, 0.1, 1000, &await_hz))
+                return cli_fail(EXIT_USAGE, "--await-rate: '%s' is not a rate between 0.1 and 1000 Hz", optarg);
+            break;
         case 'T':
             if (!cli_parse_double(optarg, 0.1, 1e7, &stall_ms))
                 return cli_fail(EXIT_USAGE, "--stall-threshold: '%s' is not a positive number of milliseconds", optarg);
             break;
         case 's': summary_path = optarg; break;
         case 'q': quiet = true; break;
+        case 'n': native = true; break;
+        case 'g': gil_only = true; break;
+        case 'U':
+            if (!unwinder_parse_kind(optarg, &unwinder_checked))
+                return cli_fail(EXIT_USAGE, "--unwinder: '%s' is not one of libunwind, dw", optarg);
+            unwinder_name = optarg;
+            break;
         case 'h': fputs(record_usage, stdout); return EXIT_OK;
         default:
             return cli_fail(EXIT_USAGE, "record: unknown or incomplete option '%s' (see aprof record --help)",
@@ -257,6 +308,13 @@ int cmd_record(int argc, char **argv)
         return rc;
     }
     s.want_state = cpu_only;
+    if ((native && (rc = session_enable_native(&s, unwinder_name)) != 0) ||
+        ((native || gil_only) && (rc = session_enable_marks(&s)) != 0)) {
+        session_close(&s);
+        if (child)
+            launch_terminate(child, 1.0);
+        return rc;
+    }
 
     char default_out[64];
     if (!out_path) {
@@ -278,8 +336,16 @@ int cmd_record(int argc, char **argv)
     r.a = agg_new(s.st);
     r.cpu_only = cpu_only;
     r.filter = have_filter ? &filter : NULL;
+    r.gil_only = gil_only;
+    r.count_states = native || gil_only;
     r.stalls = stall_detector_new((uint64_t)(stall_ms * 1e6), s.st);
-    if (!r.a || !r.stalls) {
+    if (async_aware && r.a) {
+        r.async = async_record_new(&s, r.a, await_hz);
+        r.stitched = malloc(APROF_MAX_FRAMES * sizeof(*r.stitched));
+        if (r.async && r.stalls)
+            stall_detector_set_task_resolver(r.stalls, async_record_task_name, r.async);
+    }
+    if (!r.a || !r.stalls || (async_aware && (!r.async || !r.stitched))) {
         outfile_abort(&of);
         session_close(&s);
         return cli_fail(EXIT_INTERNAL, "out of memory");
@@ -303,7 +369,8 @@ int cmd_record(int argc, char **argv)
         out_path = NULL;
     }
     record_report rep = {
-        .s = &s, .st = &st, .a = r.a, .stalls = r.stalls, .requested_rate = rate,
+        .s = &s, .st = &st, .a = r.a, .stalls = r.stalls, .async = r.async,
+        .requested_rate = rate,
         .stall_threshold_s = stall_ms / 1e3, .cpu_only = cpu_only,
         .thread_samples = r.thread_samples, .torn = r.torn, .not_running = r.idle_skipped,
         .out_path = out_path, .format = fmt == FMT_SPEEDSCOPE ? "speedscope" : "collapsed",
@@ -312,6 +379,9 @@ int cmd_record(int argc, char **argv)
         exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", summary_path, strerror(errno));
     if (!quiet)
         record_report_print(&rep, stderr);
+    native_report nrep = {&s, r.count_states ? &r.states : NULL, gil_only, r.not_gil};
+    if (!quiet)
+        native_report_print(&nrep, stderr);
     if (st.samples == 0 && cli_stop_requested && exit_code == EXIT_OK && !child)
         exit_code = EXIT_INTERRUPTED;
 
@@ -339,6 +409,8 @@ int cmd_record(int argc, char **argv)
         fprintf(stderr, "aprof: process %d exited\n", (int)pid);
     }
     stall_detector_free(r.stalls);
+    async_record_free(r.async);
+    free(r.stitched);
     agg_free(r.a);
     session_close(&s);
     return exit_code;

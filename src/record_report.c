@@ -82,6 +82,8 @@ void record_report_print(const record_report *r, FILE *out)
                     seconds(top[i].self_ns), top[i].name, top[i].file);
     }
 
+    if (r->async && async_record_active(r->async))
+        async_record_print(r->async, out, 5);
     if (!r->stalls)
         return;
     for (size_t i = 0; i < stall_loop_count(r->stalls); i++) {
@@ -212,6 +214,8 @@ int record_report_write_json(const record_report *r, const char *path)
     json_kv_uint(&w, "errors", st->errors);
     json_kv_uint(&w, "not_running", r->not_running);
     json_end_object(&w);
+    if (r->async && async_record_active(r->async))
+        async_record_write_json(r->async, &w, 100);
     if (r->stalls) {
         json_key(&w, "stall_threshold_s");
         json_double(&w, r->stall_threshold_s);

@@ -4,6 +4,7 @@
 #define APROF_RECORD_REPORT_H
 
 #include "aggregate.h"
+#include "async_record.h"
 #include "sampler.h"
 #include "session.h"
 #include "stalls.h"
@@ -16,6 +17,7 @@ typedef struct record_report {
     const sampler_stats *st;
     const agg *a;
     const stall_detector *stalls; /* NULL when stall detection was off */
+    async_record *async;          /* NULL with --no-async */
     double requested_rate;
     double stall_threshold_s;
     bool cpu_only;

@@ -27,6 +27,7 @@ typedef struct loop_track {
     uint64_t cb_start;
     uint32_t cb_samples;
     const char *cb_task;
+    uint64_t cb_coro;           /* coroutine owning the callback's first frame, 0 if none */
     const char *cb_name;
     culprit_count culprits[MAX_CULPRITS];
     uint32_t nculprits;
@@ -177,8 +178,7 @@ static void count_culprit(loop_track *lt, const aprof_thread_sample *t)
     lt->nculprits++;
 }
 
-static void start_callback(stall_detector *d, loop_track *lt, const aprof_thread_sample *t,
-                           uint64_t at)
+static void start_callback(loop_track *lt, const aprof_thread_sample *t, uint64_t at)
 {
     clear_culprits(lt);
     lt->cb_id = t->callback_id;
@@ -186,11 +186,10 @@ static void start_callback(stall_detector *d, loop_track *lt, const aprof_thread
     lt->cb_samples = 0;
     lt->cb_task = NULL;
     lt->cb_name = NULL;
+    lt->cb_coro = 0;
     if (t->callback_frame >= 0 && (uint32_t)t->callback_frame < t->nframes) {
         lt->cb_name = t->frames[t->callback_frame].name;
-        uint64_t coro = t->owners ? t->owners[t->callback_frame] : 0;
-        if (coro && d->task_fn)
-            lt->cb_task = d->task_fn(d->task_ud, coro);
+        lt->cb_coro = t->owners ? t->owners[t->callback_frame] : 0;
     }
 }
 
@@ -213,6 +212,9 @@ static size_t end_callback(stall_detector *d, loop_track *lt, uint64_t at)
             d->cap_events = ncap;
         }
         culprit_count *c = &lt->culprits[best];
+        /* Resolved at the end: a task created just before it ran may be known only now. */
+        if (lt->cb_coro && d->task_fn)
+            lt->cb_task = d->task_fn(d->task_ud, lt->cb_coro);
         stall_event *e = &d->events[d->nevents++];
         *e = (stall_event){
             .start_ns = lt->cb_start, .end_ns = at, .tid = lt->tid,
@@ -250,7 +252,7 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
             lt->busy = !t->loop_idle;
             lt->busy_start = now;
             if (lt->busy) {
-                start_callback(d, lt, t, now);
+                start_callback(lt, t, now);
                 lt->cb_samples = 1;
                 count_culprit(lt, t);
             }
@@ -268,10 +270,10 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
             if (!lt->busy) {
                 lt->busy = true;
                 lt->busy_start = mid;
-                start_callback(d, lt, t, mid);
+                start_callback(lt, t, mid);
             } else if (t->callback_id != lt->cb_id) {
                 reported += end_callback(d, lt, mid);
-                start_callback(d, lt, t, mid);
+                start_callback(lt, t, mid);
             }
             lt->cb_samples++;
             count_culprit(lt, t);
