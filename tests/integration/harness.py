@@ -547,6 +547,14 @@ def frame_fits_source(name, line, functions):
     return any(first <= line <= last for first, last in functions.get(name, ()))
 
 
+def sampled_window(summary_path):
+    """[start, end] in CLOCK_MONOTONIC seconds of what aprof sampled, from its --summary file."""
+    with open(summary_path) as f:
+        doc = json.load(f)
+    start = float(doc["start_monotonic_s"])
+    return start, start + float(doc["duration_s"])
+
+
 def window_split(timeline, start, end):
     """spin_a's share of spin_a+spin_b time within [start, end], from cpu_split's --timeline."""
     a = b = 0.0

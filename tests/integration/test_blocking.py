@@ -56,8 +56,9 @@ def test_blocking_record(t):
     ratio = round(t.rng.uniform(0.2, 0.8), 2)
     split, out = t.path("split.json"), t.path("out.json")
     fx = start_heartbeat_fixture(t, 3, "--ratio", ratio, "--out", split, "--timeline")
+    summary = t.path("summary.json")
     res = t.aprof("record", "--pid", fx.pid, "--blocking", "--rate", 1000, "--duration", 1.5,
-                  "-o", out, timeout=20)
+                  "-o", out, "-s", summary, timeout=20)
     t.require_rc(res, 0, "record --blocking")
     check_running_free(t, fx, "after record --blocking")
     doc = h.load_speedscope(t, out)
@@ -69,7 +70,7 @@ def test_blocking_record(t):
     b = h.weight_with(doc, main, "spin_b")
     t.require(a + b > 0, "no sample has spin_a or spin_b on the stack")
     truth = fx.wait_json(split, timeout=10)
-    expected = h.window_split(truth["timeline"], res.end - seconds, res.end)
+    expected = h.window_split(truth["timeline"], *h.sampled_window(summary))
     t.near(a / (a + b), expected, 0.03, "--blocking: share of spin_a (fixture measured %.3f in "
            "the sampled window, %.3f overall)" % (expected or 0, truth["a"]))
 

@@ -141,8 +141,9 @@ def test_attach_speedscope_duration(t):
     fx = t.start("cpu_split.py", "--duration", 3.5, "--ratio", ratio, "--out", split,
                  "--ready", ready, "--sleeper", "--timeline")
     info = fx.wait_json(ready)
+    summary = t.path("summary.json")
     res = t.aprof("record", "--pid", fx.pid, "-o", out, "--rate", 1000, "--duration", 2,
-                  timeout=20)
+                  "-s", summary, timeout=20)
     t.require_rc(res, 0, "record --pid --duration 2")
     t.check(1.9 <= res.elapsed <= 3.0, "--duration 2 took %.2f s" % res.elapsed)
     t.check(fx.alive(), "the target died during record --pid")
@@ -157,8 +158,8 @@ def test_attach_speedscope_duration(t):
     check_call_sites(t, doc, main)
     check_summary(t, res)
     truth = fx.wait_json(split, timeout=10)
-    # The profile covers the last `seconds` before aprof exited: compare with that window.
-    expected = h.window_split(truth["timeline"], res.end - seconds, res.end)
+    # Compare with the fixture's own split over exactly the window aprof sampled.
+    expected = h.window_split(truth["timeline"], *h.sampled_window(summary))
     t.near(share, expected, SPLIT_TOLERANCE,
            "share of spin_a in spin_a+spin_b (fixture measured %.3f in the sampled window, "
            "%.3f overall)" % (expected or 0, truth["a"]))
