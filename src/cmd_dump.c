@@ -1,9 +1,11 @@
-/* aprof dump: one look at every thread's stack (and, later, the asyncio task tree). */
+/* aprof dump: one look at every thread's stack and at the asyncio task tree. */
+#include "asyncio_reader.h"
 #include "cli.h"
 #include "exitcodes.h"
 #include "freezer.h"
 #include "json.h"
 #include "session.h"
+#include "unwinder.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -12,14 +14,19 @@
 #include <string.h>
 
 static const char dump_usage[] =
-    "usage: aprof dump --pid PID [--json] [--blocking]\n"
+    "usage: aprof dump --pid PID [--json] [--blocking] [--no-async] [--native]\n"
     "\n"
     "Print every thread of a running CPython process with its Python stack, innermost frame\n"
-    "first (--json: outermost first).\n"
+    "first (--json: outermost first), then every asyncio task of every event loop as a tree\n"
+    "of who awaits whom, with each task's coroutine stack (docs/asyncio.md).\n"
     "\n"
     "  -p, --pid PID    process to inspect\n"
     "  -j, --json       machine-readable output (docs/formats.md)\n"
     "  -b, --blocking   suspend the target's threads while reading (exact, but pauses it)\n"
+    "  -A, --no-async   leave out the asyncio tasks\n"
+    "  -n, --native     also the native (C) frames, merged in call order (stops the target\n"
+    "                   briefly with ptrace; docs/native.md)\n"
+    "      --unwinder U libunwind (default) or dw\n"
     "  -h, --help       this help\n";
 
 static const char *state_name(uint8_t st)
@@ -43,7 +50,7 @@ static int thread_order(const void *a, const void *b)
     return (x->tid > y->tid) - (x->tid < y->tid);
 }
 
-static void print_text(const session *s, const aprof_sample *smp)
+static void print_text(const session *s, const aprof_sample *smp, const async_snapshot *as)
 {
     printf("Process %d: %s\n", (int)s->pid, s->cmdline);
     printf("Python %s (%s%s)\n", s->rt.version, s->rt.binary, s->rt.stripped ? ", stripped" : "");
@@ -57,14 +64,19 @@ static void print_text(const session *s, const aprof_sample *smp)
             printf("    (no Python frames)\n");
         for (uint32_t k = t->nframes; k-- > 0;) {
             const aprof_frame *f = &t->frames[k];
-            printf("    %s (%s:%d)\n", f->name, f->file, (int)f->line);
+            if ((f->kind == FRAME_NATIVE || f->kind == FRAME_MARK) && s->native && !f->line)
+                printf(f->file[0] ? "    %s (%s)\n" : "    %s\n", f->name, f->file);
+            else
+                printf("    %s (%s:%d)\n", f->name, f->file, (int)f->line);
         }
         if (t->flags & TSF_TRUNCATED)
             printf("    ... (truncated)\n");
     }
+    if (as)
+        async_print_text(stdout, as);
 }
 
-static int print_json(const session *s, const aprof_sample *smp)
+static int print_json(const session *s, const aprof_sample *smp, const async_snapshot *as)
 {
     json_writer w;
     json_init(&w, stdout);
@@ -94,34 +106,50 @@ static int print_json(const session *s, const aprof_sample *smp)
             json_kv_string(&w, "function", f->name);
             json_kv_string(&w, "file", f->file);
             json_kv_int(&w, "line", f->line);
+            if (s->native && f->kind != FRAME_PYTHON)
+                json_kv_string(&w, "kind", f->kind == FRAME_NATIVE ? "native" : "mark");
             json_end_object(&w);
         }
         json_end_array(&w);
         json_end_object(&w);
     }
     json_end_array(&w);
+    if (as)
+        async_print_json(&w, as);
     json_end_object(&w);
     if (json_finish(&w) != 0)
         return -1;
     return fputc('\n', stdout) == EOF || fflush(stdout) != 0 ? -1 : 0;
 }
 
-/* A non-blocking read can catch a stack mid-change: try a few times for a clean one. */
-static int take_clean_sample(session *s, aprof_sample *smp, bool blocking, freezer *fz)
+static bool sample_torn(const aprof_sample *smp)
 {
+    for (uint32_t i = 0; i < smp->nthreads; i++)
+        if (smp->threads[i].flags & TSF_TORN)
+            return true;
+    return false;
+}
+
+/* A non-blocking read can catch a stack mid-change: try a few times for a clean one. The asyncio
+ * snapshot (when ar is set) is taken right after the clean (or last) thread sample, inside the
+ * same suspension in blocking mode. */
+static int take_clean_sample(session *s, aprof_sample *smp, bool blocking, freezer *fz,
+                             asyncio_reader *ar, async_snapshot *as)
+{
+    enum { ATTEMPTS = 20 };
     int rc = -1;
-    for (int attempt = 0; attempt < 20; attempt++) {
+    for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
         sample_reset(smp);
         if (blocking && freezer_stop(fz) < 0)
             return -2;
         rc = session_sample(s, smp);
+        bool torn = rc >= 0 && sample_torn(smp);
+        if (rc >= 0 && ar && (!torn || attempt + 1 == ATTEMPTS) && asyncio_snapshot(ar, smp, as) < 0)
+            rc = -1;
         if (blocking)
             freezer_resume(fz);
         if (rc < 0)
             return -1;
-        bool torn = false;
-        for (uint32_t i = 0; i < smp->nthreads; i++)
-            torn |= (smp->threads[i].flags & TSF_TORN) != 0;
         if (!torn)
             break;
     }
@@ -132,15 +160,19 @@ int cmd_dump(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"pid", required_argument, NULL, 'p'}, {"json", no_argument, NULL, 'j'},
-        {"blocking", no_argument, NULL, 'b'},  {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"blocking", no_argument, NULL, 'b'},  {"no-async", no_argument, NULL, 'A'},
+        {"native", no_argument, NULL, 'n'},    {"unwinder", required_argument, NULL, 'U'},
+        {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0},
     };
+    bool native = false;
+    const char *unwinder_name = "libunwind";
+    unwinder_kind unwinder_checked;
     pid_t pid = 0;
-    bool json = false, blocking = false;
+    bool json = false, blocking = false, with_async = true;
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+p:jbh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+p:jbAnU:h", opts, NULL)) != -1) {
         switch (c) {
         case 'p':
             if (!cli_parse_pid(optarg, &pid))
@@ -148,6 +180,13 @@ int cmd_dump(int argc, char **argv)
             break;
         case 'j': json = true; break;
         case 'b': blocking = true; break;
+        case 'A': with_async = false; break;
+        case 'n': native = true; break;
+        case 'U':
+            if (!unwinder_parse_kind(optarg, &unwinder_checked))
+                return cli_fail(EXIT_USAGE, "--unwinder: '%s' is not one of libunwind, dw", optarg);
+            unwinder_name = optarg;
+            break;
         case 'h': fputs(dump_usage, stdout); return EXIT_OK;
         default:
             return cli_fail(EXIT_USAGE, "dump: unknown or incomplete option '%s' (see aprof dump --help)",
@@ -164,11 +203,26 @@ int cmd_dump(int argc, char **argv)
     if (rc != 0)
         return rc;
     s.want_state = true;
+    if (native) {
+        if ((rc = session_enable_native(&s, unwinder_name)) != 0) {
+            session_close(&s);
+            return rc;
+        }
+        blocking = false; /* --native stops the target for the sample itself */
+    }
     freezer fz;
     freezer_init(&fz, pid);
     aprof_sample smp;
     sample_init(&smp);
-    int n = take_clean_sample(&s, &smp, blocking, &fz);
+    async_snapshot as;
+    async_snapshot_init(&as);
+    asyncio_reader *ar = with_async ? asyncio_reader_new(&s) : NULL;
+    if (with_async && !ar) {
+        freezer_free(&fz);
+        session_close(&s);
+        return cli_fail(EXIT_INTERNAL, "out of memory");
+    }
+    int n = take_clean_sample(&s, &smp, blocking, &fz, ar, &as);
     int exit_code = EXIT_OK;
     if (n == -2) {
         exit_code = fz.last_errno == ESRCH ? cli_fail(EXIT_NO_PROCESS, "process %d exited", (int)pid)
@@ -180,10 +234,13 @@ int cmd_dump(int argc, char **argv)
                                               (int)pid);
     } else {
         qsort(smp.threads, smp.nthreads, sizeof(*smp.threads), thread_order);
-        int wrc = json ? print_json(&s, &smp) : (print_text(&s, &smp), fflush(stdout));
+        const async_snapshot *asp = ar ? &as : NULL;
+        int wrc = json ? print_json(&s, &smp, asp) : (print_text(&s, &smp, asp), fflush(stdout));
         if (wrc != 0)
             exit_code = cli_fail(EXIT_OUTPUT, "cannot write the output: %s", strerror(errno));
     }
+    async_snapshot_free(&as);
+    asyncio_reader_free(ar);
     sample_free(&smp);
     freezer_free(&fz);
     session_close(&s);

@@ -1,0 +1,287 @@
+/* The asyncio_reader API (what recording builds on) against a live fixture: for every CPython
+ * 3.10-3.13 under `pyenv root` and Debian's /usr/bin/python3.11, start
+ * fixtures/async_tree_fixture.py and check the lookups (by id, by coroutine), the awaited-by
+ * chain to a root (also through a cycle), the running task of a thread, the task cap, buffer
+ * reuse across snapshots, and that a reader on a process without asyncio says so. The snapshot's
+ * content itself is compared with the fixture's ground truth by
+ * tests/integration/test_async_dump.py. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <glob.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "asyncio_reader.h"
+#include "session.h"
+
+typedef struct target {
+    char label[32];
+    char python[512];
+} target;
+
+static target targets[5];
+static size_t ntargets;
+static char source_dir[1024];
+
+static void find_targets(void)
+{
+    const char *src = getenv("APROF_SOURCE_DIR");
+    snprintf(source_dir, sizeof source_dir, "%s", src ? src : ".");
+    char root[512] = "/root/.pyenv";
+    FILE *f = popen("pyenv root 2>/dev/null", "r");
+    if (f) {
+        if (fgets(root, sizeof root, f))
+            root[strcspn(root, "\n")] = '\0';
+        pclose(f);
+        if (!root[0])
+            snprintf(root, sizeof root, "/root/.pyenv");
+    }
+    for (unsigned minor = 10; minor <= 13; minor++) {
+        char pattern[700];
+        snprintf(pattern, sizeof pattern, "%s/versions/3.%u.*/bin/python3.%u", root, minor, minor);
+        glob_t g;
+        if (glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc > 0) {
+            target *t = &targets[ntargets++];
+            snprintf(t->label, sizeof t->label, "3.%u", minor);
+            snprintf(t->python, sizeof t->python, "%s", g.gl_pathv[g.gl_pathc - 1]);
+        }
+        globfree(&g);
+    }
+    if (access("/usr/bin/python3.11", X_OK) == 0) {
+        target *t = &targets[ntargets++];
+        snprintf(t->label, sizeof t->label, "debian-3.11");
+        snprintf(t->python, sizeof t->python, "/usr/bin/python3.11");
+    }
+}
+
+/* Start python SCRIPT ARG...; wait (at most 30 s) until `wait_for` exists. */
+static pid_t start_fixture(const char *python, const char *script, const char *arg,
+                           const char *wait_for)
+{
+    unlink(wait_for);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed assertion must not leave it running */
+        if (!freopen("/dev/null", "w", stdout))
+            _exit(127);
+        execl(python, python, script, arg, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 3000 && pid > 0; i++) {
+        if (access(wait_for, F_OK) == 0)
+            return pid;
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            return -1;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+static void stop(pid_t pid)
+{
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+}
+
+static uint32_t by_name(const async_snapshot *s, const char *name)
+{
+    for (uint32_t i = 0; i < s->ntasks; i++)
+        if (strcmp(s->tasks[i].name, name) == 0)
+            return i;
+    return ASYNC_NO_INDEX;
+}
+
+static void check_root_chain(const async_snapshot *s, const char *from, const char *const *want,
+                             uint32_t nwant)
+{
+    uint32_t i = by_name(s, from), chain[16];
+    assert_int_not_equal(i, ASYNC_NO_INDEX);
+    uint32_t n = async_root_chain(s, i, chain, 16);
+    assert_int_equal(n, nwant);
+    for (uint32_t k = 0; k < n; k++)
+        assert_string_equal(s->tasks[chain[k]].name, want[k]);
+}
+
+static void check_target(const target *t)
+{
+    char script[1400], truth[256];
+    snprintf(script, sizeof script, "%s/fixtures/async_tree_fixture.py", source_dir);
+    snprintf(truth, sizeof truth, "/tmp/aprof-unit-asyncio-%d.json", (int)getpid());
+    pid_t pid = start_fixture(t->python, script, truth, truth);
+    assert_true(pid > 0);
+    unlink(truth);
+    session s;
+    assert_int_equal(session_open(&s, pid, false), 0);
+    aprof_sample smp;
+    sample_init(&smp);
+    async_snapshot snap;
+    async_snapshot_init(&snap);
+    asyncio_reader *r = asyncio_reader_new(&s);
+    assert_non_null(r);
+
+    uint32_t first_ntasks = 0, first_nframes = 0;
+    for (int round = 0; round < 3; round++) {
+        sample_reset(&smp);
+        assert_true(session_sample(&s, &smp) > 0);
+        int n = asyncio_snapshot(r, &smp, &snap);
+        assert_true(n > 20);
+        assert_int_equal((uint32_t)n, snap.ntasks);
+        assert_int_equal(snap.flags & ~0u, 0);
+        assert_int_equal(snap.nloops, 2);
+        if (round == 0) {
+            first_ntasks = snap.ntasks;
+            first_nframes = snap.nframes;
+        } else {
+            /* buffers reused, the (idle) picture unchanged */
+            assert_int_equal(snap.ntasks, first_ntasks);
+            assert_int_equal(snap.nframes, first_nframes);
+        }
+    }
+    /* lookups */
+    for (uint32_t i = 0; i < snap.ntasks; i++) {
+        const async_task *tk = &snap.tasks[i];
+        assert_int_equal(async_find_task(&snap, tk->id), i);
+        if (tk->state == ATS_PENDING || tk->state == ATS_RUNNING)
+            assert_int_equal(async_find_by_coro(&snap, tk->coro), i);
+        assert_true(tk->name && tk->name[0]);
+        assert_int_not_equal(tk->loop_index, ASYNC_NO_INDEX);
+        assert_int_equal(tk->tid, snap.loops[tk->loop_index].tid);
+    }
+    assert_int_equal(async_find_task(&snap, 8), ASYNC_NO_INDEX);
+    assert_int_equal(async_find_by_coro(&snap, 0), ASYNC_NO_INDEX);
+
+    /* awaited-by chains to a root */
+    static const char *const gather[] = {"g-a", "gatherer"};
+    check_root_chain(&snap, "g-a", gather, 2);
+    static const char *const two[] = {"t2-child-1", "t2-main"};
+    check_root_chain(&snap, "t2-child-1", two, 2);
+    static const char *const alone[] = {"main"};
+    check_root_chain(&snap, "main", alone, 1);
+    static const char *const cyc[] = {"cycle-a", "cycle-b"};
+    check_root_chain(&snap, "cycle-a", cyc, 2); /* stops before going round again */
+    if (strcmp(t->label, "3.10") != 0) {
+        static const char *const tg[] = {"tg-leaf2", "tg-inner", "tg-outer"};
+        check_root_chain(&snap, "tg-leaf2", tg, 3);
+    }
+    uint32_t cap_one[1];
+    assert_int_equal(async_root_chain(&snap, by_name(&snap, "g-a"), cap_one, 1), 1);
+    assert_int_equal(async_root_chain(&snap, ASYNC_NO_INDEX, cap_one, 1), 0);
+
+    /* the running task of each thread */
+    uint32_t busy = by_name(&snap, "t2-busy");
+    assert_int_not_equal(busy, ASYNC_NO_INDEX);
+    assert_int_equal(snap.tasks[busy].state, ATS_RUNNING);
+    assert_true(snap.tasks[busy].flags & ATF_LIVE_STACK);
+    bool seen_busy = false;
+    for (uint32_t i = 0; i < smp.nthreads; i++) {
+        const aprof_thread_sample *th = &smp.threads[i];
+        uint32_t fi = 0, ti = async_task_of_thread(&snap, th, &fi);
+        if (strcmp(th->name, "loop-thread-2") == 0) {
+            assert_int_equal(ti, busy);
+            assert_int_equal(th->owners[fi], snap.tasks[busy].coro);
+            assert_int_equal(snap.loops[snap.tasks[busy].loop_index].tid, th->tid);
+            assert_int_equal(snap.loops[snap.tasks[busy].loop_index].running_task, busy);
+            seen_busy = true;
+        } else {
+            assert_int_equal(ti, ASYNC_NO_INDEX); /* the main loop is idle */
+        }
+    }
+    assert_true(seen_busy);
+
+    /* cycles */
+    assert_int_equal(snap.ncycles, 1);
+    assert_int_equal(snap.cycle_len[0], 2);
+
+    /* the cap */
+    asyncio_reader_set_max_tasks(r, 5);
+    assert_int_equal(asyncio_snapshot(r, &smp, &snap), 5);
+    assert_true(snap.flags & ASF_TASKS_TRUNCATED);
+    asyncio_reader_set_max_tasks(r, 0); /* means 1 */
+    assert_int_equal(asyncio_snapshot(r, &smp, &snap), 1);
+
+    asyncio_reader_free(r);
+    async_snapshot_free(&snap);
+    sample_free(&smp);
+    session_close(&s);
+    stop(pid);
+    print_message("%s (%s): asyncio_reader API checks passed\n", t->label, t->python);
+}
+
+static void test_api_on_every_interpreter(void **state)
+{
+    (void)state;
+    assert_true(ntargets > 0);
+    for (size_t i = 0; i < ntargets; i++)
+        check_target(&targets[i]);
+}
+
+/* A Python process without asyncio: ASF_NO_ASYNCIO, no tasks, not an error. After it exits: -1. */
+static void test_no_asyncio(void **state)
+{
+    (void)state;
+    assert_true(ntargets > 0);
+    char flag[256], code[512];
+    snprintf(flag, sizeof flag, "/tmp/aprof-unit-noasync-%d", (int)getpid());
+    snprintf(code, sizeof code, "import time; open('%s', 'w').close(); time.sleep(60)", flag);
+    unlink(flag);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execl(targets[0].python, targets[0].python, "-c", code, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 3000 && access(flag, F_OK) != 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    unlink(flag);
+    session s;
+    assert_int_equal(session_open(&s, pid, false), 0);
+    asyncio_reader *r = asyncio_reader_new(&s);
+    async_snapshot snap;
+    async_snapshot_init(&snap);
+    assert_int_equal(asyncio_snapshot(r, NULL, &snap), 0);
+    assert_true(snap.flags & ASF_NO_ASYNCIO);
+    assert_int_equal(snap.ntasks, 0);
+    stop(pid);
+    assert_int_equal(asyncio_snapshot(r, NULL, &snap), -1);
+    asyncio_reader_free(r);
+    async_snapshot_free(&snap);
+    session_close(&s);
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    for (int k = 0; k < AWK_COUNT_; k++)
+        assert_true(strcmp(async_wait_kind_name((uint8_t)k), "") != 0);
+    assert_string_equal(async_wait_kind_name(AWK_COUNT_), "unknown");
+    assert_string_equal(async_wait_kind_name(AWK_TASKGROUP), "taskgroup");
+    assert_string_equal(async_task_state_name(ATS_CANCELLED), "cancelled");
+    assert_string_equal(async_task_state_name(200), "unknown");
+}
+
+int main(void)
+{
+    find_targets();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_api_on_every_interpreter),
+        cmocka_unit_test(test_no_asyncio),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
