@@ -1145,14 +1145,13 @@ static int decode_gen_frame(asyncio_reader *r, const gen_view *v, aprof_frame *o
         code_info *ci = codecache_get(cc, r->c.m, v->code);
         if (!ci)
             return -1;
-        int64_t off = L->instr_kind == INSTR_LASTI_INDEX ? (int64_t)v->lasti * 2
-                                                          : (int64_t)(v->instr - ci->code_start);
-        if (off < -2 || off >= (int64_t)ci->code_bytes + 2) {
+        uint64_t raw = L->instr_kind == INSTR_LASTI_INDEX ? (uint64_t)(uint32_t)v->lasti : v->instr;
+        int64_t off;
+        if (!code_info_offset(ci, L->instr_kind, raw, &off)) {
             codecache_invalidate(cc, v->code); /* freed and reused since it was cached? */
             continue;
         }
-        int line = off < 0 ? ci->firstlineno : code_info_line(ci, L->linetable_kind, (int)off);
-        *out = (aprof_frame){ci->name, ci->file, line < 0 ? 0 : line, FRAME_PYTHON};
+        *out = code_info_frame(ci, L->linetable_kind, off);
         return 1;
     }
     return -1;

@@ -381,6 +381,20 @@ void codecache_revalidate(codecache *c, mem *m)
     free(hdrs);
 }
 
+bool code_info_offset(const code_info *ci, uint8_t kind, uint64_t raw, int64_t *off)
+{
+    *off = kind == INSTR_LASTI_INDEX ? (int64_t)(int32_t)(uint32_t)raw * 2
+                                           : (int64_t)(raw - ci->code_start);
+    /* -2: 3.11/3.12 prev_instr of a frame that has not run its first instruction */
+    return *off >= -2 && *off < (int64_t)ci->code_bytes + 2;
+}
+
+aprof_frame code_info_frame(code_info *ci, uint8_t table_kind, int64_t off)
+{
+    int line = off < 0 ? ci->firstlineno : code_info_line(ci, table_kind, (int)off);
+    return (aprof_frame){ci->name, ci->file, line < 0 ? 0 : line, FRAME_PYTHON, 0};
+}
+
 int code_info_line(code_info *ci, uint8_t table_kind, int byte_offset)
 {
     for (int k = 0; k < CODE_LINE_CACHE; k++)

@@ -10,6 +10,7 @@
 
 #include "layouts.h"
 #include "memory.h"
+#include "sample.h"
 #include "strtab.h"
 
 #include <stdbool.h>
@@ -54,6 +55,14 @@ void codecache_free(codecache *c);
  * object. The pointer stays valid until the entry is evicted by codecache_invalidate() or
  * codecache_revalidate(); use it within one sample. */
 code_info *codecache_get(codecache *c, mem *m, uint64_t addr);
+
+/* Byte offset into ci's bytecode of a frame's position, from the frame's raw instruction field
+ * (3.10: f_lasti, an index in code units; 3.11+: a pointer into the bytecode). False when it
+ * lies outside the bytecode: a torn frame, or an address that now holds another code object. */
+bool code_info_offset(const code_info *ci, uint8_t kind, uint64_t raw, int64_t *off);
+
+/* The Python frame ci is executing at byte offset off (negative: not started, first line). */
+aprof_frame code_info_frame(code_info *ci, uint8_t table_kind, int64_t off);
 
 /* Line for a byte offset into the bytecode (cached). -1 when there is none. */
 int code_info_line(code_info *ci, uint8_t table_kind, int byte_offset);

@@ -64,6 +64,13 @@ void pystack_free(pystack *ps)
     ps->window = NULL;
 }
 
+static uint32_t rd32(const uint8_t *buf, loff off)
+{
+    uint32_t v;
+    memcpy(&v, buf + off, 4);
+    return v;
+}
+
 static uint64_t rd64(const uint8_t *buf, loff off)
 {
     uint64_t v;
@@ -281,20 +288,15 @@ static decode_result decode_frame(pystack *ps, const uint8_t *fb, uint64_t frame
     code_info *ci = codecache_get_fresh(ps->cc, ps->m, code, ps->now_ns);
     if (!ci)
         return DECODE_BAD;
+    uint64_t raw = L->instr_kind == INSTR_LASTI_INDEX ? (uint64_t)rd32(fb, L->frame.instr)
+                                                      : rd64(fb, L->frame.instr);
     int64_t off;
-    if (L->instr_kind == INSTR_LASTI_INDEX) {
-        int32_t lasti;
-        memcpy(&lasti, fb + L->frame.instr, 4);
-        off = (int64_t)lasti * 2;
-    } else {
-        off = (int64_t)(rd64(fb, L->frame.instr) - ci->code_start);
-    }
-    if (off >= (int64_t)ci->code_bytes + 2 || off < -2) {
+    if (!code_info_offset(ci, L->instr_kind, raw, &off)) {
         /* The code object at this address is not the one cached (freed and reused), or the
          * frame is torn. Reload once. */
         codecache_invalidate(ps->cc, code);
         ci = codecache_get(ps->cc, ps->m, code);
-        if (!ci || off >= (int64_t)ci->code_bytes + 2 || off < -2)
+        if (!ci || !code_info_offset(ci, L->instr_kind, raw, &off))
             return DECODE_BAD;
     }
     /* 3.11+: a frame that has not reached its first traceable instruction is not yet visible
@@ -302,11 +304,10 @@ static decode_result decode_frame(pystack *ps, const uint8_t *fb, uint64_t frame
     if (L->instr_kind == INSTR_POINTER && owner != OWNER_GENERATOR &&
         off < (int64_t)ci->firsttraceable * 2)
         return DECODE_SKIP;
-    int line = off < 0 ? ci->firstlineno : code_info_line(ci, L->linetable_kind, (int)off);
     bool entry = L->frame.is_entry != LAYOUT_ABSENT ? fb[L->frame.is_entry] != 0
                                                     : ps->rt->minor <= 10;
-    *out = (aprof_frame){ci->name, ci->file, line < 0 ? 0 : line, FRAME_PYTHON,
-                         entry ? FRAMEF_ENTRY : 0};
+    *out = code_info_frame(ci, L->linetable_kind, off);
+    out->flags = entry ? FRAMEF_ENTRY : 0;
     *role = ci->role;
     return DECODE_OK;
 }
