@@ -4,6 +4,7 @@
 #include "exitcodes.h"
 #include "freezer.h"
 #include "json.h"
+#include "loop_watch.h"
 #include "session.h"
 #include "unwinder.h"
 
@@ -14,7 +15,7 @@
 #include <string.h>
 
 static const char dump_usage[] =
-    "usage: aprof dump --pid PID [--json] [--blocking] [--no-async] [--native]\n"
+    "usage: aprof dump --pid PID [--json] [--blocking] [--no-async] [--native] [--watch MS]\n"
     "\n"
     "Print every thread of a running CPython process with its Python stack, innermost frame\n"
     "first (--json: outermost first), then every asyncio task of every event loop as a tree\n"
@@ -27,6 +28,8 @@ static const char dump_usage[] =
     "  -n, --native     also the native (C) frames, merged in call order (stops the target\n"
     "                   briefly with ptrace; docs/native.md)\n"
     "      --unwinder U libunwind (default) or dw\n"
+    "      --watch MS   a busy event loop is watched this long (default 100; 0: not at all)\n"
+    "                   to tell how long it stays busy\n"
     "  -h, --help       this help\n";
 
 static const char *state_name(uint8_t st)
@@ -50,7 +53,40 @@ static int thread_order(const void *a, const void *b)
     return (x->tid > y->tid) - (x->tid < y->tid);
 }
 
-static void print_text(const session *s, const aprof_sample *smp, const async_snapshot *as)
+#define MAX_LOOPS 64
+
+typedef struct loop_view {
+    const loop_state *loops;
+    size_t n;
+} loop_view;
+
+static const loop_state *loop_of(const loop_view *lv, pid_t tid)
+{
+    for (size_t i = 0; i < lv->n; i++)
+        if (lv->loops[i].tid == tid)
+            return &lv->loops[i];
+    return NULL;
+}
+
+static const char *loop_kind_name(uint8_t kind)
+{
+    return kind == LOOP_NATIVE ? "uvloop" : "asyncio";
+}
+
+static void print_loop_text(const loop_state *l)
+{
+    if (!l->busy)
+        printf("    event loop (%s): idle, waiting in its selector\n", loop_kind_name(l->kind));
+    else if (l->ended)
+        printf("    event loop (%s): busy; back in its selector %.1f ms later\n",
+               loop_kind_name(l->kind), (double)l->busy_for_ns / 1e6);
+    else
+        printf("    event loop (%s): busy for at least %.1f ms (still busy when aprof stopped "
+               "watching)\n", loop_kind_name(l->kind), (double)l->busy_for_ns / 1e6);
+}
+
+static void print_text(const session *s, const aprof_sample *smp, const async_snapshot *as,
+                       const loop_view *lv)
 {
     printf("Process %d: %s\n", (int)s->pid, s->cmdline);
     printf("Python %s (%s%s)\n", s->rt.version, s->rt.binary, s->rt.stripped ? ", stripped" : "");
@@ -58,6 +94,9 @@ static void print_text(const session *s, const aprof_sample *smp, const async_sn
         const aprof_thread_sample *t = &smp->threads[i];
         printf("\nThread %d \"%s\"%s [%s]\n", (int)t->tid, t->name, t->is_main ? " (main)" : "",
                state_name(t->state));
+        const loop_state *l = loop_of(lv, t->tid);
+        if (l)
+            print_loop_text(l);
         if (t->flags & TSF_TORN)
             printf("    (stack changed while it was read; incomplete)\n");
         if (t->nframes == 0)
@@ -76,7 +115,8 @@ static void print_text(const session *s, const aprof_sample *smp, const async_sn
         async_print_text(stdout, as);
 }
 
-static int print_json(const session *s, const aprof_sample *smp, const async_snapshot *as)
+static int print_json(const session *s, const aprof_sample *smp, const async_snapshot *as,
+                      const loop_view *lv)
 {
     json_writer w;
     json_init(&w, stdout);
@@ -98,6 +138,20 @@ static int print_json(const session *s, const aprof_sample *smp, const async_sna
         json_kv_string(&w, "state", state_name(t->state));
         json_key(&w, "complete");
         json_bool(&w, !(t->flags & (TSF_TORN | TSF_TRUNCATED)));
+        const loop_state *l = loop_of(lv, t->tid);
+        if (l) {
+            json_key(&w, "event_loop");
+            json_begin_object(&w);
+            json_kv_string(&w, "kind", loop_kind_name(l->kind));
+            json_kv_string(&w, "state", l->busy ? "busy" : "idle");
+            if (l->busy) {
+                json_key(&w, "busy_for_s");
+                json_seconds_ns(&w, l->busy_for_ns);
+                json_key(&w, "busy_ended");
+                json_bool(&w, l->ended);
+            }
+            json_end_object(&w);
+        }
         json_key(&w, "frames");
         json_begin_array(&w);
         for (uint32_t k = 0; k < t->nframes; k++) {
@@ -162,13 +216,15 @@ int cmd_dump(int argc, char **argv)
         {"pid", required_argument, NULL, 'p'}, {"json", no_argument, NULL, 'j'},
         {"blocking", no_argument, NULL, 'b'},  {"no-async", no_argument, NULL, 'A'},
         {"native", no_argument, NULL, 'n'},    {"unwinder", required_argument, NULL, 'U'},
-        {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},      {"watch", required_argument, NULL, 'W'},
+        {NULL, 0, NULL, 0},
     };
     bool native = false;
     const char *unwinder_name = "libunwind";
     unwinder_kind unwinder_checked;
     pid_t pid = 0;
     bool json = false, blocking = false, with_async = true;
+    double watch_ms = 100;
     int c;
     optind = 1;
     opterr = 0;
@@ -186,6 +242,10 @@ int cmd_dump(int argc, char **argv)
             if (!unwinder_parse_kind(optarg, &unwinder_checked))
                 return cli_fail(EXIT_USAGE, "--unwinder: '%s' is not one of libunwind, dw", optarg);
             unwinder_name = optarg;
+            break;
+        case 'W':
+            if (!cli_parse_double(optarg, 0, 60000, &watch_ms))
+                return cli_fail(EXIT_USAGE, "--watch: '%s' is not a number of milliseconds (0-60000)", optarg);
             break;
         case 'h': fputs(dump_usage, stdout); return EXIT_OK;
         default:
@@ -235,7 +295,10 @@ int cmd_dump(int argc, char **argv)
     } else {
         qsort(smp.threads, smp.nthreads, sizeof(*smp.threads), thread_order);
         const async_snapshot *asp = ar ? &as : NULL;
-        int wrc = json ? print_json(&s, &smp, asp) : (print_text(&s, &smp, asp), fflush(stdout));
+        loop_state loops[MAX_LOOPS];
+        loop_view lv = {loops, loop_watch(&s, &smp, (uint64_t)(watch_ms * 1e6), loops, MAX_LOOPS)};
+        int wrc = json ? print_json(&s, &smp, asp, &lv)
+                       : (print_text(&s, &smp, asp, &lv), fflush(stdout));
         if (wrc != 0)
             exit_code = cli_fail(EXIT_OUTPUT, "cannot write the output: %s", strerror(errno));
     }

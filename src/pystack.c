@@ -385,6 +385,12 @@ static uint32_t walk_frames(pystack *ps, uint64_t frame, window *w, aprof_thread
                 break;
             }
             t->owners[n++] = owner_obj;
+            /* A thread's outermost frame is never a generator's: a generator frame without a
+             * caller is a suspended one. Reaching it means the innermost-frame pointer was read
+             * while CPython was switching frames (3.11/3.12 publish a new _PyCFrame before
+             * filling it in). */
+            if (!prev && owner_obj)
+                t->flags |= TSF_TORN;
         } else if (r == DECODE_SKIP_SHIM && n > 0) {
             t->frames[n - 1].flags |= FRAMEF_ENTRY; /* the frame inside the shim began a call */
         }

@@ -138,6 +138,39 @@ def test_healthy_loop_has_no_stalls(t):
             "the healthy loop was not seen working, or with long busy stretches: %s" % loops)
 
 
+@h.per_interpreter
+def test_dump_loop_state(t):
+    # A loop blocked for good: dump says busy, not ended, for at least the watch time.
+    truth_path, ready = t.path("truth.json"), t.path("ready")
+    fx = t.start("stall_fixture.py", truth_path, ready, "--hang")
+    truth = fx.wait_json(truth_path)
+    time.sleep(1.0)  # past the 0.5 s grace and the 0.1 s before the hang
+    res = t.aprof("dump", "--pid", fx.pid, "--json", "--watch", 150, timeout=30)
+    t.require_rc(res, 0, "aprof dump --json")
+    doc = json.loads(res.stdout)
+    main = [th for th in doc["threads"] if th["is_main"]][0]
+    loop = main.get("event_loop")
+    t.require(loop, "no event_loop in the main thread: %s" % main.keys())
+    t.eq((loop["state"], loop.get("busy_ended")), ("busy", False), "a hung loop's state")
+    t.check(loop.get("busy_for_s", 0) >= 0.14, "busy_for_s %s < the 150 ms watched" % loop)
+    t.eq(main["frames"][-1]["line"], truth["hang_line"], "the hung loop's innermost line")
+    blocker = [k for k in doc.get("tasks", []) if k["name"] == "blocker"]
+    t.check(blocker and blocker[0]["state"] == "running", "task blocker is not running: %s" % blocker)
+    text = t.aprof("dump", "--pid", fx.pid, "--no-async", timeout=30)
+    t.check("busy for at least" in text.stdout, "text dump lacks the busy loop:\n" + text.stdout)
+    fx.kill()
+    # A healthy loop: idle, or busy only briefly.
+    truth_path, ready = t.path("truth2.json"), t.path("ready2")
+    fx = t.start("stall_fixture.py", truth_path, ready, "--healthy", 5, name="healthy")
+    wait_file(fx, ready)
+    for _ in range(3):
+        doc = json.loads(t.aprof("dump", "--pid", fx.pid, "--json", "--no-async").stdout)
+        loop = [th for th in doc["threads"] if th["is_main"]][0].get("event_loop")
+        t.check(loop and (loop["state"] == "idle" or (loop["busy_ended"] and
+                                                      loop["busy_for_s"] < 0.05)),
+                "a healthy loop looks blocked: %s" % loop)
+
+
 @h.once
 def test_aiohttp_blocking_handler(t):
     import subprocess
