@@ -83,6 +83,20 @@ int outfile_open(outfile *o, const char *path)
         errno = EISDIR;
         return -1;
     }
+    if (exists && !S_ISREG(st.st_mode)) {
+        int dfd = open(path, O_WRONLY | O_CLOEXEC);
+        if (dfd < 0)
+            return -1;
+        o->fp = fdopen(dfd, "w");
+        if (!o->fp) {
+            int saved = errno;
+            close(dfd);
+            errno = saved;
+            return -1;
+        }
+        o->direct = true;
+        return 0;
+    }
     o->path = strdup(path);
     if (!o->path)
         return -1;
@@ -133,10 +147,14 @@ int outfile_commit(outfile *o)
         errno = EBADF;
         return -1;
     }
-    if (o->is_stdout) {
+    if (o->is_stdout || o->direct) {
         errno = 0;
         int rc = fflush(o->fp) == 0 && !ferror(o->fp) ? 0 : -1;
         int saved = errno ? errno : EIO;
+        if (o->direct && fclose(o->fp) != 0 && rc == 0) {
+            rc = -1;
+            saved = errno ? errno : EIO;
+        }
         clear(o);
         if (rc < 0)
             errno = saved;
@@ -170,7 +188,7 @@ void outfile_abort(outfile *o)
     if (!o)
         return;
     if (o->fp && !o->is_stdout)
-        fclose(o->fp);
+        fclose(o->fp); /* a direct (device, FIFO) destination keeps what was written */
     else if (o->fp)
         fflush(o->fp);
     if (o->tmp_path)

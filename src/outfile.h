@@ -4,7 +4,8 @@
  * through outfile_stream(); outfile_commit() flushes, fsyncs and renames it over the destination,
  * so a reader sees either the old file or the complete new one, never a partial write. On any
  * failure, and on outfile_abort(), the temporary file is removed and the destination is left as
- * it was. The path "-" means standard output (written directly, nothing to rename). A destination
+ * it was. The path "-" means standard output, and a path naming something other than a regular
+ * file (/dev/null, a FIFO) is written in place: renaming over those would replace them. A destination
  * that is a symbolic link is replaced by the new file (the link's target is left alone).
  *
  * Every function returns 0, or -1 with errno set (EACCES, ENOENT, ENOTDIR, EISDIR, ENOSPC, ...)
@@ -21,6 +22,7 @@ typedef struct outfile {
     char *path;     /* destination */
     char *tmp_path; /* temporary file beside it; NULL for standard output */
     bool is_stdout;
+    bool direct;    /* the destination is a device, FIFO or socket: written in place */
 } outfile;
 
 /* Opens a temporary file for `path`. Fails early (before anything is written) when the directory

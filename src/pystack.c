@@ -399,6 +399,12 @@ static uint32_t walk_frames(pystack *ps, uint64_t frame, window *w, aprof_thread
     return n;
 }
 
+static uint64_t callback_identity(uint64_t handle, uint64_t coro, const char *fn)
+{
+    uint64_t h = handle ^ (coro * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)(uintptr_t)fn << 1);
+    return h ? h : 1;
+}
+
 /* Turn the marks of an innermost-first walk into the thread's loop fields (frames now
  * outermost first). */
 static void apply_loop_marks(aprof_thread_sample *t, const loop_marks *lm)
@@ -412,7 +418,10 @@ static void apply_loop_marks(aprof_thread_sample *t, const loop_marks *lm)
              * callback, a C task step) Handle._run itself is the innermost Python frame. */
             uint32_t outer = n - 1 - (uint32_t)lm->handle_index;
             t->callback_frame = (int32_t)(outer + 1 < n ? outer + 1 : outer);
-            t->callback_id = lm->handle;
+            /* The Handle's address alone could be reused by the next callback run once the
+             * old Handle is freed; the coroutine and function it runs tell them apart. */
+            t->callback_id = callback_identity(lm->handle, t->owners[t->callback_frame],
+                                               t->frames[t->callback_frame].name);
         }
     } else if (lm->entry_index >= 0) {
         /* A runner (asyncio.run / uvloop.run) with no Python loop frames: the loop is native.

@@ -774,6 +774,39 @@ static void test_outfile_commit_replaces_atomically(void **state)
     remove_tree(dir);
 }
 
+/* Special files are written in place: renaming over /dev/null would replace the device. */
+static void test_outfile_special_files_written_in_place(void **state)
+{
+    (void)state;
+    outfile o;
+    assert_int_equal(outfile_open(&o, "/dev/null"), 0);
+    assert_true(o.direct);
+    fputs("discarded\n", outfile_stream(&o));
+    assert_int_equal(outfile_commit(&o), 0);
+    struct stat st;
+    assert_int_equal(stat("/dev/null", &st), 0);
+    assert_true(S_ISCHR(st.st_mode));
+
+    char *dir = make_tmpdir();
+    char fifo[256];
+    snprintf(fifo, sizeof(fifo), "%s/pipe", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    int rd = open(fifo, O_RDONLY | O_NONBLOCK); /* a reader, so opening for writing succeeds */
+    assert_true(rd >= 0);
+    assert_int_equal(outfile_open(&o, fifo), 0);
+    fputs("through the pipe", outfile_stream(&o));
+    assert_int_equal(outfile_commit(&o), 0);
+    char buf[64] = {0};
+    assert_int_equal(read(rd, buf, sizeof(buf) - 1), 16);
+    assert_string_equal(buf, "through the pipe");
+    close(rd);
+    assert_int_equal(stat(fifo, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    unlink(fifo);
+    rmdir(dir);
+    free(dir);
+}
+
 static void test_outfile_abort_keeps_original(void **state)
 {
     (void)state;
@@ -886,6 +919,7 @@ int main(void)
         cmocka_unit_test(test_writers_report_stream_errors),
         cmocka_unit_test(test_outfile_commit_replaces_atomically),
         cmocka_unit_test(test_outfile_abort_keeps_original),
+        cmocka_unit_test(test_outfile_special_files_written_in_place),
         cmocka_unit_test(test_outfile_unwritable_paths),
         cmocka_unit_test(test_outfile_end_to_end_speedscope),
     };
