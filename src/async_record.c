@@ -1,5 +1,6 @@
 #include "async_record.h"
 
+#include "async_stitch.h"
 #include "stalls.h"
 
 #include <errno.h>
@@ -7,7 +8,6 @@
 #include <string.h>
 
 #define MIN_REFRESH_NS 10000000ull /* refresh early at most every 10 ms */
-#define MAX_CHAIN 64
 
 typedef struct tracked {
     uint64_t id, coro;   /* id 0: empty slot */
@@ -37,7 +37,6 @@ struct async_record {
     size_t norder;
     size_t site_map_cap;
     aprof_frame *buf;    /* scratch stack for the awaiting profile */
-    uint32_t chain[MAX_CHAIN];
 };
 
 static uint64_t mix(uint64_t x)
@@ -176,54 +175,10 @@ static uint32_t site_of(async_record *r, const aprof_frame *f)
 
 /* ---- stacks through the task chain ----------------------------------------------------------- */
 
-static bool push(aprof_frame *out, uint32_t *n, uint32_t cap, aprof_frame f)
-{
-    if (*n >= cap)
-        return false;
-    out[(*n)++] = f;
-    return true;
-}
-
-static aprof_frame task_frame(async_record *r, const async_task *t)
-{
-    char buf[512];
-    snprintf(buf, sizeof(buf), "<task %s>", t->name);
-    const char *name = strtab_intern_cstr(r->s->st, buf);
-    return (aprof_frame){name ? name : "<task>", "", 0, FRAME_TASK, 0};
-}
-
-/* Task i's awaiting ancestors, outermost (root) first: for each a <task NAME> frame and its
- * coroutine frames; then <task NAME> of i itself. */
-static void push_task_chain(async_record *r, uint32_t i, aprof_frame *out, uint32_t *n,
-                            uint32_t cap)
-{
-    const async_snapshot *s = &r->snap;
-    uint32_t len = async_root_chain(s, i, r->chain, MAX_CHAIN);
-    for (uint32_t k = len; k-- > 1;) {
-        const async_task *t = &s->tasks[r->chain[k]];
-        push(out, n, cap, task_frame(r, t));
-        for (uint32_t f = 0; f < t->nframes; f++)
-            push(out, n, cap, s->frames[t->frame_start + f]);
-    }
-    push(out, n, cap, task_frame(r, &s->tasks[i]));
-}
-
 uint32_t async_record_stitch(async_record *r, const aprof_thread_sample *t, aprof_frame *out,
                              uint32_t cap)
 {
-    if (!r->have_snap || r->snap.ntasks == 0)
-        return 0;
-    uint32_t fi;
-    uint32_t i = async_task_of_thread(&r->snap, t, &fi);
-    if (i == ASYNC_NO_INDEX)
-        return 0;
-    uint32_t n = 0;
-    for (uint32_t k = 0; k < fi; k++)
-        push(out, &n, cap, t->frames[k]);
-    push_task_chain(r, i, out, &n, cap);
-    for (uint32_t k = fi; k < t->nframes; k++)
-        push(out, &n, cap, t->frames[k]);
-    return n;
+    return r->have_snap ? async_stitch_thread(&r->snap, t, r->s->st, out, cap) : 0;
 }
 
 const char *async_record_task_name(void *ud, uint64_t coro)
@@ -300,9 +255,9 @@ static void account(async_record *r, uint64_t now, uint64_t weight)
             awaiting = agg_profile_get(r->a, ASYNC_RECORD_AWAITING_PROFILE, 0);
         if (awaiting) {
             uint32_t n = 0;
-            push_task_chain(r, i, r->buf, &n, APROF_MAX_FRAMES);
-            for (uint32_t f = 0; f < t->nframes; f++)
-                push(r->buf, &n, APROF_MAX_FRAMES, s->frames[t->frame_start + f]);
+            async_stitch_chain(s, i, r->s->st, r->buf, &n, APROF_MAX_FRAMES);
+            for (uint32_t f = 0; f < t->nframes && n < APROF_MAX_FRAMES; f++)
+                r->buf[n++] = s->frames[t->frame_start + f];
             agg_profile_add(r->a, awaiting, r->buf, n, now, weight);
         }
     }

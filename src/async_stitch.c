@@ -1,0 +1,52 @@
+#include "async_stitch.h"
+
+#include <stdio.h>
+
+#define MAX_CHAIN 64
+
+static void push(aprof_frame *out, uint32_t *n, uint32_t cap, aprof_frame f)
+{
+    if (*n < cap)
+        out[(*n)++] = f;
+}
+
+static aprof_frame task_frame(strtab *st, const async_task *t)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf), "<task %s>", t->name);
+    const char *name = strtab_intern_cstr(st, buf);
+    return (aprof_frame){name ? name : "<task>", "", 0, FRAME_TASK, 0};
+}
+
+void async_stitch_chain(const async_snapshot *s, uint32_t i, strtab *st, aprof_frame *out,
+                        uint32_t *n, uint32_t cap)
+{
+    uint32_t chain[MAX_CHAIN];
+    uint32_t len = async_root_chain(s, i, chain, MAX_CHAIN);
+    for (uint32_t k = len; k-- > 1;) {
+        const async_task *t = &s->tasks[chain[k]];
+        push(out, n, cap, task_frame(st, t));
+        for (uint32_t f = 0; f < t->nframes; f++)
+            push(out, n, cap, s->frames[t->frame_start + f]);
+    }
+    if (i < s->ntasks)
+        push(out, n, cap, task_frame(st, &s->tasks[i]));
+}
+
+uint32_t async_stitch_thread(const async_snapshot *s, const aprof_thread_sample *t, strtab *st,
+                             aprof_frame *out, uint32_t cap)
+{
+    if (!s || s->ntasks == 0)
+        return 0;
+    uint32_t fi;
+    uint32_t i = async_task_of_thread(s, t, &fi);
+    if (i == ASYNC_NO_INDEX)
+        return 0;
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < fi; k++)
+        push(out, &n, cap, t->frames[k]);
+    async_stitch_chain(s, i, st, out, &n, cap);
+    for (uint32_t k = fi; k < t->nframes; k++)
+        push(out, &n, cap, t->frames[k]);
+    return n;
+}
