@@ -102,8 +102,9 @@ void record_report_print(const record_report *r, FILE *out)
         fprintf(out, "worst event loop stalls:\n");
     for (size_t i = 0; i < ns && i < WORST_STALLS_SHOWN; i++) {
         const stall_event *e = stall_at(r->stalls, idx[i]);
-        fprintf(out, "  %7.1f ms  %-8s  at %7.3f s  %s %s: %s (%s:%d)\n",
-                seconds(e->end_ns - e->start_ns) * 1e3, impact_name(e->impact),
+        fprintf(out, "  %s%7.1f ms  %-8s  at %7.3f s  %s %s: %s (%s:%d)\n",
+                e->clipped ? ">=" : "  ", seconds(e->end_ns - e->start_ns) * 1e3,
+                impact_name(e->impact),
                 seconds(e->start_ns - st->t_start_ns), e->task ? "task" : "callback",
                 e->task ? e->task : (e->callback ? e->callback : "?"), e->culprit.name,
                 e->culprit.file, (int)e->culprit.line);
@@ -141,6 +142,8 @@ static void write_stalls(json_writer *w, const record_report *r)
         if (e->callback)
             json_kv_string(w, "callback", e->callback);
         json_kv_string(w, "impact", impact_name(e->impact));
+        json_key(w, "clipped");
+        json_bool(w, e->clipped);
         json_kv_uint(w, "samples", e->samples);
         json_key(w, "culprit");
         frame_object(w, &e->culprit);

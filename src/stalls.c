@@ -28,6 +28,7 @@ typedef struct loop_track {
     uint32_t cb_samples;
     const char *cb_task;
     uint64_t cb_coro;           /* coroutine owning the callback's first frame, 0 if none */
+    bool cb_clipped;            /* the callback run was already running at the first sample */
     const char *cb_name;
     culprit_count culprits[MAX_CULPRITS];
     uint32_t nculprits;
@@ -180,6 +181,7 @@ static void count_culprit(loop_track *lt, const aprof_thread_sample *t)
 
 static void start_callback(loop_track *lt, const aprof_thread_sample *t, uint64_t at)
 {
+    lt->cb_clipped = false;
     clear_culprits(lt);
     lt->cb_id = t->callback_id;
     lt->cb_start = at;
@@ -193,8 +195,9 @@ static void start_callback(loop_track *lt, const aprof_thread_sample *t, uint64_
     }
 }
 
-/* End the current callback run at `at`; report it when it lasted at least the threshold. */
-static size_t end_callback(stall_detector *d, loop_track *lt, uint64_t at)
+/* End the current callback run at `at`; report it when it lasted at least the threshold.
+ * `clipped`: it is ended by the end of the recording, not seen ending. */
+static size_t end_callback(stall_detector *d, loop_track *lt, uint64_t at, bool clipped)
 {
     size_t reported = 0;
     uint64_t dur = at > lt->cb_start ? at - lt->cb_start : 0;
@@ -223,6 +226,7 @@ static size_t end_callback(stall_detector *d, loop_track *lt, uint64_t at)
             .samples = lt->cb_samples,
             .impact = dur >= 2 * d->threshold_ns ? STALL_CRITICAL : STALL_WARNING,
             .loop = lt->kind,
+            .clipped = clipped || lt->cb_clipped,
         };
         c->stack = NULL; /* ownership moved to the event */
         lt->stalls++;
@@ -253,6 +257,7 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
             lt->busy_start = now;
             if (lt->busy) {
                 start_callback(lt, t, now);
+                lt->cb_clipped = true; /* it was running before aprof looked */
                 lt->cb_samples = 1;
                 count_culprit(lt, t);
             }
@@ -262,7 +267,7 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
         uint64_t mid = lt->last_t + (now - lt->last_t) / 2;
         if (t->loop_idle) {
             if (lt->busy) {
-                reported += end_callback(d, lt, mid);
+                reported += end_callback(d, lt, mid, false);
                 push_lag(lt, mid - lt->busy_start);
                 lt->busy = false;
             }
@@ -272,7 +277,7 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
                 lt->busy_start = mid;
                 start_callback(lt, t, mid);
             } else if (t->callback_id != lt->cb_id) {
-                reported += end_callback(d, lt, mid);
+                reported += end_callback(d, lt, mid, false);
                 start_callback(lt, t, mid);
             }
             lt->cb_samples++;
@@ -290,7 +295,7 @@ void stall_detector_finish(stall_detector *d, uint64_t end_ns)
         if (!lt->busy)
             continue;
         uint64_t at = end_ns > lt->last_t ? end_ns : lt->last_t;
-        end_callback(d, lt, at);
+        end_callback(d, lt, at, true);
         push_lag(lt, at - lt->busy_start);
         lt->busy = false;
         lt->last_t = at;

@@ -14,6 +14,7 @@
 #include "sample.h"
 #include "strtab.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,8 @@ typedef struct stall_event {
     uint32_t samples;
     uint8_t impact;             /* stall_impact */
     uint8_t loop;               /* loop_kind */
+    bool clipped;               /* it began before the first sample of its loop or was still
+                                 * running at the end: the real stall is longer */
 } stall_event;
 
 typedef struct loop_lag {
