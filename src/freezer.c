@@ -1,95 +1,236 @@
 #include "freezer.h"
 
-#include "proc.h"
-
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #define MAX_TIDS 8192
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static pid_t parent_of(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *fp = fopen(path, "re");
+    if (!fp)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the command name may contain anything */
+    int ppid = 0;
+    if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+        return 0;
+    return (pid_t)ppid;
+}
+
 void freezer_init(freezer *f, pid_t pid)
 {
+    memset(f, 0, sizeof(*f));
     f->pid = pid;
-    f->threads = NULL;
-    f->n = f->cap = 0;
-    f->last_errno = 0;
+    f->target_is_child = parent_of(pid) == getpid();
+}
+
+/* Detach lagging threads that have stopped since; forget those that are gone. */
+static void settle_lagging(freezer *f)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < f->nlagging; i++) {
+        pid_t tid = f->lagging[i];
+        /* PTRACE_DETACH works on a tracee in any ptrace-stop, whether or not its stop was
+         * collected by waitpid; ESRCH means still running (or gone). */
+        if (ptrace(PTRACE_DETACH, tid, NULL, NULL) == 0)
+            continue;
+        if (kill(tid, 0) != 0 && errno == ESRCH)
+            continue;
+        f->lagging[keep++] = tid;
+    }
+    f->nlagging = keep;
 }
 
 void freezer_free(freezer *f)
 {
     freezer_resume(f);
+    /* Give threads that did not stop in time a moment to do so, then leave the rest to the
+     * kernel: it detaches every tracee when aprof exits. */
+    for (int round = 0; f->nlagging && round < 100; round++) {
+        settle_lagging(f);
+        if (f->nlagging)
+            usleep(1000);
+    }
     free(f->threads);
+    free(f->lagging);
     f->threads = NULL;
-    f->cap = 0;
+    f->lagging = NULL;
+    f->cap = f->cap_lagging = f->nlagging = 0;
 }
 
-/* Wait until tid is in the stop our PTRACE_INTERRUPT asked for. Other stops on the way
- * (signal-delivery-stops) are remembered and their signal re-injected on detach. */
-static int wait_for_interrupt_stop(frozen_thread *t)
+static bool is_lagging(const freezer *f, pid_t tid)
 {
-    for (int tries = 0; tries < 64; tries++) {
-        int status;
-        pid_t r = waitpid(t->tid, &status, __WALL);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (WIFEXITED(status) || WIFSIGNALED(status))
-            return -1;
-        if (!WIFSTOPPED(status))
-            continue;
-        int sig = WSTOPSIG(status);
-        int event = status >> 16;
-        if (event == PTRACE_EVENT_STOP)
-            return 0; /* interrupt stop (or group-stop: the thread is stopped either way) */
-        if (sig != SIGTRAP)
-            t->pending_signal = sig;
-        /* A signal-delivery-stop: the thread is stopped, that is all we need. */
-        return 0;
+    for (size_t i = 0; i < f->nlagging; i++)
+        if (f->lagging[i] == tid)
+            return true;
+    return false;
+}
+
+static void add_lagging(freezer *f, pid_t tid)
+{
+    if (f->nlagging == f->cap_lagging) {
+        size_t cap = f->cap_lagging ? f->cap_lagging * 2 : 16;
+        pid_t *nl = realloc(f->lagging, cap * sizeof(*nl));
+        if (!nl)
+            return; /* cannot track it: the kernel detaches it when aprof exits */
+        f->lagging = nl;
+        f->cap_lagging = cap;
     }
-    return -1;
+    f->lagging[f->nlagging++] = tid;
+}
+
+typedef enum wait_result { W_PENDING, W_STOPPED, W_GONE } wait_result;
+
+/* Has tid reached a stop? Never blocks. Signal-delivery stops are remembered, their signal
+ * re-injected on detach; the interrupt stop itself is a PTRACE_EVENT_STOP (or a group stop). */
+static wait_result poll_stop(freezer *f, frozen_thread *t)
+{
+    int status = 0;
+    if (t->tid == f->pid && f->target_is_child) {
+        /* Peek first: the exit status of our own child belongs to the code that launched it. */
+        siginfo_t si;
+        memset(&si, 0, sizeof(si));
+        if (waitid(P_PID, (id_t)t->tid, &si, WEXITED | WSTOPPED | WNOHANG | WNOWAIT | __WALL) != 0)
+            return errno == EINTR ? W_PENDING : W_GONE;
+        if (si.si_pid == 0)
+            return W_PENDING;
+        if (si.si_code == CLD_EXITED || si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED)
+            return W_GONE;
+    }
+    pid_t r = waitpid(t->tid, &status, __WALL | WNOHANG);
+    if (r == 0)
+        return W_PENDING;
+    if (r < 0)
+        return errno == EINTR ? W_PENDING : W_GONE;
+    if (WIFEXITED(status) || WIFSIGNALED(status))
+        return W_GONE;
+    if (!WIFSTOPPED(status))
+        return W_PENDING;
+    int sig = WSTOPSIG(status);
+    if ((status >> 16) != PTRACE_EVENT_STOP && sig != SIGTRAP)
+        t->pending_signal = sig;
+    return W_STOPPED;
+}
+
+static int by_tid(const void *a, const void *b)
+{
+    const frozen_thread *x = a, *y = b;
+    return (x->tid > y->tid) - (x->tid < y->tid);
 }
 
 int freezer_stop(freezer *f)
 {
+    uint64_t t0 = now_ns();
+    f->n = 0;
+    if (f->nlagging)
+        settle_lagging(f);
     pid_t tids[MAX_TIDS];
     int nt = proc_list_threads(f->pid, tids, MAX_TIDS);
     if (nt < 0) {
         f->last_errno = errno;
         return -1;
     }
-    if ((size_t)nt > MAX_TIDS)
+    if (nt > MAX_TIDS)
         nt = MAX_TIDS;
+    /* The run-state reader keeps a descriptor per thread: let those of exited threads go. */
+    if (f->states && f->calls++ % 32 == 0)
+        proc_stat_cache_prune(f->states, tids, (size_t)nt);
     if (f->cap < (size_t)nt) {
         frozen_thread *nf = realloc(f->threads, (size_t)nt * sizeof(*nf));
         if (!nf) {
             f->last_errno = ENOMEM;
+            errno = ENOMEM;
             return -1;
         }
         f->threads = nf;
         f->cap = (size_t)nt;
     }
-    f->n = 0;
+    /* Seize and interrupt everything first, so the threads stop in parallel. */
     int first_err = 0;
+    size_t seized = 0;
     for (int i = 0; i < nt; i++) {
-        frozen_thread *t = &f->threads[f->n];
+        if (is_lagging(f, tids[i]) || (f->skip && f->skip(f->skip_ud, tids[i])))
+            continue;
+        frozen_thread *t = &f->threads[seized];
         t->tid = tids[i];
         t->pending_signal = 0;
+        t->released = false;
+        t->state = f->states ? proc_thread_state(f->states, t->tid) : 0;
         if (ptrace(PTRACE_SEIZE, t->tid, NULL, NULL) != 0) {
             if (!first_err)
                 first_err = errno;
             continue;
         }
-        if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) != 0 || wait_for_interrupt_stop(t) != 0) {
+        if (!seized)
+            f->first_stop_ns = now_ns();
+        if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) != 0) {
+            /* Only fails when the thread is gone; a seized thread that exits is reaped by the
+             * waits below, or by the kernel. */
             ptrace(PTRACE_DETACH, t->tid, NULL, NULL);
             continue;
         }
-        f->n++;
+        seized++;
     }
+    /* Collect the stops. Most arrive within microseconds; sleeping threads are woken by the
+     * interrupt. Poll without blocking so that one stuck thread cannot hold up the rest. */
+    size_t pending = seized;
+    uint8_t st[MAX_TIDS];
+    memset(st, W_PENDING, seized);
+    for (unsigned round = 0; pending; round++) {
+        for (size_t i = 0; i < seized; i++) {
+            if (st[i] != W_PENDING)
+                continue;
+            st[i] = (uint8_t)poll_stop(f, &f->threads[i]);
+            if (st[i] != W_PENDING)
+                pending--;
+        }
+        if (!pending)
+            break;
+        uint64_t el = now_ns() - t0;
+        if (el >= FREEZER_STOP_TIMEOUT_NS)
+            break;
+        /* A thread on another CPU stops within microseconds of the interrupt; one that shares
+         * our CPU needs it: yield for a while before sleeping (a sleep costs at least the timer
+         * slack, 50 us by default). */
+        if (el < 300000) {
+            sched_yield();
+        } else {
+            struct timespec ts = {0, el < 5000000 ? 20000 : 200000};
+            nanosleep(&ts, NULL);
+        }
+        (void)round;
+    }
+    /* Keep the stopped ones, in place. */
+    size_t n = 0;
+    for (size_t i = 0; i < seized; i++) {
+        if (st[i] == W_STOPPED)
+            f->threads[n++] = f->threads[i];
+        else if (st[i] == W_PENDING)
+            add_lagging(f, f->threads[i].tid);
+    }
+    f->n = n;
+    qsort(f->threads, f->n, sizeof(*f->threads), by_tid);
+    f->stop_ns = now_ns() - t0;
     if (f->n == 0) {
         f->last_errno = first_err ? first_err : ESRCH;
         errno = f->last_errno;
@@ -102,7 +243,67 @@ void freezer_resume(freezer *f)
 {
     for (size_t i = 0; i < f->n; i++) {
         frozen_thread *t = &f->threads[i];
-        ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(intptr_t)t->pending_signal);
+        if (!t->released)
+            ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(intptr_t)t->pending_signal);
     }
     f->n = 0;
+}
+
+static frozen_thread *find(const freezer *f, pid_t tid)
+{
+    size_t lo = 0, hi = f->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (f->threads[mid].tid == tid)
+            return &f->threads[mid];
+        if (f->threads[mid].tid < tid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+void freezer_release(freezer *f, pid_t tid)
+{
+    frozen_thread *t = find(f, tid);
+    if (t && !t->released) {
+        ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(intptr_t)t->pending_signal);
+        t->released = true;
+    }
+}
+
+const frozen_thread *freezer_find(const freezer *f, pid_t tid)
+{
+    return find(f, tid);
+}
+
+int freezer_probe(pid_t pid)
+{
+    if (ptrace(PTRACE_SEIZE, pid, NULL, NULL) != 0)
+        return errno;
+    /* A seized thread that was never stopped cannot be detached with PTRACE_DETACH (it needs a
+     * stopped tracee): stop it briefly, then detach. */
+    freezer f;
+    freezer_init(&f, pid);
+    frozen_thread t = {pid, 0, 0, false};
+    int rc = 0;
+    if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL) != 0) {
+        rc = errno;
+    } else {
+        uint64_t t0 = now_ns();
+        wait_result w;
+        while ((w = poll_stop(&f, &t)) == W_PENDING && now_ns() - t0 < FREEZER_STOP_TIMEOUT_NS) {
+            struct timespec ts = {0, 20000};
+            nanosleep(&ts, NULL);
+        }
+        if (w == W_STOPPED)
+            ptrace(PTRACE_DETACH, pid, NULL, (void *)(intptr_t)t.pending_signal);
+        else if (w == W_PENDING)
+            add_lagging(&f, pid);
+        else
+            rc = ESRCH;
+    }
+    freezer_free(&f);
+    return rc;
 }

@@ -68,7 +68,7 @@ int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, voi
         st->ticks++;
         sample_reset(&smp);
         bool frozen = false;
-        if (o->blocking) {
+        if (o->blocking && !s->native) { /* --native stops the target itself */
             frozen = freezer_stop(&fz) >= 0;
             if (!frozen && fz.last_errno != ESRCH && !st->freeze_errno)
                 st->freeze_errno = fz.last_errno;

@@ -9,8 +9,11 @@
 #include "sample.h"
 #include "strtab.h"
 #include "threadnames.h"
+#include "threadstate.h"
 
 #include <stdbool.h>
+
+struct native_stack;
 
 typedef struct session {
     pid_t pid;
@@ -22,6 +25,10 @@ typedef struct session {
     proc_stat_cache *stat;
     char cmdline[1024];
     bool want_state; /* read each thread's run state from /proc in every sample */
+    struct native_stack *native; /* --native: merged native stacks (session_enable_native) */
+    bool mark_state;             /* root every stack in a <state> mark frame (--native, --gil;
+                                  * session_enable_marks) */
+    threadstate_marks marks;
 } session;
 
 /* Attach (read-only) to pid. On failure prints one "aprof: " line and returns the exit code;
@@ -32,6 +39,17 @@ void session_close(session *s);
 /* Take one sample of every Python thread. Returns the number of threads, or -1 when the target
  * cannot be read (errno ESRCH: it exited). */
 int session_sample(session *s, aprof_sample *out);
+
+/* --native: from now on every sample stops the target, unwinds its threads' native stacks with
+ * `unwinder_name` ("libunwind" or "dw") and merges them with the Python stacks (docs/native.md).
+ * Also reads run states and the GIL holder. On failure prints one "aprof: " line and returns
+ * the exit code (EXIT_PERMISSION when the target may not be ptraced); 0 on success. */
+int session_enable_native(session *s, const char *unwinder_name);
+
+/* --native / --gil output: read run states and the GIL holder, and put a FRAME_MARK frame such
+ * as "<running, GIL>" or "<sleeping>" at the root of every stack (threadstate.h). 0 or an exit
+ * code (after one "aprof: " line). */
+int session_enable_marks(session *s);
 
 /* Exit code and message for a pyrt_status. */
 int session_status_exit(pyrt_status st);

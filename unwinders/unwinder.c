@@ -1,0 +1,250 @@
+/* The unwinder front end: implementation choice, the thread's registers, and the cached reader
+ * of the target's memory both implementations use. */
+#include "unwinder_impl.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+
+#define STACK_FIRST_READ (16u * 1024u)
+#define STACK_MAX_COPY (8u << 20)
+
+bool unwinder_parse_kind(const char *name, unwinder_kind *out)
+{
+    if (strcmp(name, "libunwind") == 0) {
+        *out = UNWINDER_LIBUNWIND;
+        return true;
+    }
+    if (strcmp(name, "dw") == 0 || strcmp(name, "libdw") == 0) {
+        *out = UNWINDER_DW;
+        return true;
+    }
+    return false;
+}
+
+const char *unwinder_kind_name(unwinder_kind kind)
+{
+    return kind == UNWINDER_DW ? "dw" : "libunwind";
+}
+
+unwinder *unwinder_new(unwinder_kind kind, pid_t pid, native_symbols *ns)
+{
+    unwinder *u = calloc(1, sizeof(*u));
+    if (!u)
+        return NULL;
+    u->kind = kind;
+    u->pid = pid;
+    u->ns = ns;
+    u->ops = kind == UNWINDER_DW ? &unwind_libdw_ops : &unwind_libunwind_ops;
+    u->gen = native_symbols_generation(ns);
+    u->pages = calloc(UNW_PAGE_SLOTS, sizeof(*u->pages));
+    if (!u->pages || !(u->impl = u->ops->create(u))) {
+        free(u->pages);
+        free(u);
+        return NULL;
+    }
+    return u;
+}
+
+void unwinder_free(unwinder *u)
+{
+    if (!u)
+        return;
+    u->ops->destroy(u->impl);
+    free(u->pages);
+    free(u->stk);
+    free(u);
+}
+
+void unwinder_begin_sample(unwinder *u)
+{
+    u->stk_len = 0;
+    u->stk_base = 0;
+    u->tid = 0;
+}
+
+const unwinder_stats *unwinder_get_stats(const unwinder *u)
+{
+    return &u->stats;
+}
+
+unwinder_kind unwinder_get_kind(const unwinder *u)
+{
+    return u->kind;
+}
+
+void unwinder_dwarf_regs(const struct user_regs_struct *r, uint64_t out[UNW_DWARF_NREGS])
+{
+    const uint64_t v[UNW_DWARF_NREGS] = {r->rax, r->rdx, r->rcx, r->rbx, r->rsi, r->rdi,
+                                         r->rbp, r->rsp, r->r8,  r->r9,  r->r10, r->r11,
+                                         r->r12, r->r13, r->r14, r->r15, r->rip};
+    memcpy(out, v, sizeof(v));
+}
+
+/* ------------------------------------------------------------------ memory */
+
+static ssize_t read_remote(unwinder *u, uint64_t addr, void *dst, size_t len)
+{
+    struct iovec local = {dst, len};
+    struct iovec remote = {(void *)(uintptr_t)addr, len};
+    u->stats.read_syscalls++;
+    return process_vm_readv(u->pid, &local, 1, &remote, 1, 0);
+}
+
+/* Make the stack copy cover [addr, addr + len). The copy starts at the page of the stack
+ * pointer and grows upwards (towards older frames) in doubling chunks, so a whole stack is
+ * usually copied in two or three system calls. */
+static int stack_read(unwinder *u, uint64_t addr, void *dst, size_t len)
+{
+    if (u->stk_len && addr >= u->stk_base && addr + len <= u->stk_base + u->stk_len) {
+        memcpy(dst, u->stk + (addr - u->stk_base), len);
+        return 0;
+    }
+    if (!u->stk_len) {
+        uint64_t sp = u->regs.rsp;
+        uint64_t base = (addr < sp ? addr : sp) & ~(uint64_t)(UNW_PAGE - 1);
+        if (base < u->stk_lo)
+            base = u->stk_lo;
+        u->stk_base = base;
+        u->stk_full = false;
+    }
+    if (addr < u->stk_base || u->stk_full)
+        return -1;
+    uint64_t need_end = addr + len;
+    uint64_t have_end = u->stk_base + u->stk_len;
+    size_t want = u->stk_len ? u->stk_len : STACK_FIRST_READ;
+    uint64_t new_end = have_end + want;
+    if (new_end < need_end)
+        new_end = (need_end + UNW_PAGE - 1) & ~(uint64_t)(UNW_PAGE - 1);
+    if (new_end > u->stk_hi)
+        new_end = u->stk_hi;
+    if (new_end - u->stk_base > STACK_MAX_COPY)
+        new_end = u->stk_base + STACK_MAX_COPY;
+    if (new_end < need_end)
+        return -1;
+    size_t total = (size_t)(new_end - u->stk_base);
+    if (total > u->stk_cap) {
+        size_t cap = u->stk_cap ? u->stk_cap : STACK_FIRST_READ;
+        while (cap < total)
+            cap *= 2;
+        uint8_t *ns = realloc(u->stk, cap);
+        if (!ns)
+            return -1;
+        u->stk = ns;
+        u->stk_cap = cap;
+    }
+    ssize_t got = read_remote(u, have_end, u->stk + u->stk_len, (size_t)(new_end - have_end));
+    if (got <= 0) {
+        u->stk_full = true;
+        return -1;
+    }
+    u->stk_len += (size_t)got;
+    if ((size_t)got < new_end - have_end)
+        u->stk_full = true;
+    if (addr + len > u->stk_base + u->stk_len)
+        return -1;
+    memcpy(dst, u->stk + (addr - u->stk_base), len);
+    return 0;
+}
+
+static int page_read(unwinder *u, uint64_t addr, void *dst, size_t len)
+{
+    uint8_t *out = dst;
+    while (len) {
+        uint64_t base = addr & ~(uint64_t)(UNW_PAGE - 1);
+        unw_page *p = &u->pages[(base / UNW_PAGE) % UNW_PAGE_SLOTS];
+        if (p->base != base || p->gen != u->gen) {
+            u->stats.page_misses++;
+            ssize_t got = read_remote(u, base, p->data, UNW_PAGE);
+            if (got <= 0) {
+                p->base = 0;
+                return -1;
+            }
+            p->base = base;
+            p->gen = u->gen;
+            p->len = (uint32_t)got;
+        } else {
+            u->stats.page_hits++;
+        }
+        size_t off = (size_t)(addr - base);
+        size_t n = UNW_PAGE - off < len ? UNW_PAGE - off : len;
+        if (off + n > p->len)
+            return -1;
+        memcpy(out, p->data + off, n);
+        out += n;
+        addr += n;
+        len -= n;
+    }
+    return 0;
+}
+
+int unwinder_read(unwinder *u, uint64_t addr, void *dst, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (addr < 0x1000 || addr + len < addr)
+        return -1;
+    /* Fast path: the stack copy. */
+    if (u->stk_len && addr >= u->stk_base && addr + len <= u->stk_base + u->stk_len) {
+        memcpy(dst, u->stk + (addr - u->stk_base), len);
+        return 0;
+    }
+    if (addr >= u->stk_lo && addr + len <= u->stk_hi)
+        return stack_read(u, addr, dst, len);
+    /* Read-only file mappings (code, .eh_frame) do not change: cache their pages. */
+    uint64_t base = addr & ~(uint64_t)(UNW_PAGE - 1);
+    unw_page *p = &u->pages[(base / UNW_PAGE) % UNW_PAGE_SLOTS];
+    if (p->base == base && p->gen == u->gen && addr + len <= base + p->len) {
+        u->stats.page_hits++;
+        memcpy(dst, p->data + (addr - base), len);
+        return 0;
+    }
+    const native_map *m = native_symbols_map_at(u->ns, addr);
+    if (m && m->path && !(m->prot & NATIVE_PROT_W) && addr + len <= m->end)
+        return page_read(u, addr, dst, len);
+    ssize_t got = read_remote(u, addr, dst, len);
+    return got == (ssize_t)len ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------ unwinding */
+
+int unwinder_unwind(unwinder *u, pid_t tid, unwind_frame *frames, uint32_t max, unwind_info *info)
+{
+    info->complete = false;
+    info->syscall = -1;
+    u->stats.threads++;
+    if (ptrace(PTRACE_GETREGS, tid, NULL, &u->regs) != 0) {
+        u->stats.failures++;
+        return -1;
+    }
+    info->syscall = (long)u->regs.orig_rax;
+    uint64_t gen = native_symbols_generation(u->ns);
+    if (gen != u->gen)
+        u->gen = gen; /* page cache entries of the old generation no longer match */
+    u->tid = tid;
+    u->stk_len = 0;
+    u->stk_base = 0;
+    /* Bounds of the stack copy: the mapping holding the stack pointer (a thread's stack is one
+     * mapping; its guard page below is a separate one). */
+    const native_map *sm = native_symbols_map_find(u->ns, u->regs.rsp);
+    if (sm && !sm->path) {
+        u->stk_lo = sm->start;
+        u->stk_hi = sm->end;
+    } else {
+        u->stk_lo = u->regs.rsp & ~(uint64_t)(UNW_PAGE - 1);
+        u->stk_hi = u->stk_lo + STACK_FIRST_READ; /* unknown: copy a little, read the rest */
+    }
+    bool complete = false;
+    int n = max ? u->ops->unwind(u->impl, u, frames, max, &complete) : 0;
+    if (n < 0) {
+        u->stats.failures++;
+        return -1;
+    }
+    info->complete = complete;
+    if (!complete)
+        u->stats.incomplete++;
+    u->stats.frames += (uint64_t)n;
+    return n;
+}
