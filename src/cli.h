@@ -26,5 +26,6 @@ uint64_t cli_now_ns(void); /* CLOCK_MONOTONIC */
 /* Subcommands (one file each). */
 int cmd_dump(int argc, char **argv);
 int cmd_record(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static const char usage[] =
     "commands:\n"
     "  dump     print every thread's Python stack (and asyncio tasks) once\n"
     "  record   sample a process (--pid PID, or -- CMD ARGS) into a speedscope or folded file\n"
+    "  attach   live full-screen view of a running process: top, tasks, stalls, call tree\n"
     "  help     show help for a command: aprof help record\n"
     "\n"
     "aprof --version prints the version. Documentation: docs/ in the source tree.\n";
@@ -49,5 +50,7 @@ int main(int argc, char **argv)
         return cmd_dump(argc - 1, argv + 1);
     if (strcmp(cmd, "record") == 0)
         return cmd_record(argc - 1, argv + 1);
+    if (strcmp(cmd, "attach") == 0)
+        return cmd_attach(argc - 1, argv + 1);
     return cli_fail(EXIT_USAGE, "unknown command '%s' (try: aprof --help)", cmd);
 }

@@ -1,0 +1,363 @@
+"""`aprof attach`, the live TUI, driven in tmux (send-keys, capture-pane) against fixtures:
+the stall fixture's blocking lines in the Stalls view, the task fixture's task names in the
+Tasks view, `w` writing a valid speedscope file, quitting with q / Ctrl-C / SIGTERM (exit 0,
+terminal restored, target still running and not stopped), the target exiting (said so, last
+data kept), 80x24 and resizing, NO_COLOR. Ground truth comes from the fixtures themselves."""
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+THRESHOLD = 0.1  # aprof's default --stall-threshold
+
+
+class Tmux:
+    """One private tmux server (own socket) running `aprof attach` in a wrapper shell that
+    prints the exit code when aprof ends and then keeps the pane open."""
+
+    def __init__(self, t, pid, width=120, height=40, env=None, extra=()):
+        if not shutil.which("tmux"):
+            raise h.Skip("tmux is not installed")
+        self.t = t
+        n = len(getattr(t, "tmux_servers", []))
+        self.sock = t.path("tmux%d.sock" % n)  # a fresh server each time: no shutdown races
+        self.rc_path = t.path("aprof%d.rc" % n)
+        argv = [h.aprof_binary(), "attach", "--pid", str(pid)] + [str(a) for a in extra]
+        envs = " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in (env or {}).items())
+        # the wrapper survives the Ctrl-C that tmux sends to the whole foreground group
+        script = "trap : INT; %s %s; rc=$?; echo $rc > %s; echo RC=$rc; sleep 600" % (
+            "env " + envs if envs else "", " ".join(shlex.quote(a) for a in argv),
+            shlex.quote(self.rc_path))
+        self.run("-f", "/dev/null", "new-session", "-d", "-x", str(width), "-y", str(height),
+                 "-s", "aprof", "-c", t.tmp, "sh", "-c", script)
+        t.tmux_servers = getattr(t, "tmux_servers", []) + [self]
+
+    def run(self, *args, check=True):
+        res = subprocess.run(["tmux", "-S", self.sock] + list(args), capture_output=True,
+                             text=True, timeout=20)
+        if check and res.returncode != 0:
+            raise h.Failure("tmux %s failed: %s" % (" ".join(args), res.stderr.strip()))
+        return res.stdout
+
+    def keys(self, *keys):
+        self.run("send-keys", "-t", "aprof", *keys)
+
+    def screen(self, escapes=False):
+        return self.run("capture-pane", "-p", "-t", "aprof", *(["-e"] if escapes else []))
+
+    def wait_for(self, pred, timeout=15.0, what="screen condition"):
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            text = self.screen()
+            if pred(text):
+                return text
+            time.sleep(0.2)
+        raise h.Failure("timed out waiting for %s; the screen was:\n%s" % (what, text))
+
+    def aprof_pid(self):
+        """The aprof process: the child of the wrapper shell of the pane."""
+        shell = int(self.run("display-message", "-p", "-t", "aprof", "#{pane_pid}").strip())
+        for task in os.listdir("/proc/%d/task" % shell):
+            with open("/proc/%d/task/%s/children" % (shell, task)) as f:
+                for child in f.read().split():
+                    with open("/proc/%s/cmdline" % child, "rb") as c:
+                        if b"attach" in c.read():
+                            return int(child)
+        raise h.Failure("no aprof process under the tmux pane")
+
+    def wait_rc(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(self.rc_path):
+                with open(self.rc_path) as f:
+                    text = f.read().strip()
+                if text:
+                    return int(text)
+            time.sleep(0.1)
+        raise h.Failure("aprof did not exit within %.0f s; the screen was:\n%s"
+                        % (timeout, self.screen()))
+
+    def kill(self):
+        self.run("kill-server", check=False)
+
+
+def with_tmux(fn):
+    """Kill the test's tmux servers however the test ends."""
+    def wrapper(t):
+        try:
+            fn(t)
+        finally:
+            for srv in getattr(t, "tmux_servers", []):
+                srv.kill()
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+def wait_file(fx, path, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            return
+        if not fx.alive():
+            raise h.Failure("fixture exited early: %s" % (fx.output(),))
+        time.sleep(0.05)
+    raise h.Failure("fixture did not create %s" % path)
+
+
+def check_target_running(t, fx):
+    """Alive, and not left stopped or traced by aprof."""
+    time.sleep(0.3)
+    t.check(fx.alive(), "the target died when aprof quit")
+    for tid, (state, tracer) in h.proc_state(fx.pid).items():
+        t.check(not state.startswith(("T", "t")) and tracer == 0,
+                "thread %d of the target left %s / traced by %d" % (tid, state, tracer))
+
+
+def check_restored(t, tmux, rc_expected=0):
+    rc = tmux.wait_rc()
+    t.eq(rc, rc_expected, "aprof exit code")
+    text = tmux.wait_for(lambda s: "RC=" in s, 5, "the wrapper's RC line")
+    t.check("aprof attach  pid" not in text,
+            "the TUI is still on the screen after aprof exited (terminal not restored):\n" + text)
+
+
+def fits(t, text, width, height, what):
+    lines = text.split("\n")
+    t.check(all(len(line) <= width for line in lines),
+            "%s: a line is wider than %d columns:\n%s" % (what, width, text))
+    t.check(len(lines) <= height + 1, "%s: more than %d lines" % (what, height))
+
+
+def start_task_fixture(t):
+    truth_path = t.path("tasks.json")
+    fx = t.start("async_tree_fixture.py", truth_path)
+    return fx, fx.wait_json(truth_path, timeout=40)
+
+
+# ---------------------------------------------------------------- tests
+
+@h.per_interpreter
+@with_tmux
+def test_stalls_view_shows_blocking_lines(t):
+    truth_path, ready = t.path("truth.json"), t.path("ready")
+    fx = t.start("stall_fixture.py", truth_path, ready, "--cycles", 2)
+    wait_file(fx, ready)
+    tmux = Tmux(t, fx.pid)
+    tmux.wait_for(lambda s: "aprof attach  pid %d" % fx.pid in s, 10, "the header")
+    tmux.keys("3")
+    truth = fx.wait_json(truth_path, timeout=60)
+    # the target exited: the TUI says so and keeps the last data until q
+    text = tmux.wait_for(lambda s: "process %d exited" % fx.pid in s, 10, "the exit message")
+    time.sleep(0.5)
+    text = tmux.screen()
+    blocks = [b for b in truth["blocks"] if b["duration"] >= THRESHOLD]
+    t.check(blocks, "the fixture recorded no blocks over the threshold")
+    base = os.path.basename(blocks[0]["file"]) if blocks else ""
+    rows = [line for line in text.split("\n") if re.search(r"\b(critical|warning)\b", line)]
+    for b in blocks:
+        where = "%s:%d)" % (base, b["line"])
+        found = [r for r in rows if where in r]
+        t.check(found, "the %s block (line %d, %.0f ms) is not in the Stalls view:\n%s"
+                % (b["kind"], b["line"], b["duration"] * 1e3, text))
+        for r in found:
+            impact = "critical" if b["duration"] >= 2 * THRESHOLD else "warning"
+            t.check(impact in r, "stall row for line %d: expected %s: %r" % (b["line"], impact, r))
+    t.check(len(rows) == len(blocks), "%d stall rows in the Stalls view for %d blocks:\n%s"
+            % (len(rows), len(blocks), text))
+    # The task: the stall detector names the task of the callback run's first sample; when a
+    # sample lands in another task's step that reused the same Handle address just before the
+    # block (rare, under load), that task is named instead. Most rows must name "blocker".
+    named = [r for r in rows if " blocker " in r]
+    t.check(len(named) * 2 > len(rows), "most stall rows should name the task 'blocker':\n%s"
+            % "\n".join(rows))
+    small = [b["line"] for b in truth["blocks"] if b["duration"] < THRESHOLD]
+    for line in small:
+        t.check("%s:%d)" % (base, line) not in text, "a block under the threshold (line %d) is "
+                "shown as a stall" % line)
+    # Enter opens the full stack of the selected (newest) stall
+    tmux.keys("Enter")
+    stack = tmux.wait_for(lambda s: "innermost frame first" in s, 5, "the stall's stack")
+    t.check(re.search(r"\* .*%s:\d+\)" % re.escape(base), stack),
+            "the stack popup does not mark the culprit frame:\n" + stack)
+    tmux.keys("Escape")
+    tmux.keys("q")
+    check_restored(t, tmux)
+
+
+@h.per_interpreter
+@with_tmux
+def test_tasks_view_shows_task_names(t):
+    fx, truth = start_task_fixture(t)
+    live = sorted(x["name"] for x in truth["tasks"] if x["state"] in ("pending", "running"))
+    t.require(live, "the task fixture lists no live task")
+    tmux = Tmux(t, fx.pid, 120, 60)
+    tmux.wait_for(lambda s: "aprof attach  pid %d" % fx.pid in s, 10, "the header")
+    tmux.keys("2")
+    pattern = re.compile(r"^(pending|running|done|cancelled|unknown)\s+[^\w<]*([\w<>.\-]+)")
+
+    def shown(text):
+        return {m.group(2): m.group(1) for m in map(pattern.match, text.split("\n")) if m}
+    seen = {}
+    text = tmux.wait_for(lambda s: len(shown(s)) > 0, 10, "task rows")
+    seen.update(shown(text))
+    for _ in range(5):  # page down through the whole list
+        tmux.keys("NPage")
+        time.sleep(0.4)
+        seen.update(shown(tmux.screen()))
+    missing = [n for n in live if n not in seen]
+    t.check(not missing, "live tasks missing from the Tasks view: %s\nseen: %s"
+            % (missing, sorted(seen)))
+    extra = sorted(set(seen) - set(live))
+    t.check(not extra, "tasks shown that the fixture does not have alive: %s" % extra)
+    for x in truth["tasks"]:
+        if x["name"] in seen and x["state"] in ("pending", "running"):
+            t.eq(seen[x["name"]], x["state"], "state of task %s" % x["name"])
+    tmux.keys("Home")
+    tmux.wait_for(lambda s: "tasks %d alive" % len(live) in s, 10,
+                  "'tasks %d alive' in the header" % len(live))
+    tmux.keys("q")
+    check_restored(t, tmux)
+    check_target_running(t, fx)
+
+
+@h.once
+@with_tmux
+def test_write_speedscope(t):
+    fx, truth = start_task_fixture(t)
+    tmux = Tmux(t, fx.pid)
+    tmux.wait_for(lambda s: re.search(r"samples (\d{3,}|\d+\.\d+k)", s), 15, "some samples")
+    tmux.keys("w")
+    text = tmux.wait_for(lambda s: "wrote " in s or "cannot write" in s, 10, "the write message")
+    m = re.search(r"wrote (\S+\.json)", text)
+    t.require(m, "no 'wrote PATH' message:\n" + text)
+    path = m.group(1)
+    t.eq(os.path.dirname(path), os.path.realpath(t.tmp), "directory of the written file")
+    doc = h.load_speedscope(t, path)
+    main = h.merged_profile(doc, fx.pid)
+    t.require(main, "no profile of the main thread %d in %s" % (fx.pid, path))
+    t.check(len(main["samples"]) > 50, "too few samples of the main thread: %d" % len(main["samples"]))
+    names = {fr["name"] for fr in doc["shared"]["frames"]}
+    busy = [n for n in names if n.endswith("spin_blocking")]
+    t.check(busy, "the busy task's function spin_blocking is not in the written profile")
+    tmux.keys("q")
+    check_restored(t, tmux)
+    check_target_running(t, fx)
+
+
+@h.once
+@with_tmux
+def test_small_terminal_views_and_resize(t):
+    truth_path, ready = t.path("truth.json"), t.path("ready")
+    fx = t.start("stall_fixture.py", truth_path, ready, "--cycles", 30)
+    wait_file(fx, ready)
+    tmux = Tmux(t, fx.pid, 80, 24)
+    text = tmux.wait_for(lambda s: "Blocker.run" in s, 15, "Blocker.run in the Top view")
+    fits(t, text, 80, 24, "Top at 80x24")
+    t.check(re.search(r"OWN%.*TOTAL%.*CALLS.*FUNCTION", text), "Top column headings:\n" + text)
+    for key, marker in (("2", "AWAITING"), ("3", "CULPRIT"), ("4", "CALL TREE"), ("1", "OWN%")):
+        tmux.keys(key)
+        text = tmux.wait_for(lambda s, m=marker: m in s, 5, "view %s" % key)
+        fits(t, text, 80, 24, "view %s at 80x24" % key)
+        t.check(text.split("\n")[0].startswith(" aprof attach  pid %d" % fx.pid),
+                "header missing in view %s:\n%s" % (key, text))
+    tmux.keys("Tab")  # 1 -> 2
+    tmux.wait_for(lambda s: "AWAITING" in s, 5, "Tab to the Tasks view")
+    tmux.keys("?")
+    tmux.wait_for(lambda s: "any key closes this help" in s, 5, "the help")
+    tmux.keys("x")
+    tmux.wait_for(lambda s: "any key closes this help" not in s, 5, "the help closing")
+    # sort keys and the filter in Top
+    tmux.keys("1")
+    tmux.keys("/")
+    for ch in "Blocker":
+        tmux.keys(ch)
+    tmux.keys("Enter")
+    text = tmux.wait_for(lambda s: 'filter "Blocker"' in s, 5, "the filter")
+    rows = [line for line in text.split("\n")[5:-1] if re.match(r"\s+\d+\.\d", line)]
+    t.check(rows and all("Blocker" in r for r in rows), "filtered Top rows:\n" + text)
+    # resize: the layout follows
+    tmux.run("resize-window", "-t", "aprof", "-x", "110", "-y", "30")
+    text = tmux.wait_for(lambda s: len(s.split("\n")[0]) > 85, 5, "the header at 110 columns")
+    fits(t, text, 110, 30, "after resize")
+    tmux.keys("p")
+    tmux.wait_for(lambda s: "PAUSED" in s, 5, "PAUSED")
+    tmux.keys("q")
+    check_restored(t, tmux)
+    check_target_running(t, fx)
+
+
+@h.once
+@with_tmux
+def test_quit_by_ctrl_c_and_sigterm(t):
+    fx, _ = start_task_fixture(t)
+    for how in ("ctrl-c", "sigterm"):
+        tmux = Tmux(t, fx.pid, 100, 30)
+        tmux.wait_for(lambda s: "aprof attach  pid %d" % fx.pid in s, 10, "the header")
+        if how == "ctrl-c":
+            tmux.keys("C-c")
+        else:
+            os.kill(tmux.aprof_pid(), signal.SIGTERM)
+        check_restored(t, tmux)
+        tmux.kill()
+        check_target_running(t, fx)
+
+
+@h.once
+@with_tmux
+def test_no_color(t):
+    fx, _ = start_task_fixture(t)
+    colored = Tmux(t, fx.pid, 100, 30)
+    colored.wait_for(lambda s: "aprof attach" in s, 10, "the header")
+    time.sleep(0.5)
+    sgr = re.compile(r"\x1b\[([0-9;]*)m")
+
+    def colour_codes(text):
+        """SGR parameters that set a foreground or background colour."""
+        found = []
+        for params in sgr.findall(text):
+            codes = [int(p) for p in params.split(";") if p.isdigit()]
+            found += [c for c in codes if 30 <= c <= 38 or 40 <= c <= 48 or 90 <= c <= 107]
+        return found
+    t.check(colour_codes(colored.screen(escapes=True)), "no colours without NO_COLOR")
+    colored.keys("q")
+    colored.wait_rc()
+    colored.kill()
+    plain = Tmux(t, fx.pid, 100, 30, env={"NO_COLOR": "1"})
+    plain.wait_for(lambda s: "aprof attach" in s, 10, "the header")
+    time.sleep(0.5)
+    text = plain.screen(escapes=True)
+    t.check(sgr.search(text), "no attributes at all with NO_COLOR (reverse video expected)")
+    t.check(not colour_codes(text), "colours despite NO_COLOR: %r" % colour_codes(text)[:5])
+    plain.keys("q")
+    check_restored(t, plain)
+
+
+@h.once
+def test_attach_errors(t):
+    res = t.aprof("attach")
+    h.one_error_line(t, res, 2, "attach without --pid")
+    res = t.aprof("attach", "--pid", "abc")
+    h.one_error_line(t, res, 2, "attach --pid abc")
+    res = t.aprof("attach", "--pid", "999999999")
+    h.one_error_line(t, res, 3, "attach to a process that does not exist")
+    fx, _ = start_task_fixture(t)
+    # not a terminal: one clear line, exit 2, the target untouched
+    res = t.aprof("attach", "--pid", fx.pid)
+    line = h.one_error_line(t, res, 2, "attach without a terminal")
+    t.check("terminal" in line, "the error does not say a terminal is needed: %r" % line)
+    check_target_running(t, fx)
+    res = t.aprof("attach", "--help")
+    t.check(res.rc == 0 and "--pid" in res.stdout and "--native" in res.stdout,
+            "attach --help:\n" + res.describe())
+
+
+if __name__ == "__main__":
+    h.main()
