@@ -368,8 +368,9 @@ int cmd_record(int argc, char **argv)
         exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", out_path, strerror(errno));
         out_path = NULL;
     }
+    native_report nrep = {&s, r.count_states ? &r.states : NULL, gil_only, r.not_gil};
     record_report rep = {
-        .s = &s, .st = &st, .a = r.a, .stalls = r.stalls, .async = r.async,
+        .s = &s, .st = &st, .a = r.a, .stalls = r.stalls, .async = r.async, .native = &nrep,
         .requested_rate = rate,
         .stall_threshold_s = stall_ms / 1e3, .cpu_only = cpu_only,
         .thread_samples = r.thread_samples, .torn = r.torn, .not_running = r.idle_skipped,
@@ -379,9 +380,6 @@ int cmd_record(int argc, char **argv)
         exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", summary_path, strerror(errno));
     if (!quiet)
         record_report_print(&rep, stderr);
-    native_report nrep = {&s, r.count_states ? &r.states : NULL, gil_only, r.not_gil};
-    if (!quiet)
-        native_report_print(&nrep, stderr);
     if (st.samples == 0 && cli_stop_requested && exit_code == EXIT_OK && !child)
         exit_code = EXIT_INTERRUPTED;
 

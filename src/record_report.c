@@ -64,6 +64,8 @@ void record_report_print(const record_report *r, FILE *out)
     if (st->samples)
         fprintf(out, "; %.1f us per sample", (double)st->cost_ns_total / 1e3 / (double)st->samples);
     fputc('\n', out);
+    if (r->native)
+        native_report_print(r->native, out);
     if (r->out_path)
         fprintf(out, "aprof: wrote %s (%s)\n", r->out_path, r->format);
 
@@ -217,6 +219,8 @@ int record_report_write_json(const record_report *r, const char *path)
     json_kv_uint(&w, "errors", st->errors);
     json_kv_uint(&w, "not_running", r->not_running);
     json_end_object(&w);
+    if (r->native)
+        native_report_json(r->native, &w);
     if (r->async && async_record_active(r->async))
         async_record_write_json(r->async, &w, 100);
     if (r->stalls) {

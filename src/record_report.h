@@ -5,6 +5,7 @@
 
 #include "aggregate.h"
 #include "async_record.h"
+#include "native_report.h"
 #include "sampler.h"
 #include "session.h"
 #include "stalls.h"
@@ -18,6 +19,7 @@ typedef struct record_report {
     const agg *a;
     const stall_detector *stalls; /* NULL when stall detection was off */
     async_record *async;          /* NULL with --no-async */
+    const native_report *native;  /* thread states, GIL and native stack figures, or NULL */
     double requested_rate;
     double stall_threshold_s;
     bool cpu_only;

@@ -35,7 +35,8 @@ static bool reap_child(pid_t child, sampler_stats *st)
 {
     int status;
     pid_t r = waitpid(child, &status, WNOHANG);
-    if (r == child) {
+    /* A traced child (--blocking, --native) also reports ptrace stops here: not an exit. */
+    if (r == child && (WIFEXITED(status) || WIFSIGNALED(status))) {
         st->child_reaped = true;
         st->child_status = status;
         return true;
@@ -111,6 +112,7 @@ int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, voi
         }
         if (t1 - last_revalidate >= CODECACHE_REVALIDATE_NS) {
             codecache_revalidate(s->ps.cc, &s->m);
+            session_prune_threads(s);
             last_revalidate = t1;
         }
         if (o->progress && t1 - last_progress >= 250000000ull) {

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -139,6 +140,18 @@ static int read_python(void *ud, aprof_sample *out)
 {
     session *s = ud;
     return pystack_sample(&s->ps, out, cli_now_ns());
+}
+
+void session_prune_threads(session *s)
+{
+    enum { MAX_TIDS = 8192 };
+    pid_t *tids = malloc(MAX_TIDS * sizeof(*tids));
+    if (!tids)
+        return;
+    int n = proc_list_threads(s->pid, tids, MAX_TIDS);
+    if (n >= 0 && n <= MAX_TIDS)
+        proc_stat_cache_prune(s->stat, tids, (size_t)n);
+    free(tids);
 }
 
 int session_sample(session *s, aprof_sample *out)

@@ -51,6 +51,9 @@ int session_enable_native(session *s, const char *unwinder_name);
  * code (after one "aprof: " line). */
 int session_enable_marks(session *s);
 
+/* Forget per-thread /proc descriptors of threads that have exited (call now and then). */
+void session_prune_threads(session *s);
+
 /* Exit code and message for a pyrt_status. */
 int session_status_exit(pyrt_status st);
 
