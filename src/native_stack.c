@@ -106,18 +106,6 @@ static int reserve_merge(native_stack *ns, uint32_t n)
     return 0;
 }
 
-static uint8_t state_of(char c)
-{
-    switch (c) {
-    case 'R': return TS_RUNNING;
-    case 'S': return TS_SLEEPING;
-    case 'D': return TS_DISK;
-    case 'T': case 't': return TS_STOPPED;
-    case 0: return TS_UNKNOWN;
-    default: return TS_OTHER;
-    }
-}
-
 /* Symbolise one thread's native frames and merge them with its Python frames, in place. */
 static void merge_thread(native_stack *ns, aprof_thread_sample *t, const unwind_frame *uf,
                          uint32_t nf, bool complete)
@@ -235,7 +223,7 @@ int native_stack_sample(native_stack *ns, aprof_sample *out, native_python_reade
             if (!ft)
                 continue;
             if (states)
-                t->state = state_of(ft->state);
+                t->state = thread_state_of_letter(ft->state);
             unwind_info info;
             unwind_frame *room = frames_room(ns);
             s->n = room ? unwinder_unwind(ns->uw, t->tid, room, NATIVE_MAX_FRAMES, &info) : -1;

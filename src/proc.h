@@ -38,7 +38,8 @@ void proc_thread_comm(pid_t pid, pid_t tid, char *buf, size_t len);
 typedef struct proc_stat_cache proc_stat_cache;
 proc_stat_cache *proc_stat_cache_new(pid_t pid);
 void proc_stat_cache_free(proc_stat_cache *c);
-/* Run state letter ('R', 'S', 'D', 'T', 't', 'Z', ...), or 0 when the thread is gone. */
+/* Run state letter ('R', 'S', 'D', 'T', 't', 'Z', ...), or 0 when the thread is gone. See
+ * thread_state_of_letter() in sample.h for aprof's thread_state. */
 char proc_thread_state(proc_stat_cache *c, pid_t tid);
 /* Like proc_thread_syscall(), through a cached descriptor: one pread per call. */
 long proc_thread_syscall_cached(proc_stat_cache *c, pid_t tid);

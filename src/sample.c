@@ -62,3 +62,15 @@ aprof_thread_sample *sample_add_thread(aprof_sample *s, uint32_t max_frames)
     s->nthreads++;
     return t;
 }
+
+uint8_t thread_state_of_letter(char c)
+{
+    switch (c) {
+    case 'R': return TS_RUNNING;
+    case 'S': return TS_SLEEPING;
+    case 'D': return TS_DISK;
+    case 'T': case 't': return TS_STOPPED;
+    case 0: return TS_UNKNOWN;
+    default: return TS_OTHER;
+    }
+}

@@ -91,6 +91,9 @@ typedef struct aprof_sample {
     uint32_t cap_threads;
 } aprof_sample;
 
+/* thread_state for a /proc run-state letter ('R', 'S', 'D', 'T', ...; 0: unknown). */
+uint8_t thread_state_of_letter(char c);
+
 /* Buffers are reused from sample to sample; free only at the end. */
 void sample_init(aprof_sample *s);
 void sample_reset(aprof_sample *s);

@@ -69,18 +69,6 @@ void session_close(session *s)
     memset(s, 0, sizeof(*s));
 }
 
-static uint8_t state_of(char c)
-{
-    switch (c) {
-    case 'R': return TS_RUNNING;
-    case 'S': return TS_SLEEPING;
-    case 'D': return TS_DISK;
-    case 'T': case 't': return TS_STOPPED;
-    case 0: return TS_UNKNOWN;
-    default: return TS_OTHER;
-    }
-}
-
 static bool is_poll_syscall(long nr)
 {
     /* x86-64: poll, select, pselect6, ppoll, epoll_wait, epoll_pwait, epoll_pwait2 */
@@ -166,7 +154,7 @@ int session_sample(session *s, aprof_sample *out)
     for (uint32_t i = 0; i < out->nthreads; i++) {
         aprof_thread_sample *t = &out->threads[i];
         if (s->want_state && !s->native)
-            t->state = state_of(proc_thread_state(s->stat, t->tid));
+            t->state = thread_state_of_letter(proc_thread_state(s->stat, t->tid));
         if (t->loop != LOOP_NONE)
             classify_loop_thread(s, t);
         if (s->mark_state)

@@ -135,7 +135,7 @@ def test_healthy_loop_has_no_stalls(t):
     summary, _, _ = record_until_exit(t, fx)
     t.eq(summary["stalls"], [], "stalls in a healthy loop")
     loops = summary["loops"]
-    t.check(loops and loops[0]["loop_lag"]["count"] > 100 and loops[0]["loop_lag"]["p99_s"] < 0.05,
+    t.check(loops and loops[0]["loop_lag"]["count"] > 20 and loops[0]["loop_lag"]["p99_s"] < 0.05,
             "the healthy loop was not seen working, or with long busy stretches: %s" % loops)
 
 
