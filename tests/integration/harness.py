@@ -255,6 +255,17 @@ class Fixture:
         raise Failure("fixture %s did not write %s within %.0f s" % (" ".join(self.argv), path,
                                                                       timeout))
 
+    def wait_file(self, path, timeout=20.0):
+        """Wait (bounded) until the fixture creates path; fail if it exits first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(path):
+                return
+            if not self.alive():
+                raise Failure("fixture exited early: %s" % (self.output(),))
+            time.sleep(0.02)
+        raise Failure("fixture did not create %s" % path)
+
     def alive(self):
         return self.proc.poll() is None
 

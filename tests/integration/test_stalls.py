@@ -14,17 +14,6 @@ THRESHOLD = 0.1  # aprof's default --stall-threshold
 TOLERANCE = 2 / RATE + 0.002  # two sample intervals + 2 ms
 
 
-def wait_file(fx, path, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(path):
-            return
-        if not fx.alive():
-            raise h.Failure("fixture exited early: %s" % (fx.output(),))
-        time.sleep(0.02)
-    raise h.Failure("fixture did not create %s" % path)
-
-
 def record_until_exit(t, fx, extra=()):
     """aprof record --pid until the fixture exits; returns (summary, speedscope doc)."""
     out, summary = t.path("out.json"), t.path("summary.json")
@@ -102,7 +91,7 @@ def run_stall_fixture(t, python=None, uvloop=False):
     truth_path, ready = t.path("truth.json"), t.path("ready")
     args = [truth_path, ready, "--cycles", 2] + (["--uvloop"] if uvloop else [])
     fx = t.start("stall_fixture.py", *args, python=python)
-    wait_file(fx, ready)
+    fx.wait_file(ready)
     summary, doc, res = record_until_exit(t, fx)
     truth = fx.wait_json(truth_path)
     check_stalls_against_truth(t, summary, truth)
@@ -131,7 +120,7 @@ def test_stalls_uvloop(t):
 def test_healthy_loop_has_no_stalls(t):
     truth_path, ready = t.path("truth.json"), t.path("ready")
     fx = t.start("stall_fixture.py", truth_path, ready, "--healthy", 10)
-    wait_file(fx, ready)
+    fx.wait_file(ready)
     summary, _, _ = record_until_exit(t, fx)
     t.eq(summary["stalls"], [], "stalls in a healthy loop")
     loops = summary["loops"]
@@ -163,7 +152,7 @@ def test_dump_loop_state(t):
     # A healthy loop: idle, or busy only briefly.
     truth_path, ready = t.path("truth2.json"), t.path("ready2")
     fx = t.start("stall_fixture.py", truth_path, ready, "--healthy", 5, name="healthy")
-    wait_file(fx, ready)
+    fx.wait_file(ready)
     for _ in range(3):
         doc = json.loads(t.aprof("dump", "--pid", fx.pid, "--json", "--no-async").stdout)
         loop = [th for th in doc["threads"] if th["is_main"]][0].get("event_loop")

@@ -101,17 +101,6 @@ def with_tmux(fn):
     return wrapper
 
 
-def wait_file(fx, path, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(path):
-            return
-        if not fx.alive():
-            raise h.Failure("fixture exited early: %s" % (fx.output(),))
-        time.sleep(0.05)
-    raise h.Failure("fixture did not create %s" % path)
-
-
 def check_target_running(t, fx):
     """Alive, and not left stopped or traced by aprof."""
     time.sleep(0.3)
@@ -149,7 +138,7 @@ def start_task_fixture(t):
 def test_stalls_view_shows_blocking_lines(t):
     truth_path, ready = t.path("truth.json"), t.path("ready")
     fx = t.start("stall_fixture.py", truth_path, ready, "--cycles", 2)
-    wait_file(fx, ready)
+    fx.wait_file(ready)
     tmux = Tmux(t, fx.pid)
     tmux.wait_for(lambda s: "aprof attach  pid %d" % fx.pid in s, 10, "the header")
     tmux.keys("3")
@@ -257,7 +246,7 @@ def test_write_speedscope(t):
 def test_small_terminal_views_and_resize(t):
     truth_path, ready = t.path("truth.json"), t.path("ready")
     fx = t.start("stall_fixture.py", truth_path, ready, "--cycles", 30)
-    wait_file(fx, ready)
+    fx.wait_file(ready)
     tmux = Tmux(t, fx.pid, 80, 24)
     text = tmux.wait_for(lambda s: "Blocker.run" in s, 15, "Blocker.run in the Top view")
     fits(t, text, 80, 24, "Top at 80x24")
