@@ -21,7 +21,7 @@ static const char *impact_name(uint8_t impact)
 
 static const char *loop_kind_name(uint8_t kind)
 {
-    return kind == LOOP_NATIVE ? "native" : "asyncio";
+    return kind == LOOP_NATIVE ? "uvloop" : "asyncio";
 }
 
 /* Indices of stalls, longest first. */
@@ -169,7 +169,7 @@ static void write_loops(json_writer *w, const record_report *r)
         json_begin_object(w);
         json_kv_int(w, "thread", lag.tid);
         json_kv_string(w, "thread_name", lag.thread_name);
-        json_kv_string(w, "kind", lag.kind == LOOP_NATIVE ? "uvloop" : "asyncio");
+        json_kv_string(w, "kind", loop_kind_name(lag.kind));
         json_key(w, "loop_lag");
         json_begin_object(w);
         json_kv_uint(w, "count", lag.count);

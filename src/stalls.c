@@ -250,6 +250,10 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
         if (!lt)
             continue;
         lt->thread_name = t->name;
+        /* asyncio's own loop frames are conclusive; a runner frame alone (LOOP_NATIVE) is also
+         * what a pure-asyncio program shows before its loop starts running. */
+        if (t->loop == LOOP_ASYNCIO)
+            lt->kind = LOOP_ASYNCIO;
         uint64_t now = s->t_ns;
         if (!lt->first_t) {
             lt->first_t = lt->last_t = now;
