@@ -21,6 +21,9 @@ static const char usage[] =
 
 int main(int argc, char **argv)
 {
+    /* First thing: a SIGINT/SIGTERM from now on stops sampling cleanly instead of killing aprof
+     * between attaching and writing what it has. */
+    cli_install_stop_signals();
     if (argc < 2) {
         fputs(usage, stderr);
         return EXIT_USAGE;

@@ -88,8 +88,11 @@ def test_blocking_kill_never_leaves_target_stopped(t):
             time.sleep(delay)
             proc.send_signal(sig)
             res = t.finish(proc, timeout=10)
+            early = res.rc == -sig and not os.path.exists(out) and delay < 0.005
             if sig == signal.SIGKILL:
                 t.check(res.rc == -signal.SIGKILL, "%s: aprof exit status %s" % (what, res.rc))
+            elif early:
+                pass  # the signal arrived before aprof's main() could install its handlers
             elif t.check(res.rc in (0, 130), "%s: expected exit code 0 (or 130 when nothing "
                                              "was sampled yet)\n%s" % (what, res.describe())):
                 if res.rc == 0:
