@@ -32,8 +32,8 @@ typedef struct loop_track {
     const char *cb_name;
     culprit_count culprits[MAX_CULPRITS];
     uint32_t nculprits;
-    /* lag: busy stretch durations */
-    uint64_t *lags;
+    /* lag: busy stretch durations and when each ended */
+    uint64_t *lags, *lag_end;
     size_t nlags, cap_lags;
     uint64_t busy_ns;
     uint64_t stalls;
@@ -74,6 +74,7 @@ void stall_detector_free(stall_detector *d)
     for (size_t i = 0; i < d->nloops; i++) {
         clear_culprits(&d->loops[i]);
         free(d->loops[i].lags);
+        free(d->loops[i].lag_end);
     }
     for (size_t i = 0; i < d->nevents; i++)
         free(d->events[i].stack);
@@ -123,16 +124,21 @@ static loop_track *track_of(stall_detector *d, const aprof_thread_sample *t)
     return lt;
 }
 
-static int push_lag(loop_track *lt, uint64_t ns)
+static int push_lag(loop_track *lt, uint64_t ns, uint64_t end)
 {
     if (lt->nlags == lt->cap_lags) {
         size_t ncap = lt->cap_lags ? lt->cap_lags * 2 : 256;
         uint64_t *nl = realloc(lt->lags, ncap * sizeof(*nl));
-        if (!nl)
+        if (nl)
+            lt->lags = nl;
+        uint64_t *ne = realloc(lt->lag_end, ncap * sizeof(*ne));
+        if (ne)
+            lt->lag_end = ne;
+        if (!nl || !ne)
             return -1;
-        lt->lags = nl;
         lt->cap_lags = ncap;
     }
+    lt->lag_end[lt->nlags] = end;
     lt->lags[lt->nlags++] = ns;
     lt->busy_ns += ns;
     return 0;
@@ -272,7 +278,7 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
         if (t->loop_idle) {
             if (lt->busy) {
                 reported += end_callback(d, lt, mid, false);
-                push_lag(lt, mid - lt->busy_start);
+                push_lag(lt, mid - lt->busy_start, mid);
                 lt->busy = false;
             }
         } else {
@@ -300,7 +306,7 @@ void stall_detector_finish(stall_detector *d, uint64_t end_ns)
             continue;
         uint64_t at = end_ns > lt->last_t ? end_ns : lt->last_t;
         end_callback(d, lt, at, true);
-        push_lag(lt, at - lt->busy_start);
+        push_lag(lt, at - lt->busy_start, at);
         lt->busy = false;
         lt->last_t = at;
     }
@@ -371,4 +377,30 @@ void stall_loop_lag(const stall_detector *d, size_t i, loop_lag *out)
     out->p95_s = pct(sorted, lt->nlags, 0.95);
     out->p99_s = pct(sorted, lt->nlags, 0.99);
     free(sorted);
+}
+
+void stall_loop_now(const stall_detector *d, size_t i, uint64_t now, uint64_t window_ns,
+                    loop_now *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (i >= d->nloops)
+        return;
+    const loop_track *lt = &d->loops[i];
+    out->tid = lt->tid;
+    out->thread_name = lt->thread_name;
+    out->kind = lt->kind;
+    out->busy = lt->busy;
+    if (lt->busy) {
+        uint64_t t = now > lt->last_t ? now : lt->last_t;
+        out->busy_for_ns = t > lt->busy_start ? t - lt->busy_start : 0;
+    }
+    out->current_ns = out->busy_for_ns;
+    out->worst_ns = out->busy_for_ns;
+    for (size_t k = 0; k < lt->nlags; k++)
+        if (lt->lags[k] > out->worst_ns)
+            out->worst_ns = lt->lags[k];
+    /* stretches end in time order: walk back from the newest while inside the window */
+    for (size_t k = lt->nlags; k-- > 0 && lt->lag_end[k] + window_ns >= now;)
+        if (lt->lags[k] > out->current_ns)
+            out->current_ns = lt->lags[k];
 }

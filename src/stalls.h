@@ -74,6 +74,21 @@ const stall_event *stall_at(const stall_detector *d, size_t i);
 size_t stall_loop_count(const stall_detector *d);
 void stall_loop_lag(const stall_detector *d, size_t i, loop_lag *out);
 
+/* A loop's state at time `now`, for live views: whether it is busy and for how long, its lag
+ * "now" (the running stretch, or the longest that ended within window_ns before now) and its
+ * worst stretch so far (the running one included). */
+typedef struct loop_now {
+    pid_t tid;
+    const char *thread_name;
+    uint8_t kind;               /* loop_kind */
+    bool busy;
+    uint64_t busy_for_ns;
+    uint64_t current_ns;
+    uint64_t worst_ns;
+} loop_now;
+void stall_loop_now(const stall_detector *d, size_t i, uint64_t now, uint64_t window_ns,
+                    loop_now *out);
+
 /* Is this file the program's own code (not the standard library, site/dist-packages, or a
  * frozen module)? Exposed for tests. */
 int stall_is_own_code(const char *file);

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <locale.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,17 +38,20 @@ static void fill_header_locked(tui_app *app)
     h->thread_samples = l->thread_samples;
     h->torn = l->torn;
     h->dropped = atomic_load(&l->dropped);
-    h->nloops = l->lags.n;
-    if (l->lags.n) {
+    h->nloops = l->stalls ? stall_loop_count(l->stalls) : 0;
+    if (h->nloops) {
         /* the selected thread's loop, else the main thread's, else the first seen */
-        size_t pick = 0;
-        for (size_t i = 0; i < l->lags.n; i++)
-            if (l->lags.loops[i].tid == app->s->pid)
-                pick = i;
-        for (size_t i = 0; i < l->lags.n; i++)
-            if (app->tid && l->lags.loops[i].tid == app->tid)
-                pick = i;
-        h->loop = l->lags.loops[pick];
+        size_t pick = 0, main_loop = SIZE_MAX, selected = SIZE_MAX;
+        loop_now ln;
+        for (size_t i = 0; i < h->nloops; i++) {
+            stall_loop_now(l->stalls, i, h->now_ns, TUI_LAG_WINDOW_NS, &ln);
+            if (ln.tid == app->s->pid)
+                main_loop = i;
+            if (app->tid && ln.tid == app->tid)
+                selected = i;
+        }
+        pick = selected != SIZE_MAX ? selected : main_loop != SIZE_MAX ? main_loop : 0;
+        stall_loop_now(l->stalls, pick, h->now_ns, TUI_LAG_WINDOW_NS, &h->loop);
     }
     h->stalls = l->stalls ? stall_count(l->stalls) : 0;
     h->have_tasks = l->tasks != NULL;
@@ -137,8 +141,8 @@ static void draw_header(tui_app *app)
     /* line 2: the event loop */
     int x = 0;
     if (h->nloops) {
-        const tui_loop_lag *lp = &h->loop;
-        uint64_t busy = tui_lag_busy_for(lp, h->now_ns);
+        const loop_now *lp = &h->loop;
+        uint64_t busy = lp->busy_for_ns;
         tui_format_duration(a, sizeof(a), busy);
         snprintf(buf, sizeof(buf), "loop %s%s: ", lp->thread_name ? lp->thread_name : "?",
                  h->nloops > 1 ? " (+more)" : "");
@@ -151,8 +155,8 @@ static void draw_header(tui_app *app)
                      busy >= app->opts.stall_threshold_ns ? tui_attr(app, TUI_C_CRIT)
                      : busy                               ? tui_attr(app, TUI_C_WARN)
                                                           : tui_attr(app, TUI_C_OK));
-        tui_format_duration(a, sizeof(a), tui_lag_current(lp, h->now_ns));
-        tui_format_duration(b, sizeof(b), tui_lag_worst(lp, h->now_ns));
+        tui_format_duration(a, sizeof(a), lp->current_ns);
+        tui_format_duration(b, sizeof(b), lp->worst_ns);
         snprintf(buf, sizeof(buf), "  lag now %s  worst %s", a, b);
     } else {
         snprintf(buf, sizeof(buf), "no event loop seen");

@@ -37,7 +37,7 @@ typedef struct tui_header {
     uint64_t sampling_ns;          /* since the sampler started */
     uint64_t thread_samples, torn, dropped;
     size_t nloops;
-    tui_loop_lag loop;             /* the first event loop seen (nloops > 0) */
+    loop_now loop;                 /* the event loop shown (nloops > 0) */
     uint64_t stalls;
     bool have_tasks, no_asyncio;
     uint32_t tasks_alive, tasks_total;

@@ -47,7 +47,6 @@ static void process(tui_live *l, const aprof_sample *smp)
 {
     if (l->stalls)
         stall_detector_feed(l->stalls, smp);
-    tui_lags_feed(&l->lags, smp);
     for (uint32_t i = 0; i < smp->nthreads; i++) {
         const aprof_thread_sample *t = &smp->threads[i];
         if (t->flags & TSF_TORN) {
@@ -305,7 +304,6 @@ int tui_live_reset_locked(tui_live *l)
     stall_detector_free(l->stalls);
     l->a = a;
     l->stalls = d;
-    memset(&l->lags, 0, sizeof(l->lags));
     l->thread_samples = l->torn = l->oom = 0;
     atomic_store(&l->dropped, 0);
     l->reset_ns = cli_now_ns();

@@ -40,7 +40,6 @@ typedef struct tui_live {
     /* ---- guarded by lock ---- */
     agg *a;
     stall_detector *stalls;
-    tui_lags lags;
     sampler_stats stats;          /* the sampler's counters at its latest sample */
     uint64_t thread_samples;      /* thread stacks added (since the last reset) */
     uint64_t torn;                /* thread stacks left out: changed while read */

@@ -545,45 +545,6 @@ static void test_tasks_tree(void **state)
 
 /* ---- stalls and lag ------------------------------------------------------------------------- */
 
-static void feed_loop(tui_lags *l, uint64_t t, bool idle)
-{
-    aprof_sample s;
-    sample_init(&s);
-    aprof_thread_sample *th = sample_add_thread(&s, 1);
-    th->tid = 9;
-    th->name = "MainThread";
-    th->loop = LOOP_ASYNCIO;
-    th->loop_idle = idle;
-    s.t_ns = t;
-    tui_lags_feed(l, &s);
-    sample_free(&s);
-}
-
-static void test_lag(void **state)
-{
-    (void)state;
-    tui_lags l = {0};
-    const uint64_t ms = 1000000, base = 100 * TUI_LAG_BUCKET_NS;
-    /* samples every 10 ms: idle, busy 100..300 (boundaries at 95 and 305: 210 ms), idle */
-    for (uint64_t t = 0; t <= 600; t += 10)
-        feed_loop(&l, base + t * ms, !(t >= 100 && t < 310));
-    assert_int_equal(l.n, 1);
-    const tui_loop_lag *g = &l.loops[0];
-    assert_int_equal(g->stretches, 1);
-    assert_int_equal(g->worst_ns, 210 * ms);
-    assert_int_equal(tui_lag_current(g, base + 700 * ms), 210 * ms);
-    assert_int_equal(tui_lag_busy_for(g, base + 700 * ms), 0);
-    /* three seconds later the stretch is no longer "now" */
-    assert_int_equal(tui_lag_current(g, base + 3 * TUI_LAG_BUCKET_NS), 0);
-    assert_int_equal(tui_lag_worst(g, base + 3 * TUI_LAG_BUCKET_NS), 210 * ms);
-    /* busy now: the running stretch counts */
-    feed_loop(&l, base + 1000 * ms, true);
-    feed_loop(&l, base + 1010 * ms, false);
-    feed_loop(&l, base + 1500 * ms, false);
-    assert_int_equal(tui_lag_busy_for(g, base + 1600 * ms), 595 * ms);
-    assert_int_equal(tui_lag_worst(g, base + 1600 * ms), 595 * ms);
-}
-
 static void test_stalls_order(void **state)
 {
     (void)state;
@@ -625,7 +586,7 @@ int main(void)
         cmocka_unit_test(test_format_frame),    cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_top_matches_model), cmocka_unit_test(test_top_incremental),
         cmocka_unit_test(test_calls_seen),      cmocka_unit_test(test_tree),
-        cmocka_unit_test(test_tasks_tree),      cmocka_unit_test(test_lag),
+        cmocka_unit_test(test_tasks_tree),
         cmocka_unit_test(test_stalls_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

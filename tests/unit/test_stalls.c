@@ -1,0 +1,176 @@
+/* The stall detector on synthetic samples: callback runs, boundaries half-way between samples,
+ * impact, culprit choice, clipping, loop lag statistics and the live view (stall_loop_now). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "stalls.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MS 1000000ull
+
+typedef struct fx {
+    strtab *st;
+    stall_detector *d;
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    f->st = strtab_new();
+    f->d = stall_detector_new(100 * MS, f->st);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    stall_detector_free(f->d);
+    strtab_free(f->st);
+    free(f);
+    return 0;
+}
+
+/* One sample of loop thread 9 at t ms: idle, or running callback `cb` whose innermost frames
+ * are the given (name, file, line) triples after a library frame. */
+static void feed(fx *f, uint64_t t_ms, bool idle, uint64_t cb, const char *leaf_file, int line)
+{
+    aprof_sample s;
+    sample_init(&s);
+    aprof_thread_sample *th = sample_add_thread(&s, 8);
+    th->tid = 9;
+    th->name = strtab_intern_cstr(f->st, "MainThread");
+    th->loop = LOOP_ASYNCIO;
+    th->loop_idle = idle;
+    s.t_ns = 1000 * MS + t_ms * MS;
+    const char *lib = strtab_intern_cstr(f->st, "/usr/lib/python3.11/asyncio/events.py");
+    th->frames[th->nframes++] = (aprof_frame){strtab_intern_cstr(f->st, "Handle._run"), lib, 80,
+                                              FRAME_PYTHON, 0};
+    if (!idle) {
+        th->callback_frame = 1;
+        th->callback_id = cb;
+        th->frames[th->nframes++] = (aprof_frame){strtab_intern_cstr(f->st, "handler"),
+                                                  strtab_intern_cstr(f->st, "/srv/app.py"), 10,
+                                                  FRAME_PYTHON, 0};
+        th->frames[th->nframes++] = (aprof_frame){strtab_intern_cstr(f->st, "leaf"),
+                                                  strtab_intern_cstr(f->st, leaf_file), line,
+                                                  FRAME_PYTHON, 0};
+    }
+    for (uint32_t i = 0; i < th->nframes; i++)
+        th->owners[i] = 0;
+    stall_detector_feed(f->d, &s);
+    sample_free(&s);
+}
+
+static void test_stall_boundaries_and_culprit(void **state)
+{
+    fx *f = *state;
+    /* idle until 100, callback A 100..349 (leaf in the stdlib, called from own code), callback
+     * B 350..379 (short), idle from 380 on; samples every 10 ms */
+    for (uint64_t t = 0; t <= 600; t += 10) {
+        if (t < 100 || t >= 380)
+            feed(f, t, true, 0, "", 0);
+        else if (t < 350)
+            feed(f, t, false, 0xA, "/usr/lib/python3.11/json/decoder.py", 355);
+        else
+            feed(f, t, false, 0xB, "/srv/app.py", 20);
+    }
+    assert_int_equal(stall_count(f->d), 1);
+    const stall_event *e = stall_at(f->d, 0);
+    /* boundaries half-way: 95 and 345 */
+    assert_int_equal(e->start_ns, 1095 * MS);
+    assert_int_equal(e->end_ns, 1345 * MS);
+    assert_int_equal(e->impact, STALL_CRITICAL);
+    assert_false(e->clipped);
+    /* the stdlib leaf is not the culprit: the innermost own frame is */
+    assert_string_equal(e->culprit.name, "handler");
+    assert_int_equal(e->culprit.line, 10);
+    assert_int_equal(e->nstack, 3);
+    loop_lag lag;
+    stall_loop_lag(f->d, 0, &lag);
+    assert_int_equal(lag.count, 1);
+    assert_true(lag.max_s > 0.279 && lag.max_s < 0.281); /* 95..375 */
+    assert_int_equal(lag.stalls, 1);
+}
+
+static void test_below_threshold_and_clipped(void **state)
+{
+    fx *f = *state;
+    /* busy from the very first sample (clipped start) for 150 ms, then a 50 ms run */
+    for (uint64_t t = 0; t <= 400; t += 10) {
+        if (t < 150)
+            feed(f, t, false, 0xC, "/srv/app.py", 30);
+        else if (t >= 200 && t < 250)
+            feed(f, t, false, 0xD, "/srv/app.py", 40);
+        else
+            feed(f, t, true, 0, "", 0);
+    }
+    assert_int_equal(stall_count(f->d), 1);
+    const stall_event *e = stall_at(f->d, 0);
+    assert_true(e->clipped);
+    assert_int_equal(e->impact, STALL_WARNING);
+    assert_int_equal(e->culprit.line, 30);
+    /* still busy at the end: clipped too */
+    feed(f, 500, false, 0xE, "/srv/app.py", 50);
+    feed(f, 650, false, 0xE, "/srv/app.py", 50);
+    stall_detector_finish(f->d, 1000 * MS + 700 * MS);
+    assert_int_equal(stall_count(f->d), 2);
+    assert_true(stall_at(f->d, 1)->clipped);
+}
+
+static void test_loop_now(void **state)
+{
+    fx *f = *state;
+    const uint64_t base = 1000 * MS;
+    /* idle, busy 100..300 (boundaries 95 and 305: 210 ms), idle */
+    for (uint64_t t = 0; t <= 600; t += 10)
+        feed(f, t, !(t >= 100 && t < 310), 0xF, "/srv/app.py", 60);
+    loop_now ln;
+    stall_loop_now(f->d, 0, base + 700 * MS, 2000 * MS, &ln);
+    assert_false(ln.busy);
+    assert_int_equal(ln.current_ns, 210 * MS);
+    assert_int_equal(ln.worst_ns, 210 * MS);
+    /* three seconds later that stretch is no longer "now" */
+    stall_loop_now(f->d, 0, base + 3600 * MS, 2000 * MS, &ln);
+    assert_int_equal(ln.current_ns, 0);
+    assert_int_equal(ln.worst_ns, 210 * MS);
+    /* busy now: the running stretch counts, up to `now` */
+    feed(f, 1000, true, 0, "", 0);
+    feed(f, 1010, false, 0x10, "/srv/app.py", 70);
+    feed(f, 1500, false, 0x10, "/srv/app.py", 70);
+    stall_loop_now(f->d, 0, base + 1600 * MS, 2000 * MS, &ln);
+    assert_true(ln.busy);
+    assert_int_equal(ln.busy_for_ns, 595 * MS);
+    assert_int_equal(ln.worst_ns, 595 * MS);
+    assert_int_equal(ln.current_ns, 595 * MS);
+}
+
+static void test_own_code(void **state)
+{
+    (void)state;
+    assert_true(stall_is_own_code("/srv/app.py"));
+    assert_true(stall_is_own_code("/home/u/lib/python_tools/x.py"));
+    assert_false(stall_is_own_code("/usr/lib/python3.11/asyncio/events.py"));
+    assert_false(stall_is_own_code("/root/.pyenv/versions/3.12.1/lib/python3.12/selectors.py"));
+    assert_false(stall_is_own_code("/usr/lib/python3/dist-packages/aiohttp/web.py"));
+    assert_false(stall_is_own_code("/venv/lib/python3.12/site-packages/x.py"));
+    assert_false(stall_is_own_code("<frozen importlib._bootstrap>"));
+    assert_false(stall_is_own_code(""));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_stall_boundaries_and_culprit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_below_threshold_and_clipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_now, setup, teardown),
+        cmocka_unit_test(test_own_code),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
