@@ -6,6 +6,7 @@
 #include <string.h>
 
 #define WINDOW_MAX (256u * 1024u)
+#define WINDOW_SLACK 4096u /* bytes copied above datastack_top */
 #define TSTATE_READ 512u
 #define FRAME_READ 384u /* upper bound of ps->frame_read */
 #define HEAD_REFRESH_NS 20000000ull /* reread interp->threads.head at least this often */
@@ -38,7 +39,7 @@ int pystack_init(pystack *ps, const pyruntime *rt, mem *m, strtab *st)
     loff tfields[] = {ps->L->tstate.prev, ps->L->tstate.next, ps->L->tstate.interp,
                       ps->L->tstate.thread_id, ps->L->tstate.native_thread_id,
                       ps->L->tstate.frame, ps->L->tstate.datastack_chunk,
-                      ps->L->tstate.datastack_top};
+                      ps->L->tstate.datastack_top, ps->L->tstate.datastack_limit};
     ps->tstate_size = max_offset(tfields, sizeof(tfields) / sizeof(tfields[0])) + 8;
     if (ps->tstate_size > TSTATE_READ)
         return -1;
@@ -149,23 +150,29 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
     uint64_t addrs[3 + PREFETCH_MAX + PREFETCH_CODES];
     void *dsts[3 + PREFETCH_MAX + PREFETCH_CODES];
     size_t lens[3 + PREFETCH_MAX + PREFETCH_CODES], n = 0;
-    bool via_cframe = L->tstate.cframe_current_frame != LAYOUT_ABSENT;
-    if (!via_cframe) {
+    /* The innermost-frame pointer is read (again) in this same syscall, first: the thread
+     * state was copied a few microseconds earlier, and a busy thread may have moved since. */
+    if (L->tstate.cframe_current_frame == LAYOUT_ABSENT) {
         *where = tstate + (uint64_t)L->tstate.frame;
-        *frame = p;
     } else {
         if (!mem_ptr_ok(p, true))
             return -1;
         *where = p + (uint64_t)L->tstate.cframe_current_frame;
-        addrs[n] = *where;
-        dsts[n] = frame;
-        lens[n++] = 8;
     }
+    addrs[n] = *where;
+    dsts[n] = frame;
+    lens[n++] = 8;
     uint64_t base = 0;
     size_t len = 0;
     if (L->tstate.datastack_chunk != LAYOUT_ABSENT) {
         uint64_t chunk = rd64(ts, L->tstate.datastack_chunk);
         uint64_t top = rd64(ts, L->tstate.datastack_top);
+        /* Frames pushed since the thread state was copied lie just above its datastack_top:
+         * copy a little beyond it, within the chunk (datastack_limit is its end). */
+        uint64_t limit = L->tstate.datastack_limit != LAYOUT_ABSENT
+                             ? rd64(ts, L->tstate.datastack_limit) : top;
+        if (limit > top)
+            top = limit - top > WINDOW_SLACK ? top + WINDOW_SLACK : limit;
         if (!ps->window) {
             ps->window = malloc(WINDOW_MAX);
             ps->window_cap = ps->window ? WINDOW_MAX : 0;
@@ -205,7 +212,7 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
     dsts[n] = &w->again;
     lens[n++] = 8;
     ssize_t got = mem_readv(ps->m, addrs, dsts, lens, n);
-    ssize_t need = via_cframe ? 8 : 0;
+    ssize_t need = 8;
     if (got < need)
         return -1;
     /* The kernel copies the ranges in order and stops at the first it cannot read. */
@@ -526,11 +533,15 @@ static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_
         reverse(t);
         apply_loop_marks(t, &lm);
         *w.pf = w.next;
-        /* The stack is trustworthy only if the innermost frame did not move meanwhile: either
-         * while the one snapshot syscall copied every frame, or, when some frame had to be read
-         * later, until the end of the walk. */
+        /* The stack is trustworthy only if the innermost frame did not move while the one
+         * snapshot syscall copied the frames. */
         bool consistent = w.again_ok && w.again == frame;
-        if (!w.all_in_snapshot && consistent)
+        /* Frames read after the snapshot (a coroutine's frame lives in its generator object):
+         * 3.11+ frames belong to their generator for its whole life, and one suspended since is
+         * caught by the generator-rooted check in walk_frames(). 3.10 recycles frame objects
+         * for other calls, so there the innermost frame must still be the same one after the
+         * walk. */
+        if (!w.all_in_snapshot && consistent && ps->L->instr_kind == INSTR_LASTI_INDEX)
             consistent = unchanged_since_walk(ps, where, frame, t);
         if (!consistent)
             t->flags |= TSF_TORN;
