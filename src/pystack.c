@@ -121,6 +121,7 @@ typedef struct window {
     uint32_t pf_loaded;  /* how many of pf->addr were fetched into ps->prefetch_buf */
     prefetch_set next;   /* frames read outside the chunk this time: next sample's set */
     uint64_t again;      /* the innermost-frame pointer reread at the end of the snapshot */
+    uint64_t code_again_addr, code_again; /* that frame's code object, reread after it */
     bool again_ok;       /* ... and that read succeeded */
     bool all_in_snapshot;/* every frame of the walk came from the snapshot syscall */
 } window;
@@ -147,9 +148,9 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
         w->pf->n = 0;
     }
     uint64_t p = rd64(ts, L->tstate.frame);
-    uint64_t addrs[3 + PREFETCH_MAX + PREFETCH_CODES];
-    void *dsts[3 + PREFETCH_MAX + PREFETCH_CODES];
-    size_t lens[3 + PREFETCH_MAX + PREFETCH_CODES], n = 0;
+    uint64_t addrs[4 + PREFETCH_MAX + PREFETCH_CODES];
+    void *dsts[4 + PREFETCH_MAX + PREFETCH_CODES];
+    size_t lens[4 + PREFETCH_MAX + PREFETCH_CODES], n = 0;
     /* The innermost-frame pointer is read (again) in this same syscall, first: the thread
      * state was copied a few microseconds earlier, and a busy thread may have moved since. */
     if (L->tstate.cframe_current_frame == LAYOUT_ABSENT) {
@@ -211,6 +212,16 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
     addrs[n] = *where;
     dsts[n] = &w->again;
     lens[n++] = 8;
+    /* A frame slot of the data stack is reused by the next call: the same pointer can name a
+     * newer frame (return, then call). Where the pointer was known before this syscall (it is
+     * in the thread state on 3.10/3.13), reread that frame's code object last as well. */
+    w->code_again_addr = 0;
+    if (L->tstate.cframe_current_frame == LAYOUT_ABSENT && mem_ptr_ok(p, true)) {
+        w->code_again_addr = p;
+        addrs[n] = p + (uint64_t)L->frame.code;
+        dsts[n] = &w->code_again;
+        lens[n++] = 8;
+    }
     ssize_t got = mem_readv(ps->m, addrs, dsts, lens, n);
     ssize_t need = 8;
     if (got < need)
@@ -536,6 +547,13 @@ static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_
         /* The stack is trustworthy only if the innermost frame did not move while the one
          * snapshot syscall copied the frames. */
         bool consistent = w.again_ok && w.again == frame;
+        if (consistent && w.code_again_addr == frame) {
+            /* the code the innermost frame runs, as copied by the snapshot, must still be it */
+            uint8_t fb[FRAME_READ];
+            if (read_frame(ps, &w, frame, fb, ps->frame_read) != 0 ||
+                rd64(fb, ps->L->frame.code) != w.code_again)
+                consistent = false;
+        }
         /* Frames read after the snapshot (a coroutine's frame lives in its generator object):
          * 3.11+ frames belong to their generator for its whole life, and one suspended since is
          * caught by the generator-rooted check in walk_frames(). 3.10 recycles frame objects

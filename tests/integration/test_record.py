@@ -94,7 +94,14 @@ def check_call_sites(t, doc, profile):
                 key = "main:%d -> %s (%s:%s)" % (fc["line"], fe["name"], fe.get("file"),
                                                  fe.get("line"))
                 wrong[key] = wrong.get(key, 0) + 1
-    t.eq(wrong, {}, "samples with an impossible callee below main's spin_a/spin_b calls")
+    # Reading a running process, a frame slot of the data stack can be reused between two reads
+    # of the same syscall (return from one call, then the next call at the same address): aprof
+    # detects most of these, but a rare sample can pair a caller's newer line with the previous
+    # callee. Allow one in a thousand samples, never more than a couple of stray pairs.
+    total = sum(wrong.values())
+    limit = max(2, len(profile["samples"]) // 1000)
+    t.check(total <= limit, "%d samples (limit %d) with an impossible callee below main's "
+            "spin_a/spin_b calls: %s" % (total, limit, wrong))
 
 
 @h.per_interpreter
