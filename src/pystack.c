@@ -212,11 +212,12 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
     addrs[n] = *where;
     dsts[n] = &w->again;
     lens[n++] = 8;
-    /* A frame slot of the data stack is reused by the next call: the same pointer can name a
-     * newer frame (return, then call). Where the pointer was known before this syscall (it is
-     * in the thread state on 3.10/3.13), reread that frame's code object last as well. */
+    /* 3.10 hands a returned frame object to the next call: the same pointer can then name a
+     * newer frame. The pointer is known before this syscall (it is in the thread state), so
+     * that frame's code object is reread last as well. (On 3.11+ data-stack slots are reused
+     * the same way, but this costs a page more per sample there: see docs/limits.md.) */
     w->code_again_addr = 0;
-    if (L->tstate.cframe_current_frame == LAYOUT_ABSENT && mem_ptr_ok(p, true)) {
+    if (L->instr_kind == INSTR_LASTI_INDEX && mem_ptr_ok(p, true)) {
         w->code_again_addr = p;
         addrs[n] = p + (uint64_t)L->frame.code;
         dsts[n] = &w->code_again;
