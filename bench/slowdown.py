@@ -25,30 +25,6 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from run import pythons  # noqa: E402
 
-TARGET = r'''
-import json, sys, time
-sys.setrecursionlimit(10000)
-def work(n):
-    s = 0
-    for i in range(n):
-        s += i * i
-    return s
-def descend(depth, n):
-    if depth <= 1:
-        return work(n)
-    return descend(depth - 1, n)
-def main():
-    out, seconds = sys.argv[1], float(sys.argv[2])
-    stamps = []
-    end = time.monotonic() + seconds
-    print("ready", flush=True)
-    while time.monotonic() < end:
-        descend(29, 500)
-        stamps.append(time.monotonic())
-    with open(out, "w") as f:
-        json.dump(stamps, f)
-main()
-'''
 
 
 def rate(stamps, start, end):
@@ -60,8 +36,8 @@ def measure(aprof, python, pairs, window, extra):
     with tempfile.TemporaryDirectory() as tmp:
         stamps_path = os.path.join(tmp, "stamps.json")
         seconds = pairs * 2 * window + 3
-        target = subprocess.Popen([python, "-c", TARGET, stamps_path, str(seconds)],
-                                  stdout=subprocess.PIPE, text=True)
+        target = subprocess.Popen([python, os.path.join(HERE, "deep_stack.py"), str(seconds),
+                                   "32", "0", stamps_path], stdout=subprocess.PIPE, text=True)
         target.stdout.readline()
         time.sleep(0.5)
         windows = []

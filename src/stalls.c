@@ -36,6 +36,7 @@ typedef struct loop_track {
     uint64_t *lags, *lag_end;
     size_t nlags, cap_lags;
     uint64_t busy_ns;
+    uint64_t max_lag;           /* longest completed busy stretch */
     uint64_t stalls;
 } loop_track;
 
@@ -141,6 +142,8 @@ static int push_lag(loop_track *lt, uint64_t ns, uint64_t end)
     lt->lag_end[lt->nlags] = end;
     lt->lags[lt->nlags++] = ns;
     lt->busy_ns += ns;
+    if (ns > lt->max_lag)
+        lt->max_lag = ns;
     return 0;
 }
 
@@ -339,6 +342,15 @@ static double pct(const uint64_t *sorted, size_t n, double q)
     return (double)sorted[k < n ? k : n - 1] / 1e9;
 }
 
+/* How long the loop's current busy stretch has lasted at `now` (0 when idle). */
+static uint64_t running_stretch(const loop_track *lt, uint64_t now)
+{
+    if (!lt->busy)
+        return 0;
+    uint64_t t = now > lt->last_t ? now : lt->last_t;
+    return t > lt->busy_start ? t - lt->busy_start : 0;
+}
+
 void stall_loop_lag(const stall_detector *d, size_t i, loop_lag *out)
 {
     memset(out, 0, sizeof(*out));
@@ -353,10 +365,8 @@ void stall_loop_lag(const stall_detector *d, size_t i, loop_lag *out)
     out->observed_ns = lt->last_t - lt->first_t;
     out->busy_ns = lt->busy_ns;
     out->busy_now = lt->busy;
-    if (lt->busy) {
-        out->busy_for_ns = lt->last_t - lt->busy_start;
-        out->busy_ns += out->busy_for_ns;
-    }
+    out->busy_for_ns = running_stretch(lt, lt->last_t);
+    out->busy_ns += out->busy_for_ns;
     out->blocked_ratio = out->observed_ns ? (double)out->busy_ns / (double)out->observed_ns : 0;
     if (out->blocked_ratio > 1)
         out->blocked_ratio = 1;
@@ -390,15 +400,9 @@ void stall_loop_now(const stall_detector *d, size_t i, uint64_t now, uint64_t wi
     out->thread_name = lt->thread_name;
     out->kind = lt->kind;
     out->busy = lt->busy;
-    if (lt->busy) {
-        uint64_t t = now > lt->last_t ? now : lt->last_t;
-        out->busy_for_ns = t > lt->busy_start ? t - lt->busy_start : 0;
-    }
+    out->busy_for_ns = running_stretch(lt, now);
     out->current_ns = out->busy_for_ns;
-    out->worst_ns = out->busy_for_ns;
-    for (size_t k = 0; k < lt->nlags; k++)
-        if (lt->lags[k] > out->worst_ns)
-            out->worst_ns = lt->lags[k];
+    out->worst_ns = lt->max_lag > out->busy_for_ns ? lt->max_lag : out->busy_for_ns;
     /* stretches end in time order: walk back from the newest while inside the window */
     for (size_t k = lt->nlags; k-- > 0 && lt->lag_end[k] + window_ns >= now;)
         if (lt->lags[k] > out->current_ns)
