@@ -630,6 +630,14 @@ int pystack_sample(pystack *ps, aprof_sample *out, uint64_t now_ns)
         head_checked = true;
         if (sample_thread(ps, tstate, ts, out) != 0)
             return -1;
+        if (out->threads[out->nthreads - 1].tid <= 0 &&
+            (L->tstate.native_thread_id != LAYOUT_ABSENT || ps->pthread_tid_offset >= 0)) {
+            /* A thread state not bound to an OS thread yet (being created) or any more: there
+             * is no thread to attribute it to. */
+            out->nthreads--;
+            tstate = rd64(ts, L->tstate.next);
+            continue;
+        }
         if (out->threads[out->nthreads - 1].flags & TSF_TORN) {
             /* The stack moved while it was read: one more try right away keeps fast-changing
              * code from being under-represented among the kept samples. */
