@@ -957,7 +957,7 @@ int pyobj_weakset_iter(const pyobj_ctx *c, uint64_t weakset, pyobj_item_cb cb, v
 {
     if (!c || !cb)
         return PYOBJ_E_ARG;
-    uint64_t data;
+    uint64_t data = 0;
     int rc = pyobj_getattr(c, weakset, "data", &data);
     if (rc < 0)
         return rc == PYOBJ_E_NOTFOUND ? PYOBJ_E_TYPE : rc;
@@ -1067,7 +1067,7 @@ int pyobj_module_find(const pyobj_ctx *c, uint64_t sys_modules, const char *name
 {
     if (!module)
         return PYOBJ_E_ARG;
-    uint64_t m;
+    uint64_t m = 0;
     int rc = pyobj_dict_get_str(c, sys_modules, name, &m);
     if (rc < 0)
         return rc;
