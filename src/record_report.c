@@ -136,6 +136,8 @@ static void write_stalls(json_writer *w, const record_report *r)
         json_seconds_ns(w, e->start_ns);
         json_key(w, "duration_s");
         json_seconds_ns(w, e->end_ns - e->start_ns);
+        json_key(w, "uncertainty_s");
+        json_seconds_ns(w, e->uncertainty_ns);
         json_kv_int(w, "thread", e->tid);
         json_kv_string(w, "thread_name", e->thread_name);
         json_kv_string(w, "loop", loop_kind_name(e->loop));

@@ -25,6 +25,7 @@ typedef struct loop_track {
     /* current callback run */
     uint64_t cb_id;
     uint64_t cb_start;
+    uint64_t cb_start_gap;      /* gap between the samples that straddle cb_start */
     uint32_t cb_samples;
     const char *cb_task;
     uint64_t cb_coro;           /* coroutine owning the callback's first frame, 0 if none */
@@ -188,12 +189,14 @@ static void count_culprit(loop_track *lt, const aprof_thread_sample *t)
     lt->nculprits++;
 }
 
-static void start_callback(loop_track *lt, const aprof_thread_sample *t, uint64_t at)
+static void start_callback(loop_track *lt, const aprof_thread_sample *t, uint64_t at,
+                           uint64_t gap)
 {
     lt->cb_clipped = false;
     clear_culprits(lt);
     lt->cb_id = t->callback_id;
     lt->cb_start = at;
+    lt->cb_start_gap = gap;
     lt->cb_samples = 0;
     lt->cb_task = NULL;
     lt->cb_name = NULL;
@@ -205,8 +208,10 @@ static void start_callback(loop_track *lt, const aprof_thread_sample *t, uint64_
 }
 
 /* End the current callback run at `at`; report it when it lasted at least the threshold.
- * `clipped`: it is ended by the end of the recording, not seen ending. */
-static size_t end_callback(stall_detector *d, loop_track *lt, uint64_t at, bool clipped)
+ * `gap`: between the samples that straddle `at`. `clipped`: it is ended by the end of the
+ * recording, not seen ending. */
+static size_t end_callback(stall_detector *d, loop_track *lt, uint64_t at, uint64_t gap,
+                           bool clipped)
 {
     size_t reported = 0;
     uint64_t dur = at > lt->cb_start ? at - lt->cb_start : 0;
@@ -233,6 +238,7 @@ static size_t end_callback(stall_detector *d, loop_track *lt, uint64_t at, bool 
             .thread_name = lt->thread_name, .task = lt->cb_task, .callback = lt->cb_name,
             .culprit = c->frame, .stack = c->stack, .nstack = c->nstack,
             .samples = lt->cb_samples,
+            .uncertainty_ns = lt->cb_start_gap / 2 + gap / 2,
             .impact = dur >= 2 * d->threshold_ns ? STALL_CRITICAL : STALL_WARNING,
             .loop = lt->kind,
             .clipped = clipped || lt->cb_clipped,
@@ -269,7 +275,7 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
             lt->busy = !t->loop_idle;
             lt->busy_start = now;
             if (lt->busy) {
-                start_callback(lt, t, now);
+                start_callback(lt, t, now, 0);
                 lt->cb_clipped = true; /* it was running before aprof looked */
                 lt->cb_samples = 1;
                 count_culprit(lt, t);
@@ -280,7 +286,7 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
         uint64_t mid = lt->last_t + (now - lt->last_t) / 2;
         if (t->loop_idle) {
             if (lt->busy) {
-                reported += end_callback(d, lt, mid, false);
+                reported += end_callback(d, lt, mid, now - lt->last_t, false);
                 push_lag(lt, mid - lt->busy_start, mid);
                 lt->busy = false;
             }
@@ -288,10 +294,10 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
             if (!lt->busy) {
                 lt->busy = true;
                 lt->busy_start = mid;
-                start_callback(lt, t, mid);
+                start_callback(lt, t, mid, now - lt->last_t);
             } else if (t->callback_id != lt->cb_id) {
-                reported += end_callback(d, lt, mid, false);
-                start_callback(lt, t, mid);
+                reported += end_callback(d, lt, mid, now - lt->last_t, false);
+                start_callback(lt, t, mid, now - lt->last_t);
             }
             lt->cb_samples++;
             count_culprit(lt, t);
@@ -308,7 +314,7 @@ void stall_detector_finish(stall_detector *d, uint64_t end_ns)
         if (!lt->busy)
             continue;
         uint64_t at = end_ns > lt->last_t ? end_ns : lt->last_t;
-        end_callback(d, lt, at, true);
+        end_callback(d, lt, at, at - lt->last_t, true);
         push_lag(lt, at - lt->busy_start, at);
         lt->busy = false;
         lt->last_t = at;

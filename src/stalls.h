@@ -5,8 +5,9 @@
  * stretch runs from leaving the selector to returning to it (loop lag); within it, consecutive
  * samples with the same callback identity are one callback run. A callback run that lasts at
  * least the threshold is a stall: the callbacks queued behind it are lag, not part of it.
- * Boundaries are placed half-way between the samples that straddle them, so durations are
- * exact to within one sample interval.
+ * Boundaries are placed half-way between the samples that straddle them, so a duration is
+ * exact to within half of each straddling gap (one interval when the sampler keeps its rate;
+ * more when samples were late or dropped as torn): each stall carries that bound.
  */
 #ifndef APROF_STALLS_H
 #define APROF_STALLS_H
@@ -30,6 +31,8 @@ typedef struct stall_event {
     aprof_frame *stack;         /* a representative full stack (outermost first) */
     uint32_t nstack;
     uint32_t samples;
+    uint64_t uncertainty_ns;    /* how far the duration can be off from the sampling alone: half
+                                 * of each gap between the samples straddling its two ends */
     uint8_t impact;             /* stall_impact */
     uint8_t loop;               /* loop_kind */
     bool clipped;               /* it began before the first sample of its loop or was still

@@ -88,6 +88,7 @@ static void test_stall_boundaries_and_culprit(void **state)
     assert_int_equal(e->end_ns, 1345 * MS);
     assert_int_equal(e->impact, STALL_CRITICAL);
     assert_false(e->clipped);
+    assert_int_equal(e->uncertainty_ns, 10 * MS); /* half of each 10 ms straddling gap */
     /* the stdlib leaf is not the culprit: the innermost own frame is */
     assert_string_equal(e->culprit.name, "handler");
     assert_int_equal(e->culprit.line, 10);
@@ -97,6 +98,28 @@ static void test_stall_boundaries_and_culprit(void **state)
     assert_int_equal(lag.count, 1);
     assert_true(lag.max_s > 0.279 && lag.max_s < 0.281); /* 95..375 */
     assert_int_equal(lag.stalls, 1);
+}
+
+/* Late or dropped samples widen the gap that straddles a boundary: the bound says so. */
+static void test_uncertainty_follows_gaps(void **state)
+{
+    fx *f = *state;
+    /* idle until 100, callback A 100..299, idle after; samples every 10 ms except that the ones
+     * at 90 and 290..320 are missing (late sampler, torn samples) */
+    for (uint64_t t = 0; t <= 500; t += 10) {
+        if (t == 90 || (t >= 290 && t <= 320))
+            continue;
+        if (t < 100 || t >= 300)
+            feed(f, t, true, 0, "", 0);
+        else
+            feed(f, t, false, 0xA, "/srv/app.py", 20);
+    }
+    assert_int_equal(stall_count(f->d), 1);
+    const stall_event *e = stall_at(f->d, 0);
+    /* start between 80 and 100: 90 (+-10); end between 280 and 330: 305 (+-25) */
+    assert_int_equal(e->start_ns, 1090 * MS);
+    assert_int_equal(e->end_ns, 1305 * MS);
+    assert_int_equal(e->uncertainty_ns, 35 * MS);
 }
 
 static void test_below_threshold_and_clipped(void **state)
@@ -168,6 +191,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_stall_boundaries_and_culprit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uncertainty_follows_gaps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_below_threshold_and_clipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_now, setup, teardown),
         cmocka_unit_test(test_own_code),
