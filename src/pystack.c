@@ -9,6 +9,9 @@
 #define WINDOW_SLACK 4096u /* bytes copied above datastack_top */
 #define TSTATE_READ 512u
 #define FRAME_READ 384u /* upper bound of ps->frame_read */
+/* More tries of a torn thread stack. A very busy event loop changes its innermost frame every
+ * few microseconds, about as long as one try takes: about half of the tries there are torn. */
+#define PYSTACK_RETRIES 2
 #define HEAD_REFRESH_NS 20000000ull /* reread interp->threads.head at least this often */
 
 /* Frame owner values (enum _frameowner in pycore_frame.h). */
@@ -122,6 +125,10 @@ typedef struct window {
     prefetch_set next;   /* frames read outside the chunk this time: next sample's set */
     uint64_t again;      /* the innermost-frame pointer reread at the end of the snapshot */
     uint64_t code_again_addr, code_again; /* that frame's code object, reread after it */
+    uint64_t cframe, cframe_again; /* 3.11/3.12: tstate->cframe as copied, and reread last */
+    uint64_t leaf;       /* the innermost frame as the thread state named it, when its copy */
+    bool leaf_ok;        /* ... in leaf_buf came from the snapshot */
+    uint8_t leaf_buf[FRAME_READ];
     bool again_ok;       /* ... and that read succeeded */
     bool all_in_snapshot;/* every frame of the walk came from the snapshot syscall */
 } window;
@@ -139,6 +146,9 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
     w->pf_loaded = 0;
     w->again_ok = false;
     w->all_in_snapshot = true;
+    w->cframe = w->cframe_again = 0;
+    w->leaf = 0;
+    w->leaf_ok = false;
     w->next.tstate = tstate;
     w->next.n = 0;
     w->next.ncode = 0;
@@ -148,9 +158,9 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
         w->pf->n = 0;
     }
     uint64_t p = rd64(ts, L->tstate.frame);
-    uint64_t addrs[4 + PREFETCH_MAX + PREFETCH_CODES];
-    void *dsts[4 + PREFETCH_MAX + PREFETCH_CODES];
-    size_t lens[4 + PREFETCH_MAX + PREFETCH_CODES], n = 0;
+    uint64_t addrs[6 + PREFETCH_MAX + PREFETCH_CODES];
+    void *dsts[6 + PREFETCH_MAX + PREFETCH_CODES];
+    size_t lens[6 + PREFETCH_MAX + PREFETCH_CODES], n = 0;
     /* The innermost-frame pointer is read (again) in this same syscall, first: the thread
      * state was copied a few microseconds earlier, and a busy thread may have moved since. */
     if (L->tstate.cframe_current_frame == LAYOUT_ABSENT) {
@@ -159,6 +169,7 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
         if (!mem_ptr_ok(p, true))
             return -1;
         *where = p + (uint64_t)L->tstate.cframe_current_frame;
+        w->cframe = p;
     }
     addrs[n] = *where;
     dsts[n] = frame;
@@ -185,6 +196,17 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
             dsts[n] = ps->window;
             lens[n++] = len;
         }
+    }
+    /* 3.10 and 3.13+ name the innermost frame in the thread state itself: when it is not in
+     * the data-stack copy (3.10 frame objects, coroutine frames) copy it in this syscall too. */
+    size_t leaf_at = SIZE_MAX;
+    if (L->tstate.cframe_current_frame == LAYOUT_ABSENT && mem_ptr_ok(p, true) &&
+        !(len && p >= base && p + ps->frame_read <= base + len)) {
+        w->leaf = p;
+        leaf_at = n;
+        addrs[n] = p;
+        dsts[n] = w->leaf_buf;
+        lens[n++] = ps->frame_read;
     }
     size_t fixed = n;
     for (uint32_t i = 0; i < w->pf->n; i++) {
@@ -223,6 +245,15 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
         dsts[n] = &w->code_again;
         lens[n++] = 8;
     }
+    /* 3.11/3.12: the _PyCFrame copied with the thread state lives on the C stack of the
+     * evaluation that pushed it. If that evaluation has returned since, the pointer read
+     * through it is dead memory: it stays the same across both reads while the data stack
+     * moves on. The thread state's cframe pointer is reread last (see cframe_still_live). */
+    if (w->cframe) {
+        addrs[n] = tstate + (uint64_t)L->tstate.frame;
+        dsts[n] = &w->cframe_again;
+        lens[n++] = 8;
+    }
     ssize_t got = mem_readv(ps->m, addrs, dsts, lens, n);
     ssize_t need = 8;
     if (got < need)
@@ -231,10 +262,11 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
     size_t done = 0, ok = 0;
     for (size_t i = 0; i < n && done + lens[i] <= (size_t)got; i++, ok++)
         done += lens[i];
-    if (len && ok >= fixed) {
+    if (len && ok >= (leaf_at != SIZE_MAX ? leaf_at : fixed)) {
         w->base = base;
         w->len = len;
     }
+    w->leaf_ok = leaf_at != SIZE_MAX && ok > leaf_at;
     w->pf_loaded = ok > fixed ? (uint32_t)(ok - fixed) : 0;
     if (w->pf_loaded > w->pf->n)
         w->pf_loaded = w->pf->n;
@@ -247,10 +279,27 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
     return 0;
 }
 
+/* Was the _PyCFrame the frame pointer was read through still in use at the end of the
+ * snapshot? Each C-to-Python call pushes a _PyCFrame on the (downward-growing) C stack, so the
+ * current one at the end of the snapshot is either the same, or a deeper one pushed since (then
+ * ours is still live: its frame is the caller of the newer ones, a real if slightly older
+ * stack), or a shallower one: ours was popped and what it pointed to may be gone. */
+#define CFRAME_SPAN (8ull << 20) /* nested evaluations lie within one thread's C stack */
+static bool cframe_still_live(const window *w)
+{
+    if (!w->cframe)
+        return true;
+    return w->cframe_again <= w->cframe && w->cframe - w->cframe_again < CFRAME_SPAN;
+}
+
 static int read_frame(pystack *ps, window *w, uint64_t addr, uint8_t *out, size_t len)
 {
     if (w->len && addr >= w->base && addr + len <= w->base + w->len) {
         memcpy(out, ps->window + (addr - w->base), len);
+        return 0;
+    }
+    if (w->leaf_ok && addr == w->leaf && len <= sizeof(w->leaf_buf)) {
+        memcpy(out, w->leaf_buf, len);
         return 0;
     }
     if (w->next.n < PREFETCH_MAX)
@@ -547,7 +596,7 @@ static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_
         *w.pf = w.next;
         /* The stack is trustworthy only if the innermost frame did not move while the one
          * snapshot syscall copied the frames. */
-        bool consistent = w.again_ok && w.again == frame;
+        bool consistent = w.again_ok && w.again == frame && cframe_still_live(&w);
         if (consistent && w.code_again_addr == frame) {
             /* the code the innermost frame runs, as copied by the snapshot, must still be it */
             uint8_t fb[FRAME_READ];
@@ -555,12 +604,12 @@ static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_
                 rd64(fb, ps->L->frame.code) != w.code_again)
                 consistent = false;
         }
-        /* Frames read after the snapshot (a coroutine's frame lives in its generator object):
-         * 3.11+ frames belong to their generator for its whole life, and one suspended since is
-         * caught by the generator-rooted check in walk_frames(). 3.10 recycles frame objects
-         * for other calls, so there the innermost frame must still be the same one after the
-         * walk. */
-        if (!w.all_in_snapshot && consistent && ps->L->instr_kind == INSTR_LASTI_INDEX)
+        /* Frames read after the snapshot (a coroutine's frame lives in its generator object,
+         * 3.10 frame objects anywhere on the heap) show the thread as it is later: a coroutine
+         * frame may have returned from the callees the snapshot still shows above it and moved
+         * on to a newer line, and 3.10 recycles frame objects for other calls. The innermost
+         * frame must still be the same one after the walk. */
+        if (!w.all_in_snapshot && consistent)
             consistent = unchanged_since_walk(ps, where, frame, t);
         if (!consistent)
             t->flags |= TSF_TORN;
@@ -638,16 +687,18 @@ int pystack_sample(pystack *ps, aprof_sample *out, uint64_t now_ns)
             tstate = rd64(ts, L->tstate.next);
             continue;
         }
-        if (out->threads[out->nthreads - 1].flags & TSF_TORN) {
-            /* The stack moved while it was read: one more try right away keeps fast-changing
-             * code from being under-represented among the kept samples. */
+        for (int retry = 0; retry < PYSTACK_RETRIES &&
+                            (out->threads[out->nthreads - 1].flags & TSF_TORN); retry++) {
+            /* The stack moved while it was read: trying again right away (a few microseconds
+             * later) keeps fast-changing code from being under-represented among the kept
+             * samples. */
             uint8_t ts2[TSTATE_READ];
-            if (mem_read_direct(ps->m, tstate, ts2, tsize) == (ssize_t)tsize) {
-                out->nthreads--;
-                ps->stats.retried++;
-                if (sample_thread(ps, tstate, ts2, out) != 0)
-                    return -1;
-            }
+            if (mem_read_direct(ps->m, tstate, ts2, tsize) != (ssize_t)tsize)
+                break;
+            out->nthreads--;
+            ps->stats.retried++;
+            if (sample_thread(ps, tstate, ts2, out) != 0)
+                return -1;
         }
         if (holder != 1)
             out->threads[out->nthreads - 1].holds_gil = holder == tstate;
