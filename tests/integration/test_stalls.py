@@ -94,6 +94,30 @@ def check_stall_profile(t, doc, summary):
     t.near(total, expected, 0.001, "event loop stalls profile: total weight")
 
 
+def check_no_mixed_stacks(t, doc, truth):
+    """At its blocking lines Blocker.run calls only C (time.sleep, socket.recv, time.monotonic):
+    a Python frame above it there is a stack read at two moments (the coroutine frame after it
+    had moved on, the callees from before). Allow one sample in a thousand (docs/limits.md)."""
+    frames = doc["shared"]["frames"]
+    blocking = {(b["file"], b["line"]) for b in truth["blocks"]}
+    runner = function_name(t, "Blocker.run")
+    total, mixed = 0, []
+    for prof in doc["profiles"]:
+        if not prof["name"].startswith("Thread "):
+            continue
+        for stack in prof["samples"]:
+            total += 1
+            for caller, callee in zip(stack, stack[1:]):
+                fc = frames[caller]
+                if fc["name"] == runner and (fc.get("file"), fc.get("line")) in blocking and \
+                        not frames[callee]["name"].startswith("<"):
+                    mixed.append([frames[i]["name"] for i in stack[-4:]])
+                    break
+    t.check(total > 0, "no thread samples")
+    t.check(len(mixed) <= max(2, total // 1000), "%d of %d samples pair a blocking line of "
+            "Blocker.run with a Python callee, e.g. %s" % (len(mixed), total, mixed[:3]))
+
+
 def run_stall_fixture(t, python=None, uvloop=False):
     truth_path, ready = t.path("truth.json"), t.path("ready")
     args = [truth_path, ready, "--cycles", 2] + (["--uvloop"] if uvloop else [])
@@ -104,6 +128,7 @@ def run_stall_fixture(t, python=None, uvloop=False):
     check_stalls_against_truth(t, summary, truth)
     check_loop_lag(t, summary, "uvloop" if uvloop else "asyncio")
     check_stall_profile(t, doc, summary)
+    check_no_mixed_stacks(t, doc, truth)
     t.check("worst event loop stalls" in res.stderr, "summary lacks the worst stalls:\n" + res.stderr)
 
 
