@@ -214,21 +214,6 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
         dsts[n] = ps->prefetch_buf + (size_t)i * FRAME_READ;
         lens[n++] = ps->frame_read;
     }
-    /* The code objects of the last walk: a code object freed and its address reused by another
-     * would otherwise be named after the old one. */
-    size_t codes_at = n;
-    uint32_t span_off, span_len;
-    codecache_fingerprint_span(ps->cc, &span_off, &span_len);
-    uint32_t ncheck = 0;
-    for (uint32_t i = 0; i < w->pf->ncode && span_len <= sizeof(ps->code_span[0]); i++) {
-        code_info *ci = codecache_peek(ps->cc, w->pf->code[i]);
-        if (!ci || !code_info_needs_confirm(ci, ps->now_ns))
-            continue;
-        ps->code_check[ncheck++] = w->pf->code[i];
-        addrs[n] = w->pf->code[i] + span_off;
-        dsts[n] = ps->code_span[ncheck - 1];
-        lens[n++] = span_len;
-    }
     /* Last, the frame pointer again: if it did not move, everything copied before it in this
      * same syscall belongs to that one stack. */
     addrs[n] = *where;
@@ -254,6 +239,23 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
         dsts[n] = &w->cframe_again;
         lens[n++] = 8;
     }
+    size_t bracket_end = n;
+    /* The code objects of the last walk: a code object freed and its address reused by another
+     * would otherwise be named after the old one. Not part of the stack's consistency, so after
+     * the rereads: the copy between the two frame-pointer reads stays as short as it can. */
+    size_t codes_at = n;
+    uint32_t span_off, span_len;
+    codecache_fingerprint_span(ps->cc, &span_off, &span_len);
+    uint32_t ncheck = 0;
+    for (uint32_t i = 0; i < w->pf->ncode && span_len <= sizeof(ps->code_span[0]); i++) {
+        code_info *ci = codecache_peek(ps->cc, w->pf->code[i]);
+        if (!ci || !code_info_needs_confirm(ci, ps->now_ns))
+            continue;
+        ps->code_check[ncheck++] = w->pf->code[i];
+        addrs[n] = w->pf->code[i] + span_off;
+        dsts[n] = ps->code_span[ncheck - 1];
+        lens[n++] = span_len;
+    }
     ssize_t got = mem_readv(ps->m, addrs, dsts, lens, n);
     ssize_t need = 8;
     if (got < need)
@@ -275,7 +277,7 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
         if (ci)
             codecache_confirm(ps->cc, ci, ps->code_span[i - codes_at], ps->now_ns);
     }
-    w->again_ok = ok == n;
+    w->again_ok = ok >= bracket_end;
     return 0;
 }
 
