@@ -37,7 +37,9 @@ int pystack_init(pystack *ps, const pyruntime *rt, mem *m, strtab *st)
     ps->cc = codecache_new(st, ps->L, rt->code_type_addr);
     ps->prefetch = calloc(PREFETCH_SLOTS, sizeof(*ps->prefetch));
     ps->prefetch_buf = malloc((size_t)PREFETCH_MAX * FRAME_READ);
-    if (!ps->cc || !ps->prefetch || !ps->prefetch_buf)
+    ps->probes = calloc(PREFETCH_SLOTS, sizeof(*ps->probes));
+    ps->walk_addr = malloc(APROF_MAX_FRAMES * sizeof(*ps->walk_addr));
+    if (!ps->cc || !ps->prefetch || !ps->prefetch_buf || !ps->probes || !ps->walk_addr)
         return -1;
     loff tfields[] = {ps->L->tstate.prev, ps->L->tstate.next, ps->L->tstate.interp,
                       ps->L->tstate.thread_id, ps->L->tstate.native_thread_id,
@@ -62,6 +64,10 @@ void pystack_free(pystack *ps)
     free(ps->window);
     free(ps->prefetch);
     free(ps->prefetch_buf);
+    free(ps->probes);
+    free(ps->walk_addr);
+    ps->probes = NULL;
+    ps->walk_addr = NULL;
     ps->prefetch = NULL;
     ps->prefetch_buf = NULL;
     ps->cc = NULL;
@@ -454,6 +460,8 @@ static uint32_t walk_frames(pystack *ps, uint64_t frame, window *w, aprof_thread
                     lm->entry_index = (int32_t)n; /* innermost runner frame */
                 break;
             }
+            if (n < APROF_MAX_FRAMES)
+                ps->walk_addr[n] = frame;
             t->owners[n++] = owner_obj;
             /* A thread's outermost frame is never a generator's: a generator frame without a
              * caller is a suspended one. Reaching it means the innermost-frame pointer was read
@@ -623,6 +631,51 @@ static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_
     return 0;
 }
 
+/* After the final try of a thread: a consistent loop-thread sample names the task step to
+ * probe later (its coroutine's state byte); a torn one is given what that probe says. */
+static void step_probe_update(pystack *ps, uint64_t tstate, aprof_thread_sample *t)
+{
+    const py_layout *L = ps->L;
+    step_probe *sp = &ps->probes[(tstate >> 6) % PREFETCH_SLOTS];
+    if (!(t->flags & TSF_TORN)) {
+        sp->tstate = tstate;
+        sp->state_addr = 0;
+        int32_t cb = t->callback_frame;
+        if (t->loop == LOOP_NONE || !t->callback_id || cb < 0 || (uint32_t)cb >= t->nframes ||
+            !t->owners || !t->owners[cb])
+            return;
+        if (L->gen.frame_state != LAYOUT_ABSENT) {
+            sp->state_addr = t->owners[cb] + (uint64_t)L->gen.frame_state;
+        } else if (L->frame.state != LAYOUT_ABSENT && t->nframes <= APROF_MAX_FRAMES) {
+            /* 3.10: the state lives in the coroutine's frame object (walk_addr is innermost
+             * first, frames outermost first) */
+            sp->state_addr = ps->walk_addr[t->nframes - 1 - (uint32_t)cb] + (uint64_t)L->frame.state;
+        }
+        sp->callback_id = t->callback_id;
+        sp->loop = t->loop;
+        return;
+    }
+    if (sp->tstate != tstate || !sp->state_addr)
+        return;
+    int8_t state;
+    if (mem_read_direct(ps->m, sp->state_addr, &state, 1) != 1) {
+        sp->state_addr = 0;
+        return;
+    }
+    t->flags |= TSF_STEP_PROBED;
+    t->loop = sp->loop;
+    t->loop_idle = 0;
+    t->callback_frame = -1;
+    /* FRAME_EXECUTING is 0 on every version: the step's coroutine is on the stack. Anything
+     * else (suspended at an await, finished) means the step ended. */
+    if (state == 0) {
+        t->callback_id = sp->callback_id;
+    } else {
+        t->callback_id = 0;
+        sp->state_addr = 0;
+    }
+}
+
 /* The thread state holding the GIL, 0 when it is free, or 1 when it cannot be known. */
 static uint64_t gil_holder(pystack *ps)
 {
@@ -702,6 +755,7 @@ int pystack_sample(pystack *ps, aprof_sample *out, uint64_t now_ns)
             if (sample_thread(ps, tstate, ts2, out) != 0)
                 return -1;
         }
+        step_probe_update(ps, tstate, &out->threads[out->nthreads - 1]);
         if (holder != 1)
             out->threads[out->nthreads - 1].holds_gil = holder == tstate;
         count++;

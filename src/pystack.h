@@ -48,6 +48,16 @@ typedef struct prefetch_set {
     uint64_t code[PREFETCH_CODES]; /* checked in the same syscall (address reuse detection) */
 } prefetch_set;
 
+/* The task step a loop thread was last seen running (from its last consistent sample): when its
+ * next stack is torn, whether that step still runs is read on its own, from the state byte of
+ * the step's coroutine, so a stall's end is not lost among torn samples. */
+typedef struct step_probe {
+    uint64_t tstate;
+    uint64_t state_addr;      /* gi_frame_state (3.11+) or the frame's f_state (3.10), 0: none */
+    uint64_t callback_id;
+    uint8_t loop;             /* loop_kind */
+} step_probe;
+
 typedef struct pystack {
     const pyruntime *rt;
     const py_layout *L;
@@ -66,6 +76,8 @@ typedef struct pystack {
     uint8_t *window;          /* copy of the current data-stack chunk (3.11+) */
     size_t window_cap;
     prefetch_set *prefetch;   /* PREFETCH_SLOTS sets, by thread state */
+    step_probe *probes;       /* PREFETCH_SLOTS, by thread state */
+    uint64_t *walk_addr;      /* frame addresses of the walk in progress, innermost first */
     uint8_t *prefetch_buf;    /* PREFETCH_MAX frame copies for the thread being read */
     uint8_t code_span[PREFETCH_CODES][64]; /* fingerprint spans being confirmed ... */
     uint64_t code_check[PREFETCH_CODES];   /* ... of these code objects */

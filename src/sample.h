@@ -50,6 +50,10 @@ enum thread_sample_flags {
     TSF_TRUNCATED = 1u << 1, /* more frames than APROF_MAX_FRAMES, or a broken chain: kept prefix */
     TSF_IDLE_LOOP = 1u << 2, /* an event loop thread waiting in its selector */
     TSF_NO_PYTHON = 1u << 3, /* thread has no Python frame right now */
+    /* Torn, but its loop's running task step was probed on its own (one byte: is the step's
+     * coroutine still executing?): `loop` is set, `callback_id` is that step's identity when it
+     * still runs and 0 when it has ended. Frames stay untrustworthy. */
+    TSF_STEP_PROBED = 1u << 4,
 };
 
 typedef enum loop_kind {

@@ -155,7 +155,7 @@ int session_sample(session *s, aprof_sample *out)
         aprof_thread_sample *t = &out->threads[i];
         if (s->want_state && !s->native)
             t->state = thread_state_of_letter(proc_thread_state(s->stat, t->tid));
-        if (t->loop != LOOP_NONE)
+        if (t->loop != LOOP_NONE && !(t->flags & TSF_TORN))
             classify_loop_thread(s, t);
         if (s->mark_state)
             threadstate_prepend_mark(&s->marks, t);

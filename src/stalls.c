@@ -254,13 +254,39 @@ out:
     return reported;
 }
 
+/* A torn sample whose reader probed the running task step on its own: it only says whether the
+ * callback run in progress still runs (same identity) or has ended (0). */
+static size_t feed_probe(stall_detector *d, const aprof_thread_sample *t, uint64_t now)
+{
+    loop_track *lt = track_of(d, t);
+    if (!lt || !lt->first_t || !lt->busy || !lt->cb_id || now <= lt->last_t)
+        return 0;
+    size_t reported = 0;
+    if (t->callback_id == lt->cb_id) {
+        lt->last_t = now; /* still running: the end lies after this sample */
+    } else if (!t->callback_id) {
+        uint64_t mid = lt->last_t + (now - lt->last_t) / 2;
+        reported = end_callback(d, lt, mid, now - lt->last_t, false);
+        /* Still busy (or idle: the next readable sample tells) with a callback run not seen. */
+        lt->cb_start = mid;
+        lt->cb_start_gap = now - lt->last_t;
+        lt->last_t = now;
+    }
+    return reported;
+}
+
 size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
 {
     size_t reported = 0;
     for (uint32_t i = 0; i < s->nthreads; i++) {
         const aprof_thread_sample *t = &s->threads[i];
-        if (t->loop == LOOP_NONE || (t->flags & TSF_TORN))
+        if (t->loop == LOOP_NONE)
             continue;
+        if (t->flags & TSF_TORN) {
+            if (t->flags & TSF_STEP_PROBED)
+                reported += feed_probe(d, t, s->t_ns);
+            continue;
+        }
         loop_track *lt = track_of(d, t);
         if (!lt)
             continue;

@@ -68,6 +68,24 @@ static void feed(fx *f, uint64_t t_ms, bool idle, uint64_t cb, const char *leaf_
     sample_free(&s);
 }
 
+/* A torn sample of loop thread 9 at t ms; with `probed`, the reader's probe of the running task
+ * step says it is still callback `cb` (cb != 0) or has ended (cb == 0). */
+static void feed_torn(fx *f, uint64_t t_ms, bool probed, uint64_t cb)
+{
+    aprof_sample s;
+    sample_init(&s);
+    aprof_thread_sample *th = sample_add_thread(&s, 8);
+    th->tid = 9;
+    th->name = strtab_intern_cstr(f->st, "MainThread");
+    th->loop = LOOP_ASYNCIO;
+    th->flags = TSF_TORN | (probed ? TSF_STEP_PROBED : 0);
+    th->callback_frame = -1;
+    th->callback_id = cb;
+    s.t_ns = 1000 * MS + t_ms * MS;
+    stall_detector_feed(f->d, &s);
+    sample_free(&s);
+}
+
 static void test_stall_boundaries_and_culprit(void **state)
 {
     fx *f = *state;
@@ -120,6 +138,50 @@ static void test_uncertainty_follows_gaps(void **state)
     assert_int_equal(e->start_ns, 1090 * MS);
     assert_int_equal(e->end_ns, 1305 * MS);
     assert_int_equal(e->uncertainty_ns, 35 * MS);
+}
+
+/* Torn samples around a stall's end: without probes its end can only be placed within the gap
+ * to the next readable sample; probes of the task step pin it to one interval. */
+/* Idle until 100, callback A from 100, readable until 190, then torn samples until idle from
+ * 320. With probes, the torn ones say "A still runs" 200..290 and "ended" at 300 (310 has none). */
+static void feed_torn_end(fx *f, bool probes)
+{
+    for (uint64_t t = 0; t <= 500; t += 10) {
+        if (t < 100 || t >= 320)
+            feed(f, t, true, 0, "", 0);
+        else if (t < 200)
+            feed(f, t, false, 0xA, "/srv/app.py", 20);
+        else
+            feed_torn(f, t, probes && t <= 300, t < 300 ? 0xA : 0);
+    }
+}
+
+static void test_torn_samples_and_step_probes(void **state)
+{
+    fx *f = *state;
+    feed_torn_end(f, true);
+    assert_int_equal(stall_count(f->d), 1);
+    const stall_event *e = stall_at(f->d, 0);
+    assert_int_equal(e->start_ns, 1095 * MS);
+    assert_int_equal(e->end_ns, 1295 * MS);
+    assert_int_equal(e->uncertainty_ns, 10 * MS);
+    assert_int_equal(e->impact, STALL_CRITICAL);
+    assert_int_equal(e->culprit.line, 20);
+    loop_lag lag;
+    stall_loop_lag(f->d, 0, &lag);
+    assert_int_equal(lag.count, 1);
+    assert_true(lag.max_s > 0.2149 && lag.max_s < 0.2151); /* 95..310 */
+}
+
+static void test_torn_samples_without_probes(void **state)
+{
+    fx *f = *state;
+    /* no probe: the end lies somewhere between 190 and the idle sample at 320 */
+    feed_torn_end(f, false);
+    assert_int_equal(stall_count(f->d), 1);
+    const stall_event *e = stall_at(f->d, 0);
+    assert_int_equal(e->end_ns, 1255 * MS);
+    assert_int_equal(e->uncertainty_ns, 5 * MS + 65 * MS);
 }
 
 static void test_below_threshold_and_clipped(void **state)
@@ -192,6 +254,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_stall_boundaries_and_culprit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uncertainty_follows_gaps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_samples_and_step_probes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_samples_without_probes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_below_threshold_and_clipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_now, setup, teardown),
         cmocka_unit_test(test_own_code),
