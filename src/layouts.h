@@ -62,6 +62,7 @@ typedef struct py_layout {
         loff native_thread_id;  /* PyThreadState.native_thread_id (3.11+) */
         loff frame;             /* 3.10 .frame, 3.11/3.12 .cframe, 3.13 .current_frame */
         loff cframe_current_frame; /* _PyCFrame.current_frame (3.11/3.12), else ABSENT */
+        loff cframe_previous;   /* _PyCFrame.previous (3.11/3.12), else ABSENT */
         loff datastack_chunk;   /* 3.11+ */
         loff datastack_top;     /* 3.11+ */
         loff datastack_limit;   /* 3.11+ */

@@ -8,6 +8,7 @@
 #define WINDOW_MAX (256u * 1024u)
 #define WINDOW_SLACK 4096u /* bytes copied above datastack_top */
 #define TSTATE_READ 512u
+#define TSTATE_SPAN 4096u /* a PyThreadState (and its root _PyCFrame) lies within this */
 #define FRAME_READ 384u /* upper bound of ps->frame_read */
 /* More tries of a torn thread stack. A very busy event loop changes its innermost frame every
  * few microseconds, about as long as one try takes: about half of the tries there are torn. */
@@ -132,6 +133,10 @@ typedef struct window {
     uint64_t again;      /* the innermost-frame pointer reread at the end of the snapshot */
     uint64_t code_again_addr, code_again; /* that frame's code object, reread after it */
     uint64_t cframe, cframe_again; /* 3.11/3.12: tstate->cframe as copied, and reread last */
+    uint64_t cframe_prev; /* ... its `previous`, read with the frame pointer */
+    bool cframe_reread;  /* ... whether cframe_again was read */
+    bool cframe_outer;   /* ... whether it is the thread's outermost evaluation */
+    uint8_t cf_buf[32];  /* current_frame and previous, as read at the start */
     uint64_t leaf;       /* the innermost frame as the thread state named it, when its copy */
     bool leaf_ok;        /* ... in leaf_buf came from the snapshot */
     uint8_t leaf_buf[FRAME_READ];
@@ -152,16 +157,20 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
     w->pf_loaded = 0;
     w->again_ok = false;
     w->all_in_snapshot = true;
-    w->cframe = w->cframe_again = 0;
+    w->cframe = w->cframe_again = w->cframe_prev = 0;
+    w->cframe_reread = w->cframe_outer = false;
     w->leaf = 0;
     w->leaf_ok = false;
     w->next.tstate = tstate;
     w->next.n = 0;
     w->next.ncode = 0;
+    w->next.outer_cframe = 0;
     w->pf = &ps->prefetch[(tstate >> 6) % PREFETCH_SLOTS];
     if (w->pf->tstate != tstate) {
         w->pf->tstate = tstate;
         w->pf->n = 0;
+        w->pf->ncode = 0;
+        w->pf->outer_cframe = 0;
     }
     uint64_t p = rd64(ts, L->tstate.frame);
     uint64_t addrs[6 + PREFETCH_MAX + PREFETCH_CODES];
@@ -177,9 +186,24 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
         *where = p + (uint64_t)L->tstate.cframe_current_frame;
         w->cframe = p;
     }
-    addrs[n] = *where;
-    dsts[n] = frame;
-    lens[n++] = 8;
+    /* 3.11/3.12: the cframe's `previous` comes along (same few bytes): it tells whether this
+     * is the thread's outermost evaluation. */
+    size_t cf_lo = 0, cf_len = 0;
+    if (w->cframe && L->tstate.cframe_previous != LAYOUT_ABSENT) {
+        loff a = L->tstate.cframe_current_frame, b = L->tstate.cframe_previous;
+        cf_lo = (size_t)(a < b ? a : b);
+        cf_len = (size_t)(a < b ? b : a) + 8 - cf_lo;
+    }
+    if (cf_len && cf_len <= sizeof(w->cf_buf)) {
+        addrs[n] = w->cframe + cf_lo;
+        dsts[n] = w->cf_buf;
+        lens[n++] = cf_len;
+    } else {
+        cf_len = 0;
+        addrs[n] = *where;
+        dsts[n] = frame;
+        lens[n++] = 8;
+    }
     uint64_t base = 0;
     size_t len = 0;
     if (L->tstate.datastack_chunk != LAYOUT_ABSENT) {
@@ -240,10 +264,11 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
      * evaluation that pushed it. If that evaluation has returned since, the pointer read
      * through it is dead memory: it stays the same across both reads while the data stack
      * moves on. The thread state's cframe pointer is reread last (see cframe_still_live). */
-    if (w->cframe) {
+    if (w->cframe && !(cf_len && w->pf->outer_cframe == w->cframe)) {
         addrs[n] = tstate + (uint64_t)L->tstate.frame;
         dsts[n] = &w->cframe_again;
         lens[n++] = 8;
+        w->cframe_reread = true;
     }
     size_t bracket_end = n;
     /* The code objects of the last walk: a code object freed and its address reused by another
@@ -263,9 +288,16 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
         lens[n++] = span_len;
     }
     ssize_t got = mem_readv(ps->m, addrs, dsts, lens, n);
-    ssize_t need = 8;
+    ssize_t need = (ssize_t)lens[0];
     if (got < need)
         return -1;
+    if (cf_len) {
+        *frame = rd64(w->cf_buf, L->tstate.cframe_current_frame - (loff)cf_lo);
+        w->cframe_prev = rd64(w->cf_buf, L->tstate.cframe_previous - (loff)cf_lo);
+        /* The outermost evaluation's `previous` is the root _PyCFrame inside the thread state. */
+        w->cframe_outer = w->cframe_prev >= tstate && w->cframe_prev - tstate < TSTATE_SPAN;
+        w->next.outer_cframe = w->cframe_outer ? w->cframe : 0;
+    }
     /* The kernel copies the ranges in order and stops at the first it cannot read. */
     size_t done = 0, ok = 0;
     for (size_t i = 0; i < n && done + lens[i] <= (size_t)got; i++, ok++)
@@ -297,6 +329,10 @@ static bool cframe_still_live(const window *w)
 {
     if (!w->cframe)
         return true;
+    /* Not reread because the previous sample found this same cframe to be the outermost
+     * evaluation, and it still is: that one lasts as long as the thread runs Python at all. */
+    if (!w->cframe_reread)
+        return w->cframe_outer;
     return w->cframe_again <= w->cframe && w->cframe - w->cframe_again < CFRAME_SPAN;
 }
 

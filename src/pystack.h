@@ -46,6 +46,8 @@ typedef struct prefetch_set {
     uint64_t addr[PREFETCH_MAX];
     uint32_t ncode;                /* code objects of the last walk: their fingerprints are */
     uint64_t code[PREFETCH_CODES]; /* checked in the same syscall (address reuse detection) */
+    uint64_t outer_cframe;         /* 3.11/3.12: the _PyCFrame last read through, when it was the
+                                    * thread's outermost evaluation (see cframe_still_live) */
 } prefetch_set;
 
 /* The task step a loop thread was last seen running (from its last consistent sample): when its
