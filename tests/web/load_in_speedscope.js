@@ -7,7 +7,9 @@
 //     a file it could not read as speedscope JSON gets another title, an alert or an error page),
 //   - the first profile's name is shown and a canvas is present,
 //   - no "Something went wrong", no alert, no console error, no uncaught exception,
-//   - the flame chart area of the screenshot really holds many coloured pixels.
+//   - the Time Order chart holds several colours, and the Left Heavy flame chart (merged stacks,
+//     wide bars whatever the profile's timing) really holds coloured pixels; SHOT.png is the
+//     Left Heavy view.
 // Everything is served from 127.0.0.1 on a free port; the browser makes no other connection.
 // Prints one line and exits 0 (loaded and drawn) or 1.
 'use strict';
@@ -178,17 +180,29 @@ async function main() {
     await page.waitForTimeout(500);
     const text = await page.evaluate(() => document.body.innerText);
     if (/Something went wrong/.test(text)) problems.push('speedscope shows "Something went wrong"');
+    // The flame chart fills the page below the toolbar (about 24 px) and above the detail panel.
+    const timeOrder = colourStats(decodePng(await page.screenshot({fullPage: false})), 40,
+                                  Math.floor(800 * 0.6));
+    // Time Order draws each sample at its width in time: a profile whose functions alternate
+    // every few milliseconds is thin slivers there. Left Heavy (key 2) merges identical stacks
+    // into wide bars, so "is the chart really drawn" is judged there.
+    await page.keyboard.press('2');
+    await page.evaluate(() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r))));
+    await page.waitForTimeout(300);
     const png = await page.screenshot({fullPage: false});
     if (screenshot) fs.writeFileSync(screenshot, png);
     const img = decodePng(png);
-    // The flame chart fills the page below the toolbar (about 24 px) and above the detail panel.
     const stats = colourStats(img, 40, Math.floor(img.height * 0.6));
-    if (stats.share < 0.05 || stats.distinct < 8)
-      problems.push(`flame chart looks empty: ${(stats.share * 100).toFixed(1)}% coloured pixels, ` +
-                    `${stats.distinct} colours`);
+    if (timeOrder.distinct < 4)
+      problems.push(`time-order chart looks empty: ${timeOrder.distinct} colours`);
+    if (stats.share < 0.02 || stats.distinct < 8) // an undrawn chart has none
+      problems.push(`left-heavy flame chart looks empty: ${(stats.share * 100).toFixed(1)}% ` +
+                    `coloured pixels, ${stats.distinct} colours`);
     if (problems.length === 0)
-      console.log(`LOADED ${file}: "${first.name}" drawn in speedscope, ` +
-                  `${(stats.share * 100).toFixed(0)}% of the chart coloured, ${stats.distinct} colours`);
+      console.log(`LOADED ${file}: "${first.name}" drawn in speedscope, left heavy ` +
+                  `${(stats.share * 100).toFixed(0)}% of the chart coloured, ${stats.distinct} ` +
+                  `colours (time order ${(timeOrder.share * 100).toFixed(1)}%, ` +
+                  `${timeOrder.distinct} colours)`);
   } catch (e) {
     problems.push(`${e.message.split('\n')[0]}`);
   } finally {
