@@ -18,8 +18,10 @@ THRESHOLD = 0.1  # aprof's default --stall-threshold
 # telling much: at most 25 ms (samples missing for 50 ms around an end).
 SLACK = 0.002
 MAX_UNCERTAINTY = 0.025
-# The figure, two sample intervals + 2 ms, holds whenever samples were not lost around a
-# stall's ends; in a run at most one stall may miss it (a start hidden among torn samples).
+# The figure, two sample intervals + 2 ms, must hold for every stall whose ends were seen
+# at the sampling rate (uncertainty within two intervals); around the others samples were lost
+# as torn (a start hidden in a churning loop, mostly on 3.10), and there the stall's own
+# uncertainty is the bound.
 SPEC_TOLERANCE = 2 / RATE + 0.002
 
 
@@ -62,7 +64,7 @@ def check_stalls_against_truth(t, summary, truth):
         dur, unc = float(s["duration_s"]), float(s["uncertainty_s"])
         t.check(0.5 / RATE <= unc <= MAX_UNCERTAINTY, "%s: uncertainty %.4f s" % (what, unc))
         t.near(dur, b["duration"], unc + SLACK, "%s: duration" % what)
-        if abs(dur - b["duration"]) > SPEC_TOLERANCE:
+        if unc <= 2 / RATE * 1.05 and abs(dur - b["duration"]) > SPEC_TOLERANCE:
             outside_spec.append("%s: %.1f ms off (uncertainty %.1f ms)"
                                 % (what, (dur - b["duration"]) * 1e3, unc * 1e3))
         t.eq(s["culprit"]["file"], b["file"], "%s: culprit file" % what)
@@ -74,8 +76,8 @@ def check_stalls_against_truth(t, summary, truth):
         t.eq(s["clipped"], False, "%s: clipped" % what)
         t.check(s["stack"] and s["stack"][-1]["line"] == b["line"],
                 "%s: representative stack does not end at the blocking line: %s" % (what, s["stack"][-3:]))
-    t.check(len(outside_spec) <= 1, "stalls off by more than two intervals + 2 ms: %s"
-            % outside_spec)
+    t.check(not outside_spec, "stalls seen at the sampling rate but off by more than two "
+            "intervals + 2 ms: %s" % outside_spec)
     for s in stalls:
         t.check(any(overlaps(s, b) and b["duration"] >= THRESHOLD for b in blocks),
                 "a stall that matches no block of the fixture: %s" % json.dumps(s)[:400])
