@@ -39,8 +39,7 @@ int pystack_init(pystack *ps, const pyruntime *rt, mem *m, strtab *st)
     ps->prefetch = calloc(PREFETCH_SLOTS, sizeof(*ps->prefetch));
     ps->prefetch_buf = malloc((size_t)PREFETCH_MAX * FRAME_READ);
     ps->probes = calloc(PREFETCH_SLOTS, sizeof(*ps->probes));
-    ps->walk_addr = malloc(APROF_MAX_FRAMES * sizeof(*ps->walk_addr));
-    if (!ps->cc || !ps->prefetch || !ps->prefetch_buf || !ps->probes || !ps->walk_addr)
+    if (!ps->cc || !ps->prefetch || !ps->prefetch_buf || !ps->probes)
         return -1;
     loff tfields[] = {ps->L->tstate.prev, ps->L->tstate.next, ps->L->tstate.interp,
                       ps->L->tstate.thread_id, ps->L->tstate.native_thread_id,
@@ -66,9 +65,7 @@ void pystack_free(pystack *ps)
     free(ps->prefetch);
     free(ps->prefetch_buf);
     free(ps->probes);
-    free(ps->walk_addr);
     ps->probes = NULL;
-    ps->walk_addr = NULL;
     ps->prefetch = NULL;
     ps->prefetch_buf = NULL;
     ps->cc = NULL;
@@ -143,6 +140,14 @@ typedef struct window {
     bool again_ok;       /* ... and that read succeeded */
     bool all_in_snapshot;/* every frame of the walk came from the snapshot syscall */
 } window;
+
+static bool prefetched(const prefetch_set *pf, uint64_t addr)
+{
+    for (uint32_t i = 0; i < pf->n; i++)
+        if (pf->addr[i] == addr)
+            return true;
+    return false;
+}
 
 /* Find the thread's innermost frame and copy its current data-stack chunk (where its newest
  * frames live, 3.11+) with a single process_vm_readv. 3.11/3.12 keep the innermost frame in a
@@ -227,11 +232,12 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
             lens[n++] = len;
         }
     }
-    /* 3.10 and 3.13+ name the innermost frame in the thread state itself: when it is not in
-     * the data-stack copy (3.10 frame objects, coroutine frames) copy it in this syscall too. */
+    /* 3.10 and 3.13+ name the innermost frame in the thread state itself: when neither the
+     * data-stack copy nor the prefetched frames hold it (a new 3.10 frame object, a coroutine
+     * frame not seen last time), copy it in this syscall too. */
     size_t leaf_at = SIZE_MAX;
     if (L->tstate.cframe_current_frame == LAYOUT_ABSENT && mem_ptr_ok(p, true) &&
-        !(len && p >= base && p + ps->frame_read <= base + len)) {
+        !(len && p >= base && p + ps->frame_read <= base + len) && !prefetched(w->pf, p)) {
         w->leaf = p;
         leaf_at = n;
         addrs[n] = p;
@@ -374,6 +380,9 @@ typedef struct loop_marks {
     int32_t handle_index;  /* innermost-first index of the innermost Handle._run, -1 */
     uint64_t handle;       /* its self */
     int32_t entry_index;   /* innermost-first index of the innermost runner frame, -1 */
+    /* target addresses of the frames the running callback starts in: the frame just inside
+     * that Handle._run (or Handle._run itself when it is innermost), just inside that runner */
+    uint64_t handle_inner_frame, entry_inner_frame;
 } loop_marks;
 
 typedef enum decode_result { DECODE_OK, DECODE_SKIP, DECODE_SKIP_SHIM, DECODE_BAD } decode_result;
@@ -450,6 +459,7 @@ static uint32_t walk_frames(pystack *ps, uint64_t frame, window *w, aprof_thread
      * reused further up the same chain); without this the walk would spin to the cap. */
     uint64_t tortoise = 0;
     uint32_t power = 1, lam = 0;
+    uint64_t inner = 0; /* the frame kept just before this one */
     for (uint32_t steps = 0; frame; steps++) {
         if (steps >= APROF_MAX_FRAMES * 2 || n >= t->cap_frames) {
             t->flags |= TSF_TRUNCATED;
@@ -485,6 +495,7 @@ static uint32_t walk_frames(pystack *ps, uint64_t frame, window *w, aprof_thread
             case ROLE_HANDLE_RUN:
                 if (lm->handle_index < 0) {
                     lm->handle_index = (int32_t)n;
+                    lm->handle_inner_frame = n > 0 ? inner : frame;
                     memcpy(&lm->handle, fb + ps->L->frame.localsplus, 8);
                 }
                 break;
@@ -492,12 +503,13 @@ static uint32_t walk_frames(pystack *ps, uint64_t frame, window *w, aprof_thread
                 lm->leaf_select |= n == 0;
                 break;
             case ROLE_LOOP_ENTRY:
-                if (lm->entry_index < 0)
+                if (lm->entry_index < 0) {
                     lm->entry_index = (int32_t)n; /* innermost runner frame */
+                    lm->entry_inner_frame = inner;
+                }
                 break;
             }
-            if (n < APROF_MAX_FRAMES)
-                ps->walk_addr[n] = frame;
+            inner = frame;
             t->owners[n++] = owner_obj;
             /* A thread's outermost frame is never a generator's: a generator frame without a
              * caller is a suspended one. Reaching it means the innermost-frame pointer was read
@@ -520,8 +532,8 @@ static uint64_t callback_identity(uint64_t handle, uint64_t coro, const char *fn
 }
 
 /* Turn the marks of an innermost-first walk into the thread's loop fields (frames now
- * outermost first). */
-static void apply_loop_marks(aprof_thread_sample *t, const loop_marks *lm)
+ * outermost first). Returns the target address of the callback frame, 0 when none. */
+static uint64_t apply_loop_marks(aprof_thread_sample *t, const loop_marks *lm)
 {
     uint32_t n = t->nframes;
     if (lm->asyncio_loop) {
@@ -536,6 +548,7 @@ static void apply_loop_marks(aprof_thread_sample *t, const loop_marks *lm)
              * old Handle is freed; the coroutine and function it runs tell them apart. */
             t->callback_id = callback_identity(lm->handle, t->owners[t->callback_frame],
                                                t->frames[t->callback_frame].name);
+            return lm->handle_inner_frame;
         }
     } else if (lm->entry_index >= 0) {
         /* A runner (asyncio.run / uvloop.run) with no Python loop frames: the loop is native.
@@ -545,8 +558,10 @@ static void apply_loop_marks(aprof_thread_sample *t, const loop_marks *lm)
             t->callback_frame = (int32_t)(n - (uint32_t)lm->entry_index);
             uint64_t owner = t->owners[t->callback_frame];
             t->callback_id = owner ? owner : (uint64_t)(uintptr_t)t->frames[t->callback_frame].name;
+            return lm->entry_inner_frame;
         }
     }
+    return 0;
 }
 
 static void reverse(aprof_thread_sample *t)
@@ -632,13 +647,14 @@ static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_
                                : NULL;
     uint64_t where = 0, frame = 0;
     window w;
+    ps->callback_frame_addr = 0;
     if (locate_frames(ps, ts, tstate, &where, &frame, &w) != 0) {
         t->flags |= TSF_TORN;
     } else {
-        loop_marks lm = {false, false, -1, 0, -1};
+        loop_marks lm = {.handle_index = -1, .entry_index = -1};
         t->nframes = walk_frames(ps, frame, &w, t, &lm);
         reverse(t);
-        apply_loop_marks(t, &lm);
+        ps->callback_frame_addr = apply_loop_marks(t, &lm);
         *w.pf = w.next;
         /* The stack is trustworthy only if the innermost frame did not move while the one
          * snapshot syscall copied the frames. */
@@ -682,10 +698,9 @@ static void step_probe_update(pystack *ps, uint64_t tstate, aprof_thread_sample 
             return;
         if (L->gen.frame_state != LAYOUT_ABSENT) {
             sp->state_addr = t->owners[cb] + (uint64_t)L->gen.frame_state;
-        } else if (L->frame.state != LAYOUT_ABSENT && t->nframes <= APROF_MAX_FRAMES) {
-            /* 3.10: the state lives in the coroutine's frame object (walk_addr is innermost
-             * first, frames outermost first) */
-            sp->state_addr = ps->walk_addr[t->nframes - 1 - (uint32_t)cb] + (uint64_t)L->frame.state;
+        } else if (L->frame.state != LAYOUT_ABSENT && ps->callback_frame_addr) {
+            /* 3.10: the state lives in the coroutine's frame object */
+            sp->state_addr = ps->callback_frame_addr + (uint64_t)L->frame.state;
         }
         sp->callback_id = t->callback_id;
         sp->loop = t->loop;

@@ -79,7 +79,7 @@ typedef struct pystack {
     size_t window_cap;
     prefetch_set *prefetch;   /* PREFETCH_SLOTS sets, by thread state */
     step_probe *probes;       /* PREFETCH_SLOTS, by thread state */
-    uint64_t *walk_addr;      /* frame addresses of the walk in progress, innermost first */
+    uint64_t callback_frame_addr; /* target address of the last walk's callback frame, 0 */
     uint8_t *prefetch_buf;    /* PREFETCH_MAX frame copies for the thread being read */
     uint8_t code_span[PREFETCH_CODES][64]; /* fingerprint spans being confirmed ... */
     uint64_t code_check[PREFETCH_CODES];   /* ... of these code objects */

@@ -265,11 +265,11 @@ static size_t feed_probe(stall_detector *d, const aprof_thread_sample *t, uint64
     if (t->callback_id == lt->cb_id) {
         lt->last_t = now; /* still running: the end lies after this sample */
     } else if (!t->callback_id) {
-        uint64_t mid = lt->last_t + (now - lt->last_t) / 2;
-        reported = end_callback(d, lt, mid, now - lt->last_t, false);
-        /* Still busy (or idle: the next readable sample tells) with a callback run not seen. */
-        lt->cb_start = mid;
-        lt->cb_start_gap = now - lt->last_t;
+        uint64_t gap = now - lt->last_t, mid = lt->last_t + gap / 2;
+        reported = end_callback(d, lt, mid, gap, false);
+        /* Still busy (or idle: the next readable sample tells) with a callback run not seen:
+         * the probe sample names none (callback_id 0, no frames). */
+        start_callback(lt, t, mid, gap);
         lt->last_t = now;
     }
     return reported;
@@ -309,10 +309,10 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
             continue;
         }
         /* Whatever changed between the previous sample and this one changed half-way. */
-        uint64_t mid = lt->last_t + (now - lt->last_t) / 2;
+        uint64_t gap = now - lt->last_t, mid = lt->last_t + gap / 2;
         if (t->loop_idle) {
             if (lt->busy) {
-                reported += end_callback(d, lt, mid, now - lt->last_t, false);
+                reported += end_callback(d, lt, mid, gap, false);
                 push_lag(lt, mid - lt->busy_start, mid);
                 lt->busy = false;
             }
@@ -320,10 +320,10 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
             if (!lt->busy) {
                 lt->busy = true;
                 lt->busy_start = mid;
-                start_callback(lt, t, mid, now - lt->last_t);
+                start_callback(lt, t, mid, gap);
             } else if (t->callback_id != lt->cb_id) {
-                reported += end_callback(d, lt, mid, now - lt->last_t, false);
-                start_callback(lt, t, mid, now - lt->last_t);
+                reported += end_callback(d, lt, mid, gap, false);
+                start_callback(lt, t, mid, gap);
             }
             lt->cb_samples++;
             count_culprit(lt, t);

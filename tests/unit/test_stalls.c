@@ -37,6 +37,19 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The detector found exactly one stall, from start_ms to end_ms (recording times) give or take
+ * unc_ms. */
+static const stall_event *the_only_stall(fx *f, uint64_t start_ms, uint64_t end_ms,
+                                         uint64_t unc_ms)
+{
+    assert_int_equal(stall_count(f->d), 1);
+    const stall_event *e = stall_at(f->d, 0);
+    assert_int_equal(e->start_ns, 1000 * MS + start_ms * MS);
+    assert_int_equal(e->end_ns, 1000 * MS + end_ms * MS);
+    assert_int_equal(e->uncertainty_ns, unc_ms * MS);
+    return e;
+}
+
 /* One sample of loop thread 9 at t ms: idle, or running callback `cb` whose innermost frames
  * are the given (name, file, line) triples after a library frame. */
 static void feed(fx *f, uint64_t t_ms, bool idle, uint64_t cb, const char *leaf_file, int line)
@@ -99,14 +112,10 @@ static void test_stall_boundaries_and_culprit(void **state)
         else
             feed(f, t, false, 0xB, "/srv/app.py", 20);
     }
-    assert_int_equal(stall_count(f->d), 1);
-    const stall_event *e = stall_at(f->d, 0);
-    /* boundaries half-way: 95 and 345 */
-    assert_int_equal(e->start_ns, 1095 * MS);
-    assert_int_equal(e->end_ns, 1345 * MS);
+    /* boundaries half-way: 95 and 345; half of each 10 ms straddling gap */
+    const stall_event *e = the_only_stall(f, 95, 345, 10);
     assert_int_equal(e->impact, STALL_CRITICAL);
     assert_false(e->clipped);
-    assert_int_equal(e->uncertainty_ns, 10 * MS); /* half of each 10 ms straddling gap */
     /* the stdlib leaf is not the culprit: the innermost own frame is */
     assert_string_equal(e->culprit.name, "handler");
     assert_int_equal(e->culprit.line, 10);
@@ -132,12 +141,8 @@ static void test_uncertainty_follows_gaps(void **state)
         else
             feed(f, t, false, 0xA, "/srv/app.py", 20);
     }
-    assert_int_equal(stall_count(f->d), 1);
-    const stall_event *e = stall_at(f->d, 0);
     /* start between 80 and 100: 90 (+-10); end between 280 and 330: 305 (+-25) */
-    assert_int_equal(e->start_ns, 1090 * MS);
-    assert_int_equal(e->end_ns, 1305 * MS);
-    assert_int_equal(e->uncertainty_ns, 35 * MS);
+    the_only_stall(f, 90, 305, 35);
 }
 
 /* Torn samples around a stall's end: without probes its end can only be placed within the gap
@@ -160,11 +165,7 @@ static void test_torn_samples_and_step_probes(void **state)
 {
     fx *f = *state;
     feed_torn_end(f, true);
-    assert_int_equal(stall_count(f->d), 1);
-    const stall_event *e = stall_at(f->d, 0);
-    assert_int_equal(e->start_ns, 1095 * MS);
-    assert_int_equal(e->end_ns, 1295 * MS);
-    assert_int_equal(e->uncertainty_ns, 10 * MS);
+    const stall_event *e = the_only_stall(f, 95, 295, 10);
     assert_int_equal(e->impact, STALL_CRITICAL);
     assert_int_equal(e->culprit.line, 20);
     loop_lag lag;
@@ -178,10 +179,7 @@ static void test_torn_samples_without_probes(void **state)
     fx *f = *state;
     /* no probe: the end lies somewhere between 190 and the idle sample at 320 */
     feed_torn_end(f, false);
-    assert_int_equal(stall_count(f->d), 1);
-    const stall_event *e = stall_at(f->d, 0);
-    assert_int_equal(e->end_ns, 1255 * MS);
-    assert_int_equal(e->uncertainty_ns, 5 * MS + 65 * MS);
+    the_only_stall(f, 95, 255, 5 + 65);
 }
 
 static void test_below_threshold_and_clipped(void **state)
