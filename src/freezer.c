@@ -191,6 +191,8 @@ int freezer_stop(freezer *f)
         }
         seized++;
     }
+    if (f->on_interrupted)
+        f->on_interrupted(f->on_interrupted_ud);
     /* Collect the stops. Most arrive within microseconds; sleeping threads are woken by the
      * interrupt. Poll without blocking so that one stuck thread cannot hold up the rest. */
     size_t pending = seized;
@@ -231,6 +233,8 @@ int freezer_stop(freezer *f)
     f->n = n;
     qsort(f->threads, f->n, sizeof(*f->threads), by_tid);
     f->stop_ns = now_ns() - t0;
+    if (seized == 0 && !first_err && nt > 0)
+        return 0; /* every thread was skipped: nothing to stop */
     if (f->n == 0) {
         f->last_errno = first_err ? first_err : ESRCH;
         errno = f->last_errno;

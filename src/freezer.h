@@ -41,6 +41,10 @@ typedef struct freezer {
     bool (*skip)(void *ud, pid_t tid);
     void *skip_ud;
     bool target_is_child;   /* the target is our child: never reap its main thread's exit */
+    /* optional: called once every thread has been sent its interrupt, before waiting for the
+     * stops (the sampler leaves real-time scheduling there: see sampler.c) */
+    void (*on_interrupted)(void *ud);
+    void *on_interrupted_ud;
     pid_t *lagging;         /* seized threads that did not stop in time */
     size_t nlagging, cap_lagging;
     uint64_t stop_ns;       /* how long the last freezer_stop took */
@@ -51,8 +55,9 @@ typedef struct freezer {
 void freezer_init(freezer *f, pid_t pid);
 void freezer_free(freezer *f);
 
-/* Stop every thread of the process. Returns the number stopped, -1 if none could be (errno:
- * EPERM no permission, ESRCH process gone). Threads that exit meanwhile are skipped. */
+/* Stop every thread of the process (but those `skip` says not to). Returns the number stopped,
+ * -1 if none could be (errno: EPERM no permission, ESRCH process gone). Threads that exit
+ * meanwhile are skipped. */
 int freezer_stop(freezer *f);
 
 /* Let every stopped thread run again. Always safe to call. */

@@ -3,8 +3,11 @@
 #include "cli.h"
 #include "exitcodes.h"
 #include "freezer.h"
+#include "native_stack.h"
 
 #include <errno.h>
+#include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -15,6 +18,78 @@
 #define MAX_CONSECUTIVE_ERRORS 50
 #define CODECACHE_REVALIDATE_NS 250000000ull
 #define MAX_WEIGHT_INTERVALS 4
+
+/* Sample times form a Poisson process: the gaps between them are drawn from an exponential
+ * distribution whose mean is the period asked for. Two reasons:
+ *  - nothing periodic in the target can lock in phase with them (an event loop whose timers
+ *    fire every millisecond would otherwise always be caught at the same point of its cycle);
+ *  - Poisson arrivals see time averages (PASTA): the states they find are distributed as the
+ *    target's states over time, even when sampling disturbs the target. A stopped event loop
+ *    has work waiting when it is let go and runs busy for a while; samples drawn a fixed-ish
+ *    time after the last one would always look past that spell, Poisson samples see it as often
+ *    as it happens.
+ * So each sample stands for one mean period of the target's free-running time (not the gap
+ * before it, which depends on what the target did), plus the time it took itself: threads
+ * stopped for it stay in the state it shows until they are let go. */
+typedef struct jitter {
+    uint64_t state;
+} jitter;
+
+static uint64_t jitter_next(jitter *j)
+{
+    /* xorshift64*: plenty for spreading sample times */
+    j->state ^= j->state >> 12;
+    j->state ^= j->state << 25;
+    j->state ^= j->state >> 27;
+    return j->state * 0x2545f4914f6cdd1dull;
+}
+
+#define MAX_GAP_PERIODS 20.0 /* e^-20: a cap that changes nothing but rules out a lost minute */
+
+static uint64_t exp_gap(jitter *j, uint64_t mean)
+{
+    /* 53 random bits -> (0, 1] */
+    double u = (double)((jitter_next(j) >> 11) + 1) * (1.0 / 9007199254740992.0);
+    double g = -log(u);
+    if (g > MAX_GAP_PERIODS)
+        g = MAX_GAP_PERIODS;
+    uint64_t d = (uint64_t)(g * (double)mean);
+    return d ? d : 1;
+}
+
+/* The sampler sleeps and takes each sample under real-time scheduling (SCHED_FIFO, lowest
+ * priority) when it may, and drops to normal scheduling for the rest (aggregation, task
+ * snapshots). Why: when a busy target thread runs on the CPU the sampler wakes up on, the normal
+ * scheduler lets it run on until it blocks, and the sample lands when the target is idle: an
+ * event loop sharing a CPU with aprof was seen 96% idle at the sampled moments while 76% idle by
+ * its own clock. Waking as a real-time thread preempts it at once. */
+static bool realtime(bool on)
+{
+    struct sched_param sp = {.sched_priority = on ? 1 : 0};
+    return sched_setscheduler(0, on ? SCHED_FIFO | SCHED_RESET_ON_FORK : SCHED_OTHER, &sp) == 0;
+}
+
+static bool skip_sleeper(void *ud, pid_t tid)
+{
+    char c = proc_thread_state(ud, tid);
+    return c == 'S' || c == 'D';
+}
+
+typedef struct rt_state {
+    bool allowed, on;
+} rt_state;
+
+/* Back to normal scheduling once the sample's moment is fixed: non-blocking reads are done, or
+ * (--blocking, --native) every thread has been sent its interrupt. A thread that shares our CPU
+ * was preempted by us and cannot move before it stops, and it must be let run to reach the
+ * stop, which a real-time waiter would not do. */
+static void leave_realtime(void *ud)
+{
+    rt_state *rt = ud;
+    if (rt->on)
+        realtime(false);
+    rt->on = false;
+}
 
 static void sleep_until(uint64_t deadline_ns)
 {
@@ -59,7 +134,23 @@ int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, voi
     sample_init(&smp);
     uint64_t start = cli_now_ns();
     uint64_t end = o->duration_s > 0 ? start + (uint64_t)(o->duration_s * 1e9) : UINT64_MAX;
-    uint64_t next = start, prev_t = 0, last_progress = 0, last_revalidate = start;
+    uint64_t next = start, last_progress = 0, last_revalidate = start, credited = 0;
+    jitter jit = {start ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull};
+    /* --blocking stops only threads that are running: one asleep in a system call cannot
+     * change its stack before it wakes (and if it wakes during the read, the read's own checks
+     * see it), and stopping it would end its wait early: an event loop's epoll_wait, retried
+     * with its timeout rounded up to a whole millisecond, would then idle longer each time it
+     * is sampled, and a sampler at 1 kHz would keep it idle. */
+    fz.skip = skip_sleeper;
+    fz.skip_ud = s->stat;
+    st->realtime = realtime(true);
+    rt_state rt = {st->realtime, st->realtime};
+    fz.on_interrupted = leave_realtime;
+    fz.on_interrupted_ud = &rt;
+    if (s->native) {
+        s->native->fz.on_interrupted = leave_realtime;
+        s->native->fz.on_interrupted_ud = &rt;
+    }
     int consecutive_errors = 0;
     st->t_start_ns = start;
     while (!cli_stop_requested) {
@@ -79,6 +170,7 @@ int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, voi
         if (frozen)
             freezer_resume(&fz);
         uint64_t t1 = cli_now_ns();
+        leave_realtime(&rt);
         if (n < 0) {
             /* A failed read of a process that is exiting is the end, not an error. */
             if (read_errno == ESRCH || !proc_alive(s->pid)) {
@@ -91,18 +183,16 @@ int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, voi
         } else {
             consecutive_errors = 0;
             smp.t_ns = t0;
-            /* A sample stands for the time since the previous one, but not for more than a few
-             * intervals: after a stall of aprof itself (machine overloaded), the one stack seen
-             * next is no evidence for the whole gap. */
-            uint64_t gap = prev_t ? t0 - prev_t : interval;
-            smp.weight_ns = gap > MAX_WEIGHT_INTERVALS * interval ? MAX_WEIGHT_INTERVALS * interval
-                                                                  : gap;
-            if (gap > smp.weight_ns)
-                st->unaccounted_ns += gap - smp.weight_ns;
+            /* One mean period of free-running time, plus this sample's own time (see
+             * exp_gap), the latter capped: a read held up for long (aprof starved of CPU) is
+             * no evidence that the target sat in this state all along. */
+            uint64_t own = t1 - t0 > MAX_WEIGHT_INTERVALS * interval ? MAX_WEIGHT_INTERVALS * interval
+                                                                     : t1 - t0;
+            smp.weight_ns = interval + own;
+            credited += smp.weight_ns;
             smp.cost_ns = (uint32_t)(t1 - t0 > UINT32_MAX ? UINT32_MAX : t1 - t0);
             st->cost_ns_total += t1 - t0;
             st->samples++;
-            prev_t = t0;
             if (!consume(ud, &smp, st))
                 break;
         }
@@ -119,16 +209,30 @@ int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, voi
             progress_line(st, t1);
             last_progress = t1;
         }
-        next += interval;
+        next += exp_gap(&jit, interval);
+        if (rt.allowed && !rt.on)
+            rt.on = realtime(true);
         uint64_t now = cli_now_ns();
         if (next < now) {
+            /* The sample time passed while aprof was busy: start the draw again from now
+             * (a Poisson process has no memory). Sampling at once instead would catch the
+             * target just after it was let go, when a stopped event loop works off what
+             * piled up: a rate aprof cannot keep up with would then overstate busy time. */
             st->late++;
-            next = now; /* do not burst to catch up: the weights carry the real gaps */
-        } else {
+            next = now + exp_gap(&jit, interval);
+        }
+        if (next > now) {
             sleep_until(next < end ? next : end);
         }
     }
+    leave_realtime(&rt);
+    if (s->native)
+        s->native->fz.on_interrupted = NULL;
     st->t_end_ns = cli_now_ns();
+    /* Time no sample stands for: aprof did not get to sample as often as asked (starved of
+     * CPU, or the asked rate is more than it can take). */
+    uint64_t wall = st->t_end_ns - st->t_start_ns;
+    st->unaccounted_ns = wall > credited ? wall - credited : 0;
     if (o->progress)
         fputs("\r\033[K", stderr);
     sample_free(&smp);

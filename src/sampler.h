@@ -32,6 +32,7 @@ typedef struct sampler_stats {
     bool child_reaped;
     int child_status;      /* wait status when child_reaped */
     int freeze_errno;      /* --blocking: why suspension failed, 0 when it worked */
+    bool realtime;         /* samples were taken under SCHED_FIFO (see sampler.c) */
 } sampler_stats;
 
 /* Called for every sample; return false to stop. */
