@@ -458,7 +458,7 @@ int agg_add_sample(agg *a, const aprof_sample *s)
     int rc = 0;
     for (uint32_t t = 0; t < s->nthreads; t++) {
         const aprof_thread_sample *th = &s->threads[t];
-        if (th->flags & TSF_TORN)
+        if ((th->flags & TSF_TORN) && !(th->flags & TSF_PARTIAL))
             continue;
         agg_profile *p = agg_thread_profile(a, th->tid, th->name);
         if (!p) {

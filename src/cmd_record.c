@@ -80,7 +80,8 @@ typedef struct record_ctx {
     bool cpu_only;
     const thread_filter *filter;
     uint64_t thread_samples; /* thread stacks added */
-    uint64_t torn;           /* thread stacks dropped: changed while read */
+    uint64_t torn;           /* thread stacks dropped: changed while read, nothing verified */
+    uint64_t marked;         /* thread stacks kept in part: verified outer frames, <unreadable> */
     uint64_t idle_skipped;   /* cpu mode: thread stacks dropped because not running */
     bool gil_only;           /* --gil */
     uint64_t not_gil;        /* --gil: thread stacks dropped because not holding the GIL */
@@ -135,7 +136,7 @@ static bool consume(void *ud, const aprof_sample *s, const sampler_stats *st)
         const aprof_thread_sample *t = &s->threads[i];
         if (!filter_match(r->filter, t))
             continue;
-        if (t->flags & TSF_TORN) {
+        if ((t->flags & TSF_TORN) && !(t->flags & TSF_PARTIAL)) {
             r->torn++;
             continue;
         }
@@ -159,6 +160,7 @@ static bool consume(void *ud, const aprof_sample *s, const sampler_stats *st)
             continue;
         }
         r->thread_samples++;
+        r->marked += (t->flags & TSF_PARTIAL) != 0;
     }
     return true;
 }
@@ -373,7 +375,7 @@ int cmd_record(int argc, char **argv)
         .s = &s, .st = &st, .a = r.a, .stalls = r.stalls, .async = r.async, .native = &nrep,
         .requested_rate = rate,
         .stall_threshold_s = stall_ms / 1e3, .cpu_only = cpu_only,
-        .thread_samples = r.thread_samples, .torn = r.torn, .not_running = r.idle_skipped,
+        .thread_samples = r.thread_samples, .torn = r.torn, .marked = r.marked, .not_running = r.idle_skipped,
         .out_path = out_path, .format = fmt == FMT_SPEEDSCOPE ? "speedscope" : "collapsed",
     };
     if (summary_path && record_report_write_json(&rep, summary_path) != 0)

@@ -8,12 +8,9 @@
 #define WINDOW_MAX (256u * 1024u)
 #define WINDOW_SLACK 4096u /* bytes copied above datastack_top */
 #define TSTATE_READ 512u
-#define TSTATE_SPAN 4096u /* a PyThreadState (and its root _PyCFrame) lies within this */
 #define FRAME_READ 384u /* upper bound of ps->frame_read */
-/* More tries of a torn thread stack. A very busy event loop changes its innermost frame every
- * few microseconds, about as long as one try takes: about half of the tries there are torn. */
-#define PYSTACK_RETRIES 2
 #define HEAD_REFRESH_NS 20000000ull /* reread interp->threads.head at least this often */
+#define LATE_MAX 16 /* coroutine frames read after the snapshot whose state is rechecked */
 
 /* Frame owner values (enum _frameowner in pycore_frame.h). */
 enum { OWNER_THREAD = 0, OWNER_GENERATOR = 1, OWNER_FRAME_OBJECT = 2, OWNER_CSTACK = 3 };
@@ -39,7 +36,18 @@ int pystack_init(pystack *ps, const pyruntime *rt, mem *m, strtab *st)
     ps->prefetch = calloc(PREFETCH_SLOTS, sizeof(*ps->prefetch));
     ps->prefetch_buf = malloc((size_t)PREFETCH_MAX * FRAME_READ);
     ps->probes = calloc(PREFETCH_SLOTS, sizeof(*ps->probes));
-    if (!ps->cc || !ps->prefetch || !ps->prefetch_buf || !ps->probes)
+    ps->keys = malloc(APROF_MAX_FRAMES * sizeof(*ps->keys));
+    ps->prev_keys = malloc(APROF_MAX_FRAMES * sizeof(*ps->prev_keys));
+    ps->addrs = malloc(APROF_MAX_FRAMES * sizeof(*ps->addrs));
+    ps->outer = calloc(PREFETCH_SLOTS, sizeof(*ps->outer));
+    ps->vframes = malloc(APROF_MAX_FRAMES * sizeof(*ps->vframes));
+    ps->late_buf = malloc((size_t)LATE_MAX * FRAME_READ);
+    ps->vowners = malloc(APROF_MAX_FRAMES * sizeof(*ps->vowners));
+    ps->unreadable = strtab_intern_cstr(st, "<unreadable>");
+    if (!ps->cc || !ps->prefetch || !ps->prefetch_buf || !ps->probes || !ps->keys ||
+        !ps->prev_keys || !ps->addrs || !ps->outer || !ps->vframes || !ps->vowners ||
+        !ps->late_buf ||
+        !ps->unreadable)
         return -1;
     loff tfields[] = {ps->L->tstate.prev, ps->L->tstate.next, ps->L->tstate.interp,
                       ps->L->tstate.thread_id, ps->L->tstate.native_thread_id,
@@ -65,6 +73,18 @@ void pystack_free(pystack *ps)
     free(ps->prefetch);
     free(ps->prefetch_buf);
     free(ps->probes);
+    free(ps->keys);
+    free(ps->prev_keys);
+    free(ps->addrs);
+    free(ps->outer);
+    free(ps->vframes);
+    free(ps->late_buf);
+    ps->late_buf = NULL;
+    free(ps->vowners);
+    ps->vframes = NULL;
+    ps->vowners = NULL;
+    ps->keys = ps->prev_keys = ps->addrs = NULL;
+    ps->outer = NULL;
     ps->probes = NULL;
     ps->prefetch = NULL;
     ps->prefetch_buf = NULL;
@@ -124,21 +144,27 @@ static pid_t tid_of(pystack *ps, const uint8_t *ts, uint64_t thread_id)
 typedef struct window {
     uint64_t base;       /* data-stack chunk copy */
     size_t len;
+    uint64_t top;        /* the thread state's datastack_top, as copied with it (3.11+) */
+    uint64_t top_again;  /* ... and reread after the snapshot bracket, 0 when not read */
     prefetch_set *pf;    /* this thread's prefetch set (addresses to fetch / fetched) */
     uint32_t pf_loaded;  /* how many of pf->addr were fetched into ps->prefetch_buf */
     prefetch_set next;   /* frames read outside the chunk this time: next sample's set */
     uint64_t again;      /* the innermost-frame pointer reread at the end of the snapshot */
     uint64_t code_again_addr, code_again; /* that frame's code object, reread after it */
     uint64_t cframe, cframe_again; /* 3.11/3.12: tstate->cframe as copied, and reread last */
-    uint64_t cframe_prev; /* ... its `previous`, read with the frame pointer */
     bool cframe_reread;  /* ... whether cframe_again was read */
-    bool cframe_outer;   /* ... whether it is the thread's outermost evaluation */
-    uint8_t cf_buf[32];  /* current_frame and previous, as read at the start */
     uint64_t leaf;       /* the innermost frame as the thread state named it, when its copy */
     bool leaf_ok;        /* ... in leaf_buf came from the snapshot */
     uint8_t leaf_buf[FRAME_READ];
     bool again_ok;       /* ... and that read succeeded */
     bool all_in_snapshot;/* every frame of the walk came from the snapshot syscall */
+    uint64_t leaf_prev;  /* the innermost kept frame's caller, as the walk saw it */
+    /* Frames read after the snapshot, one by one: each is read again with the final recheck
+     * and must not have changed (key), and a coroutine's state must still be "executing". */
+    uint32_t nlate;
+    bool late_overflow;  /* more than LATE_MAX: cannot be rechecked, the try counts as torn */
+    uint64_t late_addr[LATE_MAX], late_key[LATE_MAX];
+    uint64_t late_state[LATE_MAX]; /* where its state byte lives, 0 for plain function frames */
 } window;
 
 static bool prefetched(const prefetch_set *pf, uint64_t addr)
@@ -159,23 +185,25 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
     const py_layout *L = ps->L;
     w->base = 0;
     w->len = 0;
+    w->top = 0;
     w->pf_loaded = 0;
     w->again_ok = false;
     w->all_in_snapshot = true;
-    w->cframe = w->cframe_again = w->cframe_prev = 0;
-    w->cframe_reread = w->cframe_outer = false;
+    w->cframe = w->cframe_again = 0;
+    w->cframe_reread = false;
     w->leaf = 0;
     w->leaf_ok = false;
+    w->leaf_prev = 0;
+    w->nlate = 0;
+    w->late_overflow = false;
     w->next.tstate = tstate;
     w->next.n = 0;
     w->next.ncode = 0;
-    w->next.outer_cframe = 0;
     w->pf = &ps->prefetch[(tstate >> 6) % PREFETCH_SLOTS];
     if (w->pf->tstate != tstate) {
         w->pf->tstate = tstate;
         w->pf->n = 0;
         w->pf->ncode = 0;
-        w->pf->outer_cframe = 0;
     }
     uint64_t p = rd64(ts, L->tstate.frame);
     uint64_t addrs[6 + PREFETCH_MAX + PREFETCH_CODES];
@@ -191,29 +219,15 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
         *where = p + (uint64_t)L->tstate.cframe_current_frame;
         w->cframe = p;
     }
-    /* 3.11/3.12: the cframe's `previous` comes along (same few bytes): it tells whether this
-     * is the thread's outermost evaluation. */
-    size_t cf_lo = 0, cf_len = 0;
-    if (w->cframe && L->tstate.cframe_previous != LAYOUT_ABSENT) {
-        loff a = L->tstate.cframe_current_frame, b = L->tstate.cframe_previous;
-        cf_lo = (size_t)(a < b ? a : b);
-        cf_len = (size_t)(a < b ? b : a) + 8 - cf_lo;
-    }
-    if (cf_len && cf_len <= sizeof(w->cf_buf)) {
-        addrs[n] = w->cframe + cf_lo;
-        dsts[n] = w->cf_buf;
-        lens[n++] = cf_len;
-    } else {
-        cf_len = 0;
-        addrs[n] = *where;
-        dsts[n] = frame;
-        lens[n++] = 8;
-    }
+    addrs[n] = *where;
+    dsts[n] = frame;
+    lens[n++] = 8;
     uint64_t base = 0;
     size_t len = 0;
     if (L->tstate.datastack_chunk != LAYOUT_ABSENT) {
         uint64_t chunk = rd64(ts, L->tstate.datastack_chunk);
         uint64_t top = rd64(ts, L->tstate.datastack_top);
+        w->top = top;
         /* Frames pushed since the thread state was copied lie just above its datastack_top:
          * copy a little beyond it, within the chunk (datastack_limit is its end). */
         uint64_t limit = L->tstate.datastack_limit != LAYOUT_ABSENT
@@ -267,16 +281,26 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
         lens[n++] = 8;
     }
     /* 3.11/3.12: the _PyCFrame copied with the thread state lives on the C stack of the
-     * evaluation that pushed it. If that evaluation has returned since, the pointer read
-     * through it is dead memory: it stays the same across both reads while the data stack
-     * moves on. The thread state's cframe pointer is reread last (see cframe_still_live). */
-    if (w->cframe && !(cf_len && w->pf->outer_cframe == w->cframe)) {
+     * evaluation that pushed it, and each C-to-Python call (a task step) runs in a _PyCFrame
+     * of its own. The thread state's cframe pointer is reread last and must be the same (see
+     * cframe_still_live). */
+    if (w->cframe) {
         addrs[n] = tstate + (uint64_t)L->tstate.frame;
         dsts[n] = &w->cframe_again;
         lens[n++] = 8;
         w->cframe_reread = true;
     }
     size_t bracket_end = n;
+    /* 3.11+: datastack_top again, after the bracket: frames below both readings of it were on
+     * the stack when they were copied (verify_outer, for stacks that stay torn). */
+    size_t top_at = SIZE_MAX;
+    w->top_again = 0;
+    if (w->top) {
+        top_at = n;
+        addrs[n] = tstate + (uint64_t)L->tstate.datastack_top;
+        dsts[n] = &w->top_again;
+        lens[n++] = 8;
+    }
     /* The code objects of the last walk: a code object freed and its address reused by another
      * would otherwise be named after the old one. Not part of the stack's consistency, so after
      * the rereads: the copy between the two frame-pointer reads stays as short as it can. */
@@ -297,13 +321,6 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
     ssize_t need = (ssize_t)lens[0];
     if (got < need)
         return -1;
-    if (cf_len) {
-        *frame = rd64(w->cf_buf, L->tstate.cframe_current_frame - (loff)cf_lo);
-        w->cframe_prev = rd64(w->cf_buf, L->tstate.cframe_previous - (loff)cf_lo);
-        /* The outermost evaluation's `previous` is the root _PyCFrame inside the thread state. */
-        w->cframe_outer = w->cframe_prev >= tstate && w->cframe_prev - tstate < TSTATE_SPAN;
-        w->next.outer_cframe = w->cframe_outer ? w->cframe : 0;
-    }
     /* The kernel copies the ranges in order and stops at the first it cannot read. */
     size_t done = 0, ok = 0;
     for (size_t i = 0; i < n && done + lens[i] <= (size_t)got; i++, ok++)
@@ -322,26 +339,36 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
             codecache_confirm(ps->cc, ci, ps->code_span[i - codes_at], ps->now_ns);
     }
     w->again_ok = ok >= bracket_end;
+    if (top_at == SIZE_MAX || ok <= top_at)
+        w->top_again = 0;
     return 0;
 }
 
-/* Was the _PyCFrame the frame pointer was read through still in use at the end of the
- * snapshot? Each C-to-Python call pushes a _PyCFrame on the (downward-growing) C stack, so the
- * current one at the end of the snapshot is either the same, or a deeper one pushed since (then
- * ours is still live: its frame is the caller of the newer ones, a real if slightly older
- * stack), or a shallower one: ours was popped and what it pointed to may be gone. */
-#define CFRAME_SPAN (8ull << 20) /* nested evaluations lie within one thread's C stack */
+/* Was the _PyCFrame the frame pointer was read through still the thread's current one at the
+ * end of the snapshot? Each C-to-Python call pushes a _PyCFrame on the C stack. A shallower one
+ * at the end means ours was popped: what it pointed to may be gone. A deeper one means a nested
+ * evaluation began meanwhile (a task step, called from C): ours still names its caller frame,
+ * but the thread runs frames above it that this read did not see, so taking the stack as
+ * complete would credit the caller (Handle._run) with its callees' time. */
 static bool cframe_still_live(const window *w)
 {
     if (!w->cframe)
         return true;
-    /* Not reread because the previous sample found this same cframe to be the outermost
-     * evaluation, and it still is: that one lasts as long as the thread runs Python at all. */
-    if (!w->cframe_reread)
-        return w->cframe_outer;
-    return w->cframe_again <= w->cframe && w->cframe - w->cframe_again < CFRAME_SPAN;
+    return w->cframe_reread && w->cframe_again == w->cframe;
 }
 
+/* Weaker: was the frame chain read through that _PyCFrame real, if maybe not complete (ours is
+ * the current one, or a deeper one was pushed above it)? */
+#define CFRAME_SPAN (8ull << 20) /* nested evaluations lie within one thread's C stack */
+static bool cframe_not_popped(const window *w)
+{
+    if (!w->cframe)
+        return true;
+    return w->cframe_reread && w->cframe_again <= w->cframe &&
+           w->cframe - w->cframe_again < CFRAME_SPAN;
+}
+
+/* A frame's bytes: from the snapshot when it holds them (0), else read now (1); -1 unreadable. */
 static int read_frame(pystack *ps, window *w, uint64_t addr, uint8_t *out, size_t len)
 {
     if (w->len && addr >= w->base && addr + len <= w->base + w->len) {
@@ -361,7 +388,44 @@ static int read_frame(pystack *ps, window *w, uint64_t addr, uint8_t *out, size_
         }
     }
     w->all_in_snapshot = false;
-    return mem_read(ps->m, addr, out, len);
+    return mem_read(ps->m, addr, out, len) == 0 ? 1 : -1;
+}
+
+/* A frame's identity for comparing two reads of one stack: the same frame (address), called
+ * from the same caller, running the same code, at the same instruction. */
+static uint64_t frame_key(uint64_t addr, uint64_t prev, uint64_t code, uint64_t instr)
+{
+    uint64_t h = addr * 0x9e3779b97f4a7c15ull;
+    h = (h ^ (h >> 29) ^ prev) * 0xbf58476d1ce4e5b9ull;
+    h = (h ^ (h >> 31) ^ code) * 0x94d049bb133111ebull;
+    return (h ^ (h >> 32) ^ instr) * 0x9e3779b97f4a7c15ull;
+}
+
+static uint64_t key_of_bytes(const pystack *ps, uint64_t addr, const uint8_t *fb)
+{
+    const py_layout *L = ps->L;
+    return frame_key(addr, rd64(fb, L->frame.previous), rd64(fb, L->frame.code),
+                     rd64(fb, L->frame.instr));
+}
+
+/* A frame read after the snapshot shows the thread later than the rest: a coroutine may have
+ * returned from the callees the snapshot shows and moved on, and 3.10 hands a returned frame
+ * object (still holding its last line) to the next call of the same code. Such frames are read
+ * again in the final recheck (unchanged_since_walk). */
+static void note_late(pystack *ps, window *w, uint64_t frame, uint64_t key, uint64_t owner_obj)
+{
+    if (w->nlate >= LATE_MAX) {
+        w->late_overflow = true;
+        return;
+    }
+    uint64_t state = 0;
+    if (owner_obj && ps->L->gen.frame_state != LAYOUT_ABSENT)
+        state = owner_obj + (uint64_t)ps->L->gen.frame_state;
+    else if (owner_obj && ps->L->frame.state != LAYOUT_ABSENT)
+        state = frame + (uint64_t)ps->L->frame.state; /* 3.10: in the frame object */
+    w->late_addr[w->nlate] = frame;
+    w->late_key[w->nlate] = key;
+    w->late_state[w->nlate++] = state;
 }
 
 static void note_code(prefetch_set *next, uint64_t code)
@@ -474,19 +538,27 @@ static uint32_t walk_frames(pystack *ps, uint64_t frame, window *w, aprof_thread
             power *= 2;
             lam = 0;
         }
-        if (!mem_ptr_ok(frame, true) || read_frame(ps, w, frame, fb, ps->frame_read) != 0) {
+        int late = mem_ptr_ok(frame, true) ? read_frame(ps, w, frame, fb, ps->frame_read) : -1;
+        if (late < 0) {
             t->flags |= TSF_TORN;
             break;
         }
         uint64_t prev, owner_obj;
         uint8_t role;
         decode_result r = decode_frame(ps, fb, frame, &t->frames[n], &prev, &owner_obj, &role);
+        if (steps == 0)
+            w->leaf_prev = prev; /* the innermost frame's caller, for the final recheck */
         if (r == DECODE_BAD) {
             t->flags |= TSF_TORN;
             break;
         }
         if (r == DECODE_OK) {
-            note_code(&w->next, rd64(fb, ps->L->frame.code));
+            uint64_t code = rd64(fb, ps->L->frame.code);
+            note_code(&w->next, code);
+            ps->keys[n] = frame_key(frame, prev, code, rd64(fb, ps->L->frame.instr));
+            ps->addrs[n] = frame;
+            if (late)
+                note_late(ps, w, frame, ps->keys[n], owner_obj);
             switch (role) {
             case ROLE_RUN_FOREVER:
             case ROLE_RUN_ONCE:
@@ -564,7 +636,7 @@ static uint64_t apply_loop_marks(aprof_thread_sample *t, const loop_marks *lm)
     return 0;
 }
 
-static void reverse(aprof_thread_sample *t)
+static void reverse(aprof_thread_sample *t, uint64_t *keys, uint64_t *addrs)
 {
     uint32_t n = t->nframes;
     for (uint32_t i = 0; i < n / 2; i++) {
@@ -574,6 +646,12 @@ static void reverse(aprof_thread_sample *t)
         uint64_t o = t->owners[i];
         t->owners[i] = t->owners[n - 1 - i];
         t->owners[n - 1 - i] = o;
+        uint64_t k = keys[i];
+        keys[i] = keys[n - 1 - i];
+        keys[n - 1 - i] = k;
+        k = addrs[i];
+        addrs[i] = addrs[n - 1 - i];
+        addrs[n - 1 - i] = k;
     }
 }
 
@@ -581,20 +659,51 @@ static void reverse(aprof_thread_sample *t)
  * frame (pointer, and the object at it still runs the same code object from the same caller)?
  * Comparing the pointer alone would miss a frame object freed and reused for another call
  * (3.10 recycles frame objects). */
-static bool unchanged_since_walk(pystack *ps, uint64_t where, uint64_t frame,
+static bool unchanged_since_walk(pystack *ps, window *w, uint64_t where, uint64_t frame,
                                  const aprof_thread_sample *t)
 {
     const py_layout *L = ps->L;
+    if (w->late_overflow)
+        return false;
     uint64_t again = 0;
     uint8_t fb[FRAME_READ];
-    uint64_t addrs[2] = {frame, where};
-    void *dsts[2] = {fb, &again};
-    size_t lens[2] = {ps->frame_read, 8};
-    if (!mem_ptr_ok(frame, true) ||
-        mem_readv(ps->m, addrs, dsts, lens, 2) != (ssize_t)(ps->frame_read + 8) || again != frame)
+    int8_t states[LATE_MAX];
+    uint8_t *late_buf = ps->late_buf;
+    enum { MAXV = 2 + 2 * LATE_MAX };
+    uint64_t addrs[MAXV] = {frame, where};
+    void *dsts[MAXV] = {fb, &again};
+    size_t lens[MAXV] = {ps->frame_read, 8};
+    size_t n = 2, want = ps->frame_read + 8;
+    for (uint32_t i = 0; i < w->nlate; i++) {
+        addrs[n] = w->late_addr[i];
+        dsts[n] = late_buf + (size_t)i * FRAME_READ;
+        lens[n++] = ps->frame_read;
+        want += ps->frame_read;
+        if (w->late_state[i]) {
+            addrs[n] = w->late_state[i];
+            dsts[n] = &states[i];
+            lens[n++] = 1;
+            want++;
+        }
+    }
+    if (!mem_ptr_ok(frame, true) || mem_readv(ps->m, addrs, dsts, lens, n) != (ssize_t)want ||
+        again != frame)
         return false;
+    for (uint32_t i = 0; i < w->nlate; i++) {
+        if (key_of_bytes(ps, w->late_addr[i], late_buf + (size_t)i * FRAME_READ) !=
+            w->late_key[i])
+            return false;
+        /* FRAME_EXECUTING is 0 on every version: a coroutine suspended since was read after
+         * its step ended */
+        if (w->late_state[i] && states[i] != 0)
+            return false;
+    }
     if (t->nframes == 0)
         return true;
+    /* Same caller as the walk saw: a newer call at the same address from another coroutine
+     * (the next task step) would otherwise pass. */
+    if (rd64(fb, L->frame.previous) != w->leaf_prev)
+        return false;
     code_info *ci = codecache_get(ps->cc, ps->m, rd64(fb, L->frame.code));
     const aprof_frame *inner = &t->frames[t->nframes - 1];
     return ci && ci->name == inner->name && ci->file == inner->file;
@@ -631,6 +740,95 @@ static int init_interp(pystack *ps)
     return 0;
 }
 
+/* A consistent stack: remember its outer frames that lie in the data-stack chunk (3.11+). */
+static void remember_outer(pystack *ps, outer_memo *om, uint64_t tstate,
+                           const aprof_thread_sample *t)
+{
+    om->tstate = tstate;
+    om->n = 0;
+    for (uint32_t i = 0; i < t->nframes && i < OUTER_MAX; i++) {
+        om->addr[i] = ps->addrs[i];
+        om->key[i] = ps->keys[i];
+        om->frame[i] = t->frames[i];
+        om->owner[i] = t->owners[i];
+        om->n = i + 1;
+    }
+}
+
+/* This read's copy of the frame at addr: in the data-stack chunk below `end`, or among the
+ * frames prefetched in the snapshot (3.10 frame objects, coroutine frames); NULL if neither. A
+ * frame outside the chunk is only ever compared whole with a remembered one (key), which has a
+ * caller and stands at a call: a returned frame keeps its memory but not that state. */
+static const uint8_t *copy_of(const pystack *ps, const window *w, uint64_t addr, uint64_t end)
+{
+    if (w->len && addr >= w->base && addr + ps->frame_read <= end)
+        return ps->window + (addr - w->base);
+    if (w->len && addr >= w->base && addr < w->base + w->len)
+        return NULL; /* in the chunk, but above its top: not on the stack */
+    for (uint32_t i = 0; i < w->pf_loaded; i++)
+        if (w->pf->addr[i] == addr)
+            return ps->prefetch_buf + (size_t)i * FRAME_READ;
+    return NULL;
+}
+
+/* A torn read: its verified outer frames, into ps->vframes / ps->vowners.
+ * Every frame below the thread's datastack_top in its current chunk is on its stack, so a frame
+ * that lies below both readings of the top (before and after the snapshot) was on the stack
+ * when it was copied. These are:
+ *  - the remembered outer frames of the last consistent read still found identical (same
+ *    caller, code, instruction) in this read's copy of the chunk;
+ *  - then, upward from the last of them, each frame of the copy whose `previous` names the one
+ *    before (a Python-to-Python call) and that decodes to a real code object and instruction.
+ * It stops at the first frame whose caller is not in the chunk (a coroutine's frame lives in
+ * its generator, and 3.12+ C-stack shims): what runs above is not guessed. */
+static uint32_t verify_outer(pystack *ps, const outer_memo *om, uint64_t tstate, const window *w)
+{
+    const py_layout *L = ps->L;
+    if (om->tstate != tstate)
+        return 0;
+    uint64_t end = 0; /* chunk frames must end below this */
+    if (w->len && w->top && w->top_again) {
+        uint64_t top = w->top < w->top_again ? w->top : w->top_again;
+        end = w->base + w->len < top ? w->base + w->len : top;
+    }
+    uint32_t n = 0;
+    while (n < om->n && n < APROF_MAX_FRAMES) {
+        const uint8_t *fb = copy_of(ps, w, om->addr[n], end);
+        if (!fb || key_of_bytes(ps, om->addr[n], fb) != om->key[n])
+            break;
+        ps->vframes[n] = om->frame[n];
+        ps->vowners[n] = om->owner[n];
+        n++;
+    }
+    if (n == 0)
+        return 0;
+    uint64_t cur = om->addr[n - 1];
+    if (cur < w->base || cur >= end)
+        return n; /* the last one is not in the chunk: nothing to scan above it */
+    uint64_t poff = (uint64_t)L->frame.previous;
+    /* a callee frame starts after its caller's header: scan 8-byte slots above it */
+    for (uint64_t c = cur + 8; n < APROF_MAX_FRAMES && c + ps->frame_read <= end; c += 8) {
+        if (rd64(ps->window + (c - w->base), (loff)poff) != cur)
+            continue;
+        const uint8_t *fb = ps->window + (c - w->base);
+        uint64_t prev, owner_obj;
+        uint8_t role;
+        aprof_frame f;
+        int owner = L->frame.owner != LAYOUT_ABSENT ? fb[L->frame.owner] : OWNER_THREAD;
+        if (owner != OWNER_THREAD)
+            break;
+        decode_result r = decode_frame(ps, fb, c, &f, &prev, &owner_obj, &role);
+        if (r == DECODE_BAD)
+            break;
+        if (r == DECODE_OK) {
+            ps->vframes[n] = f;
+            ps->vowners[n++] = owner_obj;
+        }
+        cur = c;
+    }
+    return n;
+}
+
 /* Read one thread's stack (its thread state already copied into ts) as a new thread of out. */
 static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_sample *out)
 {
@@ -648,14 +846,18 @@ static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_
     uint64_t where = 0, frame = 0;
     window w;
     ps->callback_frame_addr = 0;
+    ps->keys_usable = false;
+    ps->verified_in_chunk = 0;
     if (locate_frames(ps, ts, tstate, &where, &frame, &w) != 0) {
         t->flags |= TSF_TORN;
     } else {
         loop_marks lm = {.handle_index = -1, .entry_index = -1};
         t->nframes = walk_frames(ps, frame, &w, t, &lm);
-        reverse(t);
+        reverse(t, ps->keys, ps->addrs);
         ps->callback_frame_addr = apply_loop_marks(t, &lm);
-        *w.pf = w.next;
+        /* Keys may be compared with another read's when the walk itself found a well-formed
+         * chain through a _PyCFrame not popped meanwhile: each frame was real when copied. */
+        ps->keys_usable = !(t->flags & TSF_TORN) && cframe_not_popped(&w);
         /* The stack is trustworthy only if the innermost frame did not move while the one
          * snapshot syscall copied the frames. */
         bool consistent = w.again_ok && w.again == frame && cframe_still_live(&w);
@@ -672,15 +874,85 @@ static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_
          * on to a newer line, and 3.10 recycles frame objects for other calls. The innermost
          * frame must still be the same one after the walk. */
         if (!w.all_in_snapshot && consistent)
-            consistent = unchanged_since_walk(ps, where, frame, t);
+            consistent = unchanged_since_walk(ps, &w, where, frame, t);
         if (!consistent)
             t->flags |= TSF_TORN;
+        outer_memo *om = &ps->outer[(tstate >> 6) % PREFETCH_SLOTS];
+        if (consistent)
+            remember_outer(ps, om, tstate, t);
+        else if (!ps->in_second_read)
+            ps->verified_in_chunk = verify_outer(ps, om, tstate, &w);
+        *w.pf = w.next; /* last: until here w.pf describes what prefetch_buf holds */
     }
     if (t->nframes == 0 && !(t->flags & TSF_TORN))
         t->flags |= TSF_NO_PYTHON;
     if (t->flags & TSF_TORN)
         ps->stats.torn++;
     return 0;
+}
+
+/* A thread whose first read was torn keeps the outer frames its two reads agree on (same frame
+ * keys, compared from the outermost), or those verified in the first read's copy of the data
+ * stack if more, then an <unreadable> mark. A frame found identical by two reads a few
+ * microseconds apart, with all its callers, was on the stack then; what changed between them
+ * (the innermost calls) is not guessed. */
+static void keep_verified_part(pystack *ps, aprof_thread_sample *t, bool comparable)
+{
+    uint32_t m = 0;
+    if (comparable)
+        while (m < t->nframes && m < ps->prev_nkeys && ps->keys[m] == ps->prev_keys[m])
+            m++;
+    /* The frames verified in the last try's copy of the chunk may reach further (the walk
+     * itself can break inside a task step that ended). */
+    if (ps->verified_in_chunk > m) {
+        m = ps->verified_in_chunk;
+        memcpy(t->frames, ps->vframes, m * sizeof(*t->frames));
+        memcpy(t->owners, ps->vowners, m * sizeof(*t->owners));
+    }
+    if (m >= t->cap_frames)
+        m = t->cap_frames - 1;
+    t->nframes = m;
+    t->frames[m] = (aprof_frame){ps->unreadable, "", 0, FRAME_MARK, 0};
+    t->owners[m] = 0;
+    t->nframes = m + 1;
+    t->flags = (t->flags & ~(uint32_t)(TSF_NO_PYTHON | TSF_TRUNCATED)) | TSF_TORN | TSF_PARTIAL;
+    t->loop_idle = 0;
+    t->callback_frame = -1;
+    t->callback_id = 0;
+    ps->stats.partial++;
+}
+
+/* The first read of a thread's stack was torn. The sample stands for that moment, so a second
+ * read, a few microseconds later, is not taken in its place: retrying until a read succeeds
+ * would prefer the moments when the thread is easy to read (waiting, not running), and credit
+ * busy time to idle code. The second read only confirms: the outer frames both reads found
+ * identical were on the stack at the sampled moment. The outer frames verified in the first
+ * read's own copy of the data stack (verify_outer) may reach further. Returns the thread's
+ * sample (flagged TSF_TORN | TSF_PARTIAL), NULL when out of memory. */
+static aprof_thread_sample *read_again(pystack *ps, uint64_t tstate, size_t tsize,
+                                       aprof_sample *out)
+{
+    aprof_thread_sample *t = &out->threads[out->nthreads - 1];
+    bool first_usable = ps->keys_usable;
+    uint8_t ts2[TSTATE_READ];
+    if (mem_read_direct(ps->m, tstate, ts2, tsize) == (ssize_t)tsize) {
+        ps->prev_nkeys = t->nframes;
+        memcpy(ps->prev_keys, ps->keys, t->nframes * sizeof(*ps->keys));
+        uint32_t verified = ps->verified_in_chunk; /* vframes stay the first read's */
+        out->nthreads--;
+        ps->stats.retried++;
+        ps->in_second_read = true;
+        int rc = sample_thread(ps, tstate, ts2, out);
+        ps->in_second_read = false;
+        ps->verified_in_chunk = verified;
+        if (rc != 0)
+            return NULL;
+        t = &out->threads[out->nthreads - 1];
+    } else {
+        first_usable = false;
+    }
+    keep_verified_part(ps, t, first_usable && ps->keys_usable);
+    return t;
 }
 
 /* After the final try of a thread: a consistent loop-thread sample names the task step to
@@ -793,20 +1065,12 @@ int pystack_sample(pystack *ps, aprof_sample *out, uint64_t now_ns)
             tstate = rd64(ts, L->tstate.next);
             continue;
         }
-        for (int retry = 0; retry < PYSTACK_RETRIES &&
-                            (out->threads[out->nthreads - 1].flags & TSF_TORN); retry++) {
-            /* The stack moved while it was read: trying again right away (a few microseconds
-             * later) keeps fast-changing code from being under-represented among the kept
-             * samples. */
-            uint8_t ts2[TSTATE_READ];
-            if (mem_read_direct(ps->m, tstate, ts2, tsize) != (ssize_t)tsize)
-                break;
-            out->nthreads--;
-            ps->stats.retried++;
-            if (sample_thread(ps, tstate, ts2, out) != 0)
-                return -1;
-        }
-        step_probe_update(ps, tstate, &out->threads[out->nthreads - 1]);
+        aprof_thread_sample *t = &out->threads[out->nthreads - 1];
+        if (t->flags & TSF_TORN)
+            t = read_again(ps, tstate, tsize, out);
+        if (!t)
+            return -1;
+        step_probe_update(ps, tstate, t);
         if (holder != 1)
             out->threads[out->nthreads - 1].holds_gil = holder == tstate;
         count++;

@@ -1,9 +1,12 @@
 /* Reading every thread's Python stack from a live CPython process, without stopping it.
  *
  * One call of pystack_sample() walks the interpreter's thread states and each thread's frame
- * chain and fills an aprof_sample. Non-invasive reads can see a stack while it changes: such a
- * thread is flagged TSF_TORN (detected by rereading the thread's frame pointer after the walk
- * and by validating every frame), and the caller drops it.
+ * chain and fills an aprof_sample. Non-invasive reads can see a stack while it changes (detected
+ * by rereading the thread's frame pointer after the walk and by validating every frame): such a
+ * thread is read once more, and the sample keeps the outer frames that both reads found
+ * identical (same frame, caller, code and instruction), or that the first read's copy of the
+ * data stack verifies, and ends in an `<unreadable>` mark, flagged TSF_TORN | TSF_PARTIAL. Its time is never lost, and never taken
+ * for idle time (an idle thread's stack does not change).
  */
 #ifndef APROF_PYSTACK_H
 #define APROF_PYSTACK_H
@@ -24,6 +27,8 @@ typedef struct pystack_stats {
     uint64_t torn;        /* thread stacks that changed while read (each try counts) */
     uint64_t retried;     /* thread stacks read a second time because the first was torn */
     uint64_t bad;         /* thread stacks with an unreadable frame or code object */
+    uint64_t partial;     /* thread stacks still torn after the retries, kept as their verified
+                           * outer frames and an <unreadable> mark (TSF_PARTIAL) */
 } pystack_stats;
 
 typedef struct thread_name_fn {
@@ -46,8 +51,6 @@ typedef struct prefetch_set {
     uint64_t addr[PREFETCH_MAX];
     uint32_t ncode;                /* code objects of the last walk: their fingerprints are */
     uint64_t code[PREFETCH_CODES]; /* checked in the same syscall (address reuse detection) */
-    uint64_t outer_cframe;         /* 3.11/3.12: the _PyCFrame last read through, when it was the
-                                    * thread's outermost evaluation (see cframe_still_live) */
 } prefetch_set;
 
 /* The task step a loop thread was last seen running (from its last consistent sample): when its
@@ -59,6 +62,17 @@ typedef struct step_probe {
     uint64_t callback_id;
     uint8_t loop;             /* loop_kind */
 } step_probe;
+
+/* The outer frames of a thread's last consistent stack (3.11+: those in its data-stack chunk).
+ * When a later read stays torn, the ones still found, byte for byte, in that read's copy of the
+ * chunk below its top are the verified outer part of the stack (pystack.c keep_verified_part). */
+#define OUTER_MAX 96
+typedef struct outer_memo {
+    uint64_t tstate;
+    uint32_t n;
+    uint64_t addr[OUTER_MAX], key[OUTER_MAX], owner[OUTER_MAX];
+    aprof_frame frame[OUTER_MAX];
+} outer_memo;
 
 typedef struct pystack {
     const pyruntime *rt;
@@ -81,9 +95,22 @@ typedef struct pystack {
     step_probe *probes;       /* PREFETCH_SLOTS, by thread state */
     uint64_t callback_frame_addr; /* target address of the last walk's callback frame, 0 */
     uint8_t *prefetch_buf;    /* PREFETCH_MAX frame copies for the thread being read */
+    uint8_t *late_buf;        /* LATE_MAX frame copies: late-read frames, read again */
     uint8_t code_span[PREFETCH_CODES][64]; /* fingerprint spans being confirmed ... */
     uint64_t code_check[PREFETCH_CODES];   /* ... of these code objects */
     uint64_t now_ns;          /* CLOCK_MONOTONIC at the start of the current sample */
+    uint64_t *keys;           /* APROF_MAX_FRAMES: identity of each frame of the last walk
+                               * (address, caller, code, instruction), parallel to its frames */
+    uint64_t *addrs;          /* APROF_MAX_FRAMES: the target address of each of those frames */
+    outer_memo *outer;        /* PREFETCH_SLOTS, by thread state */
+    uint32_t verified_in_chunk; /* frames the last try verified in its copy of the chunk: */
+    aprof_frame *vframes;       /* ... APROF_MAX_FRAMES, outermost first */
+    uint64_t *vowners;
+    uint64_t *prev_keys;      /* ... of the previous try of the same thread */
+    uint32_t prev_nkeys;
+    bool keys_usable;         /* the last walk's keys may be compared (no structural failure) */
+    bool in_second_read;      /* reading a torn thread again, to confirm its outer frames */
+    const char *unreadable;   /* interned "<unreadable>" */
     thread_name_fn names;
     pystack_stats stats;
 } pystack;

@@ -54,9 +54,11 @@ void record_report_print(const record_report *r, FILE *out)
 {
     const sampler_stats *st = r->st;
     double dur = seconds(st->t_end_ns - st->t_start_ns);
-    fprintf(out, "aprof: %llu samples in %.2f s (%.1f Hz), %zu threads; %llu dropped (torn), "
-            "%llu errors", (unsigned long long)st->samples, dur,
-            dur > 0 ? (double)st->samples / dur : 0.0, agg_profile_count(r->a),
+    fprintf(out, "aprof: %llu samples in %.2f s (%.1f Hz), %zu threads; %llu stacks marked "
+            "<unreadable> (%.1f%%), %llu dropped, %llu errors", (unsigned long long)st->samples,
+            dur, dur > 0 ? (double)st->samples / dur : 0.0, agg_profile_count(r->a),
+            (unsigned long long)r->marked,
+            r->thread_samples ? 100.0 * (double)r->marked / (double)r->thread_samples : 0.0,
             (unsigned long long)r->torn, (unsigned long long)st->errors);
     if (r->cpu_only)
         fprintf(out, ", %llu idle thread samples skipped (cpu mode)",
@@ -215,6 +217,7 @@ int record_report_write_json(const record_report *r, const char *path)
     json_key(&w, "requested_rate_hz");
     json_double(&w, r->requested_rate);
     json_kv_uint(&w, "thread_samples", r->thread_samples);
+    json_kv_uint(&w, "marked", r->marked);
     json_key(&w, "dropped");
     json_begin_object(&w);
     json_kv_uint(&w, "torn", r->torn);

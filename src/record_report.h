@@ -23,7 +23,7 @@ typedef struct record_report {
     double requested_rate;
     double stall_threshold_s;
     bool cpu_only;
-    uint64_t thread_samples, torn, not_running;
+    uint64_t thread_samples, torn, marked, not_running;
     const char *out_path;         /* NULL when the profile could not be written */
     const char *format;           /* "speedscope" / "collapsed" */
 } record_report;

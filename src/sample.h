@@ -54,6 +54,10 @@ enum thread_sample_flags {
      * coroutine still executing?): `loop` is set, `callback_id` is that step's identity when it
      * still runs and 0 when it has ended. Frames stay untrustworthy. */
     TSF_STEP_PROBED = 1u << 4,
+    /* Torn even after the retries, but not lost: frames hold the outer frames that two reads
+     * found identical, then one FRAME_MARK "<unreadable>" frame. Count it (it is busy time of
+     * that thread, never idle time); its loop view (loop_idle, callback) is not known. */
+    TSF_PARTIAL = 1u << 5,
 };
 
 typedef enum loop_kind {

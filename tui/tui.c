@@ -37,6 +37,7 @@ static void fill_header_locked(tui_app *app)
     h->sampling_ns = l->stats.t_start_ns && end > l->stats.t_start_ns ? end - l->stats.t_start_ns : 0;
     h->thread_samples = l->thread_samples;
     h->torn = l->torn;
+    h->marked = l->marked;
     h->dropped = atomic_load(&l->dropped);
     h->nloops = l->stalls ? stall_loop_count(l->stalls) : 0;
     if (h->nloops) {
@@ -125,6 +126,9 @@ static void draw_header(tui_app *app)
     tui_format_count(b, sizeof(b), h->samples);
     int n = snprintf(buf, sizeof(buf), "up %s  samples %s (%.0f Hz of %.0f)  threads %zu", a, b,
                      rate, app->opts.rate_hz, app->nthreads);
+    if (h->marked)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "  unreadable %llu",
+                      (unsigned long long)h->marked);
     if (h->torn)
         n += snprintf(buf + n, sizeof(buf) - (size_t)n, "  torn %llu", (unsigned long long)h->torn);
     if (h->dropped)

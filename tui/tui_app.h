@@ -35,7 +35,7 @@ typedef struct tui_header {
     uint64_t now_ns;
     uint64_t samples, errors;
     uint64_t sampling_ns;          /* since the sampler started */
-    uint64_t thread_samples, torn, dropped;
+    uint64_t thread_samples, torn, marked, dropped;
     size_t nloops;
     loop_now loop;                 /* the event loop shown (nloops > 0) */
     uint64_t stalls;

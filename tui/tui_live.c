@@ -49,10 +49,11 @@ static void process(tui_live *l, const aprof_sample *smp)
         stall_detector_feed(l->stalls, smp);
     for (uint32_t i = 0; i < smp->nthreads; i++) {
         const aprof_thread_sample *t = &smp->threads[i];
-        if (t->flags & TSF_TORN) {
+        if ((t->flags & TSF_TORN) && !(t->flags & TSF_PARTIAL)) {
             l->torn++;
             continue;
         }
+        l->marked += (t->flags & TSF_PARTIAL) != 0;
         agg_profile *p = agg_thread_profile(l->a, t->tid, t->name);
         /* Task-stitched, like record: time grouped by the tasks awaiting each other. */
         uint32_t n = async_stitch_thread(l->tasks, t, l->s->st, l->stitched, APROF_MAX_FRAMES);
@@ -304,7 +305,7 @@ int tui_live_reset_locked(tui_live *l)
     stall_detector_free(l->stalls);
     l->a = a;
     l->stalls = d;
-    l->thread_samples = l->torn = l->oom = 0;
+    l->thread_samples = l->torn = l->marked = l->oom = 0;
     atomic_store(&l->dropped, 0);
     l->reset_ns = cli_now_ns();
     return 0;

@@ -43,6 +43,7 @@ typedef struct tui_live {
     sampler_stats stats;          /* the sampler's counters at its latest sample */
     uint64_t thread_samples;      /* thread stacks added (since the last reset) */
     uint64_t torn;                /* thread stacks left out: changed while read */
+    uint64_t marked;              /* thread stacks kept with an <unreadable> leaf (TSF_PARTIAL) */
     uint64_t oom;
     uint64_t reset_ns;            /* when the data was last reset (session start at first) */
     async_snapshot *tasks;        /* latest task snapshot (NULL before the first) */
