@@ -25,8 +25,9 @@ int native_stack_open(native_stack **out, pid_t pid, strtab *st, unwinder_kind k
         return e;
     }
     ns->uw = unwinder_new(kind, pid, ns->syms);
+    ns->sleepers = native_sleepers_new();
     const char *mark = strtab_intern_cstr(st, "<unmerged>");
-    if (!ns->uw || !mark) {
+    if (!ns->uw || !mark || !ns->sleepers) {
         native_stack_close(ns);
         return ENOMEM;
     }
@@ -40,6 +41,7 @@ void native_stack_close(native_stack *ns)
     if (!ns)
         return;
     freezer_free(&ns->fz);
+    native_sleepers_free(ns->sleepers);
     unwinder_free(ns->uw);
     native_symbols_free(ns->syms);
     free(ns->frames);
@@ -148,12 +150,16 @@ static int cmp_pid(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static bool skip_no_python(void *ud, pid_t tid)
+/* Threads not to stop: those without Python (unless this is a full stop) and those asleep in a
+ * system call whose frames are remembered. */
+static bool skip_thread(void *ud, pid_t tid)
 {
     native_stack *ns = ud;
-    bool skip = ns->n_no_python &&
+    bool skip = !ns->full && ns->n_no_python &&
                 bsearch(&tid, ns->no_python, ns->n_no_python, sizeof(pid_t), cmp_pid) != NULL;
     ns->stats.threads_skipped += skip;
+    if (!skip && ns->states)
+        skip = native_sleepers_skip(ns->sleepers, ns->states, tid);
     return skip;
 }
 
@@ -200,8 +206,11 @@ int native_stack_sample(native_stack *ns, aprof_sample *out, native_python_reade
     bool full = now - ns->last_full_stop_ns >= NATIVE_FULL_STOP_NS;
     if (full)
         ns->last_full_stop_ns = now;
+    ns->full = full;
+    ns->states = states;
+    native_sleepers_begin(ns->sleepers);
     ns->fz.states = states;
-    ns->fz.skip = full ? NULL : skip_no_python;
+    ns->fz.skip = skip_thread;
     ns->fz.skip_ud = ns;
     bool frozen = freezer_stop(&ns->fz) >= 0;
     if (!frozen && ns->fz.last_errno != ESRCH) { /* ESRCH: the target is exiting */
@@ -220,8 +229,20 @@ int native_stack_sample(native_stack *ns, aprof_sample *out, native_python_reade
             struct native_slot *s = &ns->slots[i];
             s->n = -2;
             const frozen_thread *ft = freezer_find(&ns->fz, t->tid);
-            if (!ft)
+            if (!ft) {
+                unwind_frame *room = states ? frames_room(ns) : NULL;
+                s->n = room ? native_sleepers_frames(ns->sleepers, states, t->tid, room,
+                                                     NATIVE_MAX_FRAMES, &s->complete,
+                                                     &s->syscall) : -1;
+                if (s->n < 0) {
+                    s->n = -2; /* left running and ran meanwhile, or new: Python frames only */
+                    continue;
+                }
+                s->first = ns->used_frames;
+                ns->used_frames += (size_t)s->n;
+                t->state = TS_SLEEPING;
                 continue;
+            }
             if (states)
                 t->state = thread_state_of_letter(ft->state);
             unwind_info info;
@@ -232,6 +253,9 @@ int native_stack_sample(native_stack *ns, aprof_sample *out, native_python_reade
                 ns->used_frames += (size_t)s->n;
             s->complete = room && info.complete;
             s->syscall = room ? info.syscall : -1;
+            if (s->n > 0)
+                native_sleepers_remember(ns->sleepers, t->tid, info.syscall, room, s->n,
+                                         info.complete);
             freezer_release(&ns->fz, t->tid); /* done with this one */
         }
     }

@@ -6,6 +6,9 @@
  * its unwinder needs; each thread is let go as soon as it is unwound, threads without Python
  * right after the walk. Symbolisation and merging happen after the threads run again.
  *
+ * A thread asleep in a system call is stopped once per place it sleeps, and its native frames
+ * are reused while it sleeps there (native_sleepers.h): stopping it would end its wait early.
+ *
  * Threads that had no Python thread state in a sample (pure C threads, like a BLAS pool) are not
  * stopped in the following samples; the list is rebuilt from a full stop every
  * NATIVE_FULL_STOP_NS, so a C thread that starts running Python is stopped again soon.
@@ -15,6 +18,7 @@
 
 #include "freezer.h"
 #include "native_merge.h"
+#include "native_sleepers.h"
 #include "native_symbols.h"
 #include "proc.h"
 #include "sample.h"
@@ -70,6 +74,9 @@ typedef struct native_stack {
     pid_t *no_python;           /* sorted tids of threads without Python (not stopped) */
     size_t n_no_python, cap_no_python;
     uint64_t last_full_stop_ns;
+    native_sleepers *sleepers;  /* threads asleep in a syscall: not stopped again */
+    proc_stat_cache *states;    /* this sample's run-state reader (NULL: sleepers are stopped) */
+    bool full;                  /* this sample stops threads without Python too */
     native_stack_stats stats;
     int last_freeze_errno;
 } native_stack;

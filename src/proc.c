@@ -184,6 +184,7 @@ struct proc_stat_cache {
     pid_t tid[STAT_SLOTS];
     int fd[STAT_SLOTS];         /* /proc/PID/task/TID/stat */
     int syscall_fd[STAT_SLOTS]; /* /proc/PID/task/TID/syscall, -1 until first used */
+    int sched_fd[STAT_SLOTS];   /* /proc/PID/task/TID/schedstat, -1 until first used */
 };
 
 proc_stat_cache *proc_stat_cache_new(pid_t pid)
@@ -200,6 +201,8 @@ static void close_slot(proc_stat_cache *c, size_t i)
         close(c->fd[i]);
     if (c->tid[i] > 0 && c->syscall_fd[i] >= 0)
         close(c->syscall_fd[i]);
+    if (c->tid[i] > 0 && c->sched_fd[i] >= 0)
+        close(c->sched_fd[i]);
     c->tid[i] = 0;
 }
 
@@ -228,6 +231,7 @@ static long slot_of_tid(proc_stat_cache *c, pid_t tid)
             c->tid[i] = tid;
             c->fd[i] = fd;
             c->syscall_fd[i] = -1;
+            c->sched_fd[i] = -1;
             return (long)i;
         }
     }
@@ -240,28 +244,73 @@ static int *stat_fd(proc_stat_cache *c, pid_t tid)
     return i < 0 ? NULL : &c->fd[i];
 }
 
-long proc_thread_syscall_cached(proc_stat_cache *c, pid_t tid)
+/* Read a per-thread /proc file through a descriptor opened on first use; bytes read or -1. */
+static ssize_t read_cached(proc_stat_cache *c, pid_t tid, int *fds, const char *name, char *buf,
+                           size_t len)
 {
     long i = slot_of_tid(c, tid);
     if (i < 0)
-        return -2;
-    if (c->syscall_fd[i] < 0) {
-        char path[96];
-        snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)c->pid, (int)tid);
-        c->syscall_fd[i] = open(path, O_RDONLY | O_CLOEXEC);
-        if (c->syscall_fd[i] < 0)
-            return -2;
-    }
-    char buf[256];
-    ssize_t n = pread(c->syscall_fd[i], buf, sizeof(buf) - 1, 0);
-    if (n <= 0)
-        return -2;
-    buf[n] = '\0';
-    if (strncmp(buf, "running", 7) == 0)
         return -1;
+    if (fds[i] < 0) {
+        char path[96];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/%s", (int)c->pid, (int)tid, name);
+        fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+        if (fds[i] < 0)
+            return -1;
+    }
+    ssize_t n = pread(fds[i], buf, len - 1, 0);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    return n;
+}
+
+bool proc_thread_syscall_regs(proc_stat_cache *c, pid_t tid, proc_syscall *out)
+{
+    char buf[256];
+    out->nr = -2;
+    out->sp = out->pc = 0;
+    if (read_cached(c, tid, c->syscall_fd, "syscall", buf, sizeof(buf)) < 0)
+        return false;
+    if (strncmp(buf, "running", 7) == 0) {
+        out->nr = -1;
+        return true;
+    }
+    /* "NR ARG1 ... ARG6 SP PC" (hex after the number), or just "NR SP PC" for -1 (not in a
+     * syscall but blocked, e.g. in a page fault) */
+    char *p = buf, *end;
+    long nr = strtol(p, &end, 10);
+    if (end == p)
+        return false;
+    uint64_t v[8];
+    int k = 0;
+    for (p = end; k < 8; k++, p = end) {
+        v[k] = strtoull(p, &end, 16);
+        if (end == p)
+            break;
+    }
+    if (k < 2)
+        return false;
+    out->nr = nr;
+    out->sp = v[k - 2];
+    out->pc = v[k - 1];
+    return true;
+}
+
+long proc_thread_syscall_cached(proc_stat_cache *c, pid_t tid)
+{
+    proc_syscall sc;
+    return proc_thread_syscall_regs(c, tid, &sc) ? sc.nr : -2;
+}
+
+bool proc_thread_cpu_ns(proc_stat_cache *c, pid_t tid, uint64_t *ns)
+{
+    char buf[128];
+    if (read_cached(c, tid, c->sched_fd, "schedstat", buf, sizeof(buf)) < 0)
+        return false;
     char *end;
-    long nr = strtol(buf, &end, 10);
-    return end == buf ? -2 : nr;
+    *ns = strtoull(buf, &end, 10);
+    return end != buf;
 }
 
 char proc_thread_state(proc_stat_cache *c, pid_t tid)
@@ -285,7 +334,7 @@ void proc_stat_cache_prune(proc_stat_cache *c, const pid_t *tids, size_t n)
     /* Close descriptors of exited threads, then re-insert the survivors so that linear-probe
      * chains stay intact without tombstones. */
     pid_t keep_tid[STAT_SLOTS];
-    int keep_fd[STAT_SLOTS], keep_sfd[STAT_SLOTS];
+    int keep_fd[STAT_SLOTS], keep_sfd[STAT_SLOTS], keep_cfd[STAT_SLOTS];
     size_t k = 0;
     for (size_t i = 0; i < STAT_SLOTS; i++) {
         if (c->tid[i] <= 0)
@@ -293,6 +342,7 @@ void proc_stat_cache_prune(proc_stat_cache *c, const pid_t *tids, size_t n)
         if (bsearch(&c->tid[i], tids, n, sizeof(pid_t), cmp_pid)) {
             keep_tid[k] = c->tid[i];
             keep_sfd[k] = c->syscall_fd[i];
+            keep_cfd[k] = c->sched_fd[i];
             keep_fd[k++] = c->fd[i];
             c->tid[i] = 0;
         } else {
@@ -306,5 +356,6 @@ void proc_stat_cache_prune(proc_stat_cache *c, const pid_t *tids, size_t n)
         c->tid[i] = keep_tid[j];
         c->fd[i] = keep_fd[j];
         c->syscall_fd[i] = keep_sfd[j];
+        c->sched_fd[i] = keep_cfd[j];
     }
 }

@@ -43,6 +43,19 @@ void proc_stat_cache_free(proc_stat_cache *c);
 char proc_thread_state(proc_stat_cache *c, pid_t tid);
 /* Like proc_thread_syscall(), through a cached descriptor: one pread per call. */
 long proc_thread_syscall_cached(proc_stat_cache *c, pid_t tid);
+
+/* /proc/PID/task/TID/syscall in full: the syscall a blocked thread is in (nr; -1 running) and
+ * its user stack and instruction pointers. False when unreadable. */
+typedef struct proc_syscall {
+    long nr;
+    uint64_t sp, pc;
+} proc_syscall;
+bool proc_thread_syscall_regs(proc_stat_cache *c, pid_t tid, proc_syscall *out);
+
+/* CPU time the thread has used so far (/proc/PID/task/TID/schedstat), in ns. It does not move
+ * while the thread sleeps: equal before and after a read, the thread did not run in between.
+ * False when unreadable (no schedstat in this kernel). */
+bool proc_thread_cpu_ns(proc_stat_cache *c, pid_t tid, uint64_t *ns);
 /* Forget descriptors of threads that are not in tids (call after a thread list refresh). */
 void proc_stat_cache_prune(proc_stat_cache *c, const pid_t *tids, size_t n);
 
