@@ -2,8 +2,9 @@
 """Does aprof tell the truth about a busy event loop? fixtures/busy_loop.py (1,000 churning
 tasks, about 10,000 short task steps a second) measures its own busy share (time outside its
 selector's select); aprof records it and its share of loop-thread samples outside select is
-printed beside it, for every interpreter, mode and rate asked for, with the samples aprof had to
-mark (stack unreadable) and stitched stacks holding an edge the program cannot make.
+printed beside it ("aprof"), with the stall detector's busy share of the same loop ("stalls":
+the summary's blocked_ratio), for every interpreter, mode and rate asked for, with the samples
+aprof had to mark (stack unreadable) and stitched stacks holding an edge the program cannot make.
 
     python3 bench/busy_share.py [--seconds 6] [--rates 97,1000,4000]
                                 [--modes default,blocking,native] [--pythons 3.12,debian-3.11]
@@ -87,6 +88,7 @@ def run_one(aprof, interp, mode, rate, seconds, tmp, austin=None):
         bad, checked = loopshare.impossible_edges(doc, fx.pid,
                                                   loopshare.load_edges(clock + ".edges.json"))
         result = {"truth": truth, "aprof": share, "samples": n, "marked": marked,
+                  "stalls_view": loopshare.loop_blocked_ratio(summary, fx.pid),
                   "steps_per_s": loopshare.fixture_steps_per_s(rows, start, end),
                   "impossible": len(bad), "checked": checked, "examples": bad[:3]}
         if austin:
@@ -112,9 +114,9 @@ def main():
     modes = args.modes.split(",")
     print("busy share of the loop thread: the loop's own clock vs aprof (%.0f s each, 1,500 "
           "samples at least)" % args.seconds)
-    print("%-12s %-9s %6s %7s %7s %6s %8s %7s %10s%s" % (
-        "python", "mode", "Hz", "own", "aprof", "diff", "samples", "marked", "impossible",
-        "  austin" if args.austin else ""))
+    print("%-12s %-9s %6s %7s %7s %6s %7s %8s %7s %10s%s" % (
+        "python", "mode", "Hz", "own", "aprof", "diff", "stalls", "samples", "marked",
+        "impossible", "  austin" if args.austin else ""))
     worst = 0.0
     with tempfile.TemporaryDirectory(prefix="aprof-busy-") as tmp:
         for interp in harness.interpreters():
@@ -129,8 +131,10 @@ def main():
                         continue
                     d = (r["aprof"] - r["truth"]) * 100
                     worst = max(worst, abs(d))
-                    print("%-12s %-9s %6.0f %6.1f%% %6.1f%% %+6.1f %8d %7d %5d/%-5d%s" % (
+                    sv = r["stalls_view"]
+                    print("%-12s %-9s %6.0f %6.1f%% %6.1f%% %+6.1f %6s %8d %7d %5d/%-5d%s" % (
                         interp.label, mode, rate, r["truth"] * 100, r["aprof"] * 100, d,
+                        "%.1f%%" % (sv * 100) if sv is not None else "-",
                         r["samples"], r["marked"], r["impossible"], r["checked"],
                         "  %5.1f%%" % (r["austin"] * 100) if r.get("austin") is not None else ""),
                         flush=True)

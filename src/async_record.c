@@ -178,7 +178,10 @@ static uint32_t site_of(async_record *r, const aprof_frame *f)
 uint32_t async_record_stitch(async_record *r, const aprof_thread_sample *t, aprof_frame *out,
                              uint32_t cap)
 {
-    return r->have_snap ? async_stitch_thread(&r->snap, t, r->s->st, out, cap) : 0;
+    if (!r->have_snap)
+        return 0;
+    async_chain_check check = {asyncio_chain_still_valid, r->reader};
+    return async_stitch_thread(&r->snap, t, r->s->st, out, cap, &check);
 }
 
 const char *async_record_task_name(void *ud, uint64_t coro)

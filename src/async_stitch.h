@@ -16,9 +16,20 @@
 void async_stitch_chain(const async_snapshot *s, uint32_t i, strtab *st, aprof_frame *out,
                         uint32_t *n, uint32_t cap);
 
+/* Checks a snapshot's chain at the time of a sample: how many leading entries of chain (the
+ * running task, then its awaiters) still hold. asyncio_chain_still_valid() is the real one. */
+typedef struct async_chain_check {
+    uint32_t (*still_valid)(void *ud, const async_snapshot *s, const uint32_t *chain, uint32_t n);
+    void *ud;
+} async_chain_check;
+
 /* The stitched stack of thread t into out; returns its length, or 0 when t runs no task of the
- * snapshot (then t's own frames stand). */
+ * snapshot (then t's own frames stand). The snapshot is older than the sample: the task is
+ * only taken as t's when the frame t runs for it is that task's coroutine function (its address
+ * may hold another coroutine now), and with `check` (optional) each awaiter only while it still
+ * holds; where one does not, the chain is cut and an "<awaiters unknown>" mark stands above the
+ * part that holds. */
 uint32_t async_stitch_thread(const async_snapshot *s, const aprof_thread_sample *t, strtab *st,
-                             aprof_frame *out, uint32_t cap);
+                             aprof_frame *out, uint32_t cap, const async_chain_check *check);
 
 #endif

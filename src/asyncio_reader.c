@@ -909,6 +909,7 @@ static void read_task(asyncio_reader *r, task_rec *rec)
     w->waiter = mem_ptr_ok(w->waiter, true) ? not_none(r, w->waiter) : 0;
     if (!mem_ptr_ok(t->coro, true))
         t->coro = 0;
+    t->name_obj = name_obj;
     const char *name = task_name(r, name_obj);
     if (!name) {
         t->flags |= ATF_PARTIAL;
@@ -1497,6 +1498,7 @@ static void analyse_task(asyncio_reader *r, async_snapshot *out, uint32_t i,
     ch->n = 0;
     t->frame_start = out->nframes;
     t->wait_id = w->waiter;
+    t->raw_waiter = w->raw_waiter;
     if (t->flags & ATF_UNREADABLE)
         return;
     uint32_t first;
@@ -1752,6 +1754,53 @@ uint32_t async_task_of_thread(const async_snapshot *s, const aprof_thread_sample
         }
     }
     return ASYNC_NO_INDEX;
+}
+
+uint32_t asyncio_chain_still_valid(void *ud, const async_snapshot *s, const uint32_t *links,
+                                   uint32_t n)
+{
+    asyncio_reader *r = ud;
+    const py_layout *L = r->L;
+    enum { MAXN = 64 };
+    if (n > MAXN)
+        n = MAXN;
+    loff offs[3] = {L->asyncio.task_coro, L->asyncio.task_name, L->asyncio.task_fut_waiter};
+    loff lo = offs[0], hi = offs[0];
+    for (int k = 1; k < 3; k++) {
+        lo = offs[k] < lo ? offs[k] : lo;
+        hi = offs[k] > hi ? offs[k] : hi;
+    }
+    size_t span = (size_t)(hi - lo) + 8;
+    if (lo < 0 || span > 64)
+        return 0;
+    uint8_t buf[MAXN][64];
+    uint64_t addrs[MAXN];
+    void *dsts[MAXN];
+    size_t lens[MAXN], m = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        const async_task *t = &s->tasks[links[k]];
+        if (t->flags & ATF_PY_TASK)
+            continue; /* fields in its __dict__: not rechecked */
+        addrs[m] = t->id + (uint64_t)lo;
+        dsts[m] = buf[k];
+        lens[m++] = span;
+    }
+    ssize_t got = m ? mem_readv(r->c.m, addrs, dsts, lens, m) : 0;
+    size_t done = got > 0 ? (size_t)got / span : 0; /* ranges read whole, in order */
+    size_t seen = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        const async_task *t = &s->tasks[links[k]];
+        if (t->flags & ATF_PY_TASK)
+            continue;
+        if (seen++ >= done)
+            return k;
+        const uint8_t *b = buf[k];
+        if (ld64(b, offs[0] - lo) != t->coro || ld64(b, offs[1] - lo) != t->name_obj)
+            return k;
+        if (k > 0 && ld64(b, offs[2] - lo) != t->raw_waiter)
+            return k;
+    }
+    return n;
 }
 
 /* ---- the snapshot ------------------------------------------------------------------------- */

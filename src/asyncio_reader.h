@@ -102,6 +102,8 @@ typedef struct async_task {
     pid_t tid;              /* thread running its loop, 0 when unknown */
     uint32_t loop_index;    /* into snapshot.loops, ASYNC_NO_INDEX when unknown */
     uint64_t wait_id;       /* id of the object it awaits (task._fut_waiter), 0 when none */
+    uint64_t raw_waiter;    /* task._fut_waiter and task._name as read (C tasks), for */
+    uint64_t name_obj;      /* asyncio_chain_still_valid */
     uint32_t frame_start;   /* coroutine stack: snapshot.frames[frame_start .. +nframes), */
     uint32_t nframes;       /*   outermost first (the task's coroutine first) */
     uint32_t by_start;      /* awaited-by: snapshot.edges[by_start .. +nby) are task indices */
@@ -178,6 +180,14 @@ uint32_t async_task_of_thread(const async_snapshot *s, const aprof_thread_sample
  * out[n-1] = the root. Stops before repeating a task (cycles) and at cap. Returns n (0 when i is
  * not a task index). */
 uint32_t async_root_chain(const async_snapshot *s, uint32_t i, uint32_t *out, uint32_t cap);
+
+/* Does a chain from an older snapshot (chain[0] the task a thread runs now, chain[k] awaiting
+ * chain[k-1]) still hold? One read of the task objects: each must still hold the same coroutine
+ * and name, and each awaiter must still wait on the same future (it has not resumed since).
+ * Returns how many leading entries hold (n when all do). Pure-Python tasks are taken as they
+ * are. `r` is an asyncio_reader (void * to fit async_chain_check). */
+uint32_t asyncio_chain_still_valid(void *r, const async_snapshot *s, const uint32_t *chain,
+                                   uint32_t n);
 
 /* ---- output (src/asyncio_print.c) ---------------------------------------------------------- */
 

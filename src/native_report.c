@@ -16,13 +16,17 @@ void native_report_print(const native_report *r, FILE *out)
     const native_stack *n = r->s->native;
     if (n) {
         const native_stack_stats *ns = &n->stats;
+        native_sleepers_stats zs = native_sleepers_get_stats(n->sleepers);
         fprintf(out, "aprof: native stacks (%s): %llu merged, %llu unmerged, %llu not unwound; "
-                "target stopped %.1f us per sample (max %.1f us)\n",
+                "target stopped %.1f us per sample (max %.1f us); %llu stacks of threads asleep "
+                "in a syscall not stopped again, %llu of them woke while read (no native frames)\n",
                 unwinder_kind_name(unwinder_get_kind(n->uw)), (unsigned long long)ns->merged,
                 (unsigned long long)ns->unmerged,
                 (unsigned long long)(ns->not_stopped + ns->unwind_failures),
                 ns->samples ? (double)ns->stopped_ns_total / 1e3 / (double)ns->samples : 0.0,
-                (double)ns->stopped_ns_max / 1e3);
+                (double)ns->stopped_ns_max / 1e3,
+                (unsigned long long)(zs.reused + ns->sleepers_woke),
+                (unsigned long long)ns->sleepers_woke);
         if (ns->freeze_failures)
             fprintf(out, "aprof: %llu samples were taken without stopping the target: they have "
                     "no native frames\n", (unsigned long long)ns->freeze_failures);
@@ -58,6 +62,9 @@ void native_report_json(const native_report *r, json_writer *w)
         json_kv_uint(w, "not_stopped", ns->not_stopped);
         json_kv_uint(w, "unwind_failures", ns->unwind_failures);
         json_kv_uint(w, "freeze_failures", ns->freeze_failures);
+        native_sleepers_stats zs = native_sleepers_get_stats(n->sleepers);
+        json_kv_uint(w, "asleep_not_stopped", zs.reused + ns->sleepers_woke);
+        json_kv_uint(w, "asleep_woke_while_read", ns->sleepers_woke);
         json_key(w, "stopped_us_mean");
         json_double(w, ns->samples ? (double)ns->stopped_ns_total / 1e3 / (double)ns->samples : 0.0);
         json_key(w, "stopped_us_max");

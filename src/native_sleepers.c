@@ -118,7 +118,7 @@ int native_sleepers_frames(native_sleepers *z, proc_stat_cache *c, pid_t tid, un
         return -1;
     if (!proc_thread_cpu_ns(c, tid, &cpu) || cpu != s->cpu_ns) {
         z->stats.woke++;
-        return -1;
+        return -2;
     }
     int n = (int)m->n < max ? (int)m->n : max;
     memcpy(out, m->frames, (size_t)n * sizeof(*out));

@@ -38,8 +38,8 @@ void native_sleepers_remember(native_sleepers *z, pid_t tid, long syscall, const
                               int n, bool complete);
 
 /* After the Python read, for a thread left running by native_sleepers_skip: copies its
- * remembered frames to out (room for max) and returns their number, or -1 when it ran since
- * (or is unknown) and its frames cannot be vouched for. */
+ * remembered frames to out (room for max) and returns their number; -2 when it ran since and
+ * its frames cannot be vouched for; -1 when it was not left running. */
 int native_sleepers_frames(native_sleepers *z, proc_stat_cache *c, pid_t tid, unwind_frame *out,
                            int max, bool *complete, long *syscall);
 

@@ -234,8 +234,11 @@ int native_stack_sample(native_stack *ns, aprof_sample *out, native_python_reade
                 s->n = room ? native_sleepers_frames(ns->sleepers, states, t->tid, room,
                                                      NATIVE_MAX_FRAMES, &s->complete,
                                                      &s->syscall) : -1;
+                if (s->n == -2)
+                    s->n = -3; /* left running asleep, woke during the read: Python frames */
                 if (s->n < 0) {
-                    s->n = -2; /* left running and ran meanwhile, or new: Python frames only */
+                    if (s->n == -1)
+                        s->n = -2; /* not stopped: new, or exiting */
                     continue;
                 }
                 s->first = ns->used_frames;
@@ -277,6 +280,8 @@ int native_stack_sample(native_stack *ns, aprof_sample *out, native_python_reade
         if (!frozen || !have_slots || ns->slots[i].n < 0) {
             if (frozen && have_slots && ns->slots[i].n == -2)
                 ns->stats.not_stopped++; /* started after the freeze, or exiting */
+            else if (frozen && have_slots && ns->slots[i].n == -3)
+                ns->stats.sleepers_woke++;
             else if (frozen)
                 ns->stats.unwind_failures++;
             continue;

@@ -42,6 +42,8 @@ typedef struct native_stack_stats {
     uint64_t stopped_ns_total;  /* time the target spent stopped, summed over samples */
     uint64_t stopped_ns_max;
     uint64_t threads_skipped;   /* thread stops saved: threads known to have no Python */
+    uint64_t sleepers_woke;     /* left running asleep in a syscall, but woke during the read:
+                                 * Python frames only that sample */
 } native_stack_stats;
 
 /* Reads the Python stacks into out while the target is stopped; returns the thread count or -1
@@ -58,7 +60,8 @@ typedef struct native_stack {
     unwind_frame *frames;       /* every thread's frames, one after the other */
     size_t used_frames, cap_frames;
     struct native_slot {
-        int32_t n;              /* frames; -1 unwinding failed, -2 the thread was not stopped */
+        int32_t n;              /* frames; -1 unwinding failed, -2 the thread was not stopped,
+                                 * -3 left running asleep and woke during the read */
         size_t first;           /* index of its first frame in frames */
         bool complete;
         long syscall;

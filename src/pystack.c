@@ -162,7 +162,6 @@ typedef struct window {
     /* Frames read after the snapshot, one by one: each is read again with the final recheck
      * and must not have changed (key), and a coroutine's state must still be "executing". */
     uint32_t nlate;
-    bool late_overflow;  /* more than LATE_MAX: cannot be rechecked, the try counts as torn */
     uint64_t late_addr[LATE_MAX], late_key[LATE_MAX];
     uint64_t late_state[LATE_MAX]; /* where its state byte lives, 0 for plain function frames */
 } window;
@@ -195,7 +194,6 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
     w->leaf_ok = false;
     w->leaf_prev = 0;
     w->nlate = 0;
-    w->late_overflow = false;
     w->next.tstate = tstate;
     w->next.n = 0;
     w->next.ncode = 0;
@@ -368,6 +366,18 @@ static bool cframe_not_popped(const window *w)
            w->cframe - w->cframe_again < CFRAME_SPAN;
 }
 
+/* 3.11/3.12: a _PyCFrame popped while the snapshot ran, and pushed again at the same address
+ * by the next call from C (the next callback) before its end, passes cframe_still_live; the
+ * frame pointer read through it in between is dead memory, and so can be the frames it leads
+ * to. An innermost frame in the data-stack chunk must lie below the chunk's top as read after
+ * the snapshot: frames above it are not on the stack. */
+static bool innermost_below_top(const window *w, uint64_t frame)
+{
+    if (!w->top_again || !w->len || frame < w->base || frame >= w->base + w->len)
+        return true;
+    return frame < w->top_again;
+}
+
 /* A frame's bytes: from the snapshot when it holds them (0), else read now (1); -1 unreadable. */
 static int read_frame(pystack *ps, window *w, uint64_t addr, uint8_t *out, size_t len)
 {
@@ -414,10 +424,11 @@ static uint64_t key_of_bytes(const pystack *ps, uint64_t addr, const uint8_t *fb
  * again in the final recheck (unchanged_since_walk). */
 static void note_late(pystack *ps, window *w, uint64_t frame, uint64_t key, uint64_t owner_obj)
 {
-    if (w->nlate >= LATE_MAX) {
-        w->late_overflow = true;
+    /* The innermost ones, which change first: a deep stack read in part outside the snapshot
+     * (older data-stack chunks, 3.10 frame objects beyond the prefetch set) would otherwise
+     * never pass, and its outer frames are the least likely to move. */
+    if (w->nlate >= LATE_MAX)
         return;
-    }
     uint64_t state = 0;
     if (owner_obj && ps->L->gen.frame_state != LAYOUT_ABSENT)
         state = owner_obj + (uint64_t)ps->L->gen.frame_state;
@@ -663,8 +674,6 @@ static bool unchanged_since_walk(pystack *ps, window *w, uint64_t where, uint64_
                                  const aprof_thread_sample *t)
 {
     const py_layout *L = ps->L;
-    if (w->late_overflow)
-        return false;
     uint64_t again = 0;
     uint8_t fb[FRAME_READ];
     int8_t states[LATE_MAX];
@@ -843,6 +852,8 @@ static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_
     t->is_main = ps->main_thread_id && thread_id == ps->main_thread_id;
     t->name = ps->names.lookup ? ps->names.lookup(ps->names.ud, thread_id, t->tid, t->is_main)
                                : NULL;
+    if (ps->states.read && !ps->in_second_read)
+        t->state = thread_state_of_letter(ps->states.read(ps->states.ud, t->tid));
     uint64_t where = 0, frame = 0;
     window w;
     ps->callback_frame_addr = 0;
@@ -857,10 +868,11 @@ static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_
         ps->callback_frame_addr = apply_loop_marks(t, &lm);
         /* Keys may be compared with another read's when the walk itself found a well-formed
          * chain through a _PyCFrame not popped meanwhile: each frame was real when copied. */
-        ps->keys_usable = !(t->flags & TSF_TORN) && cframe_not_popped(&w);
+        bool below_top = innermost_below_top(&w, frame);
+        ps->keys_usable = !(t->flags & TSF_TORN) && cframe_not_popped(&w) && below_top;
         /* The stack is trustworthy only if the innermost frame did not move while the one
          * snapshot syscall copied the frames. */
-        bool consistent = w.again_ok && w.again == frame && cframe_still_live(&w);
+        bool consistent = w.again_ok && w.again == frame && cframe_still_live(&w) && below_top;
         if (consistent && w.code_again_addr == frame) {
             /* the code the innermost frame runs, as copied by the snapshot, must still be it */
             uint8_t fb[FRAME_READ];
@@ -902,6 +914,15 @@ static void keep_verified_part(pystack *ps, aprof_thread_sample *t, bool compara
     if (comparable)
         while (m < t->nframes && m < ps->prev_nkeys && ps->keys[m] == ps->prev_keys[m])
             m++;
+    if (comparable && m == t->nframes && m == ps->prev_nkeys && !(t->flags & TSF_TRUNCATED)) {
+        /* Both reads found the very same stack, innermost frame and instruction included: it
+         * is the stack of that moment. */
+        t->flags &= ~(uint32_t)TSF_TORN;
+        if (t->nframes == 0)
+            t->flags |= TSF_NO_PYTHON;
+        ps->stats.confirmed++;
+        return;
+    }
     /* The frames verified in the last try's copy of the chunk may reach further (the walk
      * itself can break inside a task step that ended). */
     if (ps->verified_in_chunk > m) {
@@ -934,11 +955,13 @@ static aprof_thread_sample *read_again(pystack *ps, uint64_t tstate, size_t tsiz
 {
     aprof_thread_sample *t = &out->threads[out->nthreads - 1];
     bool first_usable = ps->keys_usable;
+    ps->confirm_cb = 0;
     uint8_t ts2[TSTATE_READ];
     if (mem_read_direct(ps->m, tstate, ts2, tsize) == (ssize_t)tsize) {
         ps->prev_nkeys = t->nframes;
         memcpy(ps->prev_keys, ps->keys, t->nframes * sizeof(*ps->keys));
         uint32_t verified = ps->verified_in_chunk; /* vframes stay the first read's */
+        uint8_t state = t->state;                  /* ... and so does the run state */
         out->nthreads--;
         ps->stats.retried++;
         ps->in_second_read = true;
@@ -948,11 +971,32 @@ static aprof_thread_sample *read_again(pystack *ps, uint64_t tstate, size_t tsiz
         if (rc != 0)
             return NULL;
         t = &out->threads[out->nthreads - 1];
+        t->state = state;
+        /* A readable second read of a busy loop names the callback running a few microseconds
+         * after the sampled moment: the stall detector may use that (step_probe_update), the
+         * profile may not. An idle one says nothing: the first read found the loop busy. */
+        if (!(t->flags & TSF_TORN) && t->loop != LOOP_NONE && !t->loop_idle && t->callback_id) {
+            ps->confirm_cb = t->callback_id;
+            ps->confirm_loop = t->loop;
+        }
     } else {
         first_usable = false;
     }
     keep_verified_part(ps, t, first_usable && ps->keys_usable);
     return t;
+}
+
+/* A torn loop-thread sample whose second read was readable and busy: the callback that read
+ * found running stands for the one running now (TSF_STEP_PROBED, see stall_detector_feed). */
+static void probe_from_second_read(pystack *ps, aprof_thread_sample *t)
+{
+    if (!(t->flags & TSF_PARTIAL) || !ps->confirm_cb)
+        return;
+    t->flags |= TSF_STEP_PROBED;
+    t->loop = ps->confirm_loop;
+    t->loop_idle = 0;
+    t->callback_frame = -1;
+    t->callback_id = ps->confirm_cb;
 }
 
 /* After the final try of a thread: a consistent loop-thread sample names the task step to
@@ -978,11 +1022,14 @@ static void step_probe_update(pystack *ps, uint64_t tstate, aprof_thread_sample 
         sp->loop = t->loop;
         return;
     }
-    if (sp->tstate != tstate || !sp->state_addr)
+    if (sp->tstate != tstate || !sp->state_addr) {
+        probe_from_second_read(ps, t);
         return;
+    }
     int8_t state;
     if (mem_read_direct(ps->m, sp->state_addr, &state, 1) != 1) {
         sp->state_addr = 0;
+        probe_from_second_read(ps, t);
         return;
     }
     t->flags |= TSF_STEP_PROBED;
@@ -996,6 +1043,7 @@ static void step_probe_update(pystack *ps, uint64_t tstate, aprof_thread_sample 
     } else {
         t->callback_id = 0;
         sp->state_addr = 0;
+        probe_from_second_read(ps, t); /* which run followed, if the second read saw it */
     }
 }
 

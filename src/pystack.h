@@ -27,9 +27,17 @@ typedef struct pystack_stats {
     uint64_t torn;        /* thread stacks that changed while read (each try counts) */
     uint64_t retried;     /* thread stacks read a second time because the first was torn */
     uint64_t bad;         /* thread stacks with an unreadable frame or code object */
+    uint64_t confirmed;   /* torn at first, then found identical by the second read: kept whole */
     uint64_t partial;     /* thread stacks still torn after the retries, kept as their verified
                            * outer frames and an <unreadable> mark (TSF_PARTIAL) */
 } pystack_stats;
+
+typedef struct thread_state_fn {
+    /* Optional: the thread's /proc run-state letter, read right before its stack (so that
+     * both describe the sampled moment), or 0 when unknown. */
+    char (*read)(void *ud, pid_t tid);
+    void *ud;
+} thread_state_fn;
 
 typedef struct thread_name_fn {
     /* Optional: resolve a Python thread ident to an interned name (NULL when unknown). */
@@ -110,8 +118,11 @@ typedef struct pystack {
     uint32_t prev_nkeys;
     bool keys_usable;         /* the last walk's keys may be compared (no structural failure) */
     bool in_second_read;      /* reading a torn thread again, to confirm its outer frames */
+    uint64_t confirm_cb;      /* ... the busy callback that second read found (0: none) */
+    uint8_t confirm_loop;
     const char *unreadable;   /* interned "<unreadable>" */
     thread_name_fn names;
+    thread_state_fn states;
     pystack_stats stats;
 } pystack;
 

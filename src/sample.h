@@ -50,9 +50,11 @@ enum thread_sample_flags {
     TSF_TRUNCATED = 1u << 1, /* more frames than APROF_MAX_FRAMES, or a broken chain: kept prefix */
     TSF_IDLE_LOOP = 1u << 2, /* an event loop thread waiting in its selector */
     TSF_NO_PYTHON = 1u << 3, /* thread has no Python frame right now */
-    /* Torn, but its loop's running task step was probed on its own (one byte: is the step's
-     * coroutine still executing?): `loop` is set, `callback_id` is that step's identity when it
-     * still runs and 0 when it has ended. Frames stay untrustworthy. */
+    /* Torn, but its loop's running callback was found otherwise: by a probe of the task step
+     * last seen running (one byte: is the step's coroutine still executing?), or by the second,
+     * readable read of the thread a few microseconds later. `loop` is set, `callback_id` is the
+     * identity of the run going on (the probed step's when it still runs), 0 when the probed
+     * step has ended and nothing else is known. Frames stay untrustworthy. */
     TSF_STEP_PROBED = 1u << 4,
     /* Torn even after the retries, but not lost: frames hold the outer frames that two reads
      * found identical, then one FRAME_MARK "<unreadable>" frame. Count it (it is busy time of

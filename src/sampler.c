@@ -28,9 +28,9 @@
  *    has work waiting when it is let go and runs busy for a while; samples drawn a fixed-ish
  *    time after the last one would always look past that spell, Poisson samples see it as often
  *    as it happens.
- * So each sample stands for one mean period of the target's free-running time (not the gap
- * before it, which depends on what the target did), plus the time it took itself: threads
- * stopped for it stay in the state it shows until they are let go. */
+ * So each sample stands for the mean free-running time between samples (not the gap before
+ * it, which depends on what the target did), plus the time it took itself: threads stopped for
+ * it stay in the state it shows until they are let go. */
 typedef struct jitter {
     uint64_t state;
 } jitter;
@@ -135,6 +135,11 @@ int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, voi
     uint64_t start = cli_now_ns();
     uint64_t end = o->duration_s > 0 ? start + (uint64_t)(o->duration_s * 1e9) : UINT64_MAX;
     uint64_t next = start, last_progress = 0, last_revalidate = start, credited = 0;
+    uint64_t prev_end = 0, free_total = 0, nfree = 0;
+    /* Threads are stopped for a sample (--blocking, --native): they stay in the state it shows
+     * until let go, so the sample's own time is theirs. Otherwise the target ran on meanwhile,
+     * and that time is free-running time like any other. */
+    bool stopping = o->blocking || s->native;
     jitter jit = {start ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull};
     /* --blocking stops only threads that are running: one asleep in a system call cannot
      * change its stack before it wakes (and if it wakes during the read, the read's own checks
@@ -183,13 +188,21 @@ int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, voi
         } else {
             consecutive_errors = 0;
             smp.t_ns = t0;
-            /* One mean period of free-running time, plus this sample's own time (see
-             * exp_gap), the latter capped: a read held up for long (aprof starved of CPU) is
-             * no evidence that the target sat in this state all along. */
-            uint64_t own = t1 - t0 > MAX_WEIGHT_INTERVALS * interval ? MAX_WEIGHT_INTERVALS * interval
-                                                                     : t1 - t0;
-            smp.weight_ns = interval + own;
+            /* The mean free-running time between samples so far, plus this sample's own time
+             * when threads were stopped for it (see exp_gap), the latter capped: a read held
+             * up for long (aprof starved of CPU) is no evidence that the target sat in this
+             * state all along. The mean, not this sample's own gap: how long the target ran
+             * free before a sample is not independent of the state it is then found in. */
+            free_total += prev_end ? t0 - prev_end : interval;
+            nfree++;
+            uint64_t own = 0;
+            if (stopping) {
+                own = t1 - t0 > MAX_WEIGHT_INTERVALS * interval ? MAX_WEIGHT_INTERVALS * interval
+                                                                : t1 - t0;
+            }
+            smp.weight_ns = free_total / nfree + own;
             credited += smp.weight_ns;
+            prev_end = stopping ? t1 : t0;
             smp.cost_ns = (uint32_t)(t1 - t0 > UINT32_MAX ? UINT32_MAX : t1 - t0);
             st->cost_ns_total += t1 - t0;
             st->samples++;

@@ -124,9 +124,17 @@ int session_enable_marks(session *s)
     return 0;
 }
 
+static char read_state(void *ud, pid_t tid)
+{
+    return proc_thread_state(ud, tid);
+}
+
 static int read_python(void *ud, aprof_sample *out)
 {
     session *s = ud;
+    /* --native reads run states itself, right before stopping each thread */
+    s->ps.states.read = s->want_state && !s->native ? read_state : NULL;
+    s->ps.states.ud = s->stat;
     return pystack_sample(&s->ps, out, cli_now_ns());
 }
 
@@ -153,8 +161,6 @@ int session_sample(session *s, aprof_sample *out)
         return -1;
     for (uint32_t i = 0; i < out->nthreads; i++) {
         aprof_thread_sample *t = &out->threads[i];
-        if (s->want_state && !s->native)
-            t->state = thread_state_of_letter(proc_thread_state(s->stat, t->tid));
         if (t->loop != LOOP_NONE && !(t->flags & TSF_TORN))
             classify_loop_thread(s, t);
         if (s->mark_state)

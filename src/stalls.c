@@ -20,6 +20,8 @@ typedef struct loop_track {
     const char *thread_name;
     uint8_t kind;
     uint64_t first_t, last_t;   /* first and last sample seen */
+    uint64_t cb_last_t;         /* last sample that showed the current callback run */
+    uint64_t weight_ns, busy_weight_ns; /* what the samples stand for, and of that the busy */
     bool busy;                  /* state at last_t */
     uint64_t busy_start;        /* boundary estimate where the current busy stretch began */
     /* current callback run */
@@ -254,24 +256,72 @@ out:
     return reported;
 }
 
-/* A torn sample whose reader probed the running task step on its own: it only says whether the
- * callback run in progress still runs (same identity) or has ended (0). */
+/* Where two samples disagree, the change is placed half-way: the loop's busy/idle state between
+ * the last sample of any kind and this one, a callback run's end between the last sample that
+ * showed that run (cb_last_t: torn samples in between may not have) and this one. */
+static uint64_t half_way(uint64_t from, uint64_t now)
+{
+    return from + (now - from) / 2;
+}
+
+/* The current callback run ends (at half-way from its last sighting) and, if `t` is busy, the
+ * one `t` shows begins there. */
+static size_t switch_callback(stall_detector *d, loop_track *lt, const aprof_thread_sample *t,
+                              uint64_t now)
+{
+    uint64_t gap = now - lt->cb_last_t, at = half_way(lt->cb_last_t, now);
+    size_t reported = end_callback(d, lt, at, gap, false);
+    start_callback(lt, t, at, gap);
+    lt->cb_last_t = now;
+    return reported;
+}
+
+/* The loop, idle at the last sample, is busy now. */
+static void become_busy(loop_track *lt, const aprof_thread_sample *t, uint64_t now)
+{
+    uint64_t gap = now - lt->last_t, at = half_way(lt->last_t, now);
+    lt->busy = true;
+    lt->busy_start = at;
+    start_callback(lt, t, at, gap);
+    lt->cb_last_t = now;
+}
+
+/* A torn sample whose reader found the running callback otherwise (TSF_STEP_PROBED): the run in
+ * progress still runs (same identity), has ended (0), or another one runs (another identity). */
 static size_t feed_probe(stall_detector *d, const aprof_thread_sample *t, uint64_t now)
 {
     loop_track *lt = track_of(d, t);
-    if (!lt || !lt->first_t || !lt->busy || !lt->cb_id || now <= lt->last_t)
+    if (!lt || !lt->first_t || now <= lt->last_t)
         return 0;
     size_t reported = 0;
-    if (t->callback_id == lt->cb_id) {
-        lt->last_t = now; /* still running: the end lies after this sample */
-    } else if (!t->callback_id) {
-        uint64_t gap = now - lt->last_t, mid = lt->last_t + gap / 2;
-        reported = end_callback(d, lt, mid, gap, false);
-        /* Still busy (or idle: the next readable sample tells) with a callback run not seen:
-         * the probe sample names none (callback_id 0, no frames). */
-        start_callback(lt, t, mid, gap);
-        lt->last_t = now;
-    }
+    if (!lt->busy)
+        become_busy(lt, t, now);
+    else if (t->callback_id == lt->cb_id)
+        lt->cb_last_t = now; /* still running: the end lies after this sample */
+    else if (t->callback_id || lt->cb_id)
+        /* Ended, and another run goes on: one not seen (callback_id 0), or the one the second
+         * read named (no frames: no name and no culprit until a readable sample of it). */
+        reported = switch_callback(d, lt, t, now);
+    lt->last_t = now;
+    return reported;
+}
+
+/* A torn sample without a probe: the thread was busy (a waiting thread's stack does not change)
+ * running something that could not be read. A run of a callback of known identity may still be
+ * going on (the next readable sample tells); anything else, or an idle loop, has changed. */
+static size_t feed_unknown(stall_detector *d, const aprof_thread_sample *t, uint64_t now)
+{
+    loop_track *lt = track_of(d, t);
+    if (!lt || !lt->first_t || now <= lt->last_t)
+        return 0;
+    size_t reported = 0;
+    if (!lt->busy)
+        become_busy(lt, t, now); /* identity 0, no culprit: never reported itself */
+    else if (!lt->cb_id)
+        /* loop code between callbacks, or a run that could not be named: what runs now is not
+         * known to be the same, so it is not one run */
+        reported = switch_callback(d, lt, t, now);
+    lt->last_t = now; /* busy until here, whatever ran */
     return reported;
 }
 
@@ -282,9 +332,18 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
         const aprof_thread_sample *t = &s->threads[i];
         if (t->loop == LOOP_NONE)
             continue;
+        loop_track *wt = track_of(d, t);
+        if (wt) {
+            /* torn samples are busy: a waiting thread's stack does not change */
+            wt->weight_ns += s->weight_ns;
+            if (!t->loop_idle || (t->flags & TSF_TORN))
+                wt->busy_weight_ns += s->weight_ns;
+        }
         if (t->flags & TSF_TORN) {
             if (t->flags & TSF_STEP_PROBED)
                 reported += feed_probe(d, t, s->t_ns);
+            else
+                reported += feed_unknown(d, t, s->t_ns);
             continue;
         }
         loop_track *lt = track_of(d, t);
@@ -297,7 +356,7 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
             lt->kind = LOOP_ASYNCIO;
         uint64_t now = s->t_ns;
         if (!lt->first_t) {
-            lt->first_t = lt->last_t = now;
+            lt->first_t = lt->last_t = lt->cb_last_t = now;
             lt->busy = !t->loop_idle;
             lt->busy_start = now;
             if (lt->busy) {
@@ -308,23 +367,28 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
             }
             continue;
         }
-        /* Whatever changed between the previous sample and this one changed half-way. */
-        uint64_t gap = now - lt->last_t, mid = lt->last_t + gap / 2;
+        if (now <= lt->last_t)
+            continue;
         if (t->loop_idle) {
             if (lt->busy) {
-                reported += end_callback(d, lt, mid, gap, false);
-                push_lag(lt, mid - lt->busy_start, mid);
+                uint64_t end = half_way(lt->last_t, now);
+                uint64_t cb_end = half_way(lt->cb_last_t, now);
+                reported += end_callback(d, lt, cb_end, now - lt->cb_last_t, false);
+                push_lag(lt, end - lt->busy_start, end);
                 lt->busy = false;
             }
         } else {
             if (!lt->busy) {
-                lt->busy = true;
-                lt->busy_start = mid;
-                start_callback(lt, t, mid, gap);
+                become_busy(lt, t, now);
             } else if (t->callback_id != lt->cb_id) {
-                reported += end_callback(d, lt, mid, gap, false);
-                start_callback(lt, t, mid, gap);
+                reported += switch_callback(d, lt, t, now);
+            } else if (!lt->cb_name && t->callback_frame >= 0 &&
+                       (uint32_t)t->callback_frame < t->nframes) {
+                /* a run first seen through a torn sample: name it now */
+                lt->cb_name = t->frames[t->callback_frame].name;
+                lt->cb_coro = t->owners ? t->owners[t->callback_frame] : 0;
             }
+            lt->cb_last_t = now;
             lt->cb_samples++;
             count_culprit(lt, t);
         }
@@ -340,7 +404,7 @@ void stall_detector_finish(stall_detector *d, uint64_t end_ns)
         if (!lt->busy)
             continue;
         uint64_t at = end_ns > lt->last_t ? end_ns : lt->last_t;
-        end_callback(d, lt, at, at - lt->last_t, true);
+        end_callback(d, lt, at, at - lt->cb_last_t, true);
         push_lag(lt, at - lt->busy_start, at);
         lt->busy = false;
         lt->last_t = at;
@@ -399,7 +463,10 @@ void stall_loop_lag(const stall_detector *d, size_t i, loop_lag *out)
     out->busy_now = lt->busy;
     out->busy_for_ns = running_stretch(lt, lt->last_t);
     out->busy_ns += out->busy_for_ns;
-    out->blocked_ratio = out->observed_ns ? (double)out->busy_ns / (double)out->observed_ns : 0;
+    /* From what the samples stand for, like the profile: busy stretches placed half-way between
+     * samples miss every switch between two samples, and a loop that polls every millisecond
+     * switches more often than that. */
+    out->blocked_ratio = lt->weight_ns ? (double)lt->busy_weight_ns / (double)lt->weight_ns : 0;
     if (out->blocked_ratio > 1)
         out->blocked_ratio = 1;
     if (lt->nlags == 0)

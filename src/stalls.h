@@ -45,7 +45,7 @@ typedef struct loop_lag {
     uint8_t kind;               /* loop_kind */
     uint64_t count;             /* busy stretches */
     double min_s, mean_s, p50_s, p95_s, p99_s, max_s;
-    double blocked_ratio;       /* busy time / observed time */
+    double blocked_ratio;       /* busy share of the samples' weight (torn samples are busy) */
     uint64_t observed_ns, busy_ns;
     uint64_t stalls;
     int busy_now;               /* last sample: 1 busy, 0 idle */

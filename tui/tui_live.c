@@ -56,7 +56,9 @@ static void process(tui_live *l, const aprof_sample *smp)
         l->marked += (t->flags & TSF_PARTIAL) != 0;
         agg_profile *p = agg_thread_profile(l->a, t->tid, t->name);
         /* Task-stitched, like record: time grouped by the tasks awaiting each other. */
-        uint32_t n = async_stitch_thread(l->tasks, t, l->s->st, l->stitched, APROF_MAX_FRAMES);
+        async_chain_check check = {asyncio_chain_still_valid, l->ar};
+        uint32_t n = async_stitch_thread(l->tasks, t, l->s->st, l->stitched, APROF_MAX_FRAMES,
+                                         &check);
         const aprof_frame *frames = n ? l->stitched : t->frames;
         if (!n)
             n = t->nframes;

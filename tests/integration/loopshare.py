@@ -14,25 +14,35 @@ IDLE_LEAVES = ("EpollSelector.select", "select", "timed_select",
 
 
 def read_clock(path):
-    """[(monotonic, seconds inside select so far, task steps so far)] from the fixture."""
+    """[(monotonic, seconds inside select so far, task steps so far, loop thread CPU seconds)]
+    from the fixture."""
     rows = []
     with open(path) as f:
         for line in f:
             parts = line.split()
-            if len(parts) == 3:
+            if len(parts) == 4:
                 try:
-                    rows.append((float(parts[0]), float(parts[1]), int(parts[2])))
+                    rows.append((float(parts[0]), float(parts[1]), int(parts[2]),
+                                 float(parts[3])))
                 except ValueError:
                     pass  # a line being written
     return rows
 
 
-def _at(rows, t):
-    """Cumulative select time at t, interpolated between the fixture's 10 ms readings."""
-    for (t0, p0, _), (t1, p1, _) in zip(rows, rows[1:]):
-        if t0 <= t <= t1:
-            return p0 + (p1 - p0) * ((t - t0) / (t1 - t0) if t1 > t0 else 0.0)
+def _at(rows, t, col=1):
+    """Column col (cumulative select time, or loop CPU time: 3) at t, interpolated between the
+    fixture's 10 ms readings."""
+    for r0, r1 in zip(rows, rows[1:]):
+        if r0[0] <= t <= r1[0]:
+            f = (t - r0[0]) / (r1[0] - r0[0]) if r1[0] > r0[0] else 0.0
+            return r0[col] + (r1[col] - r0[col]) * f
     return None
+
+
+def fixture_cpu_seconds(rows, start, end):
+    """CPU time the loop thread used within [start, end] (its own thread CPU clock)."""
+    c0, c1 = _at(rows, start, 3), _at(rows, end, 3)
+    return None if c0 is None or c1 is None else c1 - c0
 
 
 def fixture_busy_share(rows, start, end):
@@ -48,6 +58,14 @@ def fixture_steps_per_s(rows, start, end):
     if len(inside) < 2:
         return None
     return (inside[-1][2] - inside[0][2]) / (inside[-1][0] - inside[0][0])
+
+
+def loop_blocked_ratio(summary, tid):
+    """The stall detector's busy share of the loop (summary loops[].loop_lag.blocked_ratio)."""
+    for lp in summary.get("loops", []):
+        if lp.get("thread") == tid:
+            return lp.get("loop_lag", {}).get("blocked_ratio")
+    return None
 
 
 def loop_profile(doc, tid):

@@ -313,7 +313,12 @@ def test_record_gil(t):
     main = stacks.get(ready["threads"]["main"], [])
     sleeper = stacks.get(ready["threads"]["sleeper"], [])
     t.check(main, "no samples of the main (spinning) thread")
-    t.check(not sleeper, "--gil kept %d samples of the sleeper thread" % len(sleeper))
+    # The sleeper wakes from time.sleep(0.5) four times in the 2 s and then holds the GIL for
+    # microseconds: a sample may rarely catch it doing that, running in sleeper_idle.
+    t.check(len(sleeper) <= 2 and all(f[0]["name"] == "<running, GIL>" and
+                                      f[-1]["name"] == "sleeper_idle" for f, _ in sleeper),
+            "--gil kept %d samples of the sleeper thread: %s"
+            % (len(sleeper), [[x["name"] for x in f] for f, _ in sleeper][:3]))
     rooted = share(main, lambda f: f[0]["name"] == "<running, GIL>")
     t.check(rooted >= 0.95 and all(f[0]["name"].endswith(", GIL>") for f, _ in main),
             "main thread stacks: %.0f%% rooted in <running, GIL>, all should hold the GIL: %s" %

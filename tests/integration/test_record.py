@@ -86,9 +86,13 @@ def check_call_sites(t, doc, profile):
     frames = doc["shared"]["frames"]
     callee_at = {line: callee for callee in ("spin_a", "spin_b") for line in call_lines(callee)}
     wrong = {}
+    marked = 0
     for stack in profile["samples"]:
         for caller, callee in zip(stack, stack[1:]):
             fc, fe = frames[caller], frames[callee]
+            if fe["name"] == "<unreadable>" and not fe.get("file"):
+                marked += 1  # the callee changed while read: not known, not guessed
+                continue
             if fc["name"] == "main" and fc.get("file") == FIXTURE and \
                     fc.get("line") in callee_at and fe["name"] != callee_at[fc["line"]]:
                 key = "main:%d -> %s (%s:%s)" % (fc["line"], fe["name"], fe.get("file"),
@@ -102,6 +106,10 @@ def check_call_sites(t, doc, profile):
     limit = max(2, len(profile["samples"]) // 1000)
     t.check(total <= limit, "%d samples (limit %d) with an impossible callee below main's "
             "spin_a/spin_b calls: %s" % (total, limit, wrong))
+    # A CPU-bound thread changes its innermost frame only when spin_a and spin_b take turns:
+    # stacks read while that happens end in an <unreadable> mark, and must stay rare.
+    t.check(marked <= max(5, len(profile["samples"]) // 100),
+            "%d of %d samples end in <unreadable>" % (marked, len(profile["samples"])))
 
 
 @h.per_interpreter

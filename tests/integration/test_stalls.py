@@ -89,7 +89,10 @@ def check_loop_lag(t, summary, kind):
         return
     lag = loops[0]["loop_lag"]
     t.eq(loops[0]["kind"], kind, "loop kind")
-    t.check(lag["count"] > 10, "too few busy stretches: %s" % lag)
+    # A loop the background keeps saturated (the 300 chatter tasks alone make ~55,000 steps a
+    # second: 3.10 runs them with hardly a pause) is seldom at its selector: it then has few,
+    # long busy stretches, and says so with its blocked_ratio.
+    t.check(lag["count"] > 10 or lag["blocked_ratio"] >= 0.9, "too few busy stretches: %s" % lag)
     t.check(0 < lag["min_s"] <= lag["p50_s"] <= lag["p95_s"] <= lag["p99_s"] <= lag["max_s"],
             "lag statistics out of order: %s" % lag)
     t.check(lag["max_s"] >= 0.25, "the 250 ms block is not the longest busy stretch: %s" % lag)
