@@ -43,10 +43,11 @@ int pystack_init(pystack *ps, const pyruntime *rt, mem *m, strtab *st)
     ps->vframes = malloc(APROF_MAX_FRAMES * sizeof(*ps->vframes));
     ps->late_buf = malloc((size_t)LATE_MAX * FRAME_READ);
     ps->vowners = malloc(APROF_MAX_FRAMES * sizeof(*ps->vowners));
+    ps->vkeys = malloc(APROF_MAX_FRAMES * sizeof(*ps->vkeys));
     ps->unreadable = strtab_intern_cstr(st, "<unreadable>");
     if (!ps->cc || !ps->prefetch || !ps->prefetch_buf || !ps->probes || !ps->keys ||
         !ps->prev_keys || !ps->addrs || !ps->outer || !ps->vframes || !ps->vowners ||
-        !ps->late_buf ||
+        !ps->late_buf || !ps->vkeys ||
         !ps->unreadable)
         return -1;
     loff tfields[] = {ps->L->tstate.prev, ps->L->tstate.next, ps->L->tstate.interp,
@@ -78,6 +79,8 @@ void pystack_free(pystack *ps)
     free(ps->addrs);
     free(ps->outer);
     free(ps->vframes);
+    free(ps->vkeys);
+    ps->vkeys = NULL;
     free(ps->late_buf);
     ps->late_buf = NULL;
     free(ps->vowners);
@@ -150,7 +153,9 @@ typedef struct window {
     uint32_t pf_loaded;  /* how many of pf->addr were fetched into ps->prefetch_buf */
     prefetch_set next;   /* frames read outside the chunk this time: next sample's set */
     uint64_t again;      /* the innermost-frame pointer reread at the end of the snapshot */
-    uint64_t code_again_addr, code_again; /* that frame's code object, reread after it */
+    uint64_t code_again_addr;  /* 3.10: that frame, whose f_code and f_back are reread after */
+    uint8_t code_again_buf[32]; /* ... into this (the span of the two fields) */
+    loff code_again_lo;
     uint64_t cframe, cframe_again; /* 3.11/3.12: tstate->cframe as copied, and reread last */
     bool cframe_reread;  /* ... whether cframe_again was read */
     uint64_t leaf;       /* the innermost frame as the thread state named it, when its copy */
@@ -272,11 +277,16 @@ static int locate_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64
      * that frame's code object is reread last as well. (On 3.11+ data-stack slots are reused
      * the same way, but this costs a page more per sample there: see docs/limits.md.) */
     w->code_again_addr = 0;
-    if (L->instr_kind == INSTR_LASTI_INDEX && mem_ptr_ok(p, true)) {
+    loff ca = L->frame.code, cb = L->frame.previous;
+    loff clo = ca < cb ? ca : cb, chi = ca < cb ? cb : ca;
+    if (L->instr_kind == INSTR_LASTI_INDEX && mem_ptr_ok(p, true) &&
+        (size_t)(chi - clo) + 8 <= sizeof(w->code_again_buf)) {
+        /* and its caller: the next call of the same code (another coroutine's) reuses it */
         w->code_again_addr = p;
-        addrs[n] = p + (uint64_t)L->frame.code;
-        dsts[n] = &w->code_again;
-        lens[n++] = 8;
+        w->code_again_lo = clo;
+        addrs[n] = p + (uint64_t)clo;
+        dsts[n] = w->code_again_buf;
+        lens[n++] = (size_t)(chi - clo) + 8;
     }
     /* 3.11/3.12: the _PyCFrame copied with the thread state lives on the C stack of the
      * evaluation that pushed it, and each C-to-Python call (a task step) runs in a _PyCFrame
@@ -807,8 +817,10 @@ static uint32_t verify_outer(pystack *ps, const outer_memo *om, uint64_t tstate,
             break;
         ps->vframes[n] = om->frame[n];
         ps->vowners[n] = om->owner[n];
+        ps->vkeys[n] = om->key[n];
         n++;
     }
+    ps->vmemo = n;
     if (n == 0)
         return 0;
     uint64_t cur = om->addr[n - 1];
@@ -831,6 +843,7 @@ static uint32_t verify_outer(pystack *ps, const outer_memo *om, uint64_t tstate,
             break;
         if (r == DECODE_OK) {
             ps->vframes[n] = f;
+            ps->vkeys[n] = key_of_bytes(ps, c, fb);
             ps->vowners[n++] = owner_obj;
         }
         cur = c;
@@ -874,10 +887,13 @@ static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_
          * snapshot syscall copied the frames. */
         bool consistent = w.again_ok && w.again == frame && cframe_still_live(&w) && below_top;
         if (consistent && w.code_again_addr == frame) {
-            /* the code the innermost frame runs, as copied by the snapshot, must still be it */
+            /* the code the innermost frame runs and its caller, as copied by the snapshot, must
+             * still be them */
             uint8_t fb[FRAME_READ];
-            if (read_frame(ps, &w, frame, fb, ps->frame_read) != 0 ||
-                rd64(fb, ps->L->frame.code) != w.code_again)
+            if (read_frame(ps, &w, frame, fb, ps->frame_read) < 0 ||
+                rd64(fb, L->frame.code) != rd64(w.code_again_buf, L->frame.code - w.code_again_lo) ||
+                rd64(fb, L->frame.previous) !=
+                    rd64(w.code_again_buf, L->frame.previous - w.code_again_lo))
                 consistent = false;
         }
         /* Frames read after the snapshot (a coroutine's frame lives in its generator object,
@@ -908,13 +924,23 @@ static int sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_
  * stack if more, then an <unreadable> mark. A frame found identical by two reads a few
  * microseconds apart, with all its callers, was on the stack then; what changed between them
  * (the innermost calls) is not guessed. */
-static void keep_verified_part(pystack *ps, aprof_thread_sample *t, bool comparable)
+static void keep_verified_part(pystack *ps, uint64_t tstate, aprof_thread_sample *t,
+                               bool comparable, bool second_usable)
 {
     uint32_t m = 0;
     if (comparable)
         while (m < t->nframes && m < ps->prev_nkeys && ps->keys[m] == ps->prev_keys[m])
             m++;
-    if (comparable && m == t->nframes && m == ps->prev_nkeys && !(t->flags & TSF_TRUNCATED)) {
+    /* Two reads can agree on dead memory too (a chain of frames that have returned, unchanged
+     * since): what they agree on counts only from the thread's own outermost frame, as its last
+     * consistent stack had it. */
+    const outer_memo *om = &ps->outer[(tstate >> 6) % PREFETCH_SLOTS];
+    bool have_memo = om->tstate == tstate && om->n > 0;
+    bool anchored = !have_memo || (ps->prev_nkeys > 0 && ps->prev_keys[0] == om->key[0]);
+    if (!anchored)
+        m = 0;
+    if (comparable && anchored && m == t->nframes && m == ps->prev_nkeys &&
+        !(t->flags & TSF_TRUNCATED)) {
         /* Both reads found the very same stack, innermost frame and instruction included: it
          * is the stack of that moment. */
         t->flags &= ~(uint32_t)TSF_TORN;
@@ -923,10 +949,20 @@ static void keep_verified_part(pystack *ps, aprof_thread_sample *t, bool compara
         ps->stats.confirmed++;
         return;
     }
-    /* The frames verified in the last try's copy of the chunk may reach further (the walk
-     * itself can break inside a task step that ended). */
-    if (ps->verified_in_chunk > m) {
-        m = ps->verified_in_chunk;
+    /* The frames verified in the first read's copy of the chunk may reach further (the walk
+     * itself can break inside a task step that ended). Those found by the upward scan were
+     * seen once, in one copy that a call may have overwritten half-way: they stand only as far
+     * as the second read found them too (same depth, same key). */
+    uint32_t v = ps->verified_in_chunk;
+    if (v > ps->vmemo) {
+        uint32_t j = ps->vmemo;
+        if (second_usable)
+            while (j < v && j < t->nframes && ps->keys[j] == ps->vkeys[j])
+                j++;
+        v = j;
+    }
+    if (v > m) {
+        m = v;
         memcpy(t->frames, ps->vframes, m * sizeof(*t->frames));
         memcpy(t->owners, ps->vowners, m * sizeof(*t->owners));
     }
@@ -981,8 +1017,10 @@ static aprof_thread_sample *read_again(pystack *ps, uint64_t tstate, size_t tsiz
         }
     } else {
         first_usable = false;
+        ps->keys_usable = false; /* no second read: nothing to compare with */
     }
-    keep_verified_part(ps, t, first_usable && ps->keys_usable);
+    bool second_usable = ps->keys_usable;
+    keep_verified_part(ps, tstate, t, first_usable && second_usable, second_usable);
     return t;
 }
 

@@ -114,6 +114,8 @@ typedef struct pystack {
     uint32_t verified_in_chunk; /* frames the last try verified in its copy of the chunk: */
     aprof_frame *vframes;       /* ... APROF_MAX_FRAMES, outermost first */
     uint64_t *vowners;
+    uint64_t *vkeys;            /* ... their frame keys */
+    uint32_t vmemo;             /* ... how many of them came from the remembered stack */
     uint64_t *prev_keys;      /* ... of the previous try of the same thread */
     uint32_t prev_nkeys;
     bool keys_usable;         /* the last walk's keys may be compared (no structural failure) */

@@ -84,7 +84,10 @@ static void classify_loop_thread(session *s, aprof_thread_sample *t)
     /* Polling = in the selector's select() (Python view; this includes a non-blocking poll
      * between two busy iterations), or blocked in a poll syscall while no callback runs (a poll
      * made by a callback itself is blocking, not idling). */
-    if (nr >= 0 && is_poll_syscall(nr) && t->callback_frame < 0)
+    /* For asyncio's own loop the Python view is conclusive, and the kernel's is read after the
+     * stack: a loop busy in its own code when its stack was read may be back in epoll_wait by
+     * then, and would be counted idle. Loops in C have only the kernel's. */
+    if (t->loop == LOOP_NATIVE && nr >= 0 && is_poll_syscall(nr) && t->callback_frame < 0)
         t->loop_idle = 1;
     if (t->loop_idle) {
         t->callback_frame = -1;

@@ -113,6 +113,14 @@ int stall_is_own_code(const char *file)
     return 1;
 }
 
+static loop_track *find_track(stall_detector *d, pid_t tid)
+{
+    for (size_t i = 0; i < d->nloops; i++)
+        if (d->loops[i].tid == tid)
+            return &d->loops[i];
+    return NULL;
+}
+
 static loop_track *track_of(stall_detector *d, const aprof_thread_sample *t)
 {
     for (size_t i = 0; i < d->nloops; i++)
@@ -330,7 +338,8 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
     size_t reported = 0;
     for (uint32_t i = 0; i < s->nthreads; i++) {
         const aprof_thread_sample *t = &s->threads[i];
-        if (t->loop == LOOP_NONE)
+        /* A torn read may not reach the loop's frames: a thread known to run a loop still does */
+        if (t->loop == LOOP_NONE && !((t->flags & TSF_TORN) && find_track(d, t->tid)))
             continue;
         loop_track *wt = track_of(d, t);
         if (wt) {

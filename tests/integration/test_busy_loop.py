@@ -85,32 +85,6 @@ def test_busy_share_default_mode(t):
     t.check(fx.alive(), "the fixture died")
 
 
-@h.per_interpreter
-def test_cpu_mode_is_the_loop_threads_cpu_time(t):
-    """--mode cpu keeps samples of running threads only: the loop thread's total is its CPU
-    time, which the fixture reads from the thread's own CPU clock. Bound: 4 standard errors of
-    the running share from the sample count, or 10%."""
-    fx, clock = start_loop(t)
-    out, summary_path = t.path("cpu.json"), t.path("cpu.summary.json")
-    res = t.aprof("record", "--pid", fx.pid, "--duration", 4, "--mode", "cpu", "-o", out,
-                  "-s", summary_path, "-q", timeout=60)
-    t.require_rc(res, 0, "aprof record --mode cpu")
-    time.sleep(0.05)
-    with open(summary_path) as f:
-        summary = json.load(f)
-    doc = h.load_speedscope(t, out)
-    start = float(summary["start_monotonic_s"])
-    end = start + float(summary["duration_s"])
-    cpu = loopshare.fixture_cpu_seconds(loopshare.read_clock(clock), start, end)
-    t.require(cpu is not None, "the fixture's clock does not cover aprof's window")
-    _, seconds, n, _ = loopshare.aprof_busy_share(doc, fx.pid)
-    share = cpu / (end - start)
-    samples = summary["samples"]
-    tol = max(0.10 * cpu, 4 * loopshare.binomial_sigma(share, samples) * (end - start))
-    t.near(seconds, cpu, tol, "loop thread's time in --mode cpu (%d samples) vs its CPU time "
-           "(%.2f s of %.2f s)" % (n, cpu, end - start))
-
-
 @h.once
 def test_busy_share_modes_and_rates(t):
     """--blocking and --native on the newest interpreter, and every mode at 97 and 4000 Hz
