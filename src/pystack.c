@@ -992,6 +992,11 @@ static aprof_thread_sample *read_again(pystack *ps, uint64_t tstate, size_t tsiz
     aprof_thread_sample *t = &out->threads[out->nthreads - 1];
     bool first_usable = ps->keys_usable;
     ps->confirm_cb = 0;
+    /* An event loop whose first read began in its selector was waiting at the sampled moment:
+     * it woke while read. Its selector frame, read first, stays the leaf (below). */
+    bool first_idle = t->loop != LOOP_NONE && t->loop_idle && t->nframes > 0;
+    aprof_frame idle_leaf = first_idle ? t->frames[t->nframes - 1] : (aprof_frame){0};
+    uint8_t idle_loop = t->loop;
     uint8_t ts2[TSTATE_READ];
     if (mem_read_direct(ps->m, tstate, ts2, tsize) == (ssize_t)tsize) {
         ps->prev_nkeys = t->nframes;
@@ -1021,6 +1026,13 @@ static aprof_thread_sample *read_again(pystack *ps, uint64_t tstate, size_t tsiz
     }
     bool second_usable = ps->keys_usable;
     keep_verified_part(ps, tstate, t, first_usable && second_usable, second_usable);
+    if (first_idle && (t->flags & TSF_PARTIAL) && t->nframes < t->cap_frames) {
+        /* verified outer frames, <unreadable>, then the selector: idle at the sampled moment */
+        t->owners[t->nframes] = 0;
+        t->frames[t->nframes++] = idle_leaf;
+        t->loop = idle_loop;
+        t->loop_idle = 1;
+    }
     return t;
 }
 
@@ -1028,7 +1040,7 @@ static aprof_thread_sample *read_again(pystack *ps, uint64_t tstate, size_t tsiz
  * found running stands for the one running now (TSF_STEP_PROBED, see stall_detector_feed). */
 static void probe_from_second_read(pystack *ps, aprof_thread_sample *t)
 {
-    if (!(t->flags & TSF_PARTIAL) || !ps->confirm_cb)
+    if (!(t->flags & TSF_PARTIAL) || !ps->confirm_cb || t->loop_idle)
         return;
     t->flags |= TSF_STEP_PROBED;
     t->loop = ps->confirm_loop;
@@ -1060,6 +1072,8 @@ static void step_probe_update(pystack *ps, uint64_t tstate, aprof_thread_sample 
         sp->loop = t->loop;
         return;
     }
+    if (t->loop_idle)
+        return; /* waiting in its selector when the read began (read_again) */
     if (sp->tstate != tstate || !sp->state_addr) {
         probe_from_second_read(ps, t);
         return;

@@ -343,12 +343,14 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
             continue;
         loop_track *wt = track_of(d, t);
         if (wt) {
-            /* torn samples are busy: a waiting thread's stack does not change */
+            /* torn samples are busy (a waiting thread's stack does not change), unless the
+             * read began in the selector (the loop woke while read: idle then) */
             wt->weight_ns += s->weight_ns;
-            if (!t->loop_idle || (t->flags & TSF_TORN))
+            if (!t->loop_idle)
                 wt->busy_weight_ns += s->weight_ns;
         }
-        if (t->flags & TSF_TORN) {
+        /* (a torn sample that began in the selector is an idle one: the regular path below) */
+        if ((t->flags & TSF_TORN) && !t->loop_idle) {
             if (t->flags & TSF_STEP_PROBED)
                 reported += feed_probe(d, t, s->t_ns);
             else

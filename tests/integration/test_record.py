@@ -106,9 +106,10 @@ def check_call_sites(t, doc, profile):
     limit = max(2, len(profile["samples"]) // 1000)
     t.check(total <= limit, "%d samples (limit %d) with an impossible callee below main's "
             "spin_a/spin_b calls: %s" % (total, limit, wrong))
-    # A CPU-bound thread changes its innermost frame only when spin_a and spin_b take turns:
-    # stacks read while that happens end in an <unreadable> mark, and must stay rare.
-    t.check(marked <= max(5, len(profile["samples"]) // 100),
+    # A CPU-bound thread changes its innermost frame only when spin_a and spin_b take turns
+    # (every 2-6 ms) and, in launch mode, while it imports: stacks read while that happens end
+    # in an <unreadable> mark, and must stay rare.
+    t.check(marked <= max(5, len(profile["samples"]) // 20),
             "%d of %d samples end in <unreadable>" % (marked, len(profile["samples"])))
 
 
