@@ -100,7 +100,7 @@ def aprof_busy_share(doc, tid):
         total += w
         py = [i for i in stack if is_python(frames[i])]
         leaf = frames[py[-1]]["name"] if py else ""
-        if leaf.startswith("<unreadable"):
+        if any(frames[i]["name"] == "<unreadable>" for i in stack):
             marked += 1
         if leaf not in IDLE_LEAVES:
             busy += w
