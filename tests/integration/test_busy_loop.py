@@ -45,6 +45,13 @@ def record(t, fx, rate, seconds, mode, name):
     return doc, h.load_speedscope(t, out)
 
 
+# Stopping the target 4,000 times a second (--blocking, --native) doubles its busy share (stops
+# land in busy code and lengthen it) and aprof cannot keep up (about 2,000 samples a second): the
+# estimate has come out 3.6 points under to 1.9 over the loop's own clock in repeated runs.
+# docs/limits.md says so; the bound there is 5 points.
+STOPPING_4KHZ_POINTS = 0.05
+
+
 def check_share(t, fx, clock, rate, seconds, mode):
     summary, doc = record(t, fx, rate, seconds, mode, "%s-%d" % (mode, rate))
     start = float(summary["start_monotonic_s"])
@@ -60,7 +67,8 @@ def check_share(t, fx, clock, rate, seconds, mode):
     # the fixture must look like a busy service, or the test proves nothing
     t.check(0.08 <= truth <= 0.7, "%s: the loop is not busy the way the test needs" % what)
     t.check(steps and steps >= 2000, "%s: too few task steps" % what)
-    tol = max(SHARE_POINTS, 4 * loopshare.binomial_sigma(truth, n))
+    points = STOPPING_4KHZ_POINTS if mode != "default" and rate >= 4000 else SHARE_POINTS
+    tol = max(points, 4 * loopshare.binomial_sigma(truth, n))
     t.near(share, truth, tol, what)
     # the stall detector's view of the same loop: busy stretches between samples
     t.near(loopshare.loop_blocked_ratio(summary, fx.pid), truth, tol,
