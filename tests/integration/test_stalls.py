@@ -62,7 +62,9 @@ def check_stalls_against_truth(t, summary, truth):
             continue
         s = found[0]
         dur, unc = float(s["duration_s"]), float(s["uncertainty_s"])
-        t.check(0.5 / RATE <= unc <= MAX_UNCERTAINTY, "%s: uncertainty %.4f s" % (what, unc))
+        # (sample gaps are exponential around 1 / RATE, so a stall's two straddling gaps can
+        # both be short: the bound is only required to be positive and small)
+        t.check(0 < unc <= MAX_UNCERTAINTY, "%s: uncertainty %.4f s" % (what, unc))
         t.near(dur, b["duration"], unc + SLACK, "%s: duration" % what)
         if unc <= 2 / RATE * 1.05 and abs(dur - b["duration"]) > SPEC_TOLERANCE:
             outside_spec.append("%s: %.1f ms off (uncertainty %.1f ms)"
