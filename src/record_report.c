@@ -81,9 +81,14 @@ void record_report_print(const record_report *r, FILE *out)
     }
     if (n && total) {
         fprintf(out, "top functions by own time (all threads, %s):\n", r->cpu_only ? "cpu" : "wall");
-        for (size_t i = 0; i < n; i++)
-            fprintf(out, "  %5.1f%%  %8.3fs  %s (%s)\n", 100.0 * (double)top[i].self_ns / (double)total,
-                    seconds(top[i].self_ns), top[i].name, top[i].file);
+        for (size_t i = 0; i < n; i++) {
+            fprintf(out, "  %5.1f%%  %8.3fs  %s", 100.0 * (double)top[i].self_ns / (double)total,
+                    seconds(top[i].self_ns), top[i].name);
+            /* marks such as <unreadable> have no file */
+            if (top[i].file && *top[i].file)
+                fprintf(out, " (%s)", top[i].file);
+            fputc('\n', out);
+        }
     }
 
     if (r->async && async_record_active(r->async))
