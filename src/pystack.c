@@ -1002,7 +1002,11 @@ static aprof_thread_sample *read_again(pystack *ps, uint64_t tstate, size_t tsiz
         ps->prev_nkeys = t->nframes;
         memcpy(ps->prev_keys, ps->keys, t->nframes * sizeof(*ps->keys));
         uint32_t verified = ps->verified_in_chunk; /* vframes stay the first read's */
-        uint8_t state = t->state;                  /* ... and so does the run state */
+        uint8_t state = t->state;                  /* ... and so do the run state */
+        pid_t tid = t->tid;                        /* ... and the thread's identity (a thread */
+        uint64_t py_id = t->py_thread_id;          /* ending meanwhile reads as tid 0) */
+        const char *name = t->name;
+        bool is_main = t->is_main;
         out->nthreads--;
         ps->stats.retried++;
         ps->in_second_read = true;
@@ -1013,6 +1017,10 @@ static aprof_thread_sample *read_again(pystack *ps, uint64_t tstate, size_t tsiz
             return NULL;
         t = &out->threads[out->nthreads - 1];
         t->state = state;
+        t->tid = tid;
+        t->py_thread_id = py_id;
+        t->name = name;
+        t->is_main = is_main;
         /* A readable second read of a busy loop names the callback running a few microseconds
          * after the sampled moment: the stall detector may use that (step_probe_update), the
          * profile may not. An idle one says nothing: the first read found the loop busy. */
