@@ -18,11 +18,11 @@ static const char attach_usage[] =
     "Press ? for the keys, q to quit (the target keeps running). docs/tui.md\n"
     "\n"
     "  -p, --pid PID          process to attach to\n"
-    "  -r, --rate HZ          samples per second (default 1000)\n"
+    "  -r, --rate HZ          samples per second on average, at random moments (default 1000)\n"
     "  -n, --native           also native (C) frames, merged with the Python frames (stops the\n"
     "                         target briefly for each sample; docs/native.md)\n"
     "      --unwinder NAME    native unwinder: libunwind (default) or dw\n"
-    "  -b, --blocking         suspend the threads for each sample (exact stacks)\n"
+    "  -b, --blocking         suspend running threads for each sample (exact stacks)\n"
     "      --stall-threshold MS  a callback that keeps its event loop from polling this long\n"
     "                         is a stall (default 100)\n"
     "  -h, --help             this help\n";
