@@ -212,7 +212,8 @@ int native_stack_sample(native_stack *ns, aprof_sample *out, native_python_reade
     ns->fz.states = states;
     ns->fz.skip = skip_thread;
     ns->fz.skip_ud = ns;
-    bool frozen = freezer_stop(&ns->fz) >= 0;
+    int nfrozen = freezer_stop(&ns->fz);
+    bool frozen = nfrozen >= 0;
     if (!frozen && ns->fz.last_errno != ESRCH) { /* ESRCH: the target is exiting */
         ns->stats.freeze_failures++;
         ns->last_freeze_errno = ns->fz.last_errno;
@@ -264,8 +265,9 @@ int native_stack_sample(native_stack *ns, aprof_sample *out, native_python_reade
     }
     if (frozen) {
         /* Measured before the detach: a resumed thread may take our CPU right away, and the
-         * time we then wait for it is ours, not the target's. */
-        uint64_t stopped = cli_now_ns() - ns->fz.first_stop_ns;
+         * time we then wait for it is ours, not the target's. A sample that stopped nothing
+         * (every thread asleep) stopped the target for no time. */
+        uint64_t stopped = nfrozen > 0 ? cli_now_ns() - ns->fz.first_stop_ns : 0;
         freezer_resume(&ns->fz);
         ns->stats.stopped_ns_total += stopped;
         if (stopped > ns->stats.stopped_ns_max)
