@@ -55,9 +55,13 @@ int main(int argc, char **argv)
     }
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* as the sampler does */
     session s;
-    if (session_open(&s, pid, false) != 0)
+    aprof_error err = {0};
+    if (session_open(&s, pid, &err) != APROF_OK) {
+        fprintf(stderr, "%s\n", err.msg);
         return 1;
-    if (session_enable_native(&s, unw) != 0) {
+    }
+    if (session_enable_native(&s, unw, &err) != APROF_OK) {
+        fprintf(stderr, "%s\n", err.msg);
         session_close(&s);
         return 1;
     }
@@ -67,15 +71,15 @@ int main(int argc, char **argv)
     uint64_t *cost = malloc(cap * sizeof(*cost));
     uint64_t *stopped = malloc(cap * sizeof(*stopped));
     uint64_t *cpu = malloc(cap * sizeof(*cpu));
-    uint64_t frames = 0, stacks = 0, start = cli_now_ns(), end = start + (uint64_t)(secs * 1e9);
+    uint64_t frames = 0, stacks = 0, start = aprof_now_ns(), end = start + (uint64_t)(secs * 1e9);
     uint64_t now = start, next = start;
     uint64_t interval = rate > 0 ? (uint64_t)(1e9 / rate) : 0;
     while (cost && stopped && cpu && now < end && n < cap) {
         sample_reset(&smp);
         uint64_t before = s.native->stats.stopped_ns_total;
-        uint64_t t0 = cli_now_ns(), c0 = cpu_ns();
+        uint64_t t0 = aprof_now_ns(), c0 = cpu_ns();
         int rc = session_sample(&s, &smp);
-        now = cli_now_ns();
+        now = aprof_now_ns();
         if (rc < 0)
             break;
         cpu[n] = cpu_ns() - c0;
@@ -94,7 +98,7 @@ int main(int argc, char **argv)
                                       (long)((next - now) % 1000000000ull)};
                 nanosleep(&ts, NULL);
             }
-            now = cli_now_ns();
+            now = aprof_now_ns();
         }
     }
     /* The first samples load symbols and DWARF: report the steady state separately. */

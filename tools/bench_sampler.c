@@ -22,19 +22,22 @@ int main(int argc, char **argv)
     pid_t pid = (pid_t)atoi(argv[1]);
     double secs = atof(argv[2]);
     session s;
-    if (session_open(&s, pid, false) != 0)
+    aprof_error err = {0};
+    if (session_open(&s, pid, &err) != APROF_OK) {
+        fprintf(stderr, "%s\n", err.msg);
         return 1;
+    }
     aprof_sample smp;
     sample_init(&smp);
     size_t cap = 1 << 22, n = 0;
     uint64_t *cost = malloc(cap * sizeof(*cost));
-    uint64_t torn = 0, frames = 0, start = cli_now_ns(), end = start + (uint64_t)(secs * 1e9);
+    uint64_t torn = 0, frames = 0, start = aprof_now_ns(), end = start + (uint64_t)(secs * 1e9);
     uint64_t now = start;
     while (now < end && n < cap) {
         sample_reset(&smp);
-        uint64_t t0 = cli_now_ns();
+        uint64_t t0 = aprof_now_ns();
         int rc = session_sample(&s, &smp);
-        now = cli_now_ns();
+        now = aprof_now_ns();
         if (rc < 0)
             break;
         cost[n++] = now - t0;

@@ -31,13 +31,16 @@ int main(int argc, char **argv)
     if (n < 1)
         n = 1;
     session s;
-    if (session_open(&s, pid, false) != 0)
+    aprof_error err = {0};
+    if (session_open(&s, pid, &err) != APROF_OK) {
+        fprintf(stderr, "%s\n", err.msg);
         return 1;
+    }
     aprof_sample smp;
     sample_init(&smp);
     async_snapshot snap;
     async_snapshot_init(&snap);
-    asyncio_reader *r = asyncio_reader_new(&s);
+    asyncio_reader *r = session_asyncio_reader(&s);
     uint64_t *cost = malloc((size_t)n * sizeof(*cost));
     if (!r || !cost)
         return 1;
@@ -46,16 +49,16 @@ int main(int argc, char **argv)
     for (; done < n; done++) {
         if (fresh) {
             asyncio_reader_free(r);
-            r = asyncio_reader_new(&s);
+            r = session_asyncio_reader(&s);
             if (!r)
                 return 1;
         }
         sample_reset(&smp);
         if (session_sample(&s, &smp) < 0)
             break;
-        uint64_t sc0 = s.m.stats.syscalls, t0 = cli_now_ns();
+        uint64_t sc0 = s.m.stats.syscalls, t0 = aprof_now_ns();
         int rc = asyncio_snapshot(r, &smp, &snap);
-        uint64_t t1 = cli_now_ns();
+        uint64_t t1 = aprof_now_ns();
         if (rc < 0)
             break;
         cost[done] = t1 - t0;

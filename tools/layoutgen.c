@@ -1,4 +1,4 @@
-/* layoutgen: read struct layouts from DWARF, the source of truth for src/layouts.c.
+/* layoutgen: read struct layouts from DWARF, the source of truth for src/cpython/layouts.c.
  *
  *   layoutgen FILE PATH...                       print "PATH VALUE" for each path
  *   layoutgen --check MINOR LIBPYTHON ASYNCIO_SO compare layout_table with DWARF (exit 1 if any

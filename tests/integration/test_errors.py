@@ -1,4 +1,4 @@
-"""Every bad input: one stderr line "aprof: ..." and its documented exit code (src/exitcodes.h)."""
+"""Every bad input: one stderr line "aprof: ..." and its documented exit code (src/cli/exitcodes.h)."""
 import os
 import subprocess
 import sys

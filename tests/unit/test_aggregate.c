@@ -1,4 +1,4 @@
-/* Unit tests of the aggregator (src/aggregate.c) with synthetic samples. Expected values come
+/* Unit tests of the aggregator (src/analysis/aggregate.c) with synthetic samples. Expected values come
  * from a naive model kept by the test itself (stacks as strings, linear search), never from the
  * code under test. */
 #include <setjmp.h>

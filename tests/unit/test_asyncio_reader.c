@@ -125,12 +125,12 @@ static void check_target(const target *t)
     assert_true(pid > 0);
     unlink(truth);
     session s;
-    assert_int_equal(session_open(&s, pid, false), 0);
+    assert_int_equal(session_open(&s, pid, NULL), APROF_OK);
     aprof_sample smp;
     sample_init(&smp);
     async_snapshot snap;
     async_snapshot_init(&snap);
-    asyncio_reader *r = asyncio_reader_new(&s);
+    asyncio_reader *r = session_asyncio_reader(&s);
     assert_non_null(r);
 
     uint32_t first_ntasks = 0, first_nframes = 0;
@@ -250,8 +250,8 @@ static void test_no_asyncio(void **state)
     }
     unlink(flag);
     session s;
-    assert_int_equal(session_open(&s, pid, false), 0);
-    asyncio_reader *r = asyncio_reader_new(&s);
+    assert_int_equal(session_open(&s, pid, NULL), APROF_OK);
+    asyncio_reader *r = session_asyncio_reader(&s);
     async_snapshot snap;
     async_snapshot_init(&snap);
     assert_int_equal(asyncio_snapshot(r, NULL, &snap), 0);

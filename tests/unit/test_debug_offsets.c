@@ -1,4 +1,4 @@
-/* Tests of src/debug_offsets.c: _Py_DebugOffsets validation and layout override.
+/* Tests of src/cpython/debug_offsets.c: _Py_DebugOffsets validation and layout override.
  *
  * Ground truth: the first bytes of _PyRuntime read from a live pyenv CPython 3.13 process
  * (its own published offsets), the built-in 3.13 table, and the DWARF of libpython3.13 for

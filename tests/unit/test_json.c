@@ -1,4 +1,4 @@
-/* Unit tests of the streaming JSON writer (src/json.c): structure, escaping, invalid UTF-8,
+/* Unit tests of the streaming JSON writer (src/output/json.c): structure, escaping, invalid UTF-8,
  * numbers under a comma-decimal locale, stream errors. */
 #include <setjmp.h>
 #include <stdarg.h>

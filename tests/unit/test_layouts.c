@@ -1,4 +1,4 @@
-/* Checks of the per-version layout table (src/layouts.c).
+/* Checks of the per-version layout table (src/cpython/layouts.c).
  *
  * Three kinds of ground truth:
  *  - the DWARF of every pyenv CPython 3.10-3.13 on the machine, through `layoutgen --check`

@@ -1,4 +1,4 @@
-/* src/linetable.c against CPython itself.
+/* src/cpython/linetable.c against CPython itself.
  *
  * tools/gen_linetable_cases.py runs under every CPython 3.10-3.13 found on the machine (pyenv
  * versions and /usr/bin/python3.11) and records, for tens of thousands of code objects of its

@@ -1,4 +1,4 @@
-/* Unit tests of the native/Python stack merge (src/native_merge.c) on synthetic stacks.
+/* Unit tests of the native/Python stack merge (src/native/native_merge.c) on synthetic stacks.
  *
  * Hand-written cases pin the rules; a randomized test builds a true interleaved stack first
  * (native frames, evaluation calls each running a group of Python frames), derives from it what

@@ -1,4 +1,4 @@
-/* src/pyobj.c against live interpreters: for every CPython 3.10-3.13 under `pyenv root` and
+/* src/cpython/pyobj.c against live interpreters: for every CPython 3.10-3.13 under `pyenv root` and
  * Debian's /usr/bin/python3.11, start fixtures/objects_fixture.py, which prints the id() of many
  * objects and the values they hold (computed by the interpreter itself), read each object through
  * pyobj and compare. Then feed every function null, unaligned, unmapped, freed and garbage

@@ -1,4 +1,4 @@
-/* Unit tests of the TUI's view models (tui/tui_text.c, tui_profile.c, tui_tasks.c, tui_loops.c):
+/* Unit tests of the TUI's view models (src/tui/tui_text.c, tui_profile.c, tui_tasks.c, tui_loops.c):
  * text width and truncation, Top statistics and sorting, the call tree, the task tree, stalls
  * and loop lag. Expected values come from naive models kept by the test (stacks as arrays,
  * linear scans), never from the code under test. */

@@ -61,7 +61,7 @@ static void ws(jparser *j)
         j->p++;
 }
 
-/* Length of a valid UTF-8 sequence at s, 0 if invalid (own code, independent of src/json.c). */
+/* Length of a valid UTF-8 sequence at s, 0 if invalid (own code, independent of src/output/json.c). */
 static size_t utf8_len(const unsigned char *s, size_t n)
 {
     unsigned c = s[0];

@@ -1,0 +1,298 @@
+#include "record_report.h"
+
+#include "json.h"
+#include "outfile.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Summary JSON members "tasks" and "await_sites". */
+static void write_async_json(async_record *r, json_writer *w, size_t max_sites)
+{
+    const async_task_stats *st = async_record_task_stats(r);
+    json_key(w, "tasks");
+    json_begin_object(w);
+    json_kv_uint(w, "seen", st->seen);
+    json_kv_uint(w, "created", st->created);
+    json_kv_uint(w, "finished", st->finished);
+    json_kv_uint(w, "cancelled", st->cancelled);
+    json_kv_uint(w, "max_alive", st->max_alive);
+    json_kv_uint(w, "snapshots", async_record_snapshots(r));
+    json_end_object(w);
+    json_key(w, "await_sites");
+    json_begin_array(w);
+    size_t n = async_record_site_count(r);
+    for (size_t i = 0; i < n && i < max_sites; i++) {
+        const async_await_site *s = async_record_site_at(r, i);
+        json_begin_object(w);
+        json_kv_string(w, "function", s->frame.name);
+        json_kv_string(w, "file", s->frame.file);
+        json_kv_int(w, "line", s->frame.line);
+        json_key(w, "wait_s");
+        json_seconds_ns(w, s->wait_ns);
+        json_kv_uint(w, "waits", s->waits);
+        json_end_object(w);
+    }
+    json_end_array(w);
+}
+
+/* The stderr summary lines of asyncio. */
+static void print_async(async_record *r, FILE *out, size_t max_sites)
+{
+    const async_task_stats *st = async_record_task_stats(r);
+    fprintf(out, "asyncio: %llu tasks seen (%llu created, %llu finished, %llu cancelled), at most "
+            "%llu alive at once\n", (unsigned long long)st->seen, (unsigned long long)st->created,
+            (unsigned long long)st->finished, (unsigned long long)st->cancelled,
+            (unsigned long long)st->max_alive);
+    size_t n = async_record_site_count(r);
+    if (n)
+        fprintf(out, "where tasks waited longest (task-seconds, distinct waits):\n");
+    for (size_t i = 0; i < n && i < max_sites; i++) {
+        const async_await_site *s = async_record_site_at(r, i);
+        fprintf(out, "  %9.3fs  %6llu  %s (%s:%d)\n", (double)s->wait_ns / 1e9,
+                (unsigned long long)s->waits, s->frame.name, s->frame.file, (int)s->frame.line);
+    }
+}
+
+#define WORST_STALLS_SHOWN 5
+
+static double seconds(uint64_t ns)
+{
+    return (double)ns / 1e9;
+}
+
+static const char *impact_name(uint8_t impact)
+{
+    return impact == STALL_CRITICAL ? "critical" : "warning";
+}
+
+static const char *loop_kind_name(uint8_t kind)
+{
+    return kind == LOOP_NATIVE ? "uvloop" : "asyncio";
+}
+
+/* Indices of stalls, longest first. */
+static size_t *stalls_by_duration(const stall_detector *d, size_t *n)
+{
+    *n = d ? stall_count(d) : 0;
+    size_t *idx = malloc((*n ? *n : 1) * sizeof(*idx));
+    if (!idx) {
+        *n = 0;
+        return NULL;
+    }
+    for (size_t i = 0; i < *n; i++)
+        idx[i] = i;
+    for (size_t i = 1; i < *n; i++) { /* insertion sort: stall lists are short */
+        size_t k = idx[i], j = i;
+        uint64_t dk = stall_at(d, k)->end_ns - stall_at(d, k)->start_ns;
+        while (j > 0) {
+            const stall_event *p = stall_at(d, idx[j - 1]);
+            if (p->end_ns - p->start_ns >= dk)
+                break;
+            idx[j] = idx[j - 1];
+            j--;
+        }
+        idx[j] = k;
+    }
+    return idx;
+}
+
+void record_report_print(const record_report *r, FILE *out)
+{
+    const sampler_stats *st = r->st;
+    double dur = seconds(st->t_end_ns - st->t_start_ns);
+    fprintf(out, "aprof: %llu samples in %.2f s (%.1f Hz), %zu threads; %llu stacks marked "
+            "<unreadable> (%.1f%%), %llu dropped, %llu errors", (unsigned long long)st->samples,
+            dur, dur > 0 ? (double)st->samples / dur : 0.0, agg_profile_count(r->a),
+            (unsigned long long)r->marked,
+            r->thread_samples ? 100.0 * (double)r->marked / (double)r->thread_samples : 0.0,
+            (unsigned long long)r->torn, (unsigned long long)st->errors);
+    if (r->cpu_only)
+        fprintf(out, ", %llu idle thread samples skipped (cpu mode)",
+                (unsigned long long)r->not_running);
+    if (st->samples)
+        fprintf(out, "; %.1f us per sample", (double)st->cost_ns_total / 1e3 / (double)st->samples);
+    fputc('\n', out);
+    if (r->native)
+        native_report_print(r->native, out);
+    if (r->out_path)
+        fprintf(out, "aprof: wrote %s (%s)\n", r->out_path, r->format);
+
+    agg_top_entry top[10];
+    size_t n = agg_top_functions(r->a, top, 10);
+    uint64_t total = 0;
+    for (size_t i = 0; i < agg_profile_count(r->a); i++) {
+        const agg_profile *p = agg_profile_at(r->a, i);
+        if (p->tid)
+            total += p->total_ns;
+    }
+    if (n && total) {
+        fprintf(out, "top functions by own time (all threads, %s):\n", r->cpu_only ? "cpu" : "wall");
+        for (size_t i = 0; i < n; i++) {
+            fprintf(out, "  %5.1f%%  %8.3fs  %s", 100.0 * (double)top[i].self_ns / (double)total,
+                    seconds(top[i].self_ns), top[i].name);
+            /* marks such as <unreadable> have no file */
+            if (top[i].file && *top[i].file)
+                fprintf(out, " (%s)", top[i].file);
+            fputc('\n', out);
+        }
+    }
+
+    if (r->async && async_record_active(r->async))
+        print_async(r->async, out, 5);
+    if (!r->stalls)
+        return;
+    for (size_t i = 0; i < stall_loop_count(r->stalls); i++) {
+        loop_lag lag;
+        stall_loop_lag(r->stalls, i, &lag);
+        fprintf(out, "event loop in thread %d \"%s\" (%s): busy %.1f%% of the time, %llu busy "
+                "stretches, lag p50 %.1f ms, p99 %.1f ms, max %.1f ms; %llu stalls >= %.0f ms\n",
+                (int)lag.tid, lag.thread_name ? lag.thread_name : "?", loop_kind_name(lag.kind),
+                100 * lag.blocked_ratio, (unsigned long long)lag.count, lag.p50_s * 1e3,
+                lag.p99_s * 1e3, lag.max_s * 1e3, (unsigned long long)lag.stalls,
+                r->stall_threshold_s * 1e3);
+    }
+    size_t ns;
+    size_t *idx = stalls_by_duration(r->stalls, &ns);
+    if (ns)
+        fprintf(out, "worst event loop stalls:\n");
+    for (size_t i = 0; i < ns && i < WORST_STALLS_SHOWN; i++) {
+        const stall_event *e = stall_at(r->stalls, idx[i]);
+        fprintf(out, "  %s%7.1f ms  %-8s  at %7.3f s  %s %s: %s (%s:%d)\n",
+                e->clipped ? ">=" : "  ", seconds(e->end_ns - e->start_ns) * 1e3,
+                impact_name(e->impact),
+                seconds(e->start_ns - st->t_start_ns), e->task ? "task" : "callback",
+                e->task ? e->task : (e->callback ? e->callback : "?"), e->culprit.name,
+                e->culprit.file, (int)e->culprit.line);
+    }
+    free(idx);
+}
+
+static void frame_object(json_writer *w, const aprof_frame *f)
+{
+    json_begin_object(w);
+    json_kv_string(w, "function", f->name);
+    json_kv_string(w, "file", f->file);
+    json_kv_int(w, "line", f->line);
+    json_end_object(w);
+}
+
+static void write_stalls(json_writer *w, const record_report *r)
+{
+    json_key(w, "stalls");
+    json_begin_array(w);
+    for (size_t i = 0; r->stalls && i < stall_count(r->stalls); i++) {
+        const stall_event *e = stall_at(r->stalls, i);
+        json_begin_object(w);
+        json_key(w, "start_s");
+        json_seconds_ns(w, e->start_ns - r->st->t_start_ns);
+        json_key(w, "start_monotonic_s");
+        json_seconds_ns(w, e->start_ns);
+        json_key(w, "duration_s");
+        json_seconds_ns(w, e->end_ns - e->start_ns);
+        json_key(w, "uncertainty_s");
+        json_seconds_ns(w, e->uncertainty_ns);
+        json_kv_int(w, "thread", e->tid);
+        json_kv_string(w, "thread_name", e->thread_name);
+        json_kv_string(w, "loop", loop_kind_name(e->loop));
+        if (e->task)
+            json_kv_string(w, "task", e->task);
+        if (e->callback)
+            json_kv_string(w, "callback", e->callback);
+        json_kv_string(w, "impact", impact_name(e->impact));
+        json_key(w, "clipped");
+        json_bool(w, e->clipped);
+        json_kv_uint(w, "samples", e->samples);
+        json_key(w, "culprit");
+        frame_object(w, &e->culprit);
+        json_key(w, "stack");
+        json_begin_array(w);
+        for (uint32_t k = 0; k < e->nstack; k++)
+            frame_object(w, &e->stack[k]);
+        json_end_array(w);
+        json_end_object(w);
+    }
+    json_end_array(w);
+}
+
+static void write_loops(json_writer *w, const record_report *r)
+{
+    json_key(w, "loops");
+    json_begin_array(w);
+    for (size_t i = 0; r->stalls && i < stall_loop_count(r->stalls); i++) {
+        loop_lag lag;
+        stall_loop_lag(r->stalls, i, &lag);
+        json_begin_object(w);
+        json_kv_int(w, "thread", lag.tid);
+        json_kv_string(w, "thread_name", lag.thread_name);
+        json_kv_string(w, "kind", loop_kind_name(lag.kind));
+        json_key(w, "loop_lag");
+        json_begin_object(w);
+        json_kv_uint(w, "count", lag.count);
+        const char *keys[] = {"min_s", "mean_s", "p50_s", "p95_s", "p99_s", "max_s", "blocked_ratio"};
+        double vals[] = {lag.min_s, lag.mean_s, lag.p50_s, lag.p95_s, lag.p99_s, lag.max_s,
+                         lag.blocked_ratio};
+        for (size_t k = 0; k < sizeof(vals) / sizeof(vals[0]); k++) {
+            json_key(w, keys[k]);
+            json_double(w, vals[k]);
+        }
+        json_end_object(w);
+        json_kv_uint(w, "stalls", lag.stalls);
+        json_end_object(w);
+    }
+    json_end_array(w);
+}
+
+int record_report_write_json(const record_report *r, const char *path)
+{
+    outfile of;
+    if (outfile_open(&of, path) != 0)
+        return -1;
+    const sampler_stats *st = r->st;
+    json_writer w;
+    json_init(&w, outfile_stream(&of));
+    uint64_t dur = st->t_end_ns - st->t_start_ns;
+    json_begin_object(&w);
+    json_key(&w, "target");
+    json_begin_object(&w);
+    json_kv_int(&w, "pid", r->s->pid);
+    json_kv_string(&w, "command", r->s->cmdline);
+    json_kv_string(&w, "python_version", r->s->rt.version);
+    json_end_object(&w);
+    json_key(&w, "start_monotonic_s");
+    json_seconds_ns(&w, st->t_start_ns);
+    json_key(&w, "duration_s");
+    json_seconds_ns(&w, dur);
+    json_kv_uint(&w, "samples", st->samples);
+    json_key(&w, "rate_hz");
+    json_double(&w, dur ? (double)st->samples / seconds(dur) : 0.0);
+    json_key(&w, "requested_rate_hz");
+    json_double(&w, r->requested_rate);
+    json_kv_uint(&w, "thread_samples", r->thread_samples);
+    json_kv_uint(&w, "marked", r->marked);
+    json_key(&w, "dropped");
+    json_begin_object(&w);
+    json_kv_uint(&w, "torn", r->torn);
+    json_kv_uint(&w, "errors", st->errors);
+    json_kv_uint(&w, "not_running", r->not_running);
+    json_end_object(&w);
+    if (r->native)
+        native_report_json(r->native, &w);
+    if (r->async && async_record_active(r->async))
+        write_async_json(r->async, &w, 100);
+    if (r->stalls) {
+        json_key(&w, "stall_threshold_s");
+        json_double(&w, r->stall_threshold_s);
+        write_stalls(&w, r);
+        write_loops(&w, r);
+    }
+    json_end_object(&w);
+    if (json_finish(&w) != 0 || fputc('\n', outfile_stream(&of)) == EOF) {
+        int e = errno;
+        outfile_abort(&of);
+        errno = e;
+        return -1;
+    }
+    return outfile_commit(&of);
+}

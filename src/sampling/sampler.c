@@ -1,0 +1,245 @@
+#include "sampler.h"
+
+#include "clock.h"
+#include "stop.h"
+#include "freezer.h"
+#include "native_stack.h"
+
+#include <errno.h>
+#include <math.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CONSECUTIVE_ERRORS 50
+#define CODECACHE_REVALIDATE_NS 250000000ull
+#define MAX_WEIGHT_INTERVALS 4
+
+/* Sample times form a Poisson process: the gaps between them are drawn from an exponential
+ * distribution whose mean is the period asked for. Two reasons:
+ *  - nothing periodic in the target can lock in phase with them (an event loop whose timers
+ *    fire every millisecond would otherwise always be caught at the same point of its cycle);
+ *  - Poisson arrivals see time averages (PASTA): the states they find are distributed as the
+ *    target's states over time, even when sampling disturbs the target. A stopped event loop
+ *    has work waiting when it is let go and runs busy for a while; samples drawn a fixed-ish
+ *    time after the last one would always look past that spell, Poisson samples see it as often
+ *    as it happens.
+ * So each sample stands for the mean free-running time between samples (not the gap before
+ * it, which depends on what the target did), plus the time it took itself: threads stopped for
+ * it stay in the state it shows until they are let go. */
+typedef struct jitter {
+    uint64_t state;
+} jitter;
+
+static uint64_t jitter_next(jitter *j)
+{
+    /* xorshift64*: plenty for spreading sample times */
+    j->state ^= j->state >> 12;
+    j->state ^= j->state << 25;
+    j->state ^= j->state >> 27;
+    return j->state * 0x2545f4914f6cdd1dull;
+}
+
+#define MAX_GAP_PERIODS 20.0 /* e^-20: a cap that changes nothing but rules out a lost minute */
+
+static uint64_t exp_gap(jitter *j, uint64_t mean)
+{
+    /* 53 random bits -> (0, 1] */
+    double u = (double)((jitter_next(j) >> 11) + 1) * (1.0 / 9007199254740992.0);
+    double g = -log(u);
+    if (g > MAX_GAP_PERIODS)
+        g = MAX_GAP_PERIODS;
+    uint64_t d = (uint64_t)(g * (double)mean);
+    return d ? d : 1;
+}
+
+/* The sampler sleeps and takes each sample under real-time scheduling (SCHED_FIFO, lowest
+ * priority) when it may, and drops to normal scheduling for the rest (aggregation, task
+ * snapshots). Why: when a busy target thread runs on the CPU the sampler wakes up on, the normal
+ * scheduler lets it run on until it blocks, and the sample lands when the target is idle: an
+ * event loop sharing a CPU with aprof was seen 96% idle at the sampled moments while 76% idle by
+ * its own clock. Waking as a real-time thread preempts it at once. */
+static bool realtime(bool on)
+{
+    struct sched_param sp = {.sched_priority = on ? 1 : 0};
+    return sched_setscheduler(0, on ? SCHED_FIFO | SCHED_RESET_ON_FORK : SCHED_OTHER, &sp) == 0;
+}
+
+static bool skip_sleeper(void *ud, pid_t tid)
+{
+    char c = proc_thread_state(ud, tid);
+    return c == 'S' || c == 'D';
+}
+
+typedef struct rt_state {
+    bool allowed, on;
+} rt_state;
+
+/* Back to normal scheduling once the sample's moment is fixed: non-blocking reads are done, or
+ * (--blocking, --native) every thread has been sent its interrupt. A thread that shares our CPU
+ * was preempted by us and cannot move before it stops, and it must be let run to reach the
+ * stop, which a real-time waiter would not do. */
+static void leave_realtime(void *ud)
+{
+    rt_state *rt = ud;
+    if (rt->on)
+        realtime(false);
+    rt->on = false;
+}
+
+static void sleep_until(uint64_t deadline_ns)
+{
+    struct timespec ts = {(time_t)(deadline_ns / 1000000000ull), (long)(deadline_ns % 1000000000ull)};
+    /* EINTR (a stop signal) returns early: the loop checks aprof_stop_requested. */
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+}
+
+static bool reap_child(pid_t child, sampler_stats *st)
+{
+    int status;
+    pid_t r = waitpid(child, &status, WNOHANG);
+    /* A traced child (--blocking, --native) also reports ptrace stops here: not an exit. */
+    if (r == child && (WIFEXITED(status) || WIFSIGNALED(status))) {
+        st->child_reaped = true;
+        st->child_status = status;
+        return true;
+    }
+    return false;
+}
+
+int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, void *ud,
+                sampler_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    /* The default 50 us timer slack would smear a 1 kHz schedule; ask for precise wakeups. */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    uint64_t interval = (uint64_t)(1e9 / o->rate_hz);
+    if (interval == 0)
+        interval = 1;
+    freezer fz;
+    freezer_init(&fz, s->pid);
+    aprof_sample smp;
+    sample_init(&smp);
+    uint64_t start = aprof_now_ns();
+    uint64_t end = o->duration_s > 0 ? start + (uint64_t)(o->duration_s * 1e9) : UINT64_MAX;
+    uint64_t next = start, last_progress = 0, last_revalidate = start, credited = 0;
+    uint64_t prev_end = 0, free_total = 0, nfree = 0;
+    /* Threads are stopped for a sample (--blocking, --native): they stay in the state it shows
+     * until let go, so the sample's own time is theirs. Otherwise the target ran on meanwhile,
+     * and that time is free-running time like any other. */
+    bool stopping = o->blocking || s->native;
+    jitter jit = {start ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull};
+    /* --blocking stops only threads that are running: one asleep in a system call cannot
+     * change its stack before it wakes (and if it wakes during the read, the read's own checks
+     * see it), and stopping it would end its wait early: an event loop's epoll_wait, retried
+     * with its timeout rounded up to a whole millisecond, would then idle longer each time it
+     * is sampled, and a sampler at 1 kHz would keep it idle. */
+    fz.skip = skip_sleeper;
+    fz.skip_ud = s->stat;
+    st->realtime = realtime(true);
+    rt_state rt = {st->realtime, st->realtime};
+    fz.on_interrupted = leave_realtime;
+    fz.on_interrupted_ud = &rt;
+    if (s->native) {
+        s->native->fz.on_interrupted = leave_realtime;
+        s->native->fz.on_interrupted_ud = &rt;
+    }
+    int consecutive_errors = 0;
+    st->t_start_ns = start;
+    while (!aprof_stop_requested) {
+        uint64_t t0 = aprof_now_ns();
+        if (t0 >= end)
+            break;
+        st->ticks++;
+        sample_reset(&smp);
+        bool frozen = false;
+        if (o->blocking && !s->native) { /* --native stops the target itself */
+            frozen = freezer_stop(&fz) >= 0;
+            if (!frozen && fz.last_errno != ESRCH && !st->freeze_errno)
+                st->freeze_errno = fz.last_errno;
+        }
+        int n = session_sample(s, &smp);
+        int read_errno = errno;
+        if (frozen)
+            freezer_resume(&fz);
+        uint64_t t1 = aprof_now_ns();
+        leave_realtime(&rt);
+        if (n < 0) {
+            /* A failed read of a process that is exiting is the end, not an error. */
+            if (read_errno == ESRCH || !proc_alive(s->pid)) {
+                st->target_exited = true;
+                break;
+            }
+            st->errors++;
+            if (++consecutive_errors > MAX_CONSECUTIVE_ERRORS)
+                break;
+        } else {
+            consecutive_errors = 0;
+            smp.t_ns = t0;
+            /* The mean free-running time between samples so far, plus this sample's own time
+             * when threads were stopped for it (see exp_gap), the latter capped: a read held
+             * up for long (aprof starved of CPU) is no evidence that the target sat in this
+             * state all along. The mean, not this sample's own gap: how long the target ran
+             * free before a sample is not independent of the state it is then found in. */
+            free_total += prev_end ? t0 - prev_end : interval;
+            nfree++;
+            uint64_t own = 0;
+            if (stopping) {
+                own = t1 - t0 > MAX_WEIGHT_INTERVALS * interval ? MAX_WEIGHT_INTERVALS * interval
+                                                                : t1 - t0;
+            }
+            smp.weight_ns = free_total / nfree + own;
+            credited += smp.weight_ns;
+            prev_end = stopping ? t1 : t0;
+            smp.cost_ns = (uint32_t)(t1 - t0 > UINT32_MAX ? UINT32_MAX : t1 - t0);
+            st->cost_ns_total += t1 - t0;
+            st->samples++;
+            if (!consume(ud, &smp, st))
+                break;
+        }
+        if (o->child && reap_child(o->child, st)) {
+            st->target_exited = true;
+            break;
+        }
+        if (t1 - last_revalidate >= CODECACHE_REVALIDATE_NS) {
+            codecache_revalidate(s->ps.cc, &s->m);
+            session_prune_threads(s);
+            last_revalidate = t1;
+        }
+        if (o->progress && t1 - last_progress >= 250000000ull) {
+            o->progress(o->progress_ud, st, t1, false);
+            last_progress = t1;
+        }
+        next += exp_gap(&jit, interval);
+        if (rt.allowed && !rt.on)
+            rt.on = realtime(true);
+        uint64_t now = aprof_now_ns();
+        if (next < now) {
+            /* The sample time passed while aprof was busy: start the draw again from now
+             * (a Poisson process has no memory). Sampling at once instead would catch the
+             * target just after it was let go, when a stopped event loop works off what
+             * piled up: a rate aprof cannot keep up with would then overstate busy time. */
+            st->late++;
+            next = now + exp_gap(&jit, interval);
+        }
+        if (next > now) {
+            sleep_until(next < end ? next : end);
+        }
+    }
+    leave_realtime(&rt);
+    if (s->native)
+        s->native->fz.on_interrupted = NULL;
+    st->t_end_ns = aprof_now_ns();
+    /* Time no sample stands for: aprof did not get to sample as often as asked (starved of
+     * CPU, or the asked rate is more than it can take). */
+    uint64_t wall = st->t_end_ns - st->t_start_ns;
+    st->unaccounted_ns = wall > credited ? wall - credited : 0;
+    if (o->progress)
+        o->progress(o->progress_ud, st, st->t_end_ns, true);
+    sample_free(&smp);
+    freezer_free(&fz);
+    return 0;
+}

@@ -1,0 +1,179 @@
+#include "session.h"
+
+#include "clock.h"
+#include "native_stack.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+aprof_status session_status_of(pyrt_status st)
+{
+    switch (st) {
+    case PYRT_OK: return APROF_OK;
+    case PYRT_NO_PROCESS: return APROF_E_NO_PROCESS;
+    case PYRT_PERMISSION: return APROF_E_PERMISSION;
+    case PYRT_NOT_PYTHON: return APROF_E_NOT_PYTHON;
+    case PYRT_NOT_READY: return APROF_E_NOT_READY;
+    case PYRT_UNSUPPORTED: return APROF_E_UNSUPPORTED;
+    case PYRT_INTERNAL: break;
+    }
+    return APROF_E_INTERNAL;
+}
+
+aprof_status session_open(session *s, pid_t pid, aprof_error *err)
+{
+    memset(s, 0, sizeof(*s));
+    s->pid = pid;
+    char msg[512];
+    pyrt_status st = pyruntime_locate(pid, &s->rt, msg, sizeof(msg));
+    if (st == PYRT_PERMISSION)
+        return aprof_error_set(err, APROF_E_PERMISSION,
+                               "%s: run aprof as root or the target's user with CAP_SYS_PTRACE, "
+                               "and check kernel.yama.ptrace_scope (docs/troubleshooting.md)", msg);
+    if (st != PYRT_OK)
+        return aprof_error_set(err, session_status_of(st), "%s", msg);
+    if (mem_init(&s->m, pid) != 0)
+        return aprof_error_set(err, APROF_E_INTERNAL, "out of memory");
+    s->st = strtab_new();
+    s->stat = proc_stat_cache_new(pid);
+    if (!s->st || !s->stat || pystack_init(&s->ps, &s->rt, &s->m, s->st) != 0) {
+        session_close(s);
+        return aprof_error_set(err, APROF_E_INTERNAL, "out of memory");
+    }
+    s->names = threadnames_new(pid, &s->m, &s->rt.layout, s->st,
+                               pyruntime_first_interp(&s->rt, &s->m));
+    if (!s->names) {
+        session_close(s);
+        return aprof_error_set(err, APROF_E_INTERNAL, "out of memory");
+    }
+    s->ps.names.lookup = threadnames_lookup;
+    s->ps.names.ud = s->names;
+    proc_cmdline(pid, s->cmdline, sizeof(s->cmdline));
+    return APROF_OK;
+}
+
+void session_close(session *s)
+{
+    native_stack_close(s->native);
+    pystack_free(&s->ps);
+    threadnames_free(s->names);
+    proc_stat_cache_free(s->stat);
+    strtab_free(s->st);
+    mem_free(&s->m);
+    memset(s, 0, sizeof(*s));
+}
+
+static bool is_poll_syscall(long nr)
+{
+    /* x86-64: poll, select, pselect6, ppoll, epoll_wait, epoll_pwait, epoll_pwait2 */
+    return nr == 7 || nr == 23 || nr == 270 || nr == 271 || nr == 232 || nr == 281 || nr == 441;
+}
+
+/* A loop thread is idle when it is back in its selector. For loops written in C, like uvloop,
+ * the kernel (a poll syscall) is the only witness. */
+static void classify_loop_thread(session *s, aprof_thread_sample *t)
+{
+    long nr = proc_thread_syscall_cached(s->stat, t->tid);
+    t->syscall = (int32_t)nr;
+    /* Polling = in the selector's select() (Python view; this includes a non-blocking poll
+     * between two busy iterations), or blocked in a poll syscall while no callback runs (a poll
+     * made by a callback itself is blocking, not idling). */
+    /* For asyncio's own loop the Python view is conclusive, and the kernel's is read after the
+     * stack: a loop busy in its own code when its stack was read may be back in epoll_wait by
+     * then, and would be counted idle. Loops in C have only the kernel's. */
+    if (t->loop == LOOP_NATIVE && nr >= 0 && is_poll_syscall(nr) && t->callback_frame < 0)
+        t->loop_idle = 1;
+    if (t->loop_idle) {
+        t->callback_frame = -1;
+        t->callback_id = 0;
+    }
+}
+
+asyncio_reader *session_asyncio_reader(session *s)
+{
+    asyncio_target t = {.pid = s->pid, .m = &s->m, .rt = &s->rt, .st = s->st, .cc = s->ps.cc};
+    return asyncio_reader_new(&t);
+}
+
+aprof_status session_enable_native(session *s, const char *unwinder_name, aprof_error *err)
+{
+    unwinder_kind kind;
+    if (!unwinder_parse_kind(unwinder_name, &kind))
+        return aprof_error_set(err, APROF_E_USAGE, "--unwinder: '%s' is not one of libunwind, dw",
+                               unwinder_name);
+    int e = native_stack_open(&s->native, s->pid, s->st, kind);
+    if (e == EPERM || e == EACCES)
+        return aprof_error_set(
+            err, APROF_E_PERMISSION,
+            "--native needs to stop process %d with ptrace, which is not permitted (%s): run "
+            "aprof as root or as the target's user with CAP_SYS_PTRACE, make sure no debugger is "
+            "attached to it, and check kernel.yama.ptrace_scope (docs/troubleshooting.md)",
+            (int)s->pid, strerror(e));
+    if (e == ESRCH)
+        return aprof_error_set(err, APROF_E_NO_PROCESS, "process %d exited", (int)s->pid);
+    if (e != 0)
+        return aprof_error_set(err, APROF_E_INTERNAL,
+                               "cannot prepare native unwinding of process %d: %s", (int)s->pid,
+                               strerror(e));
+    s->ps.want_gil = true;
+    s->want_state = true;
+    return APROF_OK;
+}
+
+aprof_status session_enable_marks(session *s, aprof_error *err)
+{
+    if (threadstate_marks_init(&s->marks, s->st) != 0)
+        return aprof_error_set(err, APROF_E_INTERNAL, "out of memory");
+    s->mark_state = true;
+    s->ps.want_gil = true;
+    s->want_state = true;
+    return APROF_OK;
+}
+
+static char read_state(void *ud, pid_t tid)
+{
+    return proc_thread_state(ud, tid);
+}
+
+static int read_python(void *ud, aprof_sample *out)
+{
+    session *s = ud;
+    /* --native reads run states itself, right before stopping each thread */
+    s->ps.states.read = s->want_state && !s->native ? read_state : NULL;
+    s->ps.states.ud = s->stat;
+    return pystack_sample(&s->ps, out, aprof_now_ns());
+}
+
+void session_prune_threads(session *s)
+{
+    enum { MAX_TIDS = 8192 };
+    pid_t *tids = malloc(MAX_TIDS * sizeof(*tids));
+    if (!tids)
+        return;
+    int n = proc_list_threads(s->pid, tids, MAX_TIDS);
+    if (n >= 0 && n <= MAX_TIDS)
+        proc_stat_cache_prune(s->stat, tids, (size_t)n);
+    free(tids);
+}
+
+int session_sample(session *s, aprof_sample *out)
+{
+    /* --native reads run states itself, right before stopping each thread: read afterwards,
+     * every thread would look runnable (it was just resumed). */
+    int n = s->native ? native_stack_sample(s->native, out, read_python, s,
+                                            s->want_state ? s->stat : NULL)
+                      : read_python(s, out);
+    if (n < 0)
+        return -1;
+    for (uint32_t i = 0; i < out->nthreads; i++) {
+        aprof_thread_sample *t = &out->threads[i];
+        if (t->loop != LOOP_NONE && !(t->flags & TSF_TORN))
+            classify_loop_thread(s, t);
+        if (s->mark_state)
+            threadstate_prepend_mark(&s->marks, t);
+    }
+    return n;
+}

@@ -1,0 +1,21 @@
+/* The interactive full-screen view of `aprof attach` (docs/tui.md). */
+#ifndef APROF_TUI_H
+#define APROF_TUI_H
+
+#include "session.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct tui_options {
+    double rate_hz;
+    uint64_t stall_threshold_ns;
+    bool native;      /* shown in the header; the session is already set up for it */
+    bool blocking;
+} tui_options;
+
+/* Run the TUI on an open session until the user quits (q, Ctrl-C, SIGTERM). Sampling runs in a
+ * background thread. Returns the exit code. The terminal is restored in every case. */
+aprof_status tui_run(session *s, const tui_options *o, aprof_error *err);
+
+#endif
