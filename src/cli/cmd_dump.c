@@ -6,11 +6,10 @@
 #include "freezer.h"
 #include "json.h"
 #include "loop_watch.h"
+#include "options.h"
 #include "session.h"
-#include "unwinder.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,17 +20,7 @@ static const char dump_usage[] =
     "Print every thread of a running CPython process with its Python stack, innermost frame\n"
     "first (--json: outermost first), then every asyncio task of every event loop as a tree\n"
     "of who awaits whom, with each task's coroutine stack (docs/asyncio.md).\n"
-    "\n"
-    "  -p, --pid PID    process to inspect\n"
-    "  -j, --json       machine-readable output (docs/formats.md)\n"
-    "  -b, --blocking   suspend the target's threads while reading (exact, but pauses it)\n"
-    "  -A, --no-async   leave out the asyncio tasks\n"
-    "  -n, --native     also the native (C) frames, merged in call order (stops the target\n"
-    "                   briefly with ptrace; docs/native.md)\n"
-    "      --unwinder U libunwind (default) or dw\n"
-    "      --watch MS   a busy event loop is watched this long (default 100; 0: not at all)\n"
-    "                   to tell how long it stays busy\n"
-    "  -h, --help       this help\n";
+    "\n";
 
 static const char *state_name(uint8_t st)
 {
@@ -213,49 +202,31 @@ static int take_clean_sample(session *s, aprof_sample *smp, bool blocking, freez
 
 int cmd_dump(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"pid", required_argument, NULL, 'p'}, {"json", no_argument, NULL, 'j'},
-        {"blocking", no_argument, NULL, 'b'},  {"no-async", no_argument, NULL, 'A'},
-        {"native", no_argument, NULL, 'n'},    {"unwinder", required_argument, NULL, 'U'},
-        {"help", no_argument, NULL, 'h'},      {"watch", required_argument, NULL, 'W'},
-        {NULL, 0, NULL, 0},
-    };
     bool native = false;
     const char *unwinder_name = "libunwind";
-    unwinder_kind unwinder_checked;
     pid_t pid = 0;
     bool json = false, blocking = false, with_async = true;
     double watch_ms = 100;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+p:jbAnU:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'p':
-            if (!cli_parse_pid(optarg, &pid))
-                return cli_fail(EXIT_USAGE, "--pid: '%s' is not a process id", optarg);
-            break;
-        case 'j': json = true; break;
-        case 'b': blocking = true; break;
-        case 'A': with_async = false; break;
-        case 'n': native = true; break;
-        case 'U':
-            if (!unwinder_parse_kind(optarg, &unwinder_checked))
-                return cli_fail(EXIT_USAGE, "--unwinder: '%s' is not one of libunwind, dw", optarg);
-            unwinder_name = optarg;
-            break;
-        case 'W':
-            if (!cli_parse_double(optarg, 0, 60000, &watch_ms))
-                return cli_fail(EXIT_USAGE, "--watch: '%s' is not a number of milliseconds (0-60000)", optarg);
-            break;
-        case 'h': fputs(dump_usage, stdout); return EXIT_OK;
-        default:
-            return cli_fail(EXIT_USAGE, "dump: unknown or incomplete option '%s' (see aprof dump --help)",
-                            argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_fail(EXIT_USAGE, "dump: unexpected argument '%s'", argv[optind]);
+    const cli_option opts[] = {
+        CLI_OPT_PID(&pid, "process to inspect"),
+        {.name = "json", .short_name = 'j', .kind = OPT_FLAG, .dest = &json,
+         .help = "machine-readable output (docs/formats.md)"},
+        CLI_OPT_BLOCKING(&blocking,
+                         "suspend the target's threads while reading (exact, but pauses it)"),
+        CLI_OPT_NO_ASYNC(&with_async, "leave out the asyncio tasks"),
+        CLI_OPT_NATIVE(&native),
+        CLI_OPT_UNWINDER(&unwinder_name),
+        {.name = "watch", .arg = "MS", .kind = OPT_DOUBLE, .dest = &watch_ms, .min = 0,
+         .max = 60000,
+         .help = "a busy event loop is watched this long (default 100; 0: not at all)\n"
+                 "to tell how long it stays busy",
+         .invalid = "is not a number of milliseconds (0-60000)"},
+    };
+    const cli_command c = {"dump", dump_usage, opts, sizeof(opts) / sizeof(opts[0]), NULL, false};
+    int first;
+    int rc = cli_options_parse(&c, argc, argv, &first);
+    if (rc >= 0)
+        return rc;
     if (!pid)
         return cli_fail(EXIT_USAGE, "dump: --pid is required (see aprof dump --help)");
 

@@ -6,6 +6,7 @@
 #include "json.h"
 #include "launch.h"
 #include "native_report.h"
+#include "options.h"
 #include "outfile.h"
 #include "record_report.h"
 #include "sampler.h"
@@ -16,7 +17,6 @@
 #include "writers.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,38 +29,17 @@ static const char record_usage[] =
     "\n"
     "Sample a CPython process until --duration ends, the target exits, or Ctrl-C, then write\n"
     "the profile and print a summary.\n"
-    "\n"
-    "  -p, --pid PID          attach to a running process\n"
-    "  -o, --output FILE      output file (default aprof-PID.json, or .txt for collapsed;\n"
-    "                         '-' for standard output)\n"
-    "  -f, --format FMT       speedscope (default) or collapsed (folded stacks)\n"
-    "  -r, --rate HZ          samples per second on average, at random moments (default 1000)\n"
-    "  -d, --duration SECS    stop after this long (default: until the target exits or Ctrl-C)\n"
-    "  -m, --mode MODE        wall (default): every sample; cpu: only samples of threads that\n"
-    "                         were running on a CPU (per /proc)\n"
-    "  -t, --threads SPEC     only these threads: comma-separated tids, thread names, or 'main'\n"
-    "  -b, --blocking         suspend running threads for each sample (exact stacks, pauses the\n"
-    "                         target briefly; needs ptrace permission)\n"
-    "  -n, --native           also native (C) frames, merged with the Python frames in call\n"
-    "                         order; stops the target briefly for each sample (ptrace;\n"
-    "                         docs/native.md)\n"
-    "      --unwinder NAME    native unwinder: libunwind (default) or dw\n"
-    "  -g, --gil              keep only samples of threads holding the GIL\n"
-    "                         (--native and --gil root every stack in a state frame such as\n"
-    "                         <running, GIL> or <sleeping>)\n"
-    "  -s, --summary FILE     also write a machine-readable JSON summary (docs/formats.md)\n"
-    "      --no-async         do not read asyncio tasks (no task-stitched stacks, no awaiting\n"
-    "                         profile, no task summary)\n"
-    "      --await-rate HZ    task snapshots per second for the 'asyncio: awaiting' profile and\n"
-    "                         the task summary (default 10)\n"
-    "      --stall-threshold MS  a callback that keeps its event loop from polling this long\n"
-    "                         is a stall (default 100, like asyncio's slow_callback_duration)\n"
-    "  -q, --quiet            no progress line and no summary on stderr\n"
-    "  -h, --help             this help\n"
+    "\n";
+
+static const char record_tail[] =
     "\n"
     "In launch mode aprof exits with the command's exit code. Exit codes: docs/exit-codes.md.\n";
 
-typedef enum out_format { FMT_SPEEDSCOPE, FMT_COLLAPSED } out_format;
+/* the order of format_names: "folded" is another name for collapsed */
+typedef enum out_format { FMT_SPEEDSCOPE, FMT_COLLAPSED, FMT_FOLDED } out_format;
+enum { MODE_WALL, MODE_CPU };
+static const char *const format_names[] = {"speedscope", "collapsed", "folded", NULL};
+static const char *const mode_names[] = {"wall", "cpu", NULL};
 
 #define MAX_FILTERS 64
 
@@ -90,8 +69,11 @@ typedef struct record_ctx {
     uint64_t oom;
 } record_ctx;
 
-static bool parse_threads(char *spec, thread_filter *f)
+/* --threads: dest is a thread_filter; the spec (in argv) is cut into its names. */
+static bool parse_threads(const char *arg, void *dest)
 {
+    thread_filter *f = dest;
+    char *spec = (char *)arg;
     memset(f, 0, sizeof(*f));
     for (char *tok = strtok(spec, ","); tok; tok = strtok(NULL, ",")) {
         if (!*tok)
@@ -192,7 +174,7 @@ static void progress_line(void *ud, const sampler_stats *st, uint64_t now, bool 
             (unsigned long long)st->errors);
 }
 
-static int write_profile(const agg *a, out_format fmt, const writer_meta *meta, outfile *of)
+static int write_profile(const agg *a, int fmt, const writer_meta *meta, outfile *of)
 {
     FILE *fp = outfile_stream(of);
     int rc = fmt == FMT_SPEEDSCOPE ? write_speedscope(a, meta, fp) : write_collapsed(a, fp);
@@ -205,231 +187,240 @@ static int write_profile(const agg *a, out_format fmt, const writer_meta *meta, 
     return outfile_commit(of);
 }
 
-int cmd_record(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"pid", required_argument, NULL, 'p'},      {"output", required_argument, NULL, 'o'},
-        {"format", required_argument, NULL, 'f'},   {"rate", required_argument, NULL, 'r'},
-        {"duration", required_argument, NULL, 'd'}, {"mode", required_argument, NULL, 'm'},
-        {"threads", required_argument, NULL, 't'},  {"blocking", no_argument, NULL, 'b'},
-        {"summary", required_argument, NULL, 's'},  {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},           {"stall-threshold", required_argument, NULL, 'T'},
-        {"no-async", no_argument, NULL, 'A'},       {"await-rate", required_argument, NULL, 'W'},
-        {"native", no_argument, NULL, 'n'},         {"unwinder", required_argument, NULL, 'U'},
-        {"gil", no_argument, NULL, 'g'},            {NULL, 0, NULL, 0},
-    };
-    bool native = false, gil_only = false;
-    const char *unwinder_name = "libunwind";
-    unwinder_kind unwinder_checked;
-    pid_t pid = 0;
-    const char *out_path = NULL, *summary_path = NULL;
-    out_format fmt = FMT_SPEEDSCOPE;
-    double rate = 1000, duration = 0, stall_ms = 100, await_hz = ASYNC_RECORD_DEFAULT_AWAIT_HZ;
-    bool async_aware = true;
-    bool cpu_only = false, blocking = false, quiet = false;
-    thread_filter filter;
-    bool have_filter = false;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+p:o:f:r:d:m:t:bs:qnU:gh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'p':
-            if (!cli_parse_pid(optarg, &pid))
-                return cli_fail(EXIT_USAGE, "--pid: '%s' is not a process id", optarg);
-            break;
-        case 'o': out_path = optarg; break;
-        case 'f':
-            if (strcmp(optarg, "speedscope") == 0)
-                fmt = FMT_SPEEDSCOPE;
-            else if (strcmp(optarg, "collapsed") == 0 || strcmp(optarg, "folded") == 0)
-                fmt = FMT_COLLAPSED;
-            else
-                return cli_fail(EXIT_USAGE, "--format: '%s' is not one of speedscope, collapsed", optarg);
-            break;
-        case 'r':
-            if (!cli_parse_double(optarg, 0.1, 1e6, &rate))
-                return cli_fail(EXIT_USAGE, "--rate: '%s' is not a rate between 0.1 and 1000000 Hz", optarg);
-            break;
-        case 'd':
-            if (!cli_parse_double(optarg, 0.001, 1e7, &duration))
-                return cli_fail(EXIT_USAGE, "--duration: '%s' is not a positive number of seconds", optarg);
-            break;
-        case 'm':
-            if (strcmp(optarg, "cpu") == 0)
-                cpu_only = true;
-            else if (strcmp(optarg, "wall") == 0)
-                cpu_only = false;
-            else
-                return cli_fail(EXIT_USAGE, "--mode: '%s' is not one of wall, cpu", optarg);
-            break;
-        case 't':
-            if (!parse_threads(optarg, &filter))
-                return cli_fail(EXIT_USAGE, "--threads: '%s' names no thread", optarg);
-            have_filter = true;
-            break;
-        case 'b': blocking = true; break;
-        case 'A': async_aware = false; break;
-        case 'W':
-            if (!cli_parse_double(optarg, 0.1, 1000, &await_hz))
-                return cli_fail(EXIT_USAGE, "--await-rate: '%s' is not a rate between 0.1 and 1000 Hz", optarg);
-            break;
-        case 'T':
-            if (!cli_parse_double(optarg, 0.1, 1e7, &stall_ms))
-                return cli_fail(EXIT_USAGE, "--stall-threshold: '%s' is not a positive number of milliseconds", optarg);
-            break;
-        case 's': summary_path = optarg; break;
-        case 'q': quiet = true; break;
-        case 'n': native = true; break;
-        case 'g': gil_only = true; break;
-        case 'U':
-            if (!unwinder_parse_kind(optarg, &unwinder_checked))
-                return cli_fail(EXIT_USAGE, "--unwinder: '%s' is not one of libunwind, dw", optarg);
-            unwinder_name = optarg;
-            break;
-        case 'h': fputs(record_usage, stdout); return EXIT_OK;
-        default:
-            return cli_fail(EXIT_USAGE, "record: unknown or incomplete option '%s' (see aprof record --help)",
-                            argv[optind - 1]);
-        }
-    }
-    char **cmd = optind < argc ? argv + optind : NULL;
-    if (cmd && optind > 0 && strcmp(argv[optind - 1], "--") != 0)
-        return cli_fail(EXIT_USAGE, "record: unexpected argument '%s' (put the command after --)", *cmd);
-    if (!pid && !cmd)
-        return cli_fail(EXIT_USAGE, "record: give --pid PID or a command after -- (see aprof record --help)");
-    if (pid && cmd)
-        return cli_fail(EXIT_USAGE, "record: --pid and a command are mutually exclusive");
+/* Everything the command line asks for. */
+typedef struct record_opts {
+    pid_t pid;
+    char **cmd; /* launch mode: the command after --, NULL otherwise */
+    const char *out_path, *summary_path, *unwinder_name;
+    int fmt, mode;
+    double rate, duration, stall_ms, await_hz;
+    bool async_aware, blocking, quiet, native, gil_only;
+    thread_filter filter; /* used when filter.n || filter.nnames || filter.main */
+} record_opts;
 
-    cli_install_stop_signals();
-    pid_t child = 0;
-    session s;
-    if (cmd) {
-        child = launch_spawn(cmd);
-        if (child < 0)
-            return cli_fail(EXIT_LAUNCH, "cannot run '%s': %s", cmd[0], strerror(errno));
+/* -1 to go on, or the exit code. */
+static int parse_options(int argc, char **argv, record_opts *ro)
+{
+    *ro = (record_opts){.unwinder_name = "libunwind", .rate = 1000, .stall_ms = 100,
+                        .await_hz = ASYNC_RECORD_DEFAULT_AWAIT_HZ, .async_aware = true};
+    const cli_option opts[] = {
+        CLI_OPT_PID(&ro->pid, "attach to a running process"),
+        {.name = "output", .short_name = 'o', .arg = "FILE", .kind = OPT_STRING,
+         .dest = &ro->out_path,
+         .help = "output file (default aprof-PID.json, or .txt for collapsed;\n"
+                 "'-' for standard output)"},
+        {.name = "format", .short_name = 'f', .arg = "FMT", .kind = OPT_CHOICE,
+         .dest = &ro->fmt, .choices = format_names,
+         .help = "speedscope (default) or collapsed (folded stacks)",
+         .invalid = "is not one of speedscope, collapsed"},
+        CLI_OPT_RATE(&ro->rate),
+        {.name = "duration", .short_name = 'd', .arg = "SECS", .kind = OPT_DOUBLE,
+         .dest = &ro->duration, .min = 0.001, .max = 1e7,
+         .help = "stop after this long (default: until the target exits or Ctrl-C)",
+         .invalid = "is not a positive number of seconds"},
+        {.name = "mode", .short_name = 'm', .arg = "MODE", .kind = OPT_CHOICE, .dest = &ro->mode,
+         .choices = mode_names,
+         .help = "wall (default): every sample; cpu: only samples of threads that\n"
+                 "were running on a CPU (per /proc)",
+         .invalid = "is not one of wall, cpu"},
+        {.name = "threads", .short_name = 't', .arg = "SPEC", .kind = OPT_CUSTOM,
+         .dest = &ro->filter, .parse = parse_threads,
+         .help = "only these threads: comma-separated tids, thread names, or 'main'",
+         .invalid = "names no thread"},
+        CLI_OPT_BLOCKING(&ro->blocking,
+                         "suspend running threads for each sample (exact stacks, pauses the\n"
+                         "target briefly; needs ptrace permission)"),
+        CLI_OPT_NATIVE(&ro->native),
+        CLI_OPT_UNWINDER(&ro->unwinder_name),
+        {.name = "gil", .short_name = 'g', .kind = OPT_FLAG, .dest = &ro->gil_only,
+         .help = "keep only samples of threads holding the GIL\n"
+                 "(--native and --gil root every stack in a state frame such as\n"
+                 "<running, GIL> or <sleeping>)"},
+        {.name = "summary", .short_name = 's', .arg = "FILE", .kind = OPT_STRING,
+         .dest = &ro->summary_path,
+         .help = "also write a machine-readable JSON summary (docs/formats.md)"},
+        CLI_OPT_NO_ASYNC(&ro->async_aware,
+                         "do not read asyncio tasks (no task-stitched stacks, no awaiting\n"
+                         "profile, no task summary)"),
+        {.name = "await-rate", .arg = "HZ", .kind = OPT_DOUBLE, .dest = &ro->await_hz,
+         .min = 0.1, .max = 1000,
+         .help = "task snapshots per second for the 'asyncio: awaiting' profile and\n"
+                 "the task summary (default 10)",
+         .invalid = "is not a rate between 0.1 and 1000 Hz"},
+        CLI_OPT_STALL_THRESHOLD(&ro->stall_ms),
+        {.name = "quiet", .short_name = 'q', .kind = OPT_FLAG, .dest = &ro->quiet,
+         .help = "no progress line and no summary on stderr"},
+    };
+    const cli_command c = {"record", record_usage, opts, sizeof(opts) / sizeof(opts[0]),
+                           record_tail, true};
+    int first;
+    int rc = cli_options_parse(&c, argc, argv, &first);
+    if (rc >= 0)
+        return rc;
+    ro->cmd = first < argc ? argv + first : NULL;
+    if (!ro->pid && !ro->cmd)
+        return cli_fail(EXIT_USAGE, "record: give --pid PID or a command after -- (see aprof record --help)");
+    if (ro->pid && ro->cmd)
+        return cli_fail(EXIT_USAGE, "record: --pid and a command are mutually exclusive");
+    if (ro->fmt == FMT_FOLDED)
+        ro->fmt = FMT_COLLAPSED;
+    return -1;
+}
+
+/* Open the session: launch the command and wait for its interpreter, or attach; then turn on
+ * what the options ask for. -1 to go on (s open, *child set in launch mode), or the exit code
+ * (nothing left open, a launched command stopped). */
+static int open_target(record_opts *ro, session *s, pid_t *child)
+{
+    aprof_error err = {0};
+    *child = 0;
+    if (ro->cmd) {
+        *child = launch_spawn(ro->cmd);
+        if (*child < 0)
+            return cli_fail(EXIT_LAUNCH, "cannot run '%s': %s", ro->cmd[0], strerror(errno));
         int exited = 0, status = 0;
-        aprof_error err = {0};
-        aprof_status rc = launch_wait_ready(child, &s, 30.0, &exited, &status, &err);
+        aprof_status rc = launch_wait_ready(*child, s, 30.0, &exited, &status, &err);
         if (exited) {
             int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
             return cli_fail(EXIT_NO_PROCESS, "the command exited (status %d) before it could be sampled", code);
         }
         if (rc != APROF_OK) {
-            launch_terminate(child, 1.0);
+            launch_terminate(*child, 1.0);
             return cli_report(&err);
         }
-        pid = child;
-    } else {
-        aprof_error err = {0};
-        if (session_open(&s, pid, &err) != APROF_OK)
-            return cli_report(&err);
-    }
-    s.want_state = cpu_only;
-    aprof_error err = {0};
-    if ((native && session_enable_native(&s, unwinder_name, &err) != APROF_OK) ||
-        ((native || gil_only) && session_enable_marks(&s, &err) != APROF_OK)) {
-        session_close(&s);
-        if (child)
-            launch_terminate(child, 1.0);
+        ro->pid = *child;
+    } else if (session_open(s, ro->pid, &err) != APROF_OK) {
         return cli_report(&err);
     }
+    s->want_state = ro->mode == MODE_CPU;
+    if ((ro->native && session_enable_native(s, ro->unwinder_name, &err) != APROF_OK) ||
+        ((ro->native || ro->gil_only) && session_enable_marks(s, &err) != APROF_OK)) {
+        session_close(s);
+        if (*child)
+            launch_terminate(*child, 1.0);
+        return cli_report(&err);
+    }
+    return -1;
+}
+
+/* What consume() feeds. false when out of memory (what was made is freed by free_ctx). */
+static bool make_ctx(record_ctx *r, session *s, const record_opts *ro)
+{
+    bool filtered = ro->filter.n || ro->filter.nnames || ro->filter.main;
+    *r = (record_ctx){.cpu_only = ro->mode == MODE_CPU, .filter = filtered ? &ro->filter : NULL,
+                      .gil_only = ro->gil_only, .count_states = ro->native || ro->gil_only};
+    r->a = agg_new(s->st);
+    r->stalls = stall_detector_new((uint64_t)(ro->stall_ms * 1e6), s->st);
+    if (ro->async_aware && r->a) {
+        r->async = async_record_new(s, r->a, ro->await_hz);
+        r->stitched = malloc(APROF_MAX_FRAMES * sizeof(*r->stitched));
+        if (r->async && r->stalls)
+            stall_detector_set_task_resolver(r->stalls, async_record_task_name, r->async);
+    }
+    return r->a && r->stalls && (!ro->async_aware || (r->async && r->stitched));
+}
+
+static void free_ctx(record_ctx *r)
+{
+    stall_detector_free(r->stalls);
+    async_record_free(r->async);
+    free(r->stitched);
+    agg_free(r->a);
+}
+
+/* Launch mode: wait for the command (or stop it after Ctrl-C) and take its exit code when
+ * ours is still 0. */
+static int finish_child(pid_t child, sampler_stats *st, bool quiet, int exit_code)
+{
+    int status = st->child_status;
+    if (!st->child_reaped) {
+        if (aprof_stop_requested) {
+            /* Ctrl-C reached the whole foreground group; give the target time to finish. */
+            launch_terminate(child, 5.0);
+            return exit_code;
+        }
+        waitpid(child, &status, 0);
+    }
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (!quiet)
+        fprintf(stderr, "aprof: the command exited with status %d\n", code);
+    return exit_code == EXIT_OK ? code : exit_code;
+}
+
+int cmd_record(int argc, char **argv)
+{
+    record_opts ro;
+    int rc = parse_options(argc, argv, &ro);
+    if (rc >= 0)
+        return rc;
+    cli_install_stop_signals();
+    session s;
+    pid_t child;
+    if ((rc = open_target(&ro, &s, &child)) >= 0)
+        return rc;
 
     char default_out[64];
+    const char *out_path = ro.out_path;
     if (!out_path) {
-        snprintf(default_out, sizeof(default_out), "aprof-%d.%s", (int)pid,
-                 fmt == FMT_SPEEDSCOPE ? "json" : "txt");
+        snprintf(default_out, sizeof(default_out), "aprof-%d.%s", (int)ro.pid,
+                 ro.fmt == FMT_SPEEDSCOPE ? "json" : "txt");
         out_path = default_out;
     }
     /* Open the output now, so that an unwritable path fails before any sampling. */
     outfile of;
+    record_ctx r;
+    int exit_code = EXIT_OK;
     if (outfile_open(&of, out_path) != 0) {
-        int e = errno;
+        exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", out_path, strerror(errno));
+    } else if (!make_ctx(&r, &s, &ro)) {
+        outfile_abort(&of);
+        free_ctx(&r);
+        exit_code = cli_fail(EXIT_INTERNAL, "out of memory");
+    }
+    if (exit_code != EXIT_OK) {
         session_close(&s);
         if (child)
             launch_terminate(child, 1.0);
-        return cli_fail(EXIT_OUTPUT, "cannot write %s: %s", out_path, strerror(e));
+        return exit_code;
     }
 
-    record_ctx r = {0};
-    r.a = agg_new(s.st);
-    r.cpu_only = cpu_only;
-    r.filter = have_filter ? &filter : NULL;
-    r.gil_only = gil_only;
-    r.count_states = native || gil_only;
-    r.stalls = stall_detector_new((uint64_t)(stall_ms * 1e6), s.st);
-    if (async_aware && r.a) {
-        r.async = async_record_new(&s, r.a, await_hz);
-        r.stitched = malloc(APROF_MAX_FRAMES * sizeof(*r.stitched));
-        if (r.async && r.stalls)
-            stall_detector_set_task_resolver(r.stalls, async_record_task_name, r.async);
-    }
-    if (!r.a || !r.stalls || (async_aware && (!r.async || !r.stitched))) {
-        outfile_abort(&of);
-        session_close(&s);
-        return cli_fail(EXIT_INTERNAL, "out of memory");
-    }
-    sampler_opts so = {.rate_hz = rate, .duration_s = duration, .blocking = blocking,
+    sampler_opts so = {.rate_hz = ro.rate, .duration_s = ro.duration, .blocking = ro.blocking,
                        .child = child,
-                       .progress = !quiet && isatty(STDERR_FILENO) ? progress_line : NULL};
+                       .progress = !ro.quiet && isatty(STDERR_FILENO) ? progress_line : NULL};
     sampler_stats st;
     sampler_run(&s, &so, consume, &r, &st);
     stall_detector_finish(r.stalls, st.t_end_ns);
     add_stall_profile(&r);
 
-    int exit_code = EXIT_OK;
-    if (blocking && st.freeze_errno)
+    if (ro.blocking && st.freeze_errno)
         cli_note("could not suspend the target with ptrace (%s); samples were taken without "
                  "suspending it (see docs/troubleshooting.md)", strerror(st.freeze_errno));
     char meta_name[1200];
-    snprintf(meta_name, sizeof(meta_name), "aprof: %s (pid %d)", s.cmdline, (int)pid);
+    snprintf(meta_name, sizeof(meta_name), "aprof: %s (pid %d)", s.cmdline, (int)ro.pid);
     writer_meta meta = {meta_name, "aprof@" APROF_VERSION};
-    if (write_profile(r.a, fmt, &meta, &of) != 0) {
+    if (write_profile(r.a, ro.fmt, &meta, &of) != 0) {
         exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", out_path, strerror(errno));
         out_path = NULL;
     }
-    native_report nrep = {&s, r.count_states ? &r.states : NULL, gil_only, r.not_gil};
+    native_report nrep = {&s, r.count_states ? &r.states : NULL, ro.gil_only, r.not_gil};
     record_report rep = {
         .s = &s, .st = &st, .a = r.a, .stalls = r.stalls, .async = r.async, .native = &nrep,
-        .requested_rate = rate,
-        .stall_threshold_s = stall_ms / 1e3, .cpu_only = cpu_only,
+        .requested_rate = ro.rate,
+        .stall_threshold_s = ro.stall_ms / 1e3, .cpu_only = r.cpu_only,
         .thread_samples = r.thread_samples, .torn = r.torn, .marked = r.marked, .not_running = r.idle_skipped,
-        .out_path = out_path, .format = fmt == FMT_SPEEDSCOPE ? "speedscope" : "collapsed",
+        .out_path = out_path, .format = ro.fmt == FMT_SPEEDSCOPE ? "speedscope" : "collapsed",
     };
-    if (summary_path && record_report_write_json(&rep, summary_path) != 0)
-        exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", summary_path, strerror(errno));
-    if (!quiet)
+    if (ro.summary_path && record_report_write_json(&rep, ro.summary_path) != 0)
+        exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", ro.summary_path, strerror(errno));
+    if (!ro.quiet)
         record_report_print(&rep, stderr);
     if (st.samples == 0 && aprof_stop_requested && exit_code == EXIT_OK && !child)
         exit_code = EXIT_INTERRUPTED;
-
-    if (child) {
-        int status = st.child_status;
-        if (!st.child_reaped) {
-            if (aprof_stop_requested) {
-                /* Ctrl-C reached the whole foreground group; give the target time to finish. */
-                launch_terminate(child, 5.0);
-                status = 0;
-                st.child_reaped = false;
-            } else {
-                waitpid(child, &status, 0);
-                st.child_reaped = true;
-            }
-        }
-        if (st.child_reaped) {
-            int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            if (!quiet)
-                fprintf(stderr, "aprof: the command exited with status %d\n", code);
-            if (exit_code == EXIT_OK)
-                exit_code = code;
-        }
-    } else if (st.target_exited && !quiet) {
-        fprintf(stderr, "aprof: process %d exited\n", (int)pid);
-    }
-    stall_detector_free(r.stalls);
-    async_record_free(r.async);
-    free(r.stitched);
-    agg_free(r.a);
+    if (child)
+        exit_code = finish_child(child, &st, ro.quiet, exit_code);
+    else if (st.target_exited && !ro.quiet)
+        fprintf(stderr, "aprof: process %d exited\n", (int)ro.pid);
+    free_ctx(&r);
     session_close(&s);
     return exit_code;
 }

@@ -100,7 +100,3 @@ const char *strtab_intern_cstr(strtab *t, const char *s)
     return strtab_intern(t, s, s ? strlen(s) : 0);
 }
 
-size_t strtab_count(const strtab *t)
-{
-    return t ? t->count : 0;
-}

@@ -18,7 +18,6 @@ void strtab_free(strtab *t);
 const char *strtab_intern(strtab *t, const char *s, size_t len);
 const char *strtab_intern_cstr(strtab *t, const char *s);
 
-size_t strtab_count(const strtab *t);
 
 /* FNV-1a; exposed for other hash tables keyed by bytes. */
 uint64_t strtab_hash(const void *p, size_t len);

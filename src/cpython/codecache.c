@@ -61,11 +61,6 @@ void codecache_free(codecache *c)
     free(c);
 }
 
-size_t codecache_size(const codecache *c)
-{
-    return c->count;
-}
-
 static int rehash(codecache *c, size_t ncap)
 {
     code_info **ns = calloc(ncap, sizeof(*ns));

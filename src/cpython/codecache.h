@@ -99,6 +99,5 @@ void codecache_invalidate(codecache *c, uint64_t addr);
 /* Recheck every entry's fingerprint in batched reads; drop the ones that changed. */
 void codecache_revalidate(codecache *c, mem *m);
 
-size_t codecache_size(const codecache *c);
 
 #endif

@@ -47,7 +47,6 @@ struct native_symbols {
     size_t nsyms;
     inline_index *inlines;
     native_sym scratch;
-    native_symbols_stats stats;
 };
 
 static const Dwfl_Callbacks dwfl_callbacks = {
@@ -222,7 +221,6 @@ int native_symbols_refresh(native_symbols *ns)
     char *text = read_whole(path, &len);
     if (!text)
         return -1;
-    ns->stats.refreshes++;
     ns->last_refresh_ns = aprof_now_ns();
     char *sig = NULL;
     size_t sig_len = 0;
@@ -240,7 +238,6 @@ int native_symbols_refresh(native_symbols *ns)
     ns->code_sig = sig;
     ns->code_sig_len = sig_len;
     ns->gen++;
-    ns->stats.changes++;
     if (report_modules(ns) != 0 && !ns->nmaps) {
         errno = ESRCH;
         return -1;
@@ -480,16 +477,13 @@ static void resolve(native_symbols *ns, uint64_t addr, native_sym *out)
 const native_sym *native_symbols_lookup(native_symbols *ns, uint64_t pc, bool return_address)
 {
     uint64_t addr = return_address && pc > 0 ? pc - 1 : pc;
-    ns->stats.lookups++;
     uint64_t key = addr + 1;
     size_t mask = SYMCACHE_SLOTS - 1;
     size_t i = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 40) & mask;
     for (;; i = (i + 1) & mask) {
         sym_slot *s = &ns->syms[i];
-        if (s->addr == key) {
-            ns->stats.cache_hits++;
+        if (s->addr == key)
             return &s->sym;
-        }
         if (s->addr == 0)
             break;
     }
@@ -510,11 +504,6 @@ const native_sym *native_symbols_lookup(native_symbols *ns, uint64_t pc, bool re
     ns->syms[i].addr = key;
     ns->syms[i].sym = sym;
     return &ns->syms[i].sym;
-}
-
-const native_symbols_stats *native_symbols_get_stats(const native_symbols *ns)
-{
-    return &ns->stats;
 }
 
 /* ------------------------------------------------------------------ lifetime */

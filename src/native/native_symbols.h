@@ -50,11 +50,6 @@ typedef struct native_unwind_table {
     uint64_t fde_count;
 } native_unwind_table;
 
-typedef struct native_symbols_stats {
-    uint64_t refreshes;     /* maps reread */
-    uint64_t changes;       /* rereads that found different mappings */
-    uint64_t lookups, cache_hits;
-} native_symbols_stats;
 
 typedef struct native_symbols native_symbols;
 
@@ -85,7 +80,6 @@ Dwfl *native_symbols_dwfl(native_symbols *ns);
  * instruction (pc - 1) is looked up. Never NULL; valid until the next call. */
 const native_sym *native_symbols_lookup(native_symbols *ns, uint64_t pc, bool return_address);
 
-const native_symbols_stats *native_symbols_get_stats(const native_symbols *ns);
 
 /* Is `name` one of CPython's evaluation-loop functions? */
 bool native_symbols_is_eval_name(const char *name);

@@ -164,19 +164,6 @@ void proc_thread_comm(pid_t pid, pid_t tid, char *buf, size_t len)
     buf[strcspn(buf, "\n")] = '\0';
 }
 
-long proc_thread_syscall(pid_t pid, pid_t tid)
-{
-    char path[96], buf[256];
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
-    if (read_small_file(path, buf, sizeof(buf)) <= 0)
-        return -2;
-    if (strncmp(buf, "running", 7) == 0)
-        return -1;
-    char *end;
-    long nr = strtol(buf, &end, 10);
-    return end == buf ? -2 : nr;
-}
-
 /* Open-addressed table tid -> fd of /proc/PID/task/TID/stat. */
 #define STAT_SLOTS 4096
 struct proc_stat_cache {

@@ -41,7 +41,8 @@ void proc_stat_cache_free(proc_stat_cache *c);
 /* Run state letter ('R', 'S', 'D', 'T', 't', 'Z', ...), or 0 when the thread is gone. See
  * thread_state_of_letter() in sample.h for aprof's thread_state. */
 char proc_thread_state(proc_stat_cache *c, pid_t tid);
-/* Like proc_thread_syscall(), through a cached descriptor: one pread per call. */
+/* /proc/PID/task/TID/syscall through a cached descriptor (one pread per call): the number of
+ * the syscall the thread is blocked in, -1 when it runs in user space, -2 when unknown. */
 long proc_thread_syscall_cached(proc_stat_cache *c, pid_t tid);
 
 /* /proc/PID/task/TID/syscall in full: the syscall a blocked thread is in (nr; -1 running) and
@@ -58,9 +59,5 @@ bool proc_thread_syscall_regs(proc_stat_cache *c, pid_t tid, proc_syscall *out);
 bool proc_thread_cpu_ns(proc_stat_cache *c, pid_t tid, uint64_t *ns);
 /* Forget descriptors of threads that are not in tids (call after a thread list refresh). */
 void proc_stat_cache_prune(proc_stat_cache *c, const pid_t *tids, size_t n);
-
-/* /proc/PID/task/TID/syscall: the number of the syscall the thread is blocked in, -1 when it is
- * running in user space, -2 when unknown/unreadable. */
-long proc_thread_syscall(pid_t pid, pid_t tid);
 
 #endif
