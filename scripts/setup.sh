@@ -9,7 +9,7 @@ build_dir=${1:-build}
 shift || true
 
 packages=(build-essential cmake pkg-config libunwind-dev libdw-dev libelf-dev libncurses-dev
-          libcmocka-dev dwarves elfutils tmux python3 python3.11 python3-aiohttp python3-uvloop
+          libcmocka-dev libjansson-dev dwarves elfutils tmux python3 python3.11 python3-aiohttp python3-uvloop
           python3-uvicorn chromium nodejs npm procps util-linux)
 missing=()
 for p in "${packages[@]}"; do

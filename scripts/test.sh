@@ -9,4 +9,4 @@ scripts/setup.sh build -DAPROF_WERROR=ON
 ctest --test-dir build --output-on-failure --timeout 600 "$@"
 scripts/setup.sh build-asan -DAPROF_WERROR=ON -DAPROF_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir build-asan --output-on-failure --timeout 600 -R '^unit\.' "$@"
+    ctest --test-dir build-asan --output-on-failure --timeout 600 -R '^(unit|live)\.' "$@"

@@ -4,7 +4,7 @@
 For every code object of a corpus (the interpreter's standard library, loaded from its .pyc
 files or compiled, plus synthetic code: long functions, line jumps, lines > 1e6, comprehensions,
 async, match, ... and hand-built tables) it records what CPython itself says about the lines:
-co_lines() and, via ctypes, PyCode_Addr2Line(). tests/unit/test_linetable.c compares
+co_lines() and, via ctypes, PyCode_Addr2Line(). tests/live/test_linetable.c compares
 src/cpython/linetable.c against these records. Runs unchanged under CPython 3.10-3.13.
 
 Output format (little-endian), see docs/linetables.md:

@@ -2,7 +2,7 @@
  *
  * The numbers in the tables below are generated, not hand-written: `layoutgen --emit MINOR
  * LIBPYTHON ASYNCIO_SO` prints them from the DWARF of a debug-info build, following the
- * descriptors in layout_fields[], and `layoutgen --check` (run by tests/unit/test_layouts.c)
+ * descriptors in layout_fields[], and `layoutgen --check` (run by tests/live/test_layouts.c)
  * compares every one of them with the DWARF of each interpreter on the machine.
  * docs/layouts.md has the exact commands. Only the handful of fields without a DWARF
  * counterpart (version, name, instr_kind, linetable_kind, longobj.tagged, dict.dk_size_is_log2)

@@ -1,13 +1,14 @@
 /* Unit tests of the output writers (speedscope, collapsed) and of atomic output files.
  *
- * The speedscope output is parsed back with a small strict JSON parser written here (RFC 8259
- * grammar, UTF-8 checked, no duplicate keys) and compared with the synthetic samples the test
- * fed in. The schema check and the real speedscope app run in tests/integration. */
+ * The speedscope output is parsed back with libjansson (RFC 8259, UTF-8 checked, duplicate keys
+ * rejected) and compared with the synthetic samples the test fed in. The schema check and the real speedscope app run in tests/integration. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include <jansson.h>
 
 #include "aggregate.h"
 #include "outfile.h"
@@ -23,343 +24,52 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ==== a strict little JSON parser ============================================================ */
+/* ==== reading the output back (libjansson: strict RFC 8259, UTF-8 checked) ==================== */
 
-typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jtype;
-
-typedef struct jv {
-    jtype t;
-    int b;
-    double num;
-    char *s;          /* J_STR: decoded UTF-8, NUL-terminated */
-    size_t n;         /* J_ARR/J_OBJ: members */
-    struct jv *items;
-    char **keys;      /* J_OBJ */
-} jv;
-
-typedef struct jparser {
-    const unsigned char *p, *end;
-    int err;
-    int depth;
-} jparser;
-
-static void jfree(jv *v)
+/* Parses a whole document, rejecting duplicate keys; fails the test when it is not valid JSON. */
+static json_t *jparse(const char *text, size_t len)
 {
-    free(v->s);
-    for (size_t i = 0; i < v->n; i++) {
-        jfree(&v->items[i]);
-        if (v->keys)
-            free(v->keys[i]);
-    }
-    free(v->items);
-    free(v->keys);
+    json_error_t e;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
+    if (!root)
+        fprintf(stderr, "JSON parse error at byte %d: %s\n", e.position, e.text);
+    assert_non_null(root);
+    return root;
 }
 
-static void ws(jparser *j)
+static json_t *jreq(json_t *o, const char *key, json_type t)
 {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-        j->p++;
-}
-
-/* Length of a valid UTF-8 sequence at s, 0 if invalid (own code, independent of src/output/json.c). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xE0) == 0xC0) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((s[k] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[k] & 0x3F);
-    }
-    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
-static void put_utf8(char *out, size_t *o, uint32_t cp)
-{
-    if (cp < 0x80) {
-        out[(*o)++] = (char)cp;
-    } else if (cp < 0x800) {
-        out[(*o)++] = (char)(0xC0 | cp >> 6);
-        out[(*o)++] = (char)(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out[(*o)++] = (char)(0xE0 | cp >> 12);
-        out[(*o)++] = (char)(0x80 | (cp >> 6 & 0x3F));
-        out[(*o)++] = (char)(0x80 | (cp & 0x3F));
-    } else {
-        out[(*o)++] = (char)(0xF0 | cp >> 18);
-        out[(*o)++] = (char)(0x80 | (cp >> 12 & 0x3F));
-        out[(*o)++] = (char)(0x80 | (cp >> 6 & 0x3F));
-        out[(*o)++] = (char)(0x80 | (cp & 0x3F));
-    }
-}
-
-static int hex4(jparser *j, uint32_t *v)
-{
-    *v = 0;
-    for (int i = 0; i < 4; i++) {
-        if (j->p >= j->end)
-            return -1;
-        unsigned c = *j->p++;
-        int d = c >= '0' && c <= '9' ? (int)c - '0'
-              : c >= 'a' && c <= 'f' ? (int)c - 'a' + 10
-              : c >= 'A' && c <= 'F' ? (int)c - 'A' + 10 : -1;
-        if (d < 0)
-            return -1;
-        *v = *v << 4 | (uint32_t)d;
-    }
-    return 0;
-}
-
-static char *jstring(jparser *j)
-{
-    if (j->p >= j->end || *j->p != '"') {
-        j->err = 1;
-        return NULL;
-    }
-    j->p++;
-    char *out = malloc((size_t)(j->end - j->p) + 1);
-    size_t o = 0;
-    while (j->p < j->end && *j->p != '"') {
-        unsigned c = *j->p;
-        if (c < 0x20) { /* raw control characters are not allowed */
-            j->err = 1;
-            break;
-        }
-        if (c == '\\') {
-            j->p++;
-            if (j->p >= j->end) {
-                j->err = 1;
-                break;
-            }
-            unsigned e = *j->p++;
-            const char *simple = strchr("\"\\/bfnrt", (int)e);
-            if (e && simple) {
-                static const char map[] = "\"\\/\b\f\n\r\t";
-                out[o++] = map[simple - "\"\\/bfnrt"];
-            } else if (e == 'u') {
-                uint32_t cp, lo;
-                if (hex4(j, &cp) < 0) {
-                    j->err = 1;
-                    break;
-                }
-                if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u') {
-                        j->err = 1;
-                        break;
-                    }
-                    j->p += 2;
-                    if (hex4(j, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF) {
-                        j->err = 1;
-                        break;
-                    }
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                    j->err = 1;
-                    break;
-                }
-                put_utf8(out, &o, cp);
-            } else {
-                j->err = 1;
-                break;
-            }
-            continue;
-        }
-        size_t len = utf8_len(j->p, (size_t)(j->end - j->p));
-        if (!len) {
-            j->err = 1;
-            break;
-        }
-        memcpy(out + o, j->p, len);
-        o += len;
-        j->p += len;
-    }
-    if (!j->err && j->p < j->end)
-        j->p++; /* closing quote */
-    else
-        j->err = 1;
-    out[o] = '\0';
-    return out;
-}
-
-static int jnumber(jparser *j, double *v)
-{
-    const unsigned char *s = j->p;
-    if (j->p < j->end && *j->p == '-')
-        j->p++;
-    if (j->p >= j->end)
-        return -1;
-    if (*j->p == '0') {
-        j->p++;
-    } else if (*j->p >= '1' && *j->p <= '9') {
-        while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-            j->p++;
-    } else {
-        return -1;
-    }
-    if (j->p < j->end && *j->p == '.') {
-        j->p++;
-        if (j->p >= j->end || *j->p < '0' || *j->p > '9')
-            return -1;
-        while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-            j->p++;
-    }
-    if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
-        j->p++;
-        if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
-            j->p++;
-        if (j->p >= j->end || *j->p < '0' || *j->p > '9')
-            return -1;
-        while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-            j->p++;
-    }
-    char buf[64];
-    size_t len = (size_t)(j->p - s);
-    if (len >= sizeof(buf))
-        return -1;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    *v = strtod(buf, NULL);
-    return 0;
-}
-
-static void jvalue(jparser *j, jv *v)
-{
-    memset(v, 0, sizeof(*v));
-    ws(j);
-    if (j->err || j->p >= j->end || ++j->depth > 100) {
-        j->err = 1;
-        return;
-    }
-    unsigned c = *j->p;
-    if (c == '{' || c == '[') {
-        int obj = c == '{';
-        v->t = obj ? J_OBJ : J_ARR;
-        j->p++;
-        size_t cap = 0;
-        ws(j);
-        if (j->p < j->end && *j->p == (obj ? '}' : ']')) {
-            j->p++;
-            j->depth--;
-            return;
-        }
-        for (;;) {
-            if (v->n == cap) {
-                cap = cap ? cap * 2 : 8;
-                v->items = realloc(v->items, cap * sizeof(jv));
-                if (obj)
-                    v->keys = realloc(v->keys, cap * sizeof(char *));
-            }
-            if (obj) {
-                ws(j);
-                char *k = jstring(j);
-                for (size_t i = 0; k && i < v->n; i++)
-                    if (strcmp(v->keys[i], k) == 0)
-                        j->err = 1; /* duplicate key */
-                v->keys[v->n] = k;
-                ws(j);
-                if (j->p >= j->end || *j->p != ':')
-                    j->err = 1;
-                else
-                    j->p++;
-            }
-            jvalue(j, &v->items[v->n++]);
-            ws(j);
-            if (j->err || j->p >= j->end) {
-                j->err = 1;
-                return;
-            }
-            if (*j->p == ',') {
-                j->p++;
-                continue;
-            }
-            if (*j->p == (obj ? '}' : ']')) {
-                j->p++;
-                break;
-            }
-            j->err = 1;
-            return;
-        }
-    } else if (c == '"') {
-        v->t = J_STR;
-        v->s = jstring(j);
-    } else if (j->end - j->p >= 4 && memcmp(j->p, "true", 4) == 0) {
-        v->t = J_BOOL;
-        v->b = 1;
-        j->p += 4;
-    } else if (j->end - j->p >= 5 && memcmp(j->p, "false", 5) == 0) {
-        v->t = J_BOOL;
-        j->p += 5;
-    } else if (j->end - j->p >= 4 && memcmp(j->p, "null", 4) == 0) {
-        v->t = J_NULL;
-        j->p += 4;
-    } else {
-        v->t = J_NUM;
-        if (jnumber(j, &v->num) < 0)
-            j->err = 1;
-    }
-    j->depth--;
-}
-
-/* Parses a whole document; fails the test when it is not valid JSON. */
-static void jparse(const char *text, size_t len, jv *out)
-{
-    jparser j = {(const unsigned char *)text, (const unsigned char *)text + len, 0, 0};
-    jvalue(&j, out);
-    ws(&j);
-    if (j.p != j.end)
-        j.err = 1;
-    if (j.err)
-        fprintf(stderr, "JSON parse error at byte %zu\n", (size_t)(j.p - (const unsigned char *)text));
-    assert_false(j.err);
-}
-
-static const jv *jget(const jv *o, const char *key)
-{
-    if (o->t != J_OBJ)
-        return NULL;
-    for (size_t i = 0; i < o->n; i++)
-        if (strcmp(o->keys[i], key) == 0)
-            return &o->items[i];
-    return NULL;
-}
-
-static const jv *jreq(const jv *o, const char *key, jtype t)
-{
-    const jv *v = jget(o, key);
-    if (!v || v->t != t)
+    json_t *v = json_object_get(o, key);
+    if (!v || json_typeof(v) != t)
         fprintf(stderr, "missing or mistyped key \"%s\"\n", key);
     assert_non_null(v);
-    assert_int_equal(v->t, t);
+    assert_int_equal(json_typeof(v), t);
     return v;
 }
 
-static int has_null(const jv *v)
+static const char *jstr(json_t *o, const char *key)
 {
-    if (v->t == J_NULL)
+    return json_string_value(jreq(o, key, JSON_STRING));
+}
+
+static double jnum(json_t *v)
+{
+    assert_non_null(v);
+    assert_true(json_is_number(v));
+    return json_number_value(v);
+}
+
+static int has_null(json_t *v)
+{
+    if (json_is_null(v))
         return 1;
-    for (size_t i = 0; i < v->n; i++)
-        if (has_null(&v->items[i]))
-            return 1;
+    size_t i;
+    json_t *x;
+    const char *k;
+    if (json_is_array(v))
+        json_array_foreach(v, i, x) if (has_null(x)) return 1;
+    if (json_is_object(v))
+        json_object_foreach(v, k, x) if (has_null(x)) return 1;
     return 0;
 }
 
@@ -482,31 +192,31 @@ static void test_speedscope_round_trip(void **state)
     synth_build(&s);
     size_t len;
     char *text = write_to_memory(&s, 1, &len);
-    jv root;
-    jparse(text, len, &root);
-    assert_int_equal(root.t, J_OBJ);
-    assert_false(has_null(&root));
-    assert_string_equal(jreq(&root, "$schema", J_STR)->s,
-                        "https://www.speedscope.app/file-format-schema.json");
-    assert_string_equal(jreq(&root, "exporter", J_STR)->s, "aprof@9.9.9-test");
-    assert_string_equal(jreq(&root, "name", J_STR)->s, "aprof: python3 app.py (pid 42)");
-    assert_true(jreq(&root, "activeProfileIndex", J_NUM)->num == 0);
-    const jv *frames = jreq(jreq(&root, "shared", J_OBJ), "frames", J_ARR);
-    const jv *profiles = jreq(&root, "profiles", J_ARR);
-    assert_int_equal(profiles->n, (size_t)s.nprofiles);
+    json_t *root = jparse(text, len);
+    assert_true(json_is_object(root));
+    assert_false(has_null(root));
+    assert_string_equal(jstr(root, "$schema"), "https://www.speedscope.app/file-format-schema.json");
+    assert_string_equal(jstr(root, "exporter"), "aprof@9.9.9-test");
+    assert_string_equal(jstr(root, "name"), "aprof: python3 app.py (pid 42)");
+    assert_true(json_integer_value(jreq(root, "activeProfileIndex", JSON_INTEGER)) == 0);
+    json_t *frames = jreq(jreq(root, "shared", JSON_OBJECT), "frames", JSON_ARRAY);
+    json_t *profiles = jreq(root, "profiles", JSON_ARRAY);
+    assert_int_equal(json_array_size(profiles), (size_t)s.nprofiles);
 
     /* every frame: name always; file only when known; line only when known */
-    for (size_t i = 0; i < frames->n; i++) {
-        const jv *fr = &frames->items[i];
-        jreq(fr, "name", J_STR);
-        const jv *file = jget(fr, "file"), *line = jget(fr, "line");
+    for (size_t i = 0; i < json_array_size(frames); i++) {
+        json_t *fr = json_array_get(frames, i);
+        jstr(fr, "name");
+        json_t *file = json_object_get(fr, "file"), *line = json_object_get(fr, "line");
         if (file)
-            assert_true(file->t == J_STR && file->s[0] != '\0');
+            assert_true(json_is_string(file) && json_string_value(file)[0] != '\0');
         if (line)
-            assert_true(line->t == J_NUM && line->num > 0);
-        for (size_t k = 0; k < fr->n; k++)
-            assert_true(strcmp(fr->keys[k], "name") == 0 || strcmp(fr->keys[k], "file") == 0 ||
-                        strcmp(fr->keys[k], "line") == 0);
+            assert_true(json_is_integer(line) && json_integer_value(line) > 0);
+        const char *key;
+        json_t *val;
+        json_object_foreach(fr, key, val)
+            assert_true(strcmp(key, "name") == 0 || strcmp(key, "file") == 0 ||
+                        strcmp(key, "line") == 0);
     }
 
     uint64_t origin = UINT64_MAX;
@@ -515,35 +225,37 @@ static void test_speedscope_round_trip(void **state)
             origin = s.rec[r].t_ns - s.rec[r].w_ns;
 
     for (int pi = 0; pi < s.nprofiles; pi++) {
-        const jv *p = &profiles->items[pi];
-        assert_string_equal(jreq(p, "type", J_STR)->s, "sampled");
-        assert_string_equal(jreq(p, "unit", J_STR)->s, "seconds");
-        assert_string_equal(jreq(p, "name", J_STR)->s, s.profile_names[pi]);
-        const jv *samples = jreq(p, "samples", J_ARR), *weights = jreq(p, "weights", J_ARR);
-        assert_int_equal(samples->n, weights->n);
+        json_t *p = json_array_get(profiles, (size_t)pi);
+        assert_string_equal(jstr(p, "type"), "sampled");
+        assert_string_equal(jstr(p, "unit"), "seconds");
+        assert_string_equal(jstr(p, "name"), s.profile_names[pi]);
+        json_t *samples = jreq(p, "samples", JSON_ARRAY), *weights = jreq(p, "weights", JSON_ARRAY);
+        assert_int_equal(json_array_size(samples), json_array_size(weights));
         size_t k = 0;
         uint64_t start = UINT64_MAX, end = 0;
         for (int r = 0; r < s.nrec; r++) {
             const record *rec = &s.rec[r];
             if (rec->profile != pi)
                 continue;
-            assert_true(k < samples->n);
-            const jv *stack = &samples->items[k];
-            assert_int_equal(stack->t, J_ARR);
-            assert_int_equal(stack->n, rec->n); /* root first, one index per frame */
+            assert_true(k < json_array_size(samples));
+            json_t *stack = json_array_get(samples, k);
+            assert_true(json_is_array(stack));
+            assert_int_equal(json_array_size(stack), rec->n); /* root first, one index per frame */
             for (uint32_t d = 0; d < rec->n; d++) {
-                double idx = stack->items[d].num;
-                assert_true(idx >= 0 && idx < (double)frames->n && idx == floor(idx));
-                const jv *fr = &frames->items[(size_t)idx];
+                json_t *ix = json_array_get(stack, d);
+                assert_true(json_is_integer(ix));
+                json_int_t idx = json_integer_value(ix);
+                assert_true(idx >= 0 && (size_t)idx < json_array_size(frames));
+                json_t *fr = json_array_get(frames, (size_t)idx);
                 const char *want = rec->f[d].name;
                 if (strcmp(want, WEIRD_NAME) == 0)
                     want = WEIRD_NAME_DECODED;
-                assert_string_equal(jget(fr, "name")->s, want);
-                const jv *file = jget(fr, "file"), *line = jget(fr, "line");
-                assert_string_equal(file ? file->s : "", rec->f[d].file);
-                assert_true((line ? line->num : 0) == rec->f[d].line);
+                assert_string_equal(jstr(fr, "name"), want);
+                json_t *file = json_object_get(fr, "file"), *line = json_object_get(fr, "line");
+                assert_string_equal(file ? json_string_value(file) : "", rec->f[d].file);
+                assert_true((line ? json_integer_value(line) : 0) == rec->f[d].line);
             }
-            double wsec = weights->items[k].num;
+            double wsec = jnum(json_array_get(weights, k));
             assert_true(fabs(wsec * 1e9 - (double)rec->w_ns) < 1e-3);
             if (rec->t_ns - rec->w_ns < start)
                 start = rec->t_ns - rec->w_ns;
@@ -551,12 +263,14 @@ static void test_speedscope_round_trip(void **state)
                 end = rec->t_ns;
             k++;
         }
-        assert_int_equal(k, samples->n);
+        assert_int_equal(k, json_array_size(samples));
         /* seconds since the start of the first sample of the whole recording */
-        assert_true(fabs(jreq(p, "startValue", J_NUM)->num - (double)(start - origin) / 1e9) < 1e-12);
-        assert_true(fabs(jreq(p, "endValue", J_NUM)->num - (double)(end - origin) / 1e9) < 1e-12);
+        assert_true(fabs(jnum(json_object_get(p, "startValue")) -
+                         (double)(start - origin) / 1e9) < 1e-12);
+        assert_true(fabs(jnum(json_object_get(p, "endValue")) -
+                         (double)(end - origin) / 1e9) < 1e-12);
     }
-    jfree(&root);
+    json_decref(root);
     free(text);
     synth_free(&s);
 }
@@ -571,12 +285,11 @@ static void test_speedscope_empty_and_defaults(void **state)
     FILE *f = open_memstream(&buf, &len);
     assert_int_equal(write_speedscope(a, NULL, f), 0);
     fclose(f);
-    jv root;
-    jparse(buf, len, &root);
-    assert_int_equal(jreq(&root, "profiles", J_ARR)->n, 0);
-    assert_int_equal(jreq(jreq(&root, "shared", J_OBJ), "frames", J_ARR)->n, 0);
-    assert_true(strncmp(jreq(&root, "exporter", J_STR)->s, "aprof@", 6) == 0);
-    jfree(&root);
+    json_t *root = jparse(buf, len);
+    assert_int_equal(json_array_size(jreq(root, "profiles", JSON_ARRAY)), 0);
+    assert_int_equal(json_array_size(jreq(jreq(root, "shared", JSON_OBJECT), "frames", JSON_ARRAY)), 0);
+    assert_true(strncmp(jstr(root, "exporter"), "aprof@", 6) == 0);
+    json_decref(root);
     free(buf);
     agg_free(a);
     strtab_free(st);
@@ -901,10 +614,9 @@ static void test_outfile_end_to_end_speedscope(void **state)
     char *buf = malloc(1 << 20);
     size_t n = fread(buf, 1, 1 << 20, f);
     fclose(f);
-    jv root;
-    jparse(buf, n, &root);
-    assert_int_equal(jreq(&root, "profiles", J_ARR)->n, (size_t)s.nprofiles);
-    jfree(&root);
+    json_t *root = jparse(buf, n);
+    assert_int_equal(json_array_size(jreq(root, "profiles", JSON_ARRAY)), (size_t)s.nprofiles);
+    json_decref(root);
     free(buf);
     remove_tree(dir);
     synth_free(&s);

@@ -353,7 +353,7 @@ static void test_coverage(void **state)
  * It checks each field against the interpreter's own objects via ctypes and prints
  * "FAIL key: ..." lines, "UNCHECKED keys..." and exits 1 on any failure. */
 static const char probe_py[] =
-    "# Runtime probe run by tests/unit/test_layouts.c inside each interpreter: argv holds the\n"
+    "# Runtime probe run by tests/live/test_layouts.c inside each interpreter: argv holds the\n"
     "# table for this version as key=value (-1: absent). Each table field is checked against the\n"
     "# running interpreter's own objects through ctypes, which also covers stripped builds.\n"
     "import asyncio, ctypes, gc, sys, threading, weakref\n"
