@@ -1,0 +1,223 @@
+/* Coroutine chains: following a suspended task's coroutine down what it awaits (cr_await /
+ * gi_yieldfrom, the way CPython's _PyGen_yf does on each version), one frame per coroutine. */
+#include "asyncio_internal.h"
+
+#include <string.h>
+
+/* ---- version facts (checked: DWARF enum _framestate, dis.opmap of each interpreter) -------- */
+
+/* gi_frame_state (3.11+). 3.11/3.12: CREATED -2, SUSPENDED -1, EXECUTING 0, COMPLETED 1,
+ * CLEARED 4. 3.13 adds SUSPENDED_YIELD_FROM: CREATED -3, SUSPENDED -2, SUSPENDED_YIELD_FROM -1. */
+#define FS_EXECUTING 0
+#define FS_COMPLETED 1
+#define FS_CLEARED 4
+#define FS_CREATED_311 (-2)
+#define FS_SUSPENDED_YIELD_FROM_313 (-1)
+/* Opcodes _PyGen_yf looks at: 3.10 YIELD_FROM; 3.11 RESUME (and its quickened form
+ * RESUME_QUICK); 3.12 RESUME and INSTRUMENTED_RESUME. A RESUME oparg >= 2 means "after a yield
+ * from / await". */
+#define OP_YIELD_FROM_310 72
+#define OP_RESUME_311 151
+#define OP_RESUME_QUICK_311 150
+#define OP_RESUME_312 151
+#define OP_INSTRUMENTED_RESUME_312 240
+
+/* ---- coroutine chains (mirrors _PyGen_yf of each version) --------------------------------- */
+
+/* What the chain walk needs of one generator/coroutine, read in one or two copies. */
+typedef struct gen_view {
+    uint64_t type;
+    uint64_t frame;      /* 3.10: its PyFrameObject; 3.11+: the frame embedded in the object */
+    int8_t state;        /* gi_frame_state (3.11+), f_state (3.10): < 0 not running, 0 running */
+    uint64_t code;       /* the frame's code object */
+    uint64_t instr;      /* 3.11+: prev_instr / instr_ptr */
+    int32_t lasti;       /* 3.10: f_lasti */
+    int32_t stacktop;    /* 3.10: f_stackdepth; 3.11+: stacktop (index into localsplus) */
+    uint64_t valuestack; /* 3.10 */
+} gen_view;
+
+#define GEN_READ 320u
+
+/* Read generator/coroutine g. false when it has no frame any more (it finished) or cannot be
+ * read. The caller has checked that g is a generator or coroutine. */
+static bool read_gen(asyncio_reader *r, uint64_t g, gen_view *v)
+{
+    const py_layout *L = r->L;
+    uint8_t buf[GEN_READ];
+    memset(v, 0, sizeof(*v));
+    if (L->gen.iframe != LAYOUT_ABSENT) {
+        loff hi = L->frame.code > L->frame.instr ? L->frame.code : L->frame.instr;
+        hi = hi > L->frame.stacktop ? hi : L->frame.stacktop;
+        size_t n = (size_t)L->gen.iframe + (size_t)hi + 8;
+        if (n > sizeof buf || !rd(r, g, buf, n))
+            return false;
+        v->state = (int8_t)buf[L->gen.frame_state];
+        if (v->state >= FS_COMPLETED)
+            return false;
+        const uint8_t *fb = buf + L->gen.iframe;
+        v->frame = g + (uint64_t)L->gen.iframe;
+        v->code = ld64(fb, L->frame.code);
+        v->instr = ld64(fb, L->frame.instr);
+        memcpy(&v->stacktop, fb + L->frame.stacktop, 4);
+        return true;
+    }
+    /* 3.10: gi_frame, then the frame object */
+    uint64_t frame;
+    if (!rd_ptr(r, g + (uint64_t)L->gen.frame, &frame) || !mem_ptr_ok(frame, true))
+        return false;
+    loff hi = L->frame.code;
+    loff fields[] = {L->frame.instr, L->frame.stacktop, L->frame.valuestack, L->frame.state};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        hi = fields[i] > hi ? fields[i] : hi;
+    if ((size_t)hi + 8 > sizeof buf || !rd(r, frame, buf, (size_t)hi + 8))
+        return false;
+    v->frame = frame;
+    v->code = ld64(buf, L->frame.code);
+    memcpy(&v->lasti, buf + L->frame.instr, 4);
+    memcpy(&v->stacktop, buf + L->frame.stacktop, 4);
+    v->valuestack = ld64(buf, L->frame.valuestack);
+    v->state = (int8_t)buf[L->frame.state]; /* f_state: the same values for these states */
+    return true;
+}
+
+/* The object a suspended generator/coroutine is awaiting (`yield from` / `await`), 0 when none:
+ * what CPython's _PyGen_yf returns on each version. */
+static uint64_t gen_yf(asyncio_reader *r, const gen_view *v)
+{
+    const py_layout *L = r->L;
+    uint64_t slot;
+    if (v->stacktop <= 0 || v->stacktop > (1 << 20))
+        return 0;
+    if (r->minor == 10) {
+        /* the next instruction is YIELD_FROM: the awaited object is on top of the stack */
+        uint64_t co_code;
+        uint8_t op;
+        if (v->lasti < 0 || !rd_ptr(r, v->code + (uint64_t)L->code.code, &co_code) ||
+            !rd(r, co_code + (uint64_t)L->bytes.sval + ((uint64_t)v->lasti + 1) * 2, &op, 1) ||
+            op != OP_YIELD_FROM_310)
+            return 0;
+        slot = v->valuestack + (uint64_t)(v->stacktop - 1) * 8;
+    } else {
+        if (r->minor >= 13) {
+            if (v->state != FS_SUSPENDED_YIELD_FROM_313)
+                return 0;
+        } else {
+            /* 3.11/3.12: not started, or the next instruction is not RESUME with oparg >= 2 */
+            uint8_t next[2];
+            if (v->state >= FS_CLEARED || v->state == FS_CREATED_311 || !rd(r, v->instr + 2, next, 2))
+                return 0;
+            bool resume = r->minor == 11
+                              ? next[0] == OP_RESUME_311 || next[0] == OP_RESUME_QUICK_311
+                              : next[0] == OP_RESUME_312 || next[0] == OP_INSTRUMENTED_RESUME_312;
+            if (!resume || next[1] < 2)
+                return 0;
+        }
+        slot = v->frame + (uint64_t)L->frame.localsplus + (uint64_t)(v->stacktop - 1) * 8;
+    }
+    uint64_t yf;
+    return rd_ptr(r, slot, &yf) && mem_ptr_ok(yf, true) ? yf : 0;
+}
+
+/* The locals and value stack of a generator's frame (at most cap slots). */
+uint32_t ar_gen_slots(asyncio_reader *r, uint64_t g, uint64_t *out, uint32_t cap)
+{
+    const py_layout *L = r->L;
+    gen_view v;
+    if (!(ar_classify(r, g) & (TC_CORO | TC_GEN)) || !read_gen(r, g, &v) || v.stacktop < 0 ||
+        v.stacktop > (1 << 20))
+        return 0;
+    uint64_t first = v.frame + (uint64_t)L->frame.localsplus, n = (uint64_t)v.stacktop;
+    if (r->minor == 10) {
+        if (v.valuestack < first || v.valuestack - first > (1u << 20))
+            return 0;
+        n += (v.valuestack - first) / 8;
+    }
+    if (n > cap)
+        n = cap;
+    if (!n || !rd(r, first, out, (size_t)n * 8))
+        return 0;
+    return (uint32_t)n;
+}
+
+/* Decode a suspended generator's frame from its view: pystack_read_frame()'s decoding, without
+ * its reads through the session's small cache, which thousands of coroutines scattered over the
+ * heap would thrash. 1 with *out filled, -1 when unreadable. */
+static int decode_gen_frame(asyncio_reader *r, const gen_view *v, aprof_frame *out)
+{
+    const py_layout *L = r->L;
+    codecache *cc = r->t.cc;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        code_info *ci = codecache_get(cc, r->c.m, v->code);
+        if (!ci)
+            return -1;
+        uint64_t raw = L->instr_kind == INSTR_LASTI_INDEX ? (uint64_t)(uint32_t)v->lasti : v->instr;
+        int64_t off;
+        if (!code_info_offset(ci, L->instr_kind, raw, &off)) {
+            codecache_invalidate(cc, v->code); /* freed and reused since it was cached? */
+            continue;
+        }
+        *out = code_info_frame(ci, L->linetable_kind, off);
+        return 1;
+    }
+    return -1;
+}
+
+bool ar_add_frame(async_snapshot *out, const aprof_frame *f)
+{
+    if (!ar_grow((void **)&out->frames, &out->cap_frames, out->nframes + 1, sizeof(aprof_frame),
+                 ASYNC_MAX_FRAMES)) {
+        out->flags |= ASF_FRAMES_TRUNCATED;
+        return false;
+    }
+    out->frames[out->nframes++] = *f;
+    return true;
+}
+
+/* Follow a task's coroutine down its await chain, appending one frame per coroutine. */
+void ar_walk_chain(asyncio_reader *r, async_snapshot *out, async_task *t, task_work *w,
+                   chain *ch)
+{
+    ch->n = 0;
+    ch->end = 0;
+    uint64_t g = t->coro;
+    while (g) {
+        uint32_t cls = ar_classify(r, g);
+        if (!(cls & (TC_CORO | TC_GEN))) {
+            ch->end = g;
+            return;
+        }
+        if (ch->n >= ASYNC_MAX_DEPTH) {
+            t->flags |= ATF_STACK_TRUNCATED;
+            return;
+        }
+        gen_view v;
+        if (!read_gen(r, g, &v))
+            return; /* finished: no frame, awaits nothing */
+        if (ch->n == 0) {
+            if (v.state == FS_EXECUTING && t->state != ATS_RUNNING)
+                t->flags |= ATF_CHANGED; /* read as waiting, but its coroutine runs now */
+            w->instr_addr = v.frame + (uint64_t)r->L->frame.instr;
+            w->instr_len = r->L->instr_kind == INSTR_LASTI_INDEX ? 4 : 8;
+            w->instr = r->L->instr_kind == INSTR_LASTI_INDEX ? (uint64_t)(uint32_t)v.lasti : v.instr;
+        }
+        ch->coro[ch->n] = g;
+        ch->frame[ch->n] = ASYNC_NO_INDEX;
+        aprof_frame f;
+        int rc = decode_gen_frame(r, &v, &f);
+        if (rc < 0) {
+            t->flags |= ATF_PARTIAL;
+            ch->n++;
+            return;
+        }
+        if (rc > 0) {
+            if (!ar_add_frame(out, &f)) {
+                t->flags |= ATF_STACK_TRUNCATED;
+                ch->n++;
+                return;
+            }
+            ch->frame[ch->n] = out->nframes - 1;
+        }
+        ch->n++;
+        g = gen_yf(r, &v);
+    }
+}
