@@ -1,71 +1,20 @@
 /* Aggregator: frame table, prefix tree of stacks, per-profile sample arrays.
  *
- * All three tables are open-addressing hash tables of indices into plain arrays. Strings are
+ * Its tables (hmap.h) map hashes to indices into plain arrays. Strings are
  * interned, so frames are hashed and compared by pointer. Each profile remembers the path of its
  * previous stack: consecutive samples of a thread usually share most of their frames, and only the
  * part below the first differing frame is looked up again.
  */
 #include "aggregate.h"
 
+#include "hash.h"
+#include "hmap.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- index hash table -------------------------------------------------------------------- */
-
-typedef struct slot {
-    uint32_t hash;
-    uint32_t idx1; /* index + 1; 0 = empty */
-} slot;
-
-typedef struct idxmap {
-    slot *slots;
-    size_t cap; /* power of two */
-    size_t count;
-} idxmap;
-
-static int map_init(idxmap *m, size_t cap)
-{
-    m->slots = calloc(cap, sizeof(slot));
-    m->cap = cap;
-    m->count = 0;
-    return m->slots ? 0 : -1;
-}
-
-/* Keeps the load factor under 3/4 so that probing always finds an empty slot quickly. */
-static int map_reserve(idxmap *m)
-{
-    if ((m->count + 1) * 4 <= m->cap * 3)
-        return 0;
-    size_t ncap = m->cap * 2;
-    slot *ns = calloc(ncap, sizeof(slot));
-    if (!ns)
-        return -1;
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->slots[i].idx1)
-            continue;
-        size_t j = m->slots[i].hash & (ncap - 1);
-        while (ns[j].idx1)
-            j = (j + 1) & (ncap - 1);
-        ns[j] = m->slots[i];
-    }
-    free(m->slots);
-    m->slots = ns;
-    m->cap = ncap;
-    return 0;
-}
-
-static uint32_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return (uint32_t)x;
-}
 
 /* ---- data ------------------------------------------------------------------------------------ */
 
@@ -84,17 +33,17 @@ struct agg {
 
     aprof_frame *frames;
     size_t nframes, cap_frames;
-    idxmap frame_map;
+    hmap frame_map;
 
     agg_node *nodes;
     size_t nnodes, cap_nodes;
-    idxmap node_map;
+    hmap node_map;
     uint32_t max_depth;
 
     profile_impl **profiles;
     size_t nprofiles, cap_profiles;
-    idxmap profile_map; /* (name, tid) */
-    idxmap thread_map;  /* (tid, thread name) of agg_add_sample */
+    hmap profile_map; /* (name, tid) */
+    hmap thread_map;  /* tid, for agg_thread_profile */
 
     uint64_t first_ns, last_ns;
     bool have_time;
@@ -130,9 +79,9 @@ agg *agg_new(strtab *strings)
     a->strings = strings;
     a->empty = strtab_intern_cstr(strings, "");
     a->unknown = strtab_intern_cstr(strings, "<unknown>");
-    if (!a->empty || !a->unknown || map_init(&a->frame_map, 1024) < 0 ||
-        map_init(&a->node_map, 4096) < 0 || map_init(&a->profile_map, 64) < 0 ||
-        map_init(&a->thread_map, 64) < 0) {
+    if (!a->empty || !a->unknown || hmap_init(&a->frame_map, 1024) < 0 ||
+        hmap_init(&a->node_map, 4096) < 0 || hmap_init(&a->profile_map, 64) < 0 ||
+        hmap_init(&a->thread_map, 64) < 0) {
         agg_free(a);
         errno = ENOMEM;
         return NULL;
@@ -154,10 +103,10 @@ void agg_free(agg *a)
     free(a->profiles);
     free(a->frames);
     free(a->nodes);
-    free(a->frame_map.slots);
-    free(a->node_map.slots);
-    free(a->profile_map.slots);
-    free(a->thread_map.slots);
+    hmap_free(&a->frame_map);
+    hmap_free(&a->node_map);
+    hmap_free(&a->profile_map);
+    hmap_free(&a->thread_map);
     free(a);
 }
 
@@ -182,63 +131,63 @@ static bool frame_eq(const aprof_frame *x, const aprof_frame *y)
 
 static uint32_t frame_hash(const aprof_frame *f)
 {
-    uint64_t k = (uint64_t)(uintptr_t)f->name * 0x9e3779b97f4a7c15ull;
-    k ^= (uint64_t)(uintptr_t)f->file * 0xc2b2ae3d27d4eb4full;
-    k ^= ((uint64_t)(uint32_t)f->line << 8) | f->kind;
-    return mix64(k);
+    uint64_t k = hash_combine((uint64_t)(uintptr_t)f->name, (uint64_t)(uintptr_t)f->file);
+    return hash32(k ^ (((uint64_t)(uint32_t)f->line << 8) | f->kind));
+}
+
+typedef struct frame_query {
+    const agg *a;
+    const aprof_frame *f;
+} frame_query;
+
+static bool frame_is(const void *ctx, uint32_t idx)
+{
+    const frame_query *q = ctx;
+    return frame_eq(&q->a->frames[idx], q->f);
 }
 
 /* Index of the (normalised) frame, added on first use; AGG_ROOT on failure. */
 static uint32_t intern_frame(agg *a, const aprof_frame *f)
 {
     uint32_t h = frame_hash(f);
-    size_t mask = a->frame_map.cap - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
-        slot *s = &a->frame_map.slots[i];
-        if (!s->idx1)
-            break;
-        if (s->hash == h && frame_eq(&a->frames[s->idx1 - 1], f))
-            return s->idx1 - 1;
-    }
+    frame_query q = {a, f};
+    uint32_t found = hmap_find(&a->frame_map, h, frame_is, &q);
+    if (found != HMAP_NONE)
+        return found;
     if (a->nframes >= AGG_MAX_INDEX ||
         grow_array((void **)&a->frames, &a->cap_frames, sizeof(aprof_frame), a->nframes + 1) < 0 ||
-        map_reserve(&a->frame_map) < 0)
+        hmap_insert(&a->frame_map, h, (uint32_t)a->nframes) < 0)
         return AGG_ROOT;
-    mask = a->frame_map.cap - 1;
-    size_t i = h & mask;
-    while (a->frame_map.slots[i].idx1)
-        i = (i + 1) & mask;
     uint32_t idx = (uint32_t)a->nframes++;
     a->frames[idx] = *f;
-    a->frame_map.slots[i] = (slot){h, idx + 1};
-    a->frame_map.count++;
     return idx;
+}
+
+typedef struct node_query {
+    const agg *a;
+    uint32_t parent, frame;
+} node_query;
+
+static bool node_is(const void *ctx, uint32_t idx)
+{
+    const node_query *q = ctx;
+    const agg_node *n = &q->a->nodes[idx];
+    return n->parent == q->parent && n->frame == q->frame;
 }
 
 static uint32_t intern_node(agg *a, uint32_t parent, uint32_t frame)
 {
-    uint32_t h = mix64(((uint64_t)parent << 32) | frame);
-    size_t mask = a->node_map.cap - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
-        slot *s = &a->node_map.slots[i];
-        if (!s->idx1)
-            break;
-        const agg_node *n = &a->nodes[s->idx1 - 1];
-        if (s->hash == h && n->parent == parent && n->frame == frame)
-            return s->idx1 - 1;
-    }
+    uint32_t h = hash32(((uint64_t)parent << 32) | frame);
+    node_query q = {a, parent, frame};
+    uint32_t found = hmap_find(&a->node_map, h, node_is, &q);
+    if (found != HMAP_NONE)
+        return found;
     if (a->nnodes >= AGG_MAX_INDEX ||
         grow_array((void **)&a->nodes, &a->cap_nodes, sizeof(agg_node), a->nnodes + 1) < 0 ||
-        map_reserve(&a->node_map) < 0)
+        hmap_insert(&a->node_map, h, (uint32_t)a->nnodes) < 0)
         return AGG_ROOT;
-    mask = a->node_map.cap - 1;
-    size_t i = h & mask;
-    while (a->node_map.slots[i].idx1)
-        i = (i + 1) & mask;
     uint32_t idx = (uint32_t)a->nnodes++;
     a->nodes[idx] = (agg_node){.parent = parent, .frame = frame};
-    a->node_map.slots[i] = (slot){h, idx + 1};
-    a->node_map.count++;
     return idx;
 }
 
@@ -246,26 +195,35 @@ static uint32_t intern_node(agg *a, uint32_t parent, uint32_t frame)
 
 static uint32_t profile_hash(const char *name, pid_t tid)
 {
-    return mix64((uint64_t)(uintptr_t)name ^ ((uint64_t)(uint32_t)tid * 0x9e3779b97f4a7c15ull));
+    return hash32(hash_combine((uint64_t)(uintptr_t)name, (uint64_t)(uint32_t)tid));
+}
+
+typedef struct profile_query {
+    const agg *a;
+    const char *name; /* interned */
+    pid_t tid;
+} profile_query;
+
+static bool profile_is(const void *ctx, uint32_t idx)
+{
+    const profile_query *q = ctx;
+    const profile_impl *p = q->a->profiles[idx];
+    return p->pub.name == q->name && p->pub.tid == q->tid;
 }
 
 static profile_impl *new_profile(agg *a, const char *name, pid_t tid, uint32_t h)
 {
-    if (a->nprofiles >= AGG_MAX_INDEX || map_reserve(&a->profile_map) < 0 ||
+    if (a->nprofiles >= AGG_MAX_INDEX ||
         grow_array((void **)&a->profiles, &a->cap_profiles, sizeof(*a->profiles),
                    a->nprofiles + 1) < 0)
         return NULL;
     profile_impl *p = calloc(1, sizeof(*p));
-    if (!p)
+    if (!p || hmap_insert(&a->profile_map, h, (uint32_t)a->nprofiles) < 0) {
+        free(p);
         return NULL;
+    }
     p->pub.name = name;
     p->pub.tid = tid;
-    size_t mask = a->profile_map.cap - 1;
-    size_t i = h & mask;
-    while (a->profile_map.slots[i].idx1)
-        i = (i + 1) & mask;
-    a->profile_map.slots[i] = (slot){h, (uint32_t)a->nprofiles + 1};
-    a->profile_map.count++;
     a->profiles[a->nprofiles++] = p;
     return p;
 }
@@ -282,15 +240,10 @@ agg_profile *agg_profile_get(agg *a, const char *name, pid_t tid)
         return NULL;
     }
     uint32_t h = profile_hash(iname, tid);
-    size_t mask = a->profile_map.cap - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
-        slot *s = &a->profile_map.slots[i];
-        if (!s->idx1)
-            break;
-        profile_impl *p = a->profiles[s->idx1 - 1];
-        if (s->hash == h && p->pub.name == iname && p->pub.tid == tid)
-            return &p->pub;
-    }
+    profile_query q = {a, iname, tid};
+    uint32_t found = hmap_find(&a->profile_map, h, profile_is, &q);
+    if (found != HMAP_NONE)
+        return &a->profiles[found]->pub;
     profile_impl *p = new_profile(a, iname, tid, h);
     if (!p) {
         errno = ENOMEM;
@@ -387,9 +340,15 @@ nomem:
     return -1;
 }
 
-static uint32_t tid_hash(pid_t tid)
+typedef struct thread_query {
+    const agg *a;
+    pid_t tid;
+} thread_query;
+
+static bool thread_is(const void *ctx, uint32_t idx)
 {
-    return mix64((uint64_t)(uint32_t)tid * 0x9e3779b97f4a7c15ull + 1);
+    const thread_query *q = ctx;
+    return q->a->profiles[idx]->pub.tid == q->tid;
 }
 
 agg_profile *agg_thread_profile(agg *a, pid_t tid, const char *thread_name)
@@ -403,19 +362,10 @@ agg_profile *agg_thread_profile(agg *a, pid_t tid, const char *thread_name)
         errno = ENOMEM;
         return NULL;
     }
-    uint32_t h = tid_hash(tid);
-    size_t mask = a->thread_map.cap - 1;
-    profile_impl *p = NULL;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
-        slot *sl = &a->thread_map.slots[i];
-        if (!sl->idx1)
-            break;
-        profile_impl *c = a->profiles[sl->idx1 - 1];
-        if (sl->hash == h && c->pub.tid == tid) {
-            p = c;
-            break;
-        }
-    }
+    uint32_t h = hash32((uint64_t)(uint32_t)tid);
+    thread_query q = {a, tid};
+    uint32_t found = hmap_find(&a->thread_map, h, thread_is, &q);
+    profile_impl *p = found != HMAP_NONE ? a->profiles[found] : NULL;
     char buf[512];
     snprintf(buf, sizeof(buf), "Thread %d \"%s\"", (int)tid, tname);
     if (p) {
@@ -433,19 +383,17 @@ agg_profile *agg_thread_profile(agg *a, pid_t tid, const char *thread_name)
         return &p->pub;
     }
     agg_profile *pub = agg_profile_get(a, buf, tid);
-    if (!pub || map_reserve(&a->thread_map) < 0)
+    if (!pub)
         return NULL;
     p = (profile_impl *)pub;
-    p->thread_name = tname;
     size_t idx = 0;
     while (a->profiles[idx] != p)
         idx++;
-    mask = a->thread_map.cap - 1;
-    size_t i = h & mask;
-    while (a->thread_map.slots[i].idx1)
-        i = (i + 1) & mask;
-    a->thread_map.slots[i] = (slot){h, (uint32_t)idx + 1};
-    a->thread_map.count++;
+    if (hmap_insert(&a->thread_map, h, (uint32_t)idx) < 0) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    p->thread_name = tname;
     return &p->pub;
 }
 
@@ -550,6 +498,17 @@ static int cmp_func(const void *x, const void *y)
     return c ? c : strcmp(a->file, b->file);
 }
 
+typedef struct func_query {
+    const func_acc *funcs;
+    const aprof_frame *f;
+} func_query;
+
+static bool func_is(const void *ctx, uint32_t idx)
+{
+    const func_query *q = ctx;
+    return q->funcs[idx].name == q->f->name && q->funcs[idx].file == q->f->file;
+}
+
 size_t agg_top_functions(const agg *a, agg_top_entry *out, size_t max)
 {
     if (!a || !out || max == 0 || a->nnodes == 0)
@@ -562,41 +521,24 @@ size_t agg_top_functions(const agg *a, agg_top_entry *out, size_t max)
     uint32_t *children = malloc(nn * sizeof(uint32_t));
     uint32_t *stack = malloc(nn * sizeof(uint32_t));
     uint32_t *next = malloc(nn * sizeof(uint32_t));
-    idxmap fmap = {0};
+    hmap fmap = {0};
     size_t nfuncs = 0;
     if (!func_of || !funcs || !active || !child_start || !children || !stack || !next ||
-        map_init(&fmap, 64) < 0)
+        hmap_init(&fmap, 64) < 0)
         goto out;
 
     /* Functions: frames merged by (name, file). */
     for (size_t i = 0; i < nf; i++) {
         const aprof_frame *f = &a->frames[i];
-        uint32_t h = mix64((uint64_t)(uintptr_t)f->name * 0x9e3779b97f4a7c15ull ^
-                           (uint64_t)(uintptr_t)f->file);
-        size_t mask = fmap.cap - 1, j = h & mask;
-        uint32_t id = UINT32_MAX;
-        for (;; j = (j + 1) & mask) {
-            slot *s = &fmap.slots[j];
-            if (!s->idx1)
-                break;
-            func_acc *c = &funcs[s->idx1 - 1];
-            if (s->hash == h && c->name == f->name && c->file == f->file) {
-                id = s->idx1 - 1;
-                break;
-            }
-        }
-        if (id == UINT32_MAX) {
-            if (map_reserve(&fmap) < 0)
+        uint32_t h = hash32(hash_combine((uint64_t)(uintptr_t)f->name, (uint64_t)(uintptr_t)f->file));
+        func_query q = {funcs, f};
+        uint32_t id = hmap_find(&fmap, h, func_is, &q);
+        if (id == HMAP_NONE) {
+            if (hmap_insert(&fmap, h, (uint32_t)nfuncs) < 0)
                 goto out;
-            mask = fmap.cap - 1;
-            j = h & mask;
-            while (fmap.slots[j].idx1)
-                j = (j + 1) & mask;
             id = (uint32_t)nfuncs++;
             funcs[id].name = f->name;
             funcs[id].file = f->file;
-            fmap.slots[j] = (slot){h, id + 1};
-            fmap.count++;
         }
         func_of[i] = id;
     }
@@ -666,6 +608,6 @@ out:
     free(children);
     free(stack);
     free(next);
-    free(fmap.slots);
+    hmap_free(&fmap);
     return count;
 }

@@ -1,6 +1,8 @@
 #include "async_record.h"
 
 #include "async_stitch.h"
+#include "hash.h"
+#include "hmap.h"
 #include "stalls.h"
 
 #include <errno.h>
@@ -10,14 +12,16 @@
 #define MIN_REFRESH_NS 10000000ull /* refresh early at most every 10 ms */
 
 typedef struct tracked {
-    uint64_t id, coro;   /* id 0: empty slot */
+    uint64_t id, coro;   /* id 1: carried over to the next snapshot (never a real address) */
     uint32_t site;       /* index + 1 of the await site it is suspended at, 0: none */
     bool done_counted;
 } tracked;
 
+/* The tasks of one snapshot, by id. */
 typedef struct track_table {
-    tracked *slots;
-    size_t cap;          /* power of two */
+    tracked *recs;
+    size_t n, cap;
+    hmap by_id;
 } track_table;
 
 struct async_record {
@@ -32,56 +36,64 @@ struct async_record {
     track_table cur, prev;
     async_await_site *sites;
     size_t nsites, cap_sites;
-    uint32_t *site_map;  /* index + 1, open addressing */
+    hmap site_map;       /* (name, file, line) -> index in sites */
     uint32_t *order;     /* sites by wait time, for reporting */
     size_t norder;
-    size_t site_map_cap;
     aprof_frame *buf;    /* scratch stack for the awaiting profile */
 };
 
-static uint64_t mix(uint64_t x)
+/* Empty t, with room for want records. */
+static int table_reset(track_table *t, size_t want)
 {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    return x;
+    if (want > t->cap) {
+        size_t cap = t->cap ? t->cap : 64;
+        while (cap < want)
+            cap *= 2;
+        tracked *n = realloc(t->recs, cap * sizeof(*n));
+        if (!n)
+            return -1;
+        t->recs = n;
+        t->cap = cap;
+    }
+    t->n = 0;
+    if (!t->by_id.cap)
+        return hmap_init(&t->by_id, want * 2);
+    hmap_clear(&t->by_id);
+    return 0;
 }
 
-static int table_init(track_table *t, size_t want)
+static void table_free(track_table *t)
 {
-    size_t cap = 64;
-    while (cap < want * 2)
-        cap *= 2;
-    tracked *s = calloc(cap, sizeof(*s));
-    if (!s)
-        return -1;
-    free(t->slots);
-    t->slots = s;
-    t->cap = cap;
-    return 0;
+    free(t->recs);
+    hmap_free(&t->by_id);
+}
+
+typedef struct id_query {
+    const track_table *t;
+    uint64_t id;
+} id_query;
+
+static bool id_is(const void *ctx, uint32_t idx)
+{
+    const id_query *q = ctx;
+    return q->t->recs[idx].id == q->id;
 }
 
 static tracked *table_find(const track_table *t, uint64_t id)
 {
-    if (!t->slots)
-        return NULL;
-    for (size_t i = mix(id) & (t->cap - 1), n = 0; n < t->cap; n++, i = (i + 1) & (t->cap - 1)) {
-        if (t->slots[i].id == id)
-            return &t->slots[i];
-        if (!t->slots[i].id)
-            return NULL;
-    }
-    return NULL;
+    id_query q = {t, id};
+    uint32_t i = hmap_find(&t->by_id, hash32(id), id_is, &q);
+    return i == HMAP_NONE ? NULL : &t->recs[i];
 }
 
+/* A new record for id (not in t yet); NULL when out of room. */
 static tracked *table_insert(track_table *t, uint64_t id)
 {
-    for (size_t i = mix(id) & (t->cap - 1), n = 0; n < t->cap; n++, i = (i + 1) & (t->cap - 1))
-        if (!t->slots[i].id || t->slots[i].id == id) {
-            t->slots[i].id = id;
-            return &t->slots[i];
-        }
-    return NULL;
+    if (t->n >= t->cap || hmap_insert(&t->by_id, hash32(id), (uint32_t)t->n) < 0)
+        return NULL;
+    tracked *r = &t->recs[t->n++];
+    r->id = id;
+    return r;
 }
 
 async_record *async_record_new(session *s, agg *a, double await_hz)
@@ -95,7 +107,7 @@ async_record *async_record_new(session *s, agg *a, double await_hz)
     r->reader = session_asyncio_reader(s);
     r->buf = malloc(APROF_MAX_FRAMES * sizeof(*r->buf));
     async_snapshot_init(&r->snap);
-    if (!r->reader || !r->buf || table_init(&r->cur, 64) < 0 || table_init(&r->prev, 64) < 0) {
+    if (!r->reader || !r->buf || table_reset(&r->cur, 64) < 0 || table_reset(&r->prev, 64) < 0) {
         async_record_free(r);
         return NULL;
     }
@@ -108,10 +120,10 @@ void async_record_free(async_record *r)
         return;
     async_snapshot_free(&r->snap);
     asyncio_reader_free(r->reader);
-    free(r->cur.slots);
-    free(r->prev.slots);
+    table_free(&r->cur);
+    table_free(&r->prev);
     free(r->sites);
-    free(r->site_map);
+    hmap_free(&r->site_map);
     free(r->order);
     free(r->buf);
     free(r);
@@ -124,42 +136,32 @@ bool async_record_active(const async_record *r)
 
 /* ---- await sites ----------------------------------------------------------------------------- */
 
-static uint64_t site_hash(const aprof_frame *f)
+static uint32_t site_hash(const aprof_frame *f)
 {
-    return mix((uint64_t)(uintptr_t)f->name ^ mix((uint64_t)(uintptr_t)f->file) ^
-               (uint64_t)(uint32_t)f->line * 0x9e3779b97f4a7c15ull);
+    uint64_t h = hash_combine((uint64_t)(uintptr_t)f->name, (uint64_t)(uintptr_t)f->file);
+    return hash32(hash_combine(h, (uint64_t)(uint32_t)f->line));
 }
 
-static int site_map_grow(async_record *r)
+typedef struct site_query {
+    const async_record *r;
+    const aprof_frame *f;
+} site_query;
+
+static bool site_is(const void *ctx, uint32_t idx)
 {
-    size_t cap = r->site_map_cap ? r->site_map_cap * 2 : 256;
-    uint32_t *m = calloc(cap, sizeof(*m));
-    if (!m)
-        return -1;
-    for (size_t k = 0; k < r->nsites; k++) {
-        size_t i = site_hash(&r->sites[k].frame) & (cap - 1);
-        while (m[i])
-            i = (i + 1) & (cap - 1);
-        m[i] = (uint32_t)k + 1;
-    }
-    free(r->site_map);
-    r->site_map = m;
-    r->site_map_cap = cap;
-    return 0;
+    const site_query *q = ctx;
+    const aprof_frame *g = &q->r->sites[idx].frame;
+    return g->name == q->f->name && g->file == q->f->file && g->line == q->f->line;
 }
 
 /* Index + 1 of the site for frame f (created on first use), 0 when out of memory. */
 static uint32_t site_of(async_record *r, const aprof_frame *f)
 {
-    if ((r->nsites + 1) * 2 > r->site_map_cap && site_map_grow(r) < 0)
-        return 0;
-    size_t mask = r->site_map_cap - 1;
-    size_t i = site_hash(f) & mask;
-    for (; r->site_map[i]; i = (i + 1) & mask) {
-        const aprof_frame *g = &r->sites[r->site_map[i] - 1].frame;
-        if (g->name == f->name && g->file == f->file && g->line == f->line)
-            return r->site_map[i];
-    }
+    uint32_t h = site_hash(f);
+    site_query q = {r, f};
+    uint32_t i = hmap_find(&r->site_map, h, site_is, &q);
+    if (i != HMAP_NONE)
+        return i + 1;
     if (r->nsites == r->cap_sites) {
         size_t ncap = r->cap_sites ? r->cap_sites * 2 : 64;
         async_await_site *ns = realloc(r->sites, ncap * sizeof(*ns));
@@ -168,9 +170,10 @@ static uint32_t site_of(async_record *r, const aprof_frame *f)
         r->sites = ns;
         r->cap_sites = ncap;
     }
+    if (hmap_insert(&r->site_map, h, (uint32_t)r->nsites) < 0)
+        return 0;
     r->sites[r->nsites] = (async_await_site){*f, 0, 0};
-    r->site_map[i] = (uint32_t)++r->nsites;
-    return r->site_map[i];
+    return (uint32_t)++r->nsites;
 }
 
 /* ---- stacks through the task chain ----------------------------------------------------------- */
@@ -212,7 +215,7 @@ static void account(async_record *r, uint64_t now, uint64_t weight)
 {
     const async_snapshot *s = &r->snap;
     r->gen++;
-    if (table_init(&r->cur, s->ntasks) < 0)
+    if (table_reset(&r->cur, s->ntasks) < 0)
         return;
     agg_profile *awaiting = NULL;
     uint64_t alive = 0;
@@ -268,8 +271,8 @@ static void account(async_record *r, uint64_t now, uint64_t weight)
         r->stats.max_alive = alive;
     r->baseline = true;
     /* Tasks of the previous snapshot that are gone have finished (or were collected). */
-    for (size_t k = 0; k < r->prev.cap; k++) {
-        tracked *p = &r->prev.slots[k];
+    for (size_t k = 0; k < r->prev.n; k++) {
+        tracked *p = &r->prev.recs[k];
         if (p->id > 1 && !p->done_counted)
             r->stats.finished++;
     }

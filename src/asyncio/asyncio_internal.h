@@ -13,6 +13,8 @@
 #define APROF_ASYNCIO_INTERNAL_H
 
 #include "asyncio_reader.h"
+#include "hash.h"
+#include "hmap.h"
 #include "pyobj.h"
 
 #include <stdbool.h>
@@ -165,8 +167,7 @@ struct asyncio_reader {
     /* scratch, reused */
     task_rec *recs;
     uint32_t nrecs, cap_recs;
-    uint32_t *rec_map;   /* dedupe of task addresses while collecting */
-    uint32_t rec_mask;
+    hmap rec_by_id;      /* dedupe of task addresses while collecting */
     kv *order;           /* recs in snapshot order (val: index into recs) */
     uint32_t cap_order;
     task_work *work;     /* parallel to snapshot tasks after sorting */
@@ -219,28 +220,12 @@ static inline uint64_t ld64(const uint8_t *b, loff off)
     return v;
 }
 
-static inline uint32_t hash64(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdull;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ull;
-    k ^= k >> 33;
-    return (uint32_t)k;
-}
 
 /* ---- shared between the files ------------------------------------------------------------- */
 
 /* asyncio_reader.c */
 /* Grow *p (*cap elements of elem bytes) to hold need, doubling, at most limit; false if not. */
 bool ar_grow(void **p, uint32_t *cap, uint32_t need, size_t elem, uint32_t limit);
-/* Size an open-addressing map of task indices for `entries` keys and empty it. */
-bool ar_map_alloc(uint32_t **map, uint32_t *mask, uint32_t entries);
-/* The record (stride bytes each, an async_task first) whose id/coro is key, ASYNC_NO_INDEX. */
-uint32_t ar_map_lookup(const uint32_t *map, uint32_t mask, const async_task *tasks,
-                       size_t stride, bool by_coro, uint64_t key);
-/* Add key -> index to a map (key 0 is left out). */
-void ar_map_insert(uint32_t *map, uint32_t mask, uint64_t key, uint32_t index);
 /* The sampled thread whose live stack holds frames of coro; *first gets the outermost one. */
 const aprof_thread_sample *ar_thread_running(const aprof_sample *smp, uint64_t coro,
                                              uint32_t *first);

@@ -78,58 +78,35 @@ bool ar_rd_slow(asyncio_reader *r, uint64_t addr, void *dst, size_t n)
 
 /* ---- maps over task arrays ---------------------------------------------------------------- */
 
-bool ar_map_alloc(uint32_t **map, uint32_t *mask, uint32_t entries)
+typedef struct task_query {
+    const async_task *tasks;
+    uint64_t key;
+} task_query;
+
+static bool id_is(const void *ctx, uint32_t idx)
 {
-    uint32_t size = 16;
-    while (size < entries * 2u && size < (1u << 30))
-        size *= 2;
-    if (*map == NULL || *mask + 1 < size) {
-        uint32_t *m = realloc(*map, (size_t)size * sizeof(uint32_t));
-        if (!m)
-            return false;
-        *map = m;
-        *mask = size - 1;
-    }
-    memset(*map, 0xff, (size_t)(*mask + 1) * sizeof(uint32_t));
-    return true;
+    const task_query *q = ctx;
+    return q->tasks[idx].id == q->key;
 }
 
-uint32_t ar_map_lookup(const uint32_t *map, uint32_t mask, const async_task *tasks,
-                       size_t stride, bool by_coro, uint64_t key)
+static bool coro_is(const void *ctx, uint32_t idx)
 {
-    if (!map || !key)
-        return ASYNC_NO_INDEX;
-    for (uint32_t h = hash64(key) & mask, probe = 0; probe <= mask; probe++, h = (h + 1) & mask) {
-        uint32_t i = map[h];
-        if (i == ASYNC_NO_INDEX)
-            return ASYNC_NO_INDEX;
-        const async_task *t = (const async_task *)((const uint8_t *)tasks + (size_t)i * stride);
-        if ((by_coro ? t->coro : t->id) == key)
-            return i;
-    }
-    return ASYNC_NO_INDEX;
-}
-
-void ar_map_insert(uint32_t *map, uint32_t mask, uint64_t key, uint32_t index)
-{
-    if (!key)
-        return;
-    for (uint32_t h = hash64(key) & mask, probe = 0; probe <= mask; probe++, h = (h + 1) & mask) {
-        if (map[h] == ASYNC_NO_INDEX) {
-            map[h] = index;
-            return;
-        }
-    }
+    const task_query *q = ctx;
+    return q->tasks[idx].coro == q->key;
 }
 
 uint32_t async_find_task(const async_snapshot *s, uint64_t id)
 {
-    return ar_map_lookup(s->by_id_map, s->map_mask, s->tasks, sizeof(async_task), false, id);
+    task_query q = {s->tasks, id};
+    uint32_t i = id ? hmap_find(&s->by_id, hash32(id), id_is, &q) : HMAP_NONE;
+    return i == HMAP_NONE ? ASYNC_NO_INDEX : i;
 }
 
 uint32_t async_find_by_coro(const async_snapshot *s, uint64_t coro)
 {
-    return ar_map_lookup(s->by_coro_map, s->map_mask, s->tasks, sizeof(async_task), true, coro);
+    task_query q = {s->tasks, coro};
+    uint32_t i = coro ? hmap_find(&s->by_coro, hash32(coro), coro_is, &q) : HMAP_NONE;
+    return i == HMAP_NONE ? ASYNC_NO_INDEX : i;
 }
 
 /* ---- snapshot buffers --------------------------------------------------------------------- */
@@ -144,8 +121,8 @@ void async_snapshot_free(async_snapshot *s)
     free(s->tasks);
     free(s->frames);
     free(s->edges);
-    free(s->by_id_map);
-    free(s->by_coro_map);
+    hmap_free(&s->by_id);
+    hmap_free(&s->by_coro);
     memset(s, 0, sizeof(*s));
 }
 
@@ -190,7 +167,7 @@ void asyncio_reader_free(asyncio_reader *r)
     if (!r)
         return;
     free(r->recs);
-    free(r->rec_map);
+    hmap_free(&r->rec_by_id);
     free(r->work);
     free(r->order);
     free(r->pairs);
@@ -433,25 +410,25 @@ int asyncio_snapshot(asyncio_reader *r, const aprof_sample *threads, async_snaps
     /* publish tasks, build the lookup maps */
     if (!ar_grow((void **)&out->tasks, &out->cap_tasks, r->nrecs, sizeof(async_task),
                  ASYNC_TASK_LIMIT) ||
-        !ar_grow((void **)&r->work, &r->cap_work, r->nrecs, sizeof(task_work), ASYNC_TASK_LIMIT) ||
-        !ar_map_alloc(&out->by_id_map, &out->map_mask, r->nrecs)) {
+        !ar_grow((void **)&r->work, &r->cap_work, r->nrecs, sizeof(task_work), ASYNC_TASK_LIMIT)) {
         errno = ENOMEM;
         return -1;
     }
-    free(out->by_coro_map);
-    out->by_coro_map = malloc((size_t)(out->map_mask + 1) * sizeof(uint32_t));
-    if (!out->by_coro_map) {
-        errno = ENOMEM;
-        return -1;
-    }
-    memset(out->by_coro_map, 0xff, (size_t)(out->map_mask + 1) * sizeof(uint32_t));
+    hmap_clear(&out->by_id);
+    hmap_clear(&out->by_coro);
     out->ntasks = r->nrecs;
     for (uint32_t i = 0; i < r->nrecs; i++) {
         out->tasks[i] = r->recs[r->order[i].val].t;
         r->work[i] = r->recs[r->order[i].val].w;
-        ar_map_insert(out->by_id_map, out->map_mask, out->tasks[i].id, i);
-        if (async_find_by_coro(out, out->tasks[i].coro) == ASYNC_NO_INDEX)
-            ar_map_insert(out->by_coro_map, out->map_mask, out->tasks[i].coro, i);
+        bool ok = !out->tasks[i].id ||
+                  hmap_insert(&out->by_id, hash32(out->tasks[i].id), i) == 0;
+        if (ok && out->tasks[i].coro && async_find_by_coro(out, out->tasks[i].coro) == ASYNC_NO_INDEX)
+            ok = hmap_insert(&out->by_coro, hash32(out->tasks[i].coro), i) == 0;
+        if (!ok) {
+            out->ntasks = 0;
+            errno = ENOMEM;
+            return -1;
+        }
         if (out->tasks[i].flags & ATF_UNREADABLE)
             out->unreadable++;
     }

@@ -27,6 +27,7 @@
 #define APROF_ASYNCIO_READER_H
 
 #include "codecache.h"
+#include "hmap.h"
 #include "memory.h"
 #include "pyruntime.h"
 #include "sample.h"
@@ -144,9 +145,8 @@ typedef struct async_snapshot {
     uint32_t cycle_start[ASYNC_MAX_CYCLES], cycle_len[ASYNC_MAX_CYCLES];
     uint32_t unreadable;      /* tasks with ATF_UNREADABLE */
     uint64_t cost_ns;         /* how long the snapshot took */
-    /* lookup tables (open addressing, rebuilt per snapshot) */
-    uint32_t map_mask;
-    uint32_t *by_id_map, *by_coro_map;
+    /* lookup tables, rebuilt per snapshot: task id / coroutine -> index in tasks */
+    hmap by_id, by_coro;
 } async_snapshot;
 
 void async_snapshot_init(async_snapshot *s);

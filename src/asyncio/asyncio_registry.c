@@ -57,15 +57,15 @@ typedef struct collect_ctx {
     bool weak; /* items are weakrefs to tasks */
 } collect_ctx;
 
-static bool rec_map_fit(asyncio_reader *r, uint32_t n)
+typedef struct rec_query {
+    const task_rec *recs;
+    uint64_t task;
+} rec_query;
+
+static bool rec_is(const void *ctx, uint32_t idx)
 {
-    if (r->rec_map && (uint64_t)n * 2 <= r->rec_mask + 1ull)
-        return true;
-    if (!ar_map_alloc(&r->rec_map, &r->rec_mask, n < 1024 ? 1024 : n * 2))
-        return false;
-    for (uint32_t i = 0; i < r->nrecs; i++)
-        ar_map_insert(r->rec_map, r->rec_mask, r->recs[i].t.id, i);
-    return true;
+    const rec_query *q = ctx;
+    return q->recs[idx].t.id == q->task;
 }
 
 static bool collect_cb(void *ud, uint64_t item)
@@ -82,8 +82,8 @@ static bool collect_cb(void *ud, uint64_t item)
     }
     if (!mem_ptr_ok(task, true))
         return true;
-    if (r->nrecs && ar_map_lookup(r->rec_map, r->rec_mask, (const async_task *)(void *)r->recs,
-                                  sizeof(task_rec), false, task) != ASYNC_NO_INDEX)
+    rec_query q = {r->recs, task};
+    if (r->nrecs && hmap_find(&r->rec_by_id, hash32(task), rec_is, &q) != HMAP_NONE)
         return true;
     if (r->nrecs >= r->max_tasks) {
         cc->out->flags |= ASF_TASKS_TRUNCATED;
@@ -91,13 +91,12 @@ static bool collect_cb(void *ud, uint64_t item)
     }
     if (!ar_grow((void **)&r->recs, &r->cap_recs, r->nrecs + 1, sizeof(task_rec),
                  ASYNC_TASK_LIMIT) ||
-        !rec_map_fit(r, r->nrecs + 1)) {
+        hmap_insert(&r->rec_by_id, hash32(task), r->nrecs) != 0) {
         r->collect_failed = true;
         return false;
     }
     memset(&r->recs[r->nrecs], 0, sizeof(task_rec));
     r->recs[r->nrecs].t.id = task;
-    ar_map_insert(r->rec_map, r->rec_mask, task, r->nrecs);
     r->nrecs++;
     return true;
 }
@@ -106,9 +105,9 @@ int ar_collect_tasks(asyncio_reader *r, async_snapshot *out)
 {
     r->nrecs = 0;
     r->collect_failed = false;
-    if (!rec_map_fit(r, 1))
+    if (!r->rec_by_id.cap && hmap_init(&r->rec_by_id, 2048) != 0)
         return -1;
-    memset(r->rec_map, 0xff, (size_t)(r->rec_mask + 1) * sizeof(uint32_t));
+    hmap_clear(&r->rec_by_id);
     for (int i = 0; i < 2; i++) {
         if (!r->weak_data[i])
             continue;

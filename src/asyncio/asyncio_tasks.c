@@ -63,12 +63,11 @@ static const char *task_name(asyncio_reader *r, uint64_t obj)
     for (size_t k = 0; k < sizeof head; k += 8) {
         uint64_t word;
         memcpy(&word, head + k, 8);
-        fp = (fp ^ word) * 0x9e3779b97f4a7c15ull;
-        fp ^= fp >> 29;
+        fp = hash_combine(fp, word);
     }
     if (!names_fit(r))
         return decode_task_name(r, obj);
-    uint32_t h = hash64(obj) & r->names_mask;
+    uint32_t h = hash32(obj) & r->names_mask;
     while (r->names[h].obj && r->names[h].obj != obj)
         h = (h + 1) & r->names_mask;
     name_entry *e = &r->names[h];

@@ -95,7 +95,7 @@ static uint32_t classify_type(asyncio_reader *r, uint64_t type)
 {
     if (!mem_ptr_ok(type, true))
         return 0;
-    uint32_t h = hash64(type) & (TYPE_CACHE - 1);
+    uint32_t h = hash32(type) & (TYPE_CACHE - 1);
     for (uint32_t probe = 0; probe < 8; probe++) {
         type_entry *e = &r->types[(h + probe) & (TYPE_CACHE - 1)];
         if (e->type == type)

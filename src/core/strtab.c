@@ -1,39 +1,28 @@
 #include "strtab.h"
 
+#include "hash.h"
+#include "hmap.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct entry {
-    uint64_t hash;
     size_t len;
     char *str;
 } entry;
 
 struct strtab {
-    entry *slots;
-    size_t cap; /* power of two */
-    size_t count;
+    entry *entries;
+    size_t count, cap;
+    hmap map; /* hash of the bytes -> index in entries */
 };
-
-uint64_t strtab_hash(const void *p, size_t len)
-{
-    const unsigned char *s = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
 
 strtab *strtab_new(void)
 {
     strtab *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
-    t->cap = 1024;
-    t->slots = calloc(t->cap, sizeof(entry));
-    if (!t->slots) {
+    if (hmap_init(&t->map, 1024) != 0) {
         free(t);
         return NULL;
     }
@@ -44,54 +33,52 @@ void strtab_free(strtab *t)
 {
     if (!t)
         return;
-    for (size_t i = 0; i < t->cap; i++)
-        free(t->slots[i].str);
-    free(t->slots);
+    for (size_t i = 0; i < t->count; i++)
+        free(t->entries[i].str);
+    free(t->entries);
+    hmap_free(&t->map);
     free(t);
 }
 
-static int grow(strtab *t)
+typedef struct str_query {
+    const strtab *t;
+    const char *s;
+    size_t len;
+} str_query;
+
+static bool str_is(const void *ctx, uint32_t idx)
 {
-    size_t ncap = t->cap * 2;
-    entry *ns = calloc(ncap, sizeof(entry));
-    if (!ns)
-        return -1;
-    for (size_t i = 0; i < t->cap; i++) {
-        if (!t->slots[i].str)
-            continue;
-        size_t j = t->slots[i].hash & (ncap - 1);
-        while (ns[j].str)
-            j = (j + 1) & (ncap - 1);
-        ns[j] = t->slots[i];
-    }
-    free(t->slots);
-    t->slots = ns;
-    t->cap = ncap;
-    return 0;
+    const str_query *q = ctx;
+    const entry *e = &q->t->entries[idx];
+    return e->len == q->len && memcmp(e->str, q->s, q->len) == 0;
 }
 
 const char *strtab_intern(strtab *t, const char *s, size_t len)
 {
     if (!t || (!s && len))
         return NULL;
-    if ((t->count + 1) * 4 > t->cap * 3 && grow(t) < 0)
-        return NULL;
-    uint64_t h = strtab_hash(s, len);
-    size_t i = h & (t->cap - 1);
-    while (t->slots[i].str) {
-        entry *e = &t->slots[i];
-        if (e->hash == h && e->len == len && memcmp(e->str, s, len) == 0)
-            return e->str;
-        i = (i + 1) & (t->cap - 1);
+    uint32_t h = hash32(hash_bytes(s, len));
+    str_query q = {t, s, len};
+    uint32_t found = hmap_find(&t->map, h, str_is, &q);
+    if (found != HMAP_NONE)
+        return t->entries[found].str;
+    if (t->count == t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 1024;
+        entry *n = realloc(t->entries, ncap * sizeof(*n));
+        if (!n)
+            return NULL;
+        t->entries = n;
+        t->cap = ncap;
     }
     char *copy = malloc(len + 1);
-    if (!copy)
+    if (!copy || hmap_insert(&t->map, h, (uint32_t)t->count) != 0) {
+        free(copy);
         return NULL;
+    }
     if (len)
         memcpy(copy, s, len);
     copy[len] = '\0';
-    t->slots[i] = (entry){h, len, copy};
-    t->count++;
+    t->entries[t->count++] = (entry){len, copy};
     return copy;
 }
 

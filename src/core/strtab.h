@@ -19,7 +19,4 @@ const char *strtab_intern(strtab *t, const char *s, size_t len);
 const char *strtab_intern_cstr(strtab *t, const char *s);
 
 
-/* FNV-1a; exposed for other hash tables keyed by bytes. */
-uint64_t strtab_hash(const void *p, size_t len);
-
 #endif

@@ -1,5 +1,7 @@
 #include "codecache.h"
 
+#include "hash.h"
+
 #include "linetable.h"
 #include "pyobj.h"
 
@@ -23,7 +25,7 @@ static code_info tombstone;
 
 static size_t slot_of(uint64_t addr, size_t cap)
 {
-    return (size_t)((addr >> 4) * 0x9E3779B97F4A7C15ull >> 20) & (cap - 1);
+    return hash32(addr) & (cap - 1);
 }
 
 codecache *codecache_new(strtab *st, const py_layout *L, uint64_t code_type_addr)
@@ -84,7 +86,7 @@ static int rehash(codecache *c, size_t ncap)
 
 static uint64_t fingerprint(const uint64_t *fields, size_t n)
 {
-    return strtab_hash(fields, n * sizeof(uint64_t));
+    return hash_bytes(fields, n * sizeof(uint64_t));
 }
 
 /* Pointers whose identity says "same code object": filename, name, linetable. */

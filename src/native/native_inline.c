@@ -1,5 +1,8 @@
 #include "native_inline.h"
 
+#include "hash.h"
+#include "hmap.h"
+
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <stdint.h>
@@ -16,15 +19,16 @@ typedef struct inline_range {
 } inline_range;
 
 typedef struct cu_entry {
-    Dwarf *dbg;          /* NULL: empty slot */
+    Dwarf *dbg;
     Dwarf_Off cu;
     inline_range *r;
     size_t n;
 } cu_entry;
 
 struct inline_index {
-    cu_entry *slots;
-    size_t cap, used;
+    cu_entry *cus;
+    size_t n, cap;
+    hmap map; /* (dbg, cu) -> index in cus */
 };
 
 typedef struct builder {
@@ -38,11 +42,7 @@ typedef struct builder {
 inline_index *inline_index_new(void)
 {
     inline_index *ix = calloc(1, sizeof(*ix));
-    if (!ix)
-        return NULL;
-    ix->cap = 64;
-    ix->slots = calloc(ix->cap, sizeof(*ix->slots));
-    if (!ix->slots) {
+    if (!ix || hmap_init(&ix->map, 64) != 0) {
         free(ix);
         return NULL;
     }
@@ -51,10 +51,10 @@ inline_index *inline_index_new(void)
 
 void inline_index_clear(inline_index *ix)
 {
-    for (size_t i = 0; i < ix->cap; i++)
-        free(ix->slots[i].r);
-    memset(ix->slots, 0, ix->cap * sizeof(*ix->slots));
-    ix->used = 0;
+    for (size_t i = 0; i < ix->n; i++)
+        free(ix->cus[i].r);
+    ix->n = 0;
+    hmap_clear(&ix->map);
 }
 
 void inline_index_free(inline_index *ix)
@@ -62,38 +62,21 @@ void inline_index_free(inline_index *ix)
     if (!ix)
         return;
     inline_index_clear(ix);
-    free(ix->slots);
+    free(ix->cus);
+    hmap_free(&ix->map);
     free(ix);
 }
 
-static size_t slot_hash(const inline_index *ix, Dwarf *dbg, Dwarf_Off cu)
-{
-    uint64_t k = ((uint64_t)(uintptr_t)dbg * 0x9e3779b97f4a7c15ull) ^ (cu * 0xc2b2ae3d27d4eb4full);
-    return (size_t)(k >> 17) & (ix->cap - 1);
-}
+typedef struct cu_query {
+    const inline_index *ix;
+    Dwarf *dbg;
+    Dwarf_Off cu;
+} cu_query;
 
-static cu_entry *find_slot(inline_index *ix, Dwarf *dbg, Dwarf_Off cu)
+static bool cu_is(const void *ctx, uint32_t idx)
 {
-    size_t i = slot_hash(ix, dbg, cu);
-    while (ix->slots[i].dbg && !(ix->slots[i].dbg == dbg && ix->slots[i].cu == cu))
-        i = (i + 1) & (ix->cap - 1);
-    return &ix->slots[i];
-}
-
-static int grow(inline_index *ix)
-{
-    size_t cap = ix->cap * 2;
-    cu_entry *old = ix->slots, *ns = calloc(cap, sizeof(*ns));
-    if (!ns)
-        return -1;
-    size_t oldcap = ix->cap;
-    ix->slots = ns;
-    ix->cap = cap;
-    for (size_t i = 0; i < oldcap; i++)
-        if (old[i].dbg)
-            *find_slot(ix, old[i].dbg, old[i].cu) = old[i];
-    free(old);
-    return 0;
+    const cu_query *q = ctx;
+    return q->ix->cus[idx].dbg == q->dbg && q->ix->cus[idx].cu == q->cu;
 }
 
 static void add_ranges(builder *b, Dwarf_Die *die)
@@ -170,10 +153,20 @@ bool inline_index_call_site(inline_index *ix, Dwfl_Module *mod, Dwarf_Addr addr,
     Dwarf_Off off = dwarf_dieoffset(cu);
     if (!dbg)
         return false;
-    if ((ix->used + 1) * 4 > ix->cap * 3 && grow(ix) != 0)
-        return false;
-    cu_entry *e = find_slot(ix, dbg, off);
-    if (!e->dbg) {
+    uint32_t h = hash32(hash_combine((uint64_t)(uintptr_t)dbg, off));
+    cu_query q = {ix, dbg, off};
+    uint32_t idx = hmap_find(&ix->map, h, cu_is, &q);
+    if (idx == HMAP_NONE) {
+        if (ix->n == ix->cap) {
+            size_t ncap = ix->cap ? ix->cap * 2 : 64;
+            cu_entry *n = realloc(ix->cus, ncap * sizeof(*n));
+            if (!n)
+                return false;
+            ix->cus = n;
+            ix->cap = ncap;
+        }
+        if (hmap_insert(&ix->map, h, (uint32_t)ix->n) != 0)
+            return false;
         builder b = {0};
         if (dwarf_getsrcfiles(cu, &b.files, &b.nfiles) != 0)
             b.files = NULL;
@@ -185,9 +178,10 @@ bool inline_index_call_site(inline_index *ix, Dwfl_Module *mod, Dwarf_Addr addr,
         }
         if (b.n)
             qsort(b.r, b.n, sizeof(*b.r), by_lo);
-        *e = (cu_entry){dbg, off, b.r, b.n};
-        ix->used++;
+        idx = (uint32_t)ix->n++;
+        ix->cus[idx] = (cu_entry){dbg, off, b.r, b.n};
     }
+    const cu_entry *e = &ix->cus[idx];
     Dwarf_Addr pc = addr - bias;
     size_t lo = 0, hi = e->n;
     while (lo < hi) {

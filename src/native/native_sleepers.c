@@ -1,5 +1,7 @@
 #include "native_sleepers.h"
 
+#include "hash.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,7 +54,7 @@ void native_sleepers_begin(native_sleepers *z)
 
 static memo *memo_of(native_sleepers *z, pid_t tid)
 {
-    return &z->memo[((uint32_t)tid * 2654435761u) % MEMO_SLOTS];
+    return &z->memo[hash32((uint64_t)(uint32_t)tid) % MEMO_SLOTS];
 }
 
 static const noted *find(const noted *list, size_t n, pid_t tid)

@@ -1,5 +1,7 @@
 #include "native_symbols.h"
 
+#include "hash.h"
+
 #include "clock.h"
 #include "native_inline.h"
 
@@ -479,7 +481,7 @@ const native_sym *native_symbols_lookup(native_symbols *ns, uint64_t pc, bool re
     uint64_t addr = return_address && pc > 0 ? pc - 1 : pc;
     uint64_t key = addr + 1;
     size_t mask = SYMCACHE_SLOTS - 1;
-    size_t i = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 40) & mask;
+    size_t i = hash32(key) & mask;
     for (;; i = (i + 1) & mask) {
         sym_slot *s = &ns->syms[i];
         if (s->addr == key)
@@ -496,7 +498,7 @@ const native_sym *native_symbols_lookup(native_symbols *ns, uint64_t pc, bool re
     if (ns->nsyms >= SYMCACHE_MAX_FILL)
         clear_symbols(ns);
     /* Probe again: resolve() may have refreshed the modules, which can clear the cache. */
-    i = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 40) & mask;
+    i = hash32(key) & mask;
     while (ns->syms[i].addr != 0 && ns->syms[i].addr != key)
         i = (i + 1) & mask;
     if (ns->syms[i].addr == 0)

@@ -1,5 +1,7 @@
 #include "proc.h"
 
+#include "hash.h"
+
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -205,7 +207,7 @@ void proc_stat_cache_free(proc_stat_cache *c)
 /* Slot of tid, opening its stat file on first use; -1 when gone or the table is full. */
 static long slot_of_tid(proc_stat_cache *c, pid_t tid)
 {
-    size_t i = ((size_t)tid * 2654435761u) % STAT_SLOTS;
+    size_t i = hash32((uint64_t)(uint32_t)tid) % STAT_SLOTS;
     for (size_t probe = 0; probe < STAT_SLOTS; probe++, i = (i + 1) % STAT_SLOTS) {
         if (c->tid[i] == tid)
             return (long)i;
@@ -337,7 +339,7 @@ void proc_stat_cache_prune(proc_stat_cache *c, const pid_t *tids, size_t n)
         }
     }
     for (size_t j = 0; j < k; j++) {
-        size_t i = ((size_t)keep_tid[j] * 2654435761u) % STAT_SLOTS;
+        size_t i = hash32((uint64_t)(uint32_t)keep_tid[j]) % STAT_SLOTS;
         while (c->tid[i])
             i = (i + 1) % STAT_SLOTS;
         c->tid[i] = keep_tid[j];

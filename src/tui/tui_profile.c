@@ -1,5 +1,7 @@
 #include "tui_profile.h"
 
+#include "hash.h"
+
 #include "tui_text.h"
 
 #include <errno.h>
@@ -23,7 +25,7 @@ void tui_prof_free(tui_prof *p)
     free(p->match);
     free(p->frame_func);
     free(p->funcs);
-    free(p->fmap);
+    hmap_free(&p->fmap);
     memset(p, 0, sizeof(*p));
 }
 
@@ -81,48 +83,31 @@ static int grow(void **ptr, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
-static uint32_t hash_ptrs(const void *a, const void *b)
+typedef struct func_query {
+    const tui_prof *p;
+    const aprof_frame *f;
+} func_query;
+
+static bool func_is(const void *ctx, uint32_t idx)
 {
-    uint64_t x = (uint64_t)(uintptr_t)a * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)b;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    return (uint32_t)x;
+    const func_query *q = ctx;
+    const tui_func *fn = &q->p->funcs[idx];
+    return fn->name == q->f->name && fn->file == q->f->file;
 }
 
-static int fmap_rehash(tui_prof *p, size_t ncap)
-{
-    uint32_t *nm = calloc(ncap, sizeof(*nm));
-    if (!nm)
-        return -1;
-    for (size_t i = 0; i < p->nfuncs; i++) {
-        size_t j = hash_ptrs(p->funcs[i].name, p->funcs[i].file) & (ncap - 1);
-        while (nm[j])
-            j = (j + 1) & (ncap - 1);
-        nm[j] = (uint32_t)i + 1;
-    }
-    free(p->fmap);
-    p->fmap = nm;
-    p->fmap_cap = ncap;
-    return 0;
-}
-
+/* The index of frame f's function (name, file), added on first use; -1 out of memory. */
 static int64_t func_id(tui_prof *p, const aprof_frame *f)
 {
-    if ((p->nfuncs + 1) * 4 > p->fmap_cap * 3 &&
-        fmap_rehash(p, p->fmap_cap ? p->fmap_cap * 2 : 256) < 0)
-        return -1;
-    size_t mask = p->fmap_cap - 1, j = hash_ptrs(f->name, f->file) & mask;
-    for (; p->fmap[j]; j = (j + 1) & mask) {
-        const tui_func *fn = &p->funcs[p->fmap[j] - 1];
-        if (fn->name == f->name && fn->file == f->file)
-            return p->fmap[j] - 1;
-    }
-    if (grow((void **)&p->funcs, &p->cap_funcs, p->nfuncs + 1, sizeof(*p->funcs)) < 0)
+    uint32_t h = hash32(hash_combine((uint64_t)(uintptr_t)f->name, (uint64_t)(uintptr_t)f->file));
+    func_query q = {p, f};
+    uint32_t found = hmap_find(&p->fmap, h, func_is, &q);
+    if (found != HMAP_NONE)
+        return found;
+    if (grow((void **)&p->funcs, &p->cap_funcs, p->nfuncs + 1, sizeof(*p->funcs)) < 0 ||
+        hmap_insert(&p->fmap, h, (uint32_t)p->nfuncs) < 0)
         return -1;
     p->funcs[p->nfuncs] = (tui_func){f->name, f->file};
-    p->fmap[j] = (uint32_t)++p->nfuncs;
-    return p->nfuncs - 1;
+    return (int64_t)p->nfuncs++;
 }
 
 static bool frame_matches(const aprof_frame *f, const char *filter)

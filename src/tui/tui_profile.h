@@ -19,6 +19,7 @@
 #define APROF_TUI_PROFILE_H
 
 #include "aggregate.h"
+#include "hmap.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,8 +62,7 @@ typedef struct tui_prof {
     size_t nframes, cap_frames;
     tui_func *funcs;
     size_t nfuncs, cap_funcs;
-    uint32_t *fmap;                 /* open addressing: function index + 1, 0 empty */
-    size_t fmap_cap;
+    hmap fmap;                      /* (name, file) -> function index */
 } tui_prof;
 
 void tui_prof_init(tui_prof *p);
