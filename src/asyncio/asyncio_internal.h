@@ -1,7 +1,7 @@
 /* Private to src/asyncio: what the files of the asyncio reader share. The reader itself (its
  * caches and scratch), the internal types, the page-cache reads, and the functions one file of
  * the reader calls in another, grouped by the file that defines them:
- *   asyncio_reader.c    the reader and its page cache, snapshot buffers, maps, threads, loops,
+ *   asyncio_reader.c    the reader, snapshot buffers, maps, threads, loops,
  *                       asyncio_snapshot()
  *   asyncio_types.c     type classification, wait kinds
  *   asyncio_registry.c  the task registries, collecting task addresses
@@ -127,24 +127,16 @@ typedef struct chain {
     uint64_t end;                      /* what the innermost coroutine awaits (not a coroutine) */
 } chain;
 
-/* The reader's own page cache. A snapshot walks thousands of small objects (tasks, coroutines,
- * futures) spread over a few MiB; the session's 128-page cache would thrash on them, so the
- * reader keeps a larger one (pages allocated as used), filled PC_GROUP aligned pages per
+/* The reader's own page cache (pagecache.h). A snapshot walks thousands of small objects
+ * (tasks, coroutines, futures) spread over a few MiB; the session's 128-page cache would thrash
+ * on them, so the reader keeps a larger one, filled PC_GROUP aligned pages per
  * process_vm_readv, and forgotten at the start of every snapshot. */
 #define PC_SLOTS 4096u /* direct-mapped: 16 MiB at most */
 #define PC_GROUP 4u    /* pages read per miss (aligned group) */
 
-typedef struct pc_page {
-    uint64_t base;
-    uint64_t epoch;
-    uint32_t len;
-    uint8_t data[MEM_PAGE_SIZE];
-} pc_page;
-
 struct asyncio_reader {
     asyncio_target t;
-    pc_page *pages[PC_SLOTS];
-    uint64_t pc_epoch;
+    pagecache pc;
     pyobj_ctx c;
     const py_layout *L;
     unsigned minor;
@@ -190,21 +182,17 @@ struct asyncio_reader {
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-/* rd()'s slow path: copy n bytes at addr, reading the pages it needs into the page cache. */
-bool ar_rd_slow(asyncio_reader *r, uint64_t addr, void *dst, size_t n);
-
 /* Copy n bytes at addr from the cache (reading what is missing). */
 static inline bool rd(asyncio_reader *r, uint64_t addr, void *dst, size_t n)
 {
-    size_t off = (size_t)(addr & (MEM_PAGE_SIZE - 1));
-    if (off + n <= MEM_PAGE_SIZE && mem_ptr_ok(addr, false)) {
-        const pc_page *p = r->pages[(addr / MEM_PAGE_SIZE) % PC_SLOTS];
-        if (p && p->epoch == r->pc_epoch && p->base == addr - off && p->len >= off + n) {
-            memcpy(dst, p->data + off, n);
-            return true;
-        }
+    if (!mem_ptr_ok(addr, false) || addr + n < addr)
+        return false;
+    const uint8_t *hit = pagecache_peek(&r->pc, addr, n);
+    if (hit) {
+        memcpy(dst, hit, n);
+        return true;
     }
-    return ar_rd_slow(r, addr, dst, n);
+    return pagecache_read(&r->pc, addr, dst, n) == 0;
 }
 
 static inline bool rd_ptr(asyncio_reader *r, uint64_t addr, uint64_t *out)

@@ -1,5 +1,5 @@
-/* Reading asyncio tasks out of a target (see asyncio_reader.h and docs/asyncio.md): the reader
- * and its page cache, the snapshot buffers and lookup maps, the threads and loops, and
+/* Reading asyncio tasks out of a target (see asyncio_reader.h and docs/asyncio.md): the reader,
+ * the snapshot buffers and lookup maps, the threads and loops, and
  * asyncio_snapshot(), which assembles a snapshot out of the other asyncio_*.c files. */
 #include "asyncio_internal.h"
 
@@ -11,70 +11,6 @@
 #include <string.h>
 
 #define REGISTRY_REFRESH_NS 1000000000ull /* module/registry addresses are looked up again */
-
-/* ---- page cache --------------------------------------------------------------------------- */
-
-/* The page holding addr, from the cache or read now (with the rest of its aligned group). */
-static const pc_page *pc_get(asyncio_reader *r, uint64_t addr)
-{
-    uint64_t base = addr & ~(uint64_t)(MEM_PAGE_SIZE - 1);
-    uint32_t slot = (uint32_t)((base / MEM_PAGE_SIZE) % PC_SLOTS);
-    pc_page *p = r->pages[slot];
-    if (p && p->epoch == r->pc_epoch && p->base == base)
-        return p;
-    /* read the aligned group of pages around it in one syscall */
-    uint64_t gbase = base & ~(uint64_t)(PC_GROUP * MEM_PAGE_SIZE - 1);
-    uint32_t gslot = (uint32_t)((gbase / MEM_PAGE_SIZE) % PC_SLOTS);
-    uint64_t addrs[PC_GROUP];
-    void *dsts[PC_GROUP];
-    size_t lens[PC_GROUP];
-    for (uint32_t k = 0; k < PC_GROUP; k++) {
-        if (!r->pages[gslot + k] && !(r->pages[gslot + k] = malloc(sizeof(pc_page))))
-            return NULL;
-        addrs[k] = gbase + (uint64_t)k * MEM_PAGE_SIZE;
-        dsts[k] = r->pages[gslot + k]->data;
-        lens[k] = MEM_PAGE_SIZE;
-    }
-    ssize_t got = mem_readv(r->c.m, addrs, dsts, lens, PC_GROUP);
-    if (got < 0)
-        got = 0;
-    for (uint32_t k = 0; k < PC_GROUP; k++) {
-        pc_page *q = r->pages[gslot + k];
-        q->base = addrs[k];
-        q->epoch = (uint64_t)got >= (k + 1) * (uint64_t)MEM_PAGE_SIZE ? r->pc_epoch : 0;
-        q->len = MEM_PAGE_SIZE;
-    }
-    p = r->pages[slot];
-    if (p->epoch == r->pc_epoch)
-        return p;
-    /* the group crosses an unmapped page: read just this page (short at a mapping's end) */
-    ssize_t n = mem_read_direct(r->c.m, base, p->data, MEM_PAGE_SIZE);
-    if (n <= 0)
-        return NULL;
-    p->base = base;
-    p->len = (uint32_t)n;
-    p->epoch = r->pc_epoch;
-    return p;
-}
-
-bool ar_rd_slow(asyncio_reader *r, uint64_t addr, void *dst, size_t n)
-{
-    if (!mem_ptr_ok(addr, false) || addr + n < addr)
-        return false;
-    uint8_t *out = dst;
-    while (n > 0) {
-        const pc_page *p = pc_get(r, addr);
-        size_t off = (size_t)(addr & (MEM_PAGE_SIZE - 1));
-        size_t chunk = MEM_PAGE_SIZE - off < n ? MEM_PAGE_SIZE - off : n;
-        if (!p || p->len < off + chunk)
-            return false;
-        memcpy(out, p->data + off, chunk);
-        out += chunk;
-        addr += chunk;
-        n -= chunk;
-    }
-    return true;
-}
 
 /* ---- maps over task arrays ---------------------------------------------------------------- */
 
@@ -158,7 +94,10 @@ asyncio_reader *asyncio_reader_new(const asyncio_target *t)
     r->c.L = r->L;
     r->minor = t->rt->minor;
     r->max_tasks = ASYNC_MAX_TASKS;
-    r->pc_epoch = 1;
+    if (pagecache_init(&r->pc, t->pid, PC_SLOTS, PC_GROUP) != 0) {
+        free(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -176,8 +115,7 @@ void asyncio_reader_free(asyncio_reader *r)
     free(r->stack);
     free(r->stack_edge);
     free(r->names);
-    for (uint32_t i = 0; i < PC_SLOTS; i++)
-        free(r->pages[i]);
+    pagecache_free(&r->pc);
     free(r);
 }
 
@@ -341,7 +279,7 @@ int asyncio_snapshot(asyncio_reader *r, const aprof_sample *threads, async_snaps
     uint64_t t0 = aprof_now_ns();
     reset_snapshot(out);
     mem_begin_sample(r->c.m);
-    r->pc_epoch++;
+    pagecache_forget(&r->pc);
     if (!r->have_registries || t0 - r->refreshed_ns > REGISTRY_REFRESH_NS || !ar_registries_valid(r)) {
         r->refreshed_ns = t0;
         if (!ar_refresh_registries(r)) {

@@ -197,7 +197,7 @@ void ar_read_task(asyncio_reader *r, task_rec *rec)
 void ar_recheck_tasks(asyncio_reader *r, async_snapshot *out)
 {
     const py_layout *L = r->L;
-    r->pc_epoch++;
+    pagecache_forget(&r->pc);
     for (uint32_t i = 0; i < out->ntasks; i++) {
         async_task *t = &out->tasks[i];
         const task_work *w = &r->work[i];

@@ -73,7 +73,8 @@ typedef struct step_probe {
 
 /* The outer frames of a thread's last consistent stack (3.11+: those in its data-stack chunk).
  * When a later read stays torn, the ones still found, byte for byte, in that read's copy of the
- * chunk below its top are the verified outer part of the stack (pystack.c keep_verified_part). */
+ * chunk below its top are the verified outer part of the stack (pystack_torn.c
+ * keep_verified_part). */
 #define OUTER_MAX 96
 typedef struct outer_memo {
     uint64_t tstate;

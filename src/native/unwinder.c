@@ -39,9 +39,12 @@ unwinder *unwinder_new(unwinder_kind kind, pid_t pid, native_symbols *ns)
     u->ns = ns;
     u->ops = kind == UNWINDER_DW ? &unwind_libdw_ops : &unwind_libunwind_ops;
     u->gen = native_symbols_generation(ns);
-    u->pages = calloc(UNW_PAGE_SLOTS, sizeof(*u->pages));
-    if (!u->pages || !(u->impl = u->ops->create(u))) {
-        free(u->pages);
+    if (pagecache_init(&u->pages, pid, UNW_PAGE_SLOTS, 1) != 0) {
+        free(u);
+        return NULL;
+    }
+    if (!(u->impl = u->ops->create(u))) {
+        pagecache_free(&u->pages);
         free(u);
         return NULL;
     }
@@ -53,7 +56,7 @@ void unwinder_free(unwinder *u)
     if (!u)
         return;
     u->ops->destroy(u->impl);
-    free(u->pages);
+    pagecache_free(&u->pages);
     free(u->stk);
     free(u);
 }
@@ -65,8 +68,10 @@ void unwinder_begin_sample(unwinder *u)
     u->tid = 0;
 }
 
-const unwinder_stats *unwinder_get_stats(const unwinder *u)
+const unwinder_stats *unwinder_get_stats(unwinder *u)
 {
+    u->stats.page_hits = u->pages.stats.hits;
+    u->stats.page_misses = u->pages.stats.misses;
     return &u->stats;
 }
 
@@ -104,7 +109,7 @@ static int stack_read(unwinder *u, uint64_t addr, void *dst, size_t len)
     }
     if (!u->stk_len) {
         uint64_t sp = u->regs.rsp;
-        uint64_t base = (addr < sp ? addr : sp) & ~(uint64_t)(UNW_PAGE - 1);
+        uint64_t base = (addr < sp ? addr : sp) & ~(uint64_t)(PAGECACHE_PAGE - 1);
         if (base < u->stk_lo)
             base = u->stk_lo;
         u->stk_base = base;
@@ -117,7 +122,7 @@ static int stack_read(unwinder *u, uint64_t addr, void *dst, size_t len)
     size_t want = u->stk_len ? u->stk_len : STACK_FIRST_READ;
     uint64_t new_end = have_end + want;
     if (new_end < need_end)
-        new_end = (need_end + UNW_PAGE - 1) & ~(uint64_t)(UNW_PAGE - 1);
+        new_end = (need_end + PAGECACHE_PAGE - 1) & ~(uint64_t)(PAGECACHE_PAGE - 1);
     if (new_end > u->stk_hi)
         new_end = u->stk_hi;
     if (new_end - u->stk_base > STACK_MAX_COPY)
@@ -149,37 +154,6 @@ static int stack_read(unwinder *u, uint64_t addr, void *dst, size_t len)
     return 0;
 }
 
-static int page_read(unwinder *u, uint64_t addr, void *dst, size_t len)
-{
-    uint8_t *out = dst;
-    while (len) {
-        uint64_t base = addr & ~(uint64_t)(UNW_PAGE - 1);
-        unw_page *p = &u->pages[(base / UNW_PAGE) % UNW_PAGE_SLOTS];
-        if (p->base != base || p->gen != u->gen) {
-            u->stats.page_misses++;
-            ssize_t got = read_remote(u, base, p->data, UNW_PAGE);
-            if (got <= 0) {
-                p->base = 0;
-                return -1;
-            }
-            p->base = base;
-            p->gen = u->gen;
-            p->len = (uint32_t)got;
-        } else {
-            u->stats.page_hits++;
-        }
-        size_t off = (size_t)(addr - base);
-        size_t n = UNW_PAGE - off < len ? UNW_PAGE - off : len;
-        if (off + n > p->len)
-            return -1;
-        memcpy(out, p->data + off, n);
-        out += n;
-        addr += n;
-        len -= n;
-    }
-    return 0;
-}
-
 int unwinder_read(unwinder *u, uint64_t addr, void *dst, size_t len)
 {
     if (len == 0)
@@ -193,17 +167,16 @@ int unwinder_read(unwinder *u, uint64_t addr, void *dst, size_t len)
     }
     if (addr >= u->stk_lo && addr + len <= u->stk_hi)
         return stack_read(u, addr, dst, len);
-    /* Read-only file mappings (code, .eh_frame) do not change: cache their pages. */
-    uint64_t base = addr & ~(uint64_t)(UNW_PAGE - 1);
-    unw_page *p = &u->pages[(base / UNW_PAGE) % UNW_PAGE_SLOTS];
-    if (p->base == base && p->gen == u->gen && addr + len <= base + p->len) {
-        u->stats.page_hits++;
-        memcpy(dst, p->data + (addr - base), len);
+    /* Read-only file mappings (code, .eh_frame) do not change: cache their pages (until the
+     * mappings change: unwinder_unwind forgets them then). */
+    const uint8_t *hit = pagecache_peek(&u->pages, addr, len);
+    if (hit) {
+        memcpy(dst, hit, len);
         return 0;
     }
     const native_map *m = native_symbols_map_at(u->ns, addr);
     if (m && m->path && !(m->prot & NATIVE_PROT_W) && addr + len <= m->end)
-        return page_read(u, addr, dst, len);
+        return pagecache_read(&u->pages, addr, dst, len);
     ssize_t got = read_remote(u, addr, dst, len);
     return got == (ssize_t)len ? 0 : -1;
 }
@@ -221,8 +194,10 @@ int unwinder_unwind(unwinder *u, pid_t tid, unwind_frame *frames, uint32_t max, 
     }
     info->syscall = (long)u->regs.orig_rax;
     uint64_t gen = native_symbols_generation(u->ns);
-    if (gen != u->gen)
-        u->gen = gen; /* page cache entries of the old generation no longer match */
+    if (gen != u->gen) {
+        u->gen = gen; /* the mappings changed: cached pages may be other code now */
+        pagecache_forget(&u->pages);
+    }
     u->tid = tid;
     u->stk_len = 0;
     u->stk_base = 0;
@@ -233,7 +208,7 @@ int unwinder_unwind(unwinder *u, pid_t tid, unwind_frame *frames, uint32_t max, 
         u->stk_lo = sm->start;
         u->stk_hi = sm->end;
     } else {
-        u->stk_lo = u->regs.rsp & ~(uint64_t)(UNW_PAGE - 1);
+        u->stk_lo = u->regs.rsp & ~(uint64_t)(PAGECACHE_PAGE - 1);
         u->stk_hi = u->stk_lo + STACK_FIRST_READ; /* unknown: copy a little, read the rest */
     }
     bool complete = false;

@@ -62,7 +62,7 @@ void unwinder_begin_sample(unwinder *u);
 int unwinder_unwind(unwinder *u, pid_t tid, unwind_frame *frames, uint32_t max,
                     unwind_info *info);
 
-const unwinder_stats *unwinder_get_stats(const unwinder *u);
+const unwinder_stats *unwinder_get_stats(unwinder *u);
 unwinder_kind unwinder_get_kind(const unwinder *u);
 
 #endif

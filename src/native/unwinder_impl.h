@@ -2,20 +2,13 @@
 #ifndef APROF_UNWINDER_IMPL_H
 #define APROF_UNWINDER_IMPL_H
 
+#include "pagecache.h"
 #include "unwinder.h"
 
 #include <stddef.h>
 #include <sys/user.h>
 
-#define UNW_PAGE 4096u
-#define UNW_PAGE_SLOTS 1024u /* direct-mapped cache of read-only file pages (4 MB) */
-
-typedef struct unw_page {
-    uint64_t base;  /* remote page address; 0: empty */
-    uint64_t gen;   /* native_symbols generation when read */
-    uint32_t len;   /* valid bytes from base */
-    uint8_t data[UNW_PAGE];
-} unw_page;
+#define UNW_PAGE_SLOTS 1024u /* cache of read-only file pages (4 MB) */
 
 typedef struct unwinder_ops {
     const char *name;
@@ -40,7 +33,7 @@ struct unwinder {
     size_t stk_len, stk_cap;
     uint64_t stk_base, stk_lo, stk_hi;
     bool stk_full;                 /* nothing more can be read above stk_base + stk_len */
-    unw_page *pages;               /* UNW_PAGE_SLOTS */
+    pagecache pages;               /* read-only file pages (UNW_PAGE_SLOTS) */
     unwinder_stats stats;
 };
 

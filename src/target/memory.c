@@ -9,24 +9,17 @@ int mem_init(mem *m, pid_t pid)
 {
     memset(m, 0, sizeof(*m));
     m->pid = pid;
-    m->epoch = 1;
-    m->pages = calloc(MEM_CACHE_PAGES, sizeof(mem_page));
-    if (!m->pages) {
-        errno = ENOMEM;
-        return -1;
-    }
-    return 0;
+    return pagecache_init(&m->cache, pid, MEM_CACHE_PAGES, 1);
 }
 
 void mem_free(mem *m)
 {
-    free(m->pages);
-    m->pages = NULL;
+    pagecache_free(&m->cache);
 }
 
 void mem_begin_sample(mem *m)
 {
-    m->epoch++;
+    pagecache_forget(&m->cache);
 }
 
 ssize_t mem_read_direct(mem *m, uint64_t addr, void *dst, size_t len)
@@ -72,25 +65,6 @@ ssize_t mem_readv(mem *m, const uint64_t *addrs, void *const *dsts, const size_t
     return total;
 }
 
-/* Fill one cache slot with the page at `base`. A page whose tail is unmapped is kept short. */
-static mem_page *load_page(mem *m, uint64_t base)
-{
-    mem_page *p = &m->pages[(base / MEM_PAGE_SIZE) % MEM_CACHE_PAGES];
-    if (p->epoch == m->epoch && p->base == base) {
-        m->stats.cache_hits++;
-        return p;
-    }
-    ssize_t n = mem_read_direct(m, base, p->data, MEM_PAGE_SIZE);
-    if (n <= 0) {
-        p->epoch = 0;
-        return NULL;
-    }
-    p->base = base;
-    p->len = (uint32_t)n;
-    p->epoch = m->epoch;
-    return p;
-}
-
 int mem_read(mem *m, uint64_t addr, void *dst, size_t len)
 {
     if (len == 0)
@@ -109,23 +83,5 @@ int mem_read(mem *m, uint64_t addr, void *dst, size_t len)
         }
         return 0;
     }
-    uint8_t *out = dst;
-    while (len > 0) {
-        uint64_t base = addr & ~(uint64_t)(MEM_PAGE_SIZE - 1);
-        size_t off = (size_t)(addr - base);
-        size_t chunk = MEM_PAGE_SIZE - off;
-        if (chunk > len)
-            chunk = len;
-        mem_page *p = load_page(m, base);
-        if (!p || p->len < off + chunk) {
-            if (p)
-                errno = EFAULT;
-            return -1;
-        }
-        memcpy(out, p->data + off, chunk);
-        out += chunk;
-        addr += chunk;
-        len -= chunk;
-    }
-    return 0;
+    return pagecache_read(&m->cache, addr, dst, len);
 }

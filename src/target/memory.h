@@ -4,9 +4,10 @@
  * being written at that moment. Callers check every return value; nothing here ever crashes on
  * a bad address.
  *
- * A small per-sample page cache turns the many small reads a stack walk makes (frames next to
- * each other in a data-stack chunk, object headers in one arena page) into few syscalls.
- * mem_begin_sample() invalidates it, so values never leak from one sample into the next.
+ * A small per-sample page cache (pagecache.h) turns the many small reads a stack walk makes
+ * (frames next to each other in a data-stack chunk, object headers in one arena page) into few
+ * syscalls. mem_begin_sample() invalidates it, so values never leak from one sample into the
+ * next.
  */
 #ifndef APROF_MEMORY_H
 #define APROF_MEMORY_H
@@ -16,28 +17,21 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define MEM_PAGE_SIZE 4096u
-#define MEM_CACHE_PAGES 128u /* direct-mapped */
+#include "pagecache.h"
 
-typedef struct mem_page {
-    uint64_t base;   /* remote page address */
-    uint64_t epoch;  /* valid while equal to mem.epoch */
-    uint32_t len;    /* bytes valid from base (a page next to an unmapped one may be short) */
-    uint8_t data[MEM_PAGE_SIZE];
-} mem_page;
+#define MEM_PAGE_SIZE PAGECACHE_PAGE
+#define MEM_CACHE_PAGES 128u
 
 typedef struct mem_stats {
-    uint64_t syscalls;
+    uint64_t syscalls; /* uncached reads (the cache counts its own) */
     uint64_t bytes;
     uint64_t failures;
-    uint64_t cache_hits;
 } mem_stats;
 
 typedef struct mem {
     pid_t pid;
-    uint64_t epoch;
     mem_stats stats;
-    mem_page *pages; /* MEM_CACHE_PAGES entries */
+    pagecache cache; /* MEM_CACHE_PAGES pages, one per miss */
 } mem;
 
 /* 0 on success, -1 with errno set (ENOMEM only) */

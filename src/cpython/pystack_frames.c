@@ -1,0 +1,480 @@
+/* One thread's frames: the snapshot syscall that copies them (the data-stack chunk, the
+ * prefetched frames, the rereads that bracket them), decoding a frame, the walk of the chain
+ * with its loop marks, and the recheck of frames read after the snapshot. */
+#include "pystack_internal.h"
+#include "read_batch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define WINDOW_MAX (256u * 1024u)
+#define WINDOW_SLACK 4096u /* bytes copied above datastack_top */
+
+/* The snapshot's ranges: the frame pointer, the chunk, the innermost frame, the frame pointer
+ * again, the code reread (3.10) or cframe reread (3.11/3.12), datastack_top; then the prefetched
+ * frames and the code fingerprints. */
+_Static_assert(6 + PREFETCH_MAX + PREFETCH_CODES <= READ_BATCH_MAX,
+               "READ_BATCH_MAX holds every range of the snapshot");
+
+static bool prefetched(const prefetch_set *pf, uint64_t addr)
+{
+    for (uint32_t i = 0; i < pf->n; i++)
+        if (pf->addr[i] == addr)
+            return true;
+    return false;
+}
+
+/* Find the thread's innermost frame and copy its current data-stack chunk (where its newest
+ * frames live, 3.11+) with a single process_vm_readv. 3.11/3.12 keep the innermost frame in a
+ * _PyCFrame on the C stack (tstate->cframe->current_frame); that pointer is read in the same
+ * syscall. *where is the address the frame pointer was read from, for the recheck. */
+int pystack_snapshot_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64_t *where,
+                            uint64_t *frame, window *w)
+{
+    const py_layout *L = ps->L;
+    w->base = 0;
+    w->len = 0;
+    w->top = 0;
+    w->pf_loaded = 0;
+    w->again_ok = false;
+    w->all_in_snapshot = true;
+    w->cframe = w->cframe_again = 0;
+    w->cframe_reread = false;
+    w->leaf = 0;
+    w->leaf_ok = false;
+    w->leaf_prev = 0;
+    w->nlate = 0;
+    w->next.tstate = tstate;
+    w->next.n = 0;
+    w->next.ncode = 0;
+    w->pf = &ps->prefetch[(tstate >> 6) % PREFETCH_SLOTS];
+    if (w->pf->tstate != tstate) {
+        w->pf->tstate = tstate;
+        w->pf->n = 0;
+        w->pf->ncode = 0;
+    }
+    uint64_t p = rd64(ts, L->tstate.frame);
+    read_batch b; /* every range below, in this order, copied by one process_vm_readv */
+    rb_init(&b);
+    /* The innermost-frame pointer is read (again) in this same syscall, first: the thread
+     * state was copied a few microseconds earlier, and a busy thread may have moved since. */
+    if (L->tstate.cframe_current_frame == LAYOUT_ABSENT) {
+        *where = tstate + (uint64_t)L->tstate.frame;
+    } else {
+        if (!mem_ptr_ok(p, true))
+            return -1;
+        *where = p + (uint64_t)L->tstate.cframe_current_frame;
+        w->cframe = p;
+    }
+    size_t where_at = rb_add(&b, *where, frame, 8);
+    uint64_t base = 0;
+    size_t len = 0;
+    size_t window_at = READ_BATCH_NONE;
+    if (L->tstate.datastack_chunk != LAYOUT_ABSENT) {
+        uint64_t chunk = rd64(ts, L->tstate.datastack_chunk);
+        uint64_t top = rd64(ts, L->tstate.datastack_top);
+        w->top = top;
+        /* Frames pushed since the thread state was copied lie just above its datastack_top:
+         * copy a little beyond it, within the chunk (datastack_limit is its end). */
+        uint64_t limit = L->tstate.datastack_limit != LAYOUT_ABSENT
+                             ? rd64(ts, L->tstate.datastack_limit) : top;
+        if (limit > top)
+            top = limit - top > WINDOW_SLACK ? top + WINDOW_SLACK : limit;
+        if (!ps->window) {
+            ps->window = malloc(WINDOW_MAX);
+            ps->window_cap = ps->window ? WINDOW_MAX : 0;
+        }
+        if (ps->window && mem_ptr_ok(chunk, true) && top > chunk) {
+            base = top - chunk > WINDOW_MAX ? top - WINDOW_MAX : chunk;
+            len = (size_t)(top - base);
+            window_at = rb_add(&b, base, ps->window, len);
+        }
+    }
+    /* 3.10 and 3.13+ name the innermost frame in the thread state itself: when neither the
+     * data-stack copy nor the prefetched frames hold it (a new 3.10 frame object, a coroutine
+     * frame not seen last time), copy it in this syscall too. */
+    size_t leaf_at = READ_BATCH_NONE;
+    if (L->tstate.cframe_current_frame == LAYOUT_ABSENT && mem_ptr_ok(p, true) &&
+        !(len && p >= base && p + ps->frame_read <= base + len) && !prefetched(w->pf, p)) {
+        w->leaf = p;
+        leaf_at = rb_add(&b, p, w->leaf_buf, ps->frame_read);
+    }
+    size_t pf_at = rb_next(&b); /* the prefetched frames, one range each from here */
+    for (uint32_t i = 0; i < w->pf->n; i++)
+        rb_add(&b, w->pf->addr[i], ps->prefetch_buf + (size_t)i * FRAME_READ, ps->frame_read);
+    /* Last, the frame pointer again: if it did not move, everything copied before it in this
+     * same syscall belongs to that one stack. */
+    size_t bracket_last = rb_add(&b, *where, &w->again, 8); /* the bracket's last range */
+    /* 3.10 hands a returned frame object to the next call: the same pointer can then name a
+     * newer frame. The pointer is known before this syscall (it is in the thread state), so
+     * that frame's code object is reread last as well. (On 3.11+ data-stack slots are reused
+     * the same way, but this costs a page more per sample there: see docs/limits.md.) */
+    w->code_again_addr = 0;
+    loff ca = L->frame.code, cb = L->frame.previous;
+    loff clo = ca < cb ? ca : cb, chi = ca < cb ? cb : ca;
+    if (L->instr_kind == INSTR_LASTI_INDEX && mem_ptr_ok(p, true) &&
+        (size_t)(chi - clo) + 8 <= sizeof(w->code_again_buf)) {
+        /* and its caller: the next call of the same code (another coroutine's) reuses it */
+        w->code_again_addr = p;
+        w->code_again_lo = clo;
+        bracket_last = rb_add(&b, p + (uint64_t)clo, w->code_again_buf, (size_t)(chi - clo) + 8);
+    }
+    /* 3.11/3.12: the _PyCFrame copied with the thread state lives on the C stack of the
+     * evaluation that pushed it, and each C-to-Python call (a task step) runs in a _PyCFrame
+     * of its own. The thread state's cframe pointer is reread last and must be the same (see
+     * cframe_still_live in pystack.c). */
+    if (w->cframe) {
+        bracket_last = rb_add(&b, tstate + (uint64_t)L->tstate.frame, &w->cframe_again, 8);
+        w->cframe_reread = true;
+    }
+    /* 3.11+: datastack_top again, after the bracket: frames below both readings of it were on
+     * the stack when they were copied (pystack_verify_outer, for stacks that stay torn). */
+    size_t top_at = READ_BATCH_NONE;
+    w->top_again = 0;
+    if (w->top)
+        top_at = rb_add(&b, tstate + (uint64_t)L->tstate.datastack_top, &w->top_again, 8);
+    /* The code objects of the last walk: a code object freed and its address reused by another
+     * would otherwise be named after the old one. Not part of the stack's consistency, so after
+     * the rereads: the copy between the two frame-pointer reads stays as short as it can. */
+    size_t codes_at = rb_next(&b); /* the fingerprint spans, one range each from here */
+    uint32_t span_off, span_len;
+    codecache_fingerprint_span(ps->cc, &span_off, &span_len);
+    uint32_t ncheck = 0;
+    for (uint32_t i = 0; i < w->pf->ncode && span_len <= sizeof(ps->code_span[0]); i++) {
+        code_info *ci = codecache_peek(ps->cc, w->pf->code[i]);
+        if (!ci || !code_info_needs_confirm(ci, ps->now_ns))
+            continue;
+        ps->code_check[ncheck++] = w->pf->code[i];
+        rb_add(&b, w->pf->code[i] + span_off, ps->code_span[ncheck - 1], span_len);
+    }
+    /* The kernel copies the ranges in order and stops at the first it cannot read: a range
+     * copied means all those before it were too. */
+    rb_read(&b, ps->m);
+    if (!rb_copied(&b, where_at))
+        return -1;
+    if (rb_copied(&b, window_at)) {
+        w->base = base;
+        w->len = len;
+    }
+    w->leaf_ok = rb_copied(&b, leaf_at);
+    w->pf_loaded = (uint32_t)rb_copied_count(&b, pf_at, w->pf->n);
+    size_t confirmed = rb_copied_count(&b, codes_at, ncheck);
+    for (size_t i = 0; i < confirmed; i++) {
+        code_info *ci = codecache_peek(ps->cc, ps->code_check[i]);
+        if (ci)
+            codecache_confirm(ps->cc, ci, ps->code_span[i], ps->now_ns);
+    }
+    w->again_ok = rb_copied(&b, bracket_last);
+    if (!rb_copied(&b, top_at))
+        w->top_again = 0;
+    return 0;
+}
+
+/* A frame's bytes: from the snapshot when it holds them (0), else read now (1); -1 unreadable. */
+int pystack_frame_bytes(pystack *ps, window *w, uint64_t addr, uint8_t *out, size_t len)
+{
+    if (w->len && addr >= w->base && addr + len <= w->base + w->len) {
+        memcpy(out, ps->window + (addr - w->base), len);
+        return 0;
+    }
+    if (w->leaf_ok && addr == w->leaf && len <= sizeof(w->leaf_buf)) {
+        memcpy(out, w->leaf_buf, len);
+        return 0;
+    }
+    if (w->next.n < PREFETCH_MAX)
+        w->next.addr[w->next.n++] = addr;
+    for (uint32_t i = 0; i < w->pf_loaded; i++) {
+        if (w->pf->addr[i] == addr) {
+            memcpy(out, ps->prefetch_buf + (size_t)i * FRAME_READ, len);
+            return 0;
+        }
+    }
+    w->all_in_snapshot = false;
+    return mem_read(ps->m, addr, out, len) == 0 ? 1 : -1;
+}
+
+/* A frame's identity for comparing two reads of one stack: the same frame (address), called
+ * from the same caller, running the same code, at the same instruction. */
+static uint64_t frame_key(uint64_t addr, uint64_t prev, uint64_t code, uint64_t instr)
+{
+    uint64_t h = addr * 0x9e3779b97f4a7c15ull;
+    h = (h ^ (h >> 29) ^ prev) * 0xbf58476d1ce4e5b9ull;
+    h = (h ^ (h >> 31) ^ code) * 0x94d049bb133111ebull;
+    return (h ^ (h >> 32) ^ instr) * 0x9e3779b97f4a7c15ull;
+}
+
+uint64_t pystack_frame_key_of_bytes(const pystack *ps, uint64_t addr, const uint8_t *fb)
+{
+    const py_layout *L = ps->L;
+    return frame_key(addr, rd64(fb, L->frame.previous), rd64(fb, L->frame.code),
+                     rd64(fb, L->frame.instr));
+}
+
+/* A frame read after the snapshot shows the thread later than the rest: a coroutine may have
+ * returned from the callees the snapshot shows and moved on, and 3.10 hands a returned frame
+ * object (still holding its last line) to the next call of the same code. Such frames are read
+ * again in the final recheck (pystack_unchanged_since_walk). */
+static void note_late(pystack *ps, window *w, uint64_t frame, uint64_t key, uint64_t owner_obj)
+{
+    /* The innermost ones, which change first: a deep stack read in part outside the snapshot
+     * (older data-stack chunks, 3.10 frame objects beyond the prefetch set) would otherwise
+     * never pass, and its outer frames are the least likely to move. */
+    if (w->nlate >= LATE_MAX)
+        return;
+    uint64_t state = 0;
+    if (owner_obj && ps->L->gen.frame_state != LAYOUT_ABSENT)
+        state = owner_obj + (uint64_t)ps->L->gen.frame_state;
+    else if (owner_obj && ps->L->frame.state != LAYOUT_ABSENT)
+        state = frame + (uint64_t)ps->L->frame.state; /* 3.10: in the frame object */
+    w->late_addr[w->nlate] = frame;
+    w->late_key[w->nlate] = key;
+    w->late_state[w->nlate++] = state;
+}
+
+static void note_code(prefetch_set *next, uint64_t code)
+{
+    for (uint32_t i = 0; i < next->ncode; i++)
+        if (next->code[i] == code)
+            return;
+    if (next->ncode < PREFETCH_CODES)
+        next->code[next->ncode++] = code;
+}
+
+/* Turn one frame (fb: ps->frame_read bytes copied from frame_addr) into an aprof_frame. *prev
+ * gets the next-outer frame; *owner_obj the generator/coroutine owning the frame (0 if none);
+ * *role what the frame's code is to the asyncio layer. */
+decode_result pystack_decode_frame(pystack *ps, const uint8_t *fb, uint64_t frame_addr,
+                                   aprof_frame *out, uint64_t *prev, uint64_t *owner_obj,
+                                   uint8_t *role)
+{
+    *role = ROLE_NONE;
+    const py_layout *L = ps->L;
+    *prev = rd64(fb, L->frame.previous);
+    *owner_obj = 0;
+    uint64_t code = rd64(fb, L->frame.code);
+    int owner = L->frame.owner != LAYOUT_ABSENT ? fb[L->frame.owner] : OWNER_THREAD;
+    if (owner == OWNER_CSTACK && ps->rt->minor >= 12)
+        return DECODE_SKIP_SHIM;
+    if (L->frame.gen != LAYOUT_ABSENT)
+        *owner_obj = rd64(fb, L->frame.gen);
+    else if (owner == OWNER_GENERATOR && L->gen.iframe != LAYOUT_ABSENT)
+        *owner_obj = frame_addr - (uint64_t)L->gen.iframe;
+    code_info *ci = codecache_get_fresh(ps->cc, ps->m, code, ps->now_ns);
+    if (!ci)
+        return DECODE_BAD;
+    uint64_t raw = L->instr_kind == INSTR_LASTI_INDEX ? (uint64_t)rd32(fb, L->frame.instr)
+                                                      : rd64(fb, L->frame.instr);
+    int64_t off;
+    if (!code_info_offset(ci, L->instr_kind, raw, &off)) {
+        /* The code object at this address is not the one cached (freed and reused), or the
+         * frame is torn. Reload once. */
+        codecache_invalidate(ps->cc, code);
+        ci = codecache_get(ps->cc, ps->m, code);
+        if (!ci || !code_info_offset(ci, L->instr_kind, raw, &off))
+            return DECODE_BAD;
+    }
+    /* 3.11+: a frame that has not reached its first traceable instruction is not yet visible
+     * to Python either (it is being set up); CPython skips it too. */
+    if (L->instr_kind == INSTR_POINTER && owner != OWNER_GENERATOR &&
+        off < (int64_t)ci->firsttraceable * 2)
+        return DECODE_SKIP;
+    bool entry = L->frame.is_entry != LAYOUT_ABSENT ? fb[L->frame.is_entry] != 0
+                                                    : ps->rt->minor <= 10;
+    *out = code_info_frame(ci, L->linetable_kind, off);
+    out->flags = entry ? FRAMEF_ENTRY : 0;
+    *role = ci->role;
+    return DECODE_OK;
+}
+
+int pystack_read_frame(pystack *ps, uint64_t frame_addr, aprof_frame *out, uint64_t *prev,
+                       uint64_t *owner_obj)
+{
+    uint8_t fb[FRAME_READ];
+    uint8_t role;
+    if (!mem_ptr_ok(frame_addr, true) || mem_read(ps->m, frame_addr, fb, ps->frame_read) != 0)
+        return -1;
+    switch (pystack_decode_frame(ps, fb, frame_addr, out, prev, owner_obj, &role)) {
+    case DECODE_OK: return 1;
+    case DECODE_SKIP:
+    case DECODE_SKIP_SHIM: return 0;
+    default: return -1;
+    }
+}
+
+/* Walk one thread's frame chain innermost-first into t->frames; returns the count. Also notes
+ * what the asyncio layer needs: loop frames, the innermost Handle._run and its `self`. */
+uint32_t pystack_walk_frames(pystack *ps, uint64_t frame, window *w, aprof_thread_sample *t,
+                             loop_marks *lm)
+{
+    uint32_t n = 0;
+    uint8_t fb[FRAME_READ];
+    /* Brent's cycle detection: a torn read can link frames into a loop (a frame freed and
+     * reused further up the same chain); without this the walk would spin to the cap. */
+    uint64_t tortoise = 0;
+    uint32_t power = 1, lam = 0;
+    uint64_t inner = 0; /* the frame kept just before this one */
+    for (uint32_t steps = 0; frame; steps++) {
+        if (steps >= APROF_MAX_FRAMES * 2 || n >= t->cap_frames) {
+            t->flags |= TSF_TRUNCATED;
+            break;
+        }
+        if (frame == tortoise) {
+            t->flags |= TSF_TORN;
+            break;
+        }
+        if (++lam == power) {
+            tortoise = frame;
+            power *= 2;
+            lam = 0;
+        }
+        int late = mem_ptr_ok(frame, true) ? pystack_frame_bytes(ps, w, frame, fb, ps->frame_read)
+                                           : -1;
+        if (late < 0) {
+            t->flags |= TSF_TORN;
+            break;
+        }
+        uint64_t prev, owner_obj;
+        uint8_t role;
+        decode_result r =
+            pystack_decode_frame(ps, fb, frame, &t->frames[n], &prev, &owner_obj, &role);
+        if (steps == 0)
+            w->leaf_prev = prev; /* the innermost frame's caller, for the final recheck */
+        if (r == DECODE_BAD) {
+            t->flags |= TSF_TORN;
+            break;
+        }
+        if (r == DECODE_OK) {
+            uint64_t code = rd64(fb, ps->L->frame.code);
+            note_code(&w->next, code);
+            ps->keys[n] = frame_key(frame, prev, code, rd64(fb, ps->L->frame.instr));
+            ps->addrs[n] = frame;
+            if (late)
+                note_late(ps, w, frame, ps->keys[n], owner_obj);
+            switch (role) {
+            case ROLE_RUN_FOREVER:
+            case ROLE_RUN_ONCE:
+                lm->asyncio_loop = true;
+                break;
+            case ROLE_HANDLE_RUN:
+                if (lm->handle_index < 0) {
+                    lm->handle_index = (int32_t)n;
+                    lm->handle_inner_frame = n > 0 ? inner : frame;
+                    memcpy(&lm->handle, fb + ps->L->frame.localsplus, 8);
+                }
+                break;
+            case ROLE_SELECT:
+                lm->leaf_select |= n == 0;
+                break;
+            case ROLE_LOOP_ENTRY:
+                if (lm->entry_index < 0) {
+                    lm->entry_index = (int32_t)n; /* innermost runner frame */
+                    lm->entry_inner_frame = inner;
+                }
+                break;
+            }
+            inner = frame;
+            t->owners[n++] = owner_obj;
+            /* A thread's outermost frame is never a generator's: a generator frame without a
+             * caller is a suspended one. Reaching it means the innermost-frame pointer was read
+             * while CPython was switching frames (3.11/3.12 publish a new _PyCFrame before
+             * filling it in). */
+            if (!prev && owner_obj)
+                t->flags |= TSF_TORN;
+        } else if (r == DECODE_SKIP_SHIM && n > 0) {
+            t->frames[n - 1].flags |= FRAMEF_ENTRY; /* the frame inside the shim began a call */
+        }
+        frame = prev;
+    }
+    return n;
+}
+
+static uint64_t callback_identity(uint64_t handle, uint64_t coro, const char *fn)
+{
+    uint64_t h = handle ^ (coro * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)(uintptr_t)fn << 1);
+    return h ? h : 1;
+}
+
+/* Turn the marks of an innermost-first walk into the thread's loop fields (frames now
+ * outermost first). Returns the target address of the callback frame, 0 when none. */
+uint64_t pystack_apply_loop_marks(aprof_thread_sample *t, const loop_marks *lm)
+{
+    uint32_t n = t->nframes;
+    if (lm->asyncio_loop) {
+        t->loop = LOOP_ASYNCIO;
+        t->loop_idle = lm->leaf_select;
+        if (lm->handle_index >= 0) {
+            /* The callback starts just inside Handle._run; when it is C code (a future's
+             * callback, a C task step) Handle._run itself is the innermost Python frame. */
+            uint32_t outer = n - 1 - (uint32_t)lm->handle_index;
+            t->callback_frame = (int32_t)(outer + 1 < n ? outer + 1 : outer);
+            /* The Handle's address alone could be reused by the next callback run once the
+             * old Handle is freed; the coroutine and function it runs tell them apart. */
+            t->callback_id = callback_identity(lm->handle, t->owners[t->callback_frame],
+                                               t->frames[t->callback_frame].name);
+            return lm->handle_inner_frame;
+        }
+    } else if (lm->entry_index >= 0) {
+        /* A runner (asyncio.run / uvloop.run) with no Python loop frames: the loop is native.
+         * Frames inside the innermost runner frame are the running callback or task step. */
+        t->loop = LOOP_NATIVE;
+        if (lm->entry_index > 0) {
+            t->callback_frame = (int32_t)(n - (uint32_t)lm->entry_index);
+            uint64_t owner = t->owners[t->callback_frame];
+            t->callback_id = owner ? owner : (uint64_t)(uintptr_t)t->frames[t->callback_frame].name;
+            return lm->entry_inner_frame;
+        }
+    }
+    return 0;
+}
+
+/* After a walk that had to read some frames on its own: is the innermost frame still the same
+ * frame (pointer, and the object at it still runs the same code object from the same caller)?
+ * Comparing the pointer alone would miss a frame object freed and reused for another call
+ * (3.10 recycles frame objects). */
+bool pystack_unchanged_since_walk(pystack *ps, window *w, uint64_t where, uint64_t frame,
+                                  const aprof_thread_sample *t)
+{
+    const py_layout *L = ps->L;
+    uint64_t again = 0;
+    uint8_t fb[FRAME_READ];
+    int8_t states[LATE_MAX];
+    uint8_t *late_buf = ps->late_buf;
+    enum { MAXV = 2 + 2 * LATE_MAX };
+    uint64_t addrs[MAXV] = {frame, where};
+    void *dsts[MAXV] = {fb, &again};
+    size_t lens[MAXV] = {ps->frame_read, 8};
+    size_t n = 2, want = ps->frame_read + 8;
+    for (uint32_t i = 0; i < w->nlate; i++) {
+        addrs[n] = w->late_addr[i];
+        dsts[n] = late_buf + (size_t)i * FRAME_READ;
+        lens[n++] = ps->frame_read;
+        want += ps->frame_read;
+        if (w->late_state[i]) {
+            addrs[n] = w->late_state[i];
+            dsts[n] = &states[i];
+            lens[n++] = 1;
+            want++;
+        }
+    }
+    if (!mem_ptr_ok(frame, true) || mem_readv(ps->m, addrs, dsts, lens, n) != (ssize_t)want ||
+        again != frame)
+        return false;
+    for (uint32_t i = 0; i < w->nlate; i++) {
+        if (pystack_frame_key_of_bytes(ps, w->late_addr[i], late_buf + (size_t)i * FRAME_READ) !=
+            w->late_key[i])
+            return false;
+        /* FRAME_EXECUTING is 0 on every version: a coroutine suspended since was read after
+         * its step ended */
+        if (w->late_state[i] && states[i] != 0)
+            return false;
+    }
+    if (t->nframes == 0)
+        return true;
+    /* Same caller as the walk saw: a newer call at the same address from another coroutine
+     * (the next task step) would otherwise pass. */
+    if (rd64(fb, L->frame.previous) != w->leaf_prev)
+        return false;
+    code_info *ci = codecache_get(ps->cc, ps->m, rd64(fb, L->frame.code));
+    const aprof_frame *inner = &t->frames[t->nframes - 1];
+    return ci && ci->name == inner->name && ci->file == inner->file;
+}
