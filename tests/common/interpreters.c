@@ -6,11 +6,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MIN_MINOR 10
-#define MAX_MINOR 13
-
 static void pyenv_root(char *out, size_t len)
 {
+    const char *env = getenv("PYENV_ROOT");
+    if (env && *env) {
+        snprintf(out, len, "%s", env);
+        return;
+    }
     out[0] = '\0';
     FILE *p = popen("pyenv root 2>/dev/null", "r");
     if (p) {
@@ -44,11 +46,12 @@ size_t test_find_interpreters(test_interp *out, size_t cap)
         int major, minor, micro;
         char extra;
         if (sscanf(e->d_name, "%d.%d.%d%c", &major, &minor, &micro, &extra) != 3 || major != 3 ||
-            minor < MIN_MINOR || minor > MAX_MINOR)
+            minor < TEST_PY_MIN_MINOR || minor > TEST_PY_MAX_MINOR)
             continue;
         test_interp *t = &out[n];
         memset(t, 0, sizeof *t);
         snprintf(t->label, sizeof t->label, "%d.%d.%d", major, minor, micro);
+        snprintf(t->prefix, sizeof t->prefix, "%s/%s", dir, e->d_name);
         snprintf(t->python, sizeof t->python, "%s/%s/bin/python3.%d", dir, e->d_name, minor);
         snprintf(t->libpython, sizeof t->libpython, "%s/%s/lib/libpython3.%d.so.1.0", dir,
                  e->d_name, minor);
@@ -68,6 +71,7 @@ size_t test_find_interpreters(test_interp *out, size_t cap)
         memset(t, 0, sizeof *t);
         snprintf(t->label, sizeof t->label, "debian-3.11");
         snprintf(t->python, sizeof t->python, "/usr/bin/python3.11");
+        snprintf(t->prefix, sizeof t->prefix, "/usr");
         t->minor = 11;
     }
     return n;
@@ -75,8 +79,9 @@ size_t test_find_interpreters(test_interp *out, size_t cap)
 
 const test_interp *test_interp_pyenv_minor(const test_interp *all, size_t n, int minor)
 {
+    const test_interp *newest = NULL; /* all is sorted by version */
     for (size_t i = 0; i < n; i++)
         if (all[i].pyenv && all[i].minor == minor)
-            return &all[i];
-    return NULL;
+            newest = &all[i];
+    return newest;
 }

@@ -1,5 +1,6 @@
 /* The asyncio_reader API (what recording builds on) against a live fixture: for every CPython
- * 3.10-3.13 under `pyenv root` and Debian's /usr/bin/python3.11, start
+ * 3.10-3.13 under pyenv (the newest of each minor) and Debian's python3.11
+ * (tests/common/interpreters.c finds them), start
  * fixtures/async_tree_fixture.py and check the lookups (by id, by coroutine), the awaited-by
  * chain to a root (also through a cycle), the running task of a thread, the task cap, buffer
  * reuse across snapshots, and that a reader on a process without asyncio says so. The snapshot's
@@ -12,7 +13,6 @@
 
 #include <cmocka.h>
 
-#include <glob.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <stdio.h>
@@ -23,14 +23,12 @@
 #include <unistd.h>
 
 #include "asyncio_reader.h"
+#include "interpreters.h"
 #include "session.h"
 
-typedef struct target {
-    char label[32];
-    char python[512];
-} target;
-
-static target targets[5];
+/* The newest pyenv interpreter of each minor, then Debian's. */
+static test_interp found[TEST_MAX_INTERPRETERS];
+static const test_interp *targets[TEST_MAX_INTERPRETERS];
 static size_t ntargets;
 static char source_dir[1024];
 
@@ -38,31 +36,15 @@ static void find_targets(void)
 {
     const char *src = getenv("APROF_SOURCE_DIR");
     snprintf(source_dir, sizeof source_dir, "%s", src ? src : ".");
-    char root[512] = "/root/.pyenv";
-    FILE *f = popen("pyenv root 2>/dev/null", "r");
-    if (f) {
-        if (fgets(root, sizeof root, f))
-            root[strcspn(root, "\n")] = '\0';
-        pclose(f);
-        if (!root[0])
-            snprintf(root, sizeof root, "/root/.pyenv");
+    size_t n = test_find_interpreters(found, TEST_MAX_INTERPRETERS);
+    for (int minor = TEST_PY_MIN_MINOR; minor <= TEST_PY_MAX_MINOR; minor++) {
+        const test_interp *t = test_interp_pyenv_minor(found, n, minor);
+        if (t)
+            targets[ntargets++] = t;
     }
-    for (unsigned minor = 10; minor <= 13; minor++) {
-        char pattern[700];
-        snprintf(pattern, sizeof pattern, "%s/versions/3.%u.*/bin/python3.%u", root, minor, minor);
-        glob_t g;
-        if (glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc > 0) {
-            target *t = &targets[ntargets++];
-            snprintf(t->label, sizeof t->label, "3.%u", minor);
-            snprintf(t->python, sizeof t->python, "%s", g.gl_pathv[g.gl_pathc - 1]);
-        }
-        globfree(&g);
-    }
-    if (access("/usr/bin/python3.11", X_OK) == 0) {
-        target *t = &targets[ntargets++];
-        snprintf(t->label, sizeof t->label, "debian-3.11");
-        snprintf(t->python, sizeof t->python, "/usr/bin/python3.11");
-    }
+    for (size_t i = 0; i < n; i++)
+        if (!found[i].pyenv)
+            targets[ntargets++] = &found[i];
 }
 
 /* Start python SCRIPT ARG...; wait (at most 30 s) until `wait_for` exists. */
@@ -116,7 +98,7 @@ static void check_root_chain(const async_snapshot *s, const char *from, const ch
         assert_string_equal(s->tasks[chain[k]].name, want[k]);
 }
 
-static void check_target(const target *t)
+static void check_target(const test_interp *t)
 {
     char script[1400], truth[256];
     snprintf(script, sizeof script, "%s/fixtures/async_tree_fixture.py", source_dir);
@@ -173,7 +155,7 @@ static void check_target(const target *t)
     check_root_chain(&snap, "main", alone, 1);
     static const char *const cyc[] = {"cycle-a", "cycle-b"};
     check_root_chain(&snap, "cycle-a", cyc, 2); /* stops before going round again */
-    if (strcmp(t->label, "3.10") != 0) {
+    if (t->minor != 10) {
         static const char *const tg[] = {"tg-leaf2", "tg-inner", "tg-outer"};
         check_root_chain(&snap, "tg-leaf2", tg, 3);
     }
@@ -226,7 +208,7 @@ static void test_api_on_every_interpreter(void **state)
     (void)state;
     assert_true(ntargets > 0);
     for (size_t i = 0; i < ntargets; i++)
-        check_target(&targets[i]);
+        check_target(targets[i]);
 }
 
 /* A Python process without asyncio: ASF_NO_ASYNCIO, no tasks, not an error. After it exits: -1. */
@@ -241,7 +223,7 @@ static void test_no_asyncio(void **state)
     pid_t pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        execl(targets[0].python, targets[0].python, "-c", code, (char *)NULL);
+        execl(targets[0]->python, targets[0]->python, "-c", code, (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 3000 && access(flag, F_OK) != 0; i++) {

@@ -11,9 +11,9 @@
 #include <cmocka.h>
 
 #include "debug_offsets.h"
+#include "interpreters.h"
 #include "layouts.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
@@ -25,63 +25,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define OUT_MAX (64 * 1024)
 
-static bool pathf(char *out, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(out, len, fmt, ap);
-    va_end(ap);
-    return n >= 0 && (size_t)n < len;
-}
-
-static bool is_file(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 /* ---- a pyenv CPython 3.13 ---- */
 
-static bool find_pyenv_313(char *python, char *lib, size_t len)
+/* The newest pyenv 3.13 with its libpython (tests/common/interpreters.c), NULL when none. */
+static const test_interp *pyenv_313(void)
 {
-    char root[PATH_MAX] = "", dir[PATH_MAX];
-    const char *env = getenv("PYENV_ROOT");
-    if (env && *env) {
-        snprintf(root, sizeof root, "%s", env);
-    } else {
-        FILE *p = popen("pyenv root 2>/dev/null", "r");
-        if (p) {
-            if (fgets(root, sizeof root, p))
-                root[strcspn(root, "\n")] = '\0';
-            pclose(p);
-        }
-        if (!root[0])
-            snprintf(root, sizeof root, "%s/.pyenv", getenv("HOME") ? getenv("HOME") : "/root");
-    }
-    if (!pathf(dir, sizeof dir, "%s/versions", root))
-        return false;
-    DIR *d = opendir(dir);
-    if (!d)
-        return false;
-    bool found = false;
-    struct dirent *e;
-    while (!found && (e = readdir(d)) != NULL) {
-        const char *v = e->d_name;
-        if (strncmp(v, "3.13.", 5) != 0 || strspn(v + 5, "0123456789") != strlen(v + 5))
-            continue;
-        found = pathf(python, len, "%s/%s/bin/python3.13", dir, v) &&
-                pathf(lib, len, "%s/%s/lib/libpython3.13.so.1.0", dir, v) && is_file(python) &&
-                is_file(lib);
-    }
-    closedir(d);
-    return found;
+    static test_interp all[TEST_MAX_INTERPRETERS];
+    const test_interp *t =
+        test_interp_pyenv_minor(all, test_find_interpreters(all, TEST_MAX_INTERPRETERS), 13);
+    return t && t->libpython[0] ? t : NULL;
 }
 
 /* ---- where _PyRuntime is in a process ---- */
@@ -421,8 +379,8 @@ static void test_corruptions_rejected(void **state)
 static void test_spec_matches_dwarf(void **state)
 {
     (void)state;
-    char python[PATH_MAX], lib[PATH_MAX];
-    if (!find_pyenv_313(python, lib, sizeof python))
+    const test_interp *py = pyenv_313();
+    if (!py)
         skip();
     const dbgoff_spec *spec = debug_offsets_spec(13);
     static char paths[128][128];
@@ -432,7 +390,7 @@ static void test_spec_matches_dwarf(void **state)
     const char *bindir = getenv("APROF_BINARY_DIR");
     snprintf(tool, sizeof tool, "%s/layoutgen", bindir ? bindir : ".");
     argv[a++] = tool;
-    argv[a++] = lib;
+    argv[a++] = (char *)py->libpython;
     snprintf(paths[k], sizeof paths[k], "sizeof:_Py_DebugOffsets");
     argv[a++] = paths[k++];
     for (size_t i = 0; i < spec->nfields && k + 2 < 128; i++) {
@@ -497,9 +455,10 @@ static void test_spec_matches_dwarf(void **state)
 static void test_live_313(void **state)
 {
     (void)state;
-    char python[PATH_MAX], lib[PATH_MAX];
-    if (!find_pyenv_313(python, lib, sizeof python))
+    const test_interp *py = pyenv_313();
+    if (!py)
         skip();
+    const char *python = py->python, *lib = py->libpython;
     static unsigned char b[DEBUG_OFFSETS_READ_SIZE];
     uint64_t hex = 0;
     if (!read_live_runtime(python, lib, b, &hex))

@@ -4,7 +4,7 @@
  *  - the DWARF of every pyenv CPython 3.10-3.13 on the machine, through `layoutgen --check`
  *    (every field described in layout_fields[]);
  *  - the running interpreters themselves, including stripped ones without DWARF (Debian's
- *    /usr/bin/python3.11): a Python probe (below) reads each field of real objects through
+ *    python3.11): a Python probe (below) reads each field of real objects through
  *    ctypes and compares it with what Python reports (id(), len(), __basicsize__, ...);
  *  - internal consistency of the table and its descriptors.
  */
@@ -14,9 +14,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "interpreters.h"
 #include "layouts.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -79,16 +79,6 @@ static int run_capture(char *const argv[], char *out, size_t outlen)
     return 128 + WTERMSIG(status);
 }
 
-/* snprintf into a path buffer; false when it did not fit. */
-static bool pathf(char *out, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(out, len, fmt, ap);
-    va_end(ap);
-    return n >= 0 && (size_t)n < len;
-}
-
 static bool is_file(const char *p)
 {
     struct stat st;
@@ -105,84 +95,53 @@ static const char *layoutgen_path(void)
 
 /* ---- the interpreters on this machine ---- */
 
+/* One interpreter to check, out of those tests/common/interpreters.c finds. */
 typedef struct interp {
     unsigned minor;
-    char python[PATH_MAX];
-    char lib[PATH_MAX]; /* libpython with DWARF, "" for stripped system builds */
+    const char *python;
+    const char *lib; /* libpython with DWARF, "" for stripped system builds */
     char aio[PATH_MAX];
 } interp;
 
-static void pyenv_root(char *out, size_t len)
-{
-    const char *env = getenv("PYENV_ROOT");
-    if (env && *env) {
-        snprintf(out, len, "%s", env);
-        return;
-    }
-    out[0] = '\0';
-    FILE *p = popen("pyenv root 2>/dev/null", "r");
-    if (p) {
-        if (fgets(out, (int)len, p))
-            out[strcspn(out, "\n")] = '\0';
-        pclose(p);
-    }
-    if (!out[0]) {
-        const char *home = getenv("HOME");
-        snprintf(out, len, "%s/.pyenv", home ? home : "/root");
-    }
-}
+/* Filled by main(). */
+static test_interp all[TEST_MAX_INTERPRETERS];
+static size_t nall;
 
-/* pyenv builds 3.10-3.13 with shared libpython (DWARF) found under `pyenv root`/versions. */
+/* pyenv builds 3.10-3.13 (the newest of each minor) with shared libpython and _asyncio (DWARF). */
 static size_t find_pyenv(interp *out, size_t max)
 {
-    char root[PATH_MAX], dir[PATH_MAX];
-    pyenv_root(root, sizeof root);
-    if (!pathf(dir, sizeof dir, "%s/versions", root))
-        return 0;
     size_t n = 0;
     for (unsigned minor = APROF_PY_MIN_MINOR; minor <= APROF_PY_MAX_MINOR && n < max; minor++) {
-        DIR *d = opendir(dir);
-        if (!d)
-            break;
-        struct dirent *e;
-        char prefix[16];
-        snprintf(prefix, sizeof prefix, "3.%u.", minor);
-        while ((e = readdir(d)) != NULL) {
-            const char *v = e->d_name;
-            if (strncmp(v, prefix, strlen(prefix)) != 0 ||
-                strspn(v + strlen(prefix), "0123456789") != strlen(v + strlen(prefix)))
-                continue; /* only final releases like 3.11.7 */
-            interp *it = &out[n];
-            it->minor = minor;
-            bool fits =
-                pathf(it->python, sizeof it->python, "%s/%s/bin/python3.%u", dir, v, minor) &&
-                pathf(it->lib, sizeof it->lib, "%s/%s/lib/libpython3.%u.so.1.0", dir, v, minor) &&
-                pathf(it->aio, sizeof it->aio,
-                      "%s/%s/lib/python3.%u/lib-dynload/_asyncio.cpython-3%u-x86_64-linux-gnu.so",
-                      dir, v, minor, minor);
-            if (fits && is_file(it->python) && is_file(it->lib) && is_file(it->aio)) {
-                n++;
-                break;
-            }
-            fprintf(stderr, "skipping %s/%s: no shared libpython or _asyncio\n", dir, v);
-        }
-        closedir(d);
+        const test_interp *t = test_interp_pyenv_minor(all, nall, (int)minor);
+        if (!t)
+            continue;
+        interp *it = &out[n];
+        it->minor = minor;
+        it->python = t->python;
+        it->lib = t->libpython;
+        int len = snprintf(it->aio, sizeof it->aio,
+                           "%s/lib/python3.%u/lib-dynload/_asyncio.cpython-3%u-x86_64-linux-gnu.so",
+                           t->prefix, minor, minor);
+        if (len > 0 && (size_t)len < sizeof it->aio && t->libpython[0] && is_file(it->aio))
+            n++;
+        else
+            fprintf(stderr, "skipping %s: no shared libpython or _asyncio\n", t->prefix);
     }
     return n;
 }
 
-/* System interpreters (/usr/bin/python3.X): usually stripped, checked by the probe only. */
+/* System interpreters (Debian's python3.11): stripped, checked by the probe only. */
 static size_t find_system(interp *out, size_t max)
 {
     size_t n = 0;
-    for (unsigned minor = APROF_PY_MIN_MINOR; minor <= APROF_PY_MAX_MINOR && n < max; minor++) {
-        interp *it = &out[n];
-        snprintf(it->python, sizeof it->python, "/usr/bin/python3.%u", minor);
-        if (!is_file(it->python))
+    for (size_t i = 0; i < nall && n < max; i++) {
+        if (all[i].pyenv)
             continue;
-        it->minor = minor;
-        it->lib[0] = it->aio[0] = '\0';
-        n++;
+        interp *it = &out[n++];
+        it->minor = (unsigned)all[i].minor;
+        it->python = all[i].python;
+        it->lib = "";
+        it->aio[0] = '\0';
     }
     return n;
 }
@@ -307,8 +266,8 @@ static void test_dwarf_check(void **state)
     for (size_t i = 0; i < n; i++) {
         char minor[8];
         snprintf(minor, sizeof minor, "%u", found[i].minor);
-        char *argv[] = { (char *)layoutgen_path(), "--check", minor, found[i].lib, found[i].aio,
-                         NULL };
+        char *argv[] = { (char *)layoutgen_path(), "--check", minor, (char *)found[i].lib,
+                         found[i].aio, NULL };
         int rc = run_capture(argv, out, sizeof out);
         printf("%s", out);
         if (rc != 0)
@@ -329,8 +288,8 @@ static void test_dwarf_check_detects_mismatch(void **state)
     static char out[OUT_MAX];
     char minor[8];
     snprintf(minor, sizeof minor, "%u", found[0].minor);
-    char *argv[] = { (char *)layoutgen_path(), "--check", minor, found[1].lib, found[1].aio,
-                     NULL };
+    char *argv[] = { (char *)layoutgen_path(), "--check", minor, (char *)found[1].lib,
+                     found[1].aio, NULL };
     assert_int_equal(run_capture(argv, out, sizeof out), 1);
     assert_non_null(strstr(out, "MISMATCH"));
 }
@@ -794,6 +753,7 @@ static void test_runtime_probe_detects_errors(void **state)
 
 int main(void)
 {
+    nall = test_find_interpreters(all, TEST_MAX_INTERPRETERS);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lookup),
         cmocka_unit_test(test_descriptors),

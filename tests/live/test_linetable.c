@@ -1,10 +1,11 @@
 /* src/cpython/linetable.c against CPython itself.
  *
  * tools/gen_linetable_cases.py runs under every CPython 3.10-3.13 found on the machine (pyenv
- * versions and /usr/bin/python3.11) and records, for tens of thousands of code objects of its
- * stdlib plus synthetic code and hand-built tables, what that interpreter says: co_lines(), the
- * line of every even byte offset, and PyCode_Addr2Line() at probe offsets. Here we check that
- * the iterator reproduces co_lines() exactly and linetable_line_for_offset() every line.
+ * versions and Debian's python3.11, as tests/common/interpreters.c finds them) and records, for
+ * tens of thousands of code objects of its stdlib plus synthetic code and hand-built tables,
+ * what that interpreter says: co_lines(), the line of every even byte offset, and
+ * PyCode_Addr2Line() at probe offsets. Here we check that the iterator reproduces co_lines()
+ * exactly and linetable_line_for_offset() every line.
  * Then robustness: random and truncated tables (run under ASan, with exactly-sized buffers so
  * any read past a table is caught) must neither crash nor loop, and keep the API's invariants.
  */
@@ -14,7 +15,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <spawn.h>
@@ -26,11 +26,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "interpreters.h"
 #include "linetable.h"
 
 extern char **environ;
 
-#define MAX_INTERPRETERS 16
 #define NONE_LINE INT32_MIN   /* co_lines() said None */
 #define MAX_REPORTED 8        /* mismatches printed per interpreter */
 #define MIN_RECORDS 5000      /* a corpus smaller than this means the generator went wrong */
@@ -42,8 +42,9 @@ extern char **environ;
 #define OFFSET_CHECK_BUDGET 1e6
 #endif
 
+/* One generator run: every interpreter tests/common/interpreters.c finds. */
 typedef struct interpreter {
-    char python[PATH_MAX];
+    const char *python;
     char out[PATH_MAX];
     pid_t pid;
 } interpreter;
@@ -57,58 +58,6 @@ static uint64_t rng_next(void)
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return rng_state * 0x2545F4914F6CDD1Dull;
-}
-
-/* ------------------------------------------------------------------ finding interpreters */
-
-static void pyenv_root(char *buf, size_t cap)
-{
-    buf[0] = '\0';
-    FILE *p = popen("pyenv root 2>/dev/null", "r");
-    if (p) {
-        if (fgets(buf, (int)cap, p))
-            buf[strcspn(buf, "\n")] = '\0';
-        pclose(p);
-    }
-    if (!buf[0]) {
-        const char *env = getenv("PYENV_ROOT");
-        snprintf(buf, cap, "%s", env && env[0] ? env : "/root/.pyenv");
-    }
-}
-
-static int compare_names(const void *a, const void *b)
-{
-    return strcmp(((const interpreter *)a)->python, ((const interpreter *)b)->python);
-}
-
-/* Every pyenv 3.10-3.13 plus /usr/bin/python3.11; returns how many. */
-static size_t find_interpreters(interpreter *out, size_t cap)
-{
-    size_t n = 0;
-    char root[PATH_MAX - 64], dir[PATH_MAX];
-    pyenv_root(root, sizeof root);
-    snprintf(dir, sizeof dir, "%s/versions", root);
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL && n < cap) {
-        unsigned minor;
-        char rest = 0;
-        if (sscanf(e->d_name, "3.%u%c", &minor, &rest) < 1 || minor < 10 || minor > 13 ||
-            (rest != 0 && rest != '.'))
-            continue;
-        char path[PATH_MAX];
-        if (snprintf(path, sizeof path, "%s/%s/bin/python3.%u", dir, e->d_name, minor) >=
-            (int)sizeof path)
-            continue;
-        if (access(path, X_OK) == 0)
-            snprintf(out[n++].python, sizeof out->python, "%s", path);
-    }
-    if (d)
-        closedir(d);
-    qsort(out, n, sizeof *out, compare_names);
-    if (n < cap && access("/usr/bin/python3.11", X_OK) == 0)
-        snprintf(out[n++].python, sizeof out->python, "%s", "/usr/bin/python3.11");
-    return n;
 }
 
 /* ------------------------------------------------------------------ reading a case file */
@@ -386,10 +335,13 @@ static void test_against_cpython(void **state)
     snprintf(gen, sizeof gen, "%s/tools/gen_linetable_cases.py", src ? src : ".");
     assert_int_equal(access(gen, R_OK), 0);
 
-    static interpreter py[MAX_INTERPRETERS];
-    size_t n = find_interpreters(py, MAX_INTERPRETERS);
+    static test_interp found[TEST_MAX_INTERPRETERS];
+    static interpreter py[TEST_MAX_INTERPRETERS];
+    size_t n = test_find_interpreters(found, TEST_MAX_INTERPRETERS);
+    for (size_t i = 0; i < n; i++)
+        py[i].python = found[i].python;
     if (n == 0)
-        fail_msg("no CPython 3.10-3.13 found (pyenv versions, /usr/bin/python3.11)");
+        fail_msg("no CPython 3.10-3.13 found (pyenv versions, Debian's python3.11)");
 
     char tmpdir[] = "/tmp/aprof-linetable-XXXXXX";
     assert_non_null(mkdtemp(tmpdir));
@@ -397,7 +349,7 @@ static void test_against_cpython(void **state)
     /* The generators run in parallel: they are the slow part. */
     for (size_t i = 0; i < n; i++) {
         snprintf(py[i].out, sizeof py[i].out, "%s/cases-%zu.bin", tmpdir, i);
-        char *argv[] = {py[i].python, "-I", gen, "--out", py[i].out, NULL};
+        char *argv[] = {(char *)py[i].python, "-I", gen, "--out", py[i].out, NULL};
         int rc = posix_spawn(&py[i].pid, py[i].python, NULL, NULL, argv, environ);
         assert_int_equal(rc, 0);
     }

@@ -1,8 +1,9 @@
-/* src/cpython/pyobj.c against live interpreters: for every CPython 3.10-3.13 under `pyenv root` and
- * Debian's /usr/bin/python3.11, start fixtures/objects_fixture.py, which prints the id() of many
- * objects and the values they hold (computed by the interpreter itself), read each object through
- * pyobj and compare. Then feed every function null, unaligned, unmapped, freed and garbage
- * addresses: errors, never a crash or a hang. */
+/* src/cpython/pyobj.c against live interpreters: for every CPython 3.10-3.13 under pyenv (the
+ * newest of each minor) and Debian's python3.11 (tests/common/interpreters.c finds them), start
+ * fixtures/objects_fixture.py, which prints the id() of many objects and the values they hold
+ * (computed by the interpreter itself) as one JSON line, read each object through pyobj and
+ * compare. Then feed every function null, unaligned, unmapped, freed and garbage addresses:
+ * errors, never a crash or a hang. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +12,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <glob.h>
+#include <jansson.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,223 +22,68 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "interpreters.h"
 #include "layouts.h"
 #include "memory.h"
 #include "pyobj.h"
 #include "strtab.h"
 
-/* ---- a minimal JSON reader for the fixture's report ----------------------------------------- */
+/* ---- the fixture's report (JSON, read with libjansson) ------------------------------------ */
 
-typedef struct jv {
-    char t; /* 'n' null, 'b' bool, 'i' integer, 'f' other number, 's' string, 'a' array, 'o' object */
-    int64_t i;
-    char *s; /* string contents (UTF-8), or the number's text */
-    size_t len;
-    struct jv *kids;
-    char **keys;
-    size_t n;
-} jv;
+/* Every number in the report is an int64 (an id, a pid, a version part): ints beyond int64 and
+ * floats are sent as their decimal text ("dec", "repr") and compared as such. */
 
-static const char *jp_ws(const char *p)
+/* The member `key` of object o; the test fails when there is none. */
+static json_t *jget(json_t *o, const char *key)
 {
-    while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
-        p++;
-    return p;
+    assert_true(json_is_object(o));
+    json_t *v = json_object_get(o, key);
+    if (!v)
+        fail_msg("fixture report has no key '%s'", key);
+    return v;
 }
 
-static size_t put_utf8(char *o, uint32_t cp)
+static json_t *jobj(json_t *o, const char *key)
 {
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
+    json_t *v = jget(o, key);
+    assert_true(json_is_object(v));
+    return v;
 }
 
-static const char *jp_string(const char *p, char **out, size_t *outlen)
+static json_t *jarr(json_t *o, const char *key)
 {
-    p++; /* opening quote */
-    char *buf = malloc(strlen(p) + 1), *o = buf;
-    if (!buf)
-        return NULL;
-    while (*p && *p != '"') {
-        if (*p != '\\') {
-            *o++ = *p++;
-            continue;
-        }
-        p++;
-        char e = *p++;
-        switch (e) {
-        case 'n': *o++ = '\n'; break;
-        case 't': *o++ = '\t'; break;
-        case 'r': *o++ = '\r'; break;
-        case 'b': *o++ = '\b'; break;
-        case 'f': *o++ = '\f'; break;
-        case 'u': {
-            unsigned cp;
-            if (sscanf(p, "%4x", &cp) != 1)
-                goto bad;
-            p += 4;
-            if (cp >= 0xD800 && cp < 0xDC00 && p[0] == '\\' && p[1] == 'u') {
-                unsigned lo;
-                if (sscanf(p + 2, "%4x", &lo) == 1 && lo >= 0xDC00 && lo < 0xE000) {
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    p += 6;
-                }
-            }
-            o += put_utf8(o, cp);
-            break;
-        }
-        case '\0': goto bad;
-        default: *o++ = e; break; /* \" \\ \/ */
-        }
-    }
-    if (*p != '"')
-        goto bad;
-    *o = '\0';
-    *out = buf;
-    *outlen = (size_t)(o - buf);
-    return p + 1;
-bad:
-    free(buf);
-    return NULL;
+    json_t *v = jget(o, key);
+    assert_true(json_is_array(v));
+    return v;
 }
 
-static const char *jp_value(const char *p, jv *v, int depth)
+static uint64_t jint(const json_t *v)
 {
-    memset(v, 0, sizeof *v);
-    p = jp_ws(p);
-    if (depth > 32)
-        return NULL;
-    if (*p == '"') {
-        v->t = 's';
-        return jp_string(p, &v->s, &v->len);
-    }
-    if (*p == '{' || *p == '[') {
-        bool obj = *p == '{';
-        v->t = obj ? 'o' : 'a';
-        p = jp_ws(p + 1);
-        size_t cap = 0;
-        if (*p == (obj ? '}' : ']'))
-            return p + 1;
-        for (;;) {
-            if (v->n == cap) {
-                cap = cap ? cap * 2 : 8;
-                jv *k = realloc(v->kids, cap * sizeof *k);
-                char **ks = realloc(v->keys, cap * sizeof *ks);
-                if (k)
-                    v->kids = k;
-                if (ks)
-                    v->keys = ks;
-                if (!k || !ks)
-                    return NULL;
-            }
-            v->keys[v->n] = NULL;
-            memset(&v->kids[v->n], 0, sizeof(jv));
-            if (obj) {
-                size_t kl;
-                p = jp_ws(p);
-                if (*p != '"' || !(p = jp_string(p, &v->keys[v->n], &kl)))
-                    return NULL;
-                p = jp_ws(p);
-                if (*p++ != ':')
-                    return NULL;
-            }
-            p = jp_value(p, &v->kids[v->n], depth + 1);
-            v->n++;
-            if (!p)
-                return NULL;
-            p = jp_ws(p);
-            if (*p == ',') {
-                p++;
-                continue;
-            }
-            if (*p == (obj ? '}' : ']'))
-                return p + 1;
-            return NULL;
-        }
-    }
-    if (strncmp(p, "null", 4) == 0) {
-        v->t = 'n';
-        return p + 4;
-    }
-    if (strncmp(p, "true", 4) == 0 || strncmp(p, "false", 5) == 0) {
-        v->t = 'b';
-        v->i = *p == 't';
-        return p + (*p == 't' ? 4 : 5);
-    }
-    const char *start = p;
-    while (*p && strchr("+-0123456789.eE", *p))
-        p++;
-    if (p == start)
-        return NULL;
-    v->s = strndup(start, (size_t)(p - start));
-    v->len = (size_t)(p - start);
-    v->t = strpbrk(v->s, ".eE") ? 'f' : 'i';
-    v->i = strtoll(v->s, NULL, 10);
-    return p;
+    assert_true(json_is_integer(v));
+    return (uint64_t)json_integer_value(v);
 }
 
-static void jv_free(jv *v)
+static uint64_t jid(json_t *o, const char *key)
 {
-    for (size_t i = 0; i < v->n; i++) {
-        jv_free(&v->kids[i]);
-        free(v->keys[i]);
-    }
-    free(v->kids);
-    free(v->keys);
-    free(v->s);
+    return jint(jget(o, key));
 }
 
-static jv *jget(jv *o, const char *key)
+static const char *jstr(json_t *o, const char *key)
 {
-    assert_non_null(o);
-    assert_int_equal(o->t, 'o');
-    for (size_t i = 0; i < o->n; i++)
-        if (strcmp(o->keys[i], key) == 0)
-            return &o->kids[i];
-    fail_msg("fixture report has no key '%s'", key);
-    return NULL;
-}
-
-static uint64_t jid(jv *o, const char *key)
-{
-    jv *v = jget(o, key);
-    assert_int_equal(v->t, 'i');
-    return (uint64_t)v->i;
-}
-
-static const char *jstr(jv *o, const char *key)
-{
-    jv *v = jget(o, key);
-    assert_int_equal(v->t, 's');
-    return v->s;
+    json_t *v = jget(o, key);
+    assert_true(json_is_string(v));
+    return json_string_value(v);
 }
 
 /* ---- interpreters and the fixture process --------------------------------------------------- */
 
 typedef struct target {
     const char *label;
-    char python[512];   /* empty: not on this machine */
+    const char *python; /* NULL: not on this machine */
     pid_t pid;
     int in_fd, out_fd;
     char *line;
-    jv report;
+    json_t *report;
     mem m;
     pyobj_ctx c;
 } target;
@@ -248,43 +94,18 @@ static target targets[] = {
 };
 #define NTARGETS (sizeof targets / sizeof targets[0])
 
-static void pyenv_root(char *out, size_t cap)
-{
-    const char *env = getenv("PYENV_ROOT");
-    if (env && *env) {
-        snprintf(out, cap, "%s", env);
-        return;
-    }
-    FILE *f = popen("pyenv root 2>/dev/null", "r");
-    if (f) {
-        if (fgets(out, (int)cap, f)) {
-            out[strcspn(out, "\n")] = '\0';
-            pclose(f);
-            if (*out)
-                return;
-        } else {
-            pclose(f);
-        }
-    }
-    const char *home = getenv("HOME");
-    snprintf(out, cap, "%s/.pyenv", home && *home ? home : "/root");
-}
-
+/* The newest pyenv interpreter of each minor, and Debian's (labelled alike by the finder). */
 static void find_interpreters(void)
 {
-    char root[400];
-    pyenv_root(root, sizeof root);
-    for (unsigned minor = 10; minor <= 13; minor++) {
-        char pattern[512];
-        snprintf(pattern, sizeof pattern, "%s/versions/3.%u.*/bin/python3.%u", root, minor, minor);
-        glob_t g;
-        if (glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc > 0)
-            snprintf(targets[minor - 10].python, sizeof targets[0].python, "%s",
-                     g.gl_pathv[g.gl_pathc - 1]);
-        globfree(&g);
+    static test_interp found[TEST_MAX_INTERPRETERS];
+    size_t n = test_find_interpreters(found, TEST_MAX_INTERPRETERS);
+    for (int minor = 10; minor <= 13; minor++) {
+        const test_interp *t = test_interp_pyenv_minor(found, n, minor);
+        targets[minor - 10].python = t ? t->python : NULL;
     }
-    if (access("/usr/bin/python3.11", X_OK) == 0)
-        snprintf(targets[4].python, sizeof targets[4].python, "/usr/bin/python3.11");
+    for (size_t i = 0; i < n; i++)
+        if (!found[i].pyenv && strcmp(found[i].label, targets[4].label) == 0)
+            targets[4].python = found[i].python;
 }
 
 static char *read_line(int fd, int timeout_ms)
@@ -324,8 +145,8 @@ static int start_target(void **state)
     target *t = *state;
     t->pid = 0;
     t->line = NULL;
-    memset(&t->report, 0, sizeof t->report);
-    if (!t->python[0])
+    t->report = NULL;
+    if (!t->python)
         return 0;
     const char *src = getenv("APROF_SOURCE_DIR");
     char fixture[600];
@@ -352,8 +173,15 @@ static int start_target(void **state)
     t->in_fd = in[1];
     t->out_fd = out[0];
     t->line = read_line(t->out_fd, 20000);
-    if (!t->line || !jp_value(t->line, &t->report, 0) || t->report.t != 'o') {
-        fprintf(stderr, "%s: no report from %s %s\n", t->label, t->python, fixture);
+    json_error_t err;
+    snprintf(err.text, sizeof err.text, "no line");
+    if (t->line) /* the report is its first line */
+        t->report = json_loadb(t->line, strcspn(t->line, "\n"), 0, &err);
+    if (!json_is_object(t->report)) {
+        fprintf(stderr, "%s: no report from %s %s: %s\n", t->label, t->python, fixture,
+                t->report ? "not an object" : err.text);
+        json_decref(t->report);
+        t->report = NULL;
         return -1;
     }
     if (mem_init(&t->m, pid) != 0)
@@ -372,8 +200,8 @@ static int stop_target(void **state)
         mem_free(&t->m);
         t->pid = 0;
     }
-    jv_free(&t->report);
-    memset(&t->report, 0, sizeof t->report);
+    json_decref(t->report);
+    t->report = NULL;
     free(t->line);
     t->line = NULL;
     return 0;
@@ -424,17 +252,18 @@ static bool collect_pair(void *ud, uint64_t key, uint64_t value)
 }
 
 /* got (from pyobj) and want (a JSON array of ids) hold the same ids, as multisets. */
-static void same_ids(const char *what, collect *got, jv *want)
+static void same_ids(const char *what, collect *got, json_t *want)
 {
-    assert_int_equal(want->t, 'a');
-    if (got->n != want->n)
-        fail_msg("%s: read %zu items, want %zu", what, got->n, want->n);
-    uint64_t *w = calloc(want->n + 1, sizeof *w);
+    assert_true(json_is_array(want));
+    size_t nwant = json_array_size(want);
+    if (got->n != nwant)
+        fail_msg("%s: read %zu items, want %zu", what, got->n, nwant);
+    uint64_t *w = calloc(nwant + 1, sizeof *w);
     assert_non_null(w);
-    for (size_t i = 0; i < want->n; i++)
-        w[i] = (uint64_t)want->kids[i].i;
+    for (size_t i = 0; i < nwant; i++)
+        w[i] = jint(json_array_get(want, i));
     if (got->n) {
-        qsort(w, want->n, sizeof *w, cmp_u64);
+        qsort(w, nwant, sizeof *w, cmp_u64);
         qsort(got->a, got->n, sizeof *got->a, cmp_u64);
     }
     for (size_t i = 0; i < got->n; i++)
@@ -456,17 +285,19 @@ static int cmp_pair(const void *a, const void *b)
     return x->v < y->v ? -1 : x->v > y->v;
 }
 
-static void same_pairs(const char *what, collect *got, jv *want)
+static void same_pairs(const char *what, collect *got, json_t *want)
 {
+    assert_true(json_is_array(want));
     size_t n = got->n / 2;
-    if (n != want->n)
-        fail_msg("%s: read %zu pairs, want %zu", what, n, want->n);
+    if (n != json_array_size(want))
+        fail_msg("%s: read %zu pairs, want %zu", what, n, json_array_size(want));
     pair *g = calloc(n + 1, sizeof *g), *w = calloc(n + 1, sizeof *w);
     assert_non_null(g);
     assert_non_null(w);
     for (size_t i = 0; i < n; i++) {
         g[i] = (pair){got->a[2 * i], got->a[2 * i + 1]};
-        w[i] = (pair){(uint64_t)want->kids[i].kids[0].i, (uint64_t)want->kids[i].kids[1].i};
+        json_t *kv = json_array_get(want, i);
+        w[i] = (pair){jint(json_array_get(kv, 0)), jint(json_array_get(kv, 1))};
     }
     qsort(g, n, sizeof *g, cmp_pair);
     qsort(w, n, sizeof *w, cmp_pair);
@@ -488,48 +319,52 @@ static void is_utf8_prefix(const char *what, const char *got, size_t len, const 
 
 /* ---- the checks ----------------------------------------------------------------------------- */
 
-static void check_strings(pyobj_ctx *c, jv *r)
+static void check_strings(pyobj_ctx *c, json_t *r)
 {
-    jv *strs = jget(r, "strings");
+    json_t *strs = jobj(r, "strings"), *s;
     strtab *tab = strtab_new();
     assert_non_null(tab);
     static char buf[1 << 16];
-    for (size_t i = 0; i < strs->n; i++) {
-        const char *what = strs->keys[i];
-        uint64_t id = jid(&strs->kids[i], "id");
-        const char *want = jstr(&strs->kids[i], "utf8");
+    const char *what;
+    json_object_foreach(strs, what, s) {
+        uint64_t id = jid(s, "id");
+        json_t *utf8 = jget(s, "utf8");
+        assert_true(json_is_string(utf8));
+        const char *want = json_string_value(utf8);
+        size_t wlen = json_string_length(utf8);
         size_t len = 0;
         EXPECT_RC(pyobj_str_utf8(c, id, buf, sizeof buf, &len), PYOBJ_OK);
-        if (strcmp(buf, want) != 0)
-            fail_msg("%s: read '%.80s', want '%.80s'", what, buf, want);
-        assert_int_equal(len, strlen(want));
+        if (len != wlen || memcmp(buf, want, wlen) != 0)
+            fail_msg("%s: read '%.80s' (%zu bytes), want '%.80s' (%zu)", what, buf, len, want,
+                     wlen);
 
         /* Truncation keeps a prefix that ends on a character boundary. */
         char small[8];
         int rc = pyobj_str_utf8(c, id, small, sizeof small, &len);
-        EXPECT_RC(rc, strlen(want) < sizeof small ? PYOBJ_OK : PYOBJ_TRUNCATED);
+        EXPECT_RC(rc, wlen < sizeof small ? PYOBJ_OK : PYOBJ_TRUNCATED);
         is_utf8_prefix(what, small, len, want);
 
         const char *a = NULL, *b = NULL;
-        EXPECT_RC(pyobj_str_intern(c, id, tab, &a), strlen(want) < 4096 ? PYOBJ_OK : PYOBJ_TRUNCATED);
-        EXPECT_RC(pyobj_str_intern(c, id, tab, &b), strlen(want) < 4096 ? PYOBJ_OK : PYOBJ_TRUNCATED);
+        EXPECT_RC(pyobj_str_intern(c, id, tab, &a), wlen < 4096 ? PYOBJ_OK : PYOBJ_TRUNCATED);
+        EXPECT_RC(pyobj_str_intern(c, id, tab, &b), wlen < 4096 ? PYOBJ_OK : PYOBJ_TRUNCATED);
         assert_ptr_equal(a, b);
-        if (strlen(want) < 4096)
+        if (wlen < 4096)
             assert_string_equal(a, want);
 
-        EXPECT_RC(pyobj_str_equals(c, id, want, strlen(want)), 1);
+        EXPECT_RC(pyobj_str_equals(c, id, want, wlen), 1);
         EXPECT_RC(pyobj_str_equals(c, id, "zz", 2), 0);
     }
     strtab_free(tab);
 }
 
-static void check_scalars(pyobj_ctx *c, jv *r)
+static void check_scalars(pyobj_ctx *c, json_t *r)
 {
-    jv *ints = jget(r, "ints");
-    for (size_t i = 0; i < ints->n; i++) {
-        const char *what = ints->keys[i];
-        uint64_t id = jid(&ints->kids[i], "id");
-        const char *dec = jstr(&ints->kids[i], "dec");
+    json_t *ints = jobj(r, "ints"), *one;
+    const char *name;
+    json_object_foreach(ints, name, one) {
+        const char *what = name;
+        uint64_t id = jid(one, "id");
+        const char *dec = jstr(one, "dec");
         char buf[4096];
         EXPECT_RC(pyobj_int_decimal(c, id, buf, sizeof buf), PYOBJ_OK);
         assert_string_equal(buf, dec);
@@ -547,20 +382,21 @@ static void check_scalars(pyobj_ctx *c, jv *r)
                   strlen(dec) < sizeof tiny ? PYOBJ_OK : PYOBJ_TRUNCATED);
         assert_true(strncmp(tiny, dec, strlen(tiny)) == 0);
     }
-    jv *floats = jget(r, "floats");
-    for (size_t i = 0; i < floats->n; i++) {
+    json_t *floats = jarr(r, "floats"), *f;
+    size_t i;
+    json_array_foreach(floats, i, f) {
         const char *what = "float";
         double got = 0;
-        EXPECT_RC(pyobj_float_value(c, jid(&floats->kids[i], "id"), &got), PYOBJ_OK);
-        assert_true(got == strtod(jstr(&floats->kids[i], "repr"), NULL));
+        EXPECT_RC(pyobj_float_value(c, jid(f, "id"), &got), PYOBJ_OK);
+        assert_true(got == strtod(jstr(f, "repr"), NULL)); /* the repr round-trips exactly */
     }
-    jv *bytes = jget(r, "bytes");
+    json_t *bytes = jobj(r, "bytes");
     const char *what = "bytes", *hex = jstr(bytes, "hex");
     uint8_t buf[256];
     size_t size = 0;
     EXPECT_RC(pyobj_bytes(c, jid(bytes, "id"), buf, sizeof buf, &size), PYOBJ_OK);
     assert_int_equal(size * 2, strlen(hex));
-    for (size_t i = 0; i < size; i++) {
+    for (i = 0; i < size; i++) {
         unsigned b;
         assert_int_equal(sscanf(hex + 2 * i, "%2x", &b), 1);
         assert_int_equal(buf[i], b);
@@ -569,22 +405,23 @@ static void check_scalars(pyobj_ctx *c, jv *r)
     assert_int_equal(size * 2, strlen(hex));
 }
 
-static void check_seqs(pyobj_ctx *c, jv *r)
+static void check_seqs(pyobj_ctx *c, json_t *r)
 {
-    jv *seqs = jget(r, "seqs");
+    json_t *seqs = jarr(r, "seqs"), *seq;
     const char *what = "sequence";
-    for (size_t i = 0; i < seqs->n; i++) {
-        uint64_t id = jid(&seqs->kids[i], "id");
-        jv *items = jget(&seqs->kids[i], "items");
+    size_t i;
+    json_array_foreach(seqs, i, seq) {
+        uint64_t id = jid(seq, "id");
+        json_t *items = jarr(seq, "items");
         uint64_t n = 0;
         EXPECT_RC(pyobj_seq_size(c, id, &n), PYOBJ_OK);
-        assert_int_equal(n, items->n);
+        assert_int_equal(n, json_array_size(items));
         uint64_t got[256];
         size_t k = 0;
         EXPECT_RC(pyobj_seq_items(c, id, got, 256, &k), PYOBJ_OK);
-        assert_int_equal(k, items->n);
+        assert_int_equal(k, json_array_size(items));
         for (size_t j = 0; j < k; j++) {
-            assert_int_equal(got[j], (uint64_t)items->kids[j].i);
+            assert_int_equal(got[j], jint(json_array_get(items, j)));
             uint64_t one = 0;
             EXPECT_RC(pyobj_seq_item(c, id, j, &one), PYOBJ_OK);
             assert_int_equal(one, got[j]);
@@ -598,21 +435,23 @@ static void check_seqs(pyobj_ctx *c, jv *r)
     }
 }
 
-static void check_dicts(pyobj_ctx *c, jv *r)
+static void check_dicts(pyobj_ctx *c, json_t *r)
 {
-    jv *dicts = jget(r, "dicts");
-    for (size_t i = 0; i < dicts->n; i++) {
-        const char *what = dicts->keys[i];
-        uint64_t id = jid(&dicts->kids[i], "id");
+    json_t *dicts = jobj(r, "dicts"), *d;
+    const char *name;
+    json_object_foreach(dicts, name, d) {
+        const char *what = name;
+        uint64_t id = jid(d, "id");
         collect got = {0};
         EXPECT_RC(pyobj_dict_iter(c, id, collect_pair, &got), PYOBJ_OK);
-        same_pairs(what, &got, jget(&dicts->kids[i], "items"));
+        same_pairs(what, &got, jget(d, "items"));
         free(got.a);
-        jv *keys = jget(&dicts->kids[i], "str_keys");
-        for (size_t j = 0; j < keys->n; j++) {
+        json_t *keys = jobj(d, "str_keys"), *want;
+        const char *key;
+        json_object_foreach(keys, key, want) {
             uint64_t v = 0;
-            EXPECT_RC(pyobj_dict_get_str(c, id, keys->keys[j], &v), PYOBJ_OK);
-            assert_int_equal(v, (uint64_t)keys->kids[j].i);
+            EXPECT_RC(pyobj_dict_get_str(c, id, key, &v), PYOBJ_OK);
+            assert_int_equal(v, jint(want));
         }
         uint64_t v;
         EXPECT_RC(pyobj_dict_get_str(c, id, "no such key", &v), PYOBJ_E_NOTFOUND);
@@ -632,7 +471,7 @@ static void check_dicts(pyobj_ctx *c, jv *r)
 /* Attribute names read back by pyobj_attrs_iter, checked against the expected map. */
 typedef struct attrs_state {
     pyobj_ctx *c;
-    jv *attrs;
+    json_t *attrs;
     size_t seen;
     const char *bad;
 } attrs_state;
@@ -645,54 +484,59 @@ static bool attrs_cb(void *ud, uint64_t key, uint64_t value)
         s->bad = "unreadable name";
         return false;
     }
-    for (size_t i = 0; i < s->attrs->n; i++)
-        if (strcmp(s->attrs->keys[i], name) == 0) {
-            if ((uint64_t)s->attrs->kids[i].i != value)
-                s->bad = "wrong value";
-            s->seen++;
-            return true;
-        }
-    s->bad = "unexpected attribute";
-    return false;
+    json_t *want = json_object_get(s->attrs, name);
+    if (!want) {
+        s->bad = "unexpected attribute";
+        return false;
+    }
+    if (!json_is_integer(want) || (uint64_t)json_integer_value(want) != value)
+        s->bad = "wrong value";
+    s->seen++;
+    return true;
 }
 
-static void check_instances(pyobj_ctx *c, jv *r)
+static void check_instances(pyobj_ctx *c, json_t *r)
 {
-    jv *insts = jget(r, "instances");
-    for (size_t i = 0; i < insts->n; i++) {
-        const char *what = insts->keys[i];
-        uint64_t id = jid(&insts->kids[i], "id");
-        jv *attrs = jget(&insts->kids[i], "attrs");
-        for (size_t j = 0; j < attrs->n; j++) {
+    json_t *insts = jobj(r, "instances"), *inst;
+    const char *name;
+    json_object_foreach(insts, name, inst) {
+        const char *what = name;
+        uint64_t id = jid(inst, "id");
+        json_t *attrs = jobj(inst, "attrs"), *want;
+        const char *attr;
+        json_object_foreach(attrs, attr, want) {
             uint64_t v = 0;
-            EXPECT_RC(pyobj_getattr(c, id, attrs->keys[j], &v), PYOBJ_OK);
-            if (v != (uint64_t)attrs->kids[j].i)
-                fail_msg("%s.%s: wrong object", what, attrs->keys[j]);
+            EXPECT_RC(pyobj_getattr(c, id, attr, &v), PYOBJ_OK);
+            if (v != jint(want))
+                fail_msg("%s.%s: wrong object", what, attr);
         }
-        jv *absent = jget(&insts->kids[i], "absent");
-        for (size_t j = 0; j < absent->n; j++) {
+        json_t *absent = jarr(inst, "absent"), *a;
+        size_t j;
+        json_array_foreach(absent, j, a) {
             uint64_t v;
-            EXPECT_RC(pyobj_getattr(c, id, absent->kids[j].s, &v), PYOBJ_E_NOTFOUND);
+            assert_true(json_is_string(a));
+            EXPECT_RC(pyobj_getattr(c, id, json_string_value(a), &v), PYOBJ_E_NOTFOUND);
         }
         attrs_state s = {c, attrs, 0, NULL};
         EXPECT_RC(pyobj_attrs_iter(c, id, attrs_cb, &s), PYOBJ_OK);
         if (s.bad)
             fail_msg("%s: attrs_iter: %s", what, s.bad);
-        assert_int_equal(s.seen, attrs->n);
+        assert_int_equal(s.seen, json_object_size(attrs));
     }
 }
 
-static void check_sets(pyobj_ctx *c, jv *r)
+static void check_sets(pyobj_ctx *c, json_t *r)
 {
-    jv *sets = jget(r, "sets");
-    for (size_t i = 0; i < sets->n; i++) {
-        const char *what = sets->keys[i];
+    json_t *sets = jobj(r, "sets"), *set;
+    const char *name;
+    json_object_foreach(sets, name, set) {
+        const char *what = name;
         collect got = {0};
-        EXPECT_RC(pyobj_set_iter(c, jid(&sets->kids[i], "id"), collect_item, &got), PYOBJ_OK);
-        same_ids(what, &got, jget(&sets->kids[i], "items"));
+        EXPECT_RC(pyobj_set_iter(c, jid(set, "id"), collect_item, &got), PYOBJ_OK);
+        same_ids(what, &got, jget(set, "items"));
         free(got.a);
     }
-    jv *ws = jget(r, "weakset");
+    json_t *ws = jobj(r, "weakset");
     const char *what = "weakset";
     collect got = {0};
     EXPECT_RC(pyobj_weakset_iter(c, jid(ws, "id"), collect_item, &got), PYOBJ_OK);
@@ -700,14 +544,14 @@ static void check_sets(pyobj_ctx *c, jv *r)
     free(got.a);
 }
 
-static void check_funcs(pyobj_ctx *c, jv *r)
+static void check_funcs(pyobj_ctx *c, json_t *r)
 {
-    jv *f = jget(r, "funcs");
+    json_t *f = jobj(r, "funcs");
     const char *what = "functions";
     char buf[256];
     uint64_t v = 0, w = 0;
 
-    jv *cl = jget(f, "closure");
+    json_t *cl = jobj(f, "closure");
     EXPECT_RC(pyobj_func_qualname(c, jid(cl, "id"), &v), PYOBJ_OK);
     EXPECT_RC(pyobj_str_utf8(c, v, buf, sizeof buf, NULL), PYOBJ_OK);
     assert_string_equal(buf, jstr(cl, "qualname"));
@@ -718,21 +562,21 @@ static void check_funcs(pyobj_ctx *c, jv *r)
     EXPECT_RC(pyobj_cell_get(c, w, &v), PYOBJ_OK);
     assert_int_equal(v, jid(cl, "cell_contents"));
 
-    jv *plain = jget(f, "plain");
+    json_t *plain = jobj(f, "plain");
     EXPECT_RC(pyobj_func_qualname(c, jid(plain, "id"), &v), PYOBJ_OK);
     EXPECT_RC(pyobj_str_utf8(c, v, buf, sizeof buf, NULL), PYOBJ_OK);
     assert_string_equal(buf, jstr(plain, "qualname"));
     EXPECT_RC(pyobj_func_closure(c, jid(plain, "id"), &v), PYOBJ_OK);
     assert_int_equal(v, 0);
 
-    jv *m = jget(f, "method");
+    json_t *m = jobj(f, "method");
     EXPECT_RC(pyobj_method_parts(c, jid(m, "id"), &v, &w), PYOBJ_OK);
     assert_int_equal(v, jid(m, "func"));
     assert_int_equal(w, jid(m, "self"));
 
     const char *builtins[] = {"builtin_method", "builtin_function"};
     for (size_t i = 0; i < 2; i++) {
-        jv *b = jget(f, builtins[i]);
+        json_t *b = jobj(f, builtins[i]);
         EXPECT_RC(pyobj_cfunc_name(c, jid(b, "id"), buf, sizeof buf), PYOBJ_OK);
         assert_string_equal(buf, jstr(b, "name"));
         EXPECT_RC(pyobj_cfunc_self(c, jid(b, "id"), &v), PYOBJ_OK);
@@ -745,13 +589,13 @@ static void check_funcs(pyobj_ctx *c, jv *r)
     EXPECT_RC(pyobj_cell_get(c, jid(cl, "id"), &v), PYOBJ_E_TYPE);
 }
 
-static void check_types(pyobj_ctx *c, jv *r)
+static void check_types(pyobj_ctx *c, json_t *r)
 {
-    jv *types = jget(r, "types");
+    json_t *types = jarr(r, "types"), *t;
     strtab *tab = strtab_new();
     assert_non_null(tab);
-    for (size_t i = 0; i < types->n; i++) {
-        jv *t = &types->kids[i];
+    size_t i;
+    json_array_foreach(types, i, t) {
         const char *what = jstr(t, "tp_name");
         char buf[256];
         EXPECT_RC(pyobj_type_name(c, jid(t, "id"), buf, sizeof buf), PYOBJ_OK);
@@ -759,27 +603,32 @@ static void check_types(pyobj_ctx *c, jv *r)
         const char *interned = NULL;
         EXPECT_RC(pyobj_type_name_intern(c, jid(t, "id"), tab, &interned), PYOBJ_OK);
         assert_ptr_equal(interned, strtab_intern_cstr(tab, what));
-        jv *yes = jget(t, "is"), *no = jget(t, "not");
-        for (size_t j = 0; j < yes->n; j++)
-            EXPECT_RC(pyobj_is_instance(c, jid(t, "id"), yes->kids[j].s), 1);
-        for (size_t j = 0; j < no->n; j++)
-            EXPECT_RC(pyobj_is_instance(c, jid(t, "id"), no->kids[j].s), 0);
+        json_t *yes = jarr(t, "is"), *no = jarr(t, "not"), *name;
+        size_t j;
+        json_array_foreach(yes, j, name) {
+            assert_true(json_is_string(name));
+            EXPECT_RC(pyobj_is_instance(c, jid(t, "id"), json_string_value(name)), 1);
+        }
+        json_array_foreach(no, j, name) {
+            assert_true(json_is_string(name));
+            EXPECT_RC(pyobj_is_instance(c, jid(t, "id"), json_string_value(name)), 0);
+        }
     }
     strtab_free(tab);
 }
 
-static void check_modules(pyobj_ctx *c, jv *r)
+static void check_modules(pyobj_ctx *c, json_t *r)
 {
-    jv *mods = jget(r, "modules");
+    json_t *mods = jobj(r, "modules");
     uint64_t sysmod = jid(mods, "sys_modules"), m = 0, v = 0;
-    jv *want = jget(mods, "modules");
-    const char *what = "modules";
-    for (size_t i = 0; i < want->n; i++) {
-        EXPECT_RC(pyobj_module_find(c, sysmod, want->keys[i], &m), PYOBJ_OK);
-        assert_int_equal(m, (uint64_t)want->kids[i].i);
+    json_t *want = jobj(mods, "modules"), *id;
+    const char *what = "modules", *name;
+    json_object_foreach(want, name, id) {
+        EXPECT_RC(pyobj_module_find(c, sysmod, name, &m), PYOBJ_OK);
+        assert_int_equal(m, jint(id));
     }
     EXPECT_RC(pyobj_module_find(c, sysmod, "no_such_module", &m), PYOBJ_E_NOTFOUND);
-    jv *g = jget(mods, "main_global");
+    json_t *g = jobj(mods, "main_global");
     EXPECT_RC(pyobj_module_find(c, sysmod, "__main__", &m), PYOBJ_OK);
     EXPECT_RC(pyobj_module_global(c, m, jstr(g, "name"), &v), PYOBJ_OK);
     assert_int_equal(v, jid(g, "id"));
@@ -793,7 +642,7 @@ static void check_modules(pyobj_ctx *c, jv *r)
 
 /* The fixture's instances must really be stored in the forms the version offers, or the
  * attribute checks would not cover them: p1 in a split table / values array, p3 in a dict. */
-static void check_storage_forms(pyobj_ctx *c, jv *r)
+static void check_storage_forms(pyobj_ctx *c, json_t *r)
 {
     uint64_t p1 = jid(jget(jget(r, "instances"), "p1"), "id");
     uint64_t p3 = jid(jget(jget(r, "instances"), "p3"), "id");
@@ -822,12 +671,12 @@ static void check_storage_forms(pyobj_ctx *c, jv *r)
 }
 
 /* Objects of one kind handed to readers of another kind. */
-static void check_type_confusion(pyobj_ctx *c, jv *r)
+static void check_type_confusion(pyobj_ctx *c, json_t *r)
 {
     const char *what = "type confusion";
     uint64_t str = jid(jget(jget(r, "strings"), "ascii"), "id");
     uint64_t dict = jid(jget(jget(r, "dicts"), "big"), "id");
-    uint64_t lst = jid(&jget(r, "seqs")->kids[1], "id");
+    uint64_t lst = jid(json_array_get(jarr(r, "seqs"), 1), "id");
     uint64_t one = jid(jget(jget(r, "ints"), "one"), "id");
     uint64_t set = jid(jget(jget(r, "sets"), "set"), "id");
     char buf[64];
@@ -947,7 +796,7 @@ static void check_garbage(target *t)
     pyobj_ctx *c = &t->c;
     static maps mp;
     read_maps(t->pid, &mp);
-    uint64_t some_obj = jid(jget(jget(&t->report, "strings"), "ascii"), "id");
+    uint64_t some_obj = jid(jget(jget(t->report, "strings"), "ascii"), "id");
 
     /* Null, tiny, non-canonical, unaligned: every reader fails. */
     const uint64_t never[] = {0, 8, 0xfff, 0xdead000000000000ull, UINT64_MAX,
@@ -957,7 +806,7 @@ static void check_garbage(target *t)
             fail_msg("address %#llx: a reader succeeded", (unsigned long long)never[i]);
 
     /* Unmapped addresses, including the freed 2 MiB object once its mapping is gone. */
-    uint64_t freed = jid(&t->report, "freed");
+    uint64_t freed = jid(t->report, "freed");
     if (!mapped(&mp, freed, 64)) {
         if (all_readers(c, freed) != 0)
             fail_msg("freed object %#llx: a reader succeeded", (unsigned long long)freed);
@@ -978,7 +827,7 @@ static void check_garbage(target *t)
     assert_true(unmapped_tested > 250);
 
     /* Mapped garbage: addresses in and around live objects. Any result, but return promptly. */
-    jv *r = &t->report;
+    json_t *r = t->report;
     uint64_t bases[] = {
         some_obj,
         jid(jget(jget(r, "dicts"), "big"), "id"),
@@ -998,33 +847,34 @@ static void check_garbage(target *t)
 static void test_objects(void **state)
 {
     target *t = *state;
-    if (!t->python[0]) {
+    if (!t->python) {
         print_message("%s: interpreter not found, skipped\n", t->label);
         skip();
     }
     assert_true(t->pid > 0);
-    jv *ver = jget(&t->report, "version");
-    assert_int_equal(ver->n, 2);
-    const py_layout *L = layout_for_version((unsigned)ver->kids[0].i, (unsigned)ver->kids[1].i);
+    json_t *ver = jarr(t->report, "version");
+    assert_int_equal(json_array_size(ver), 2);
+    const py_layout *L = layout_for_version((unsigned)jint(json_array_get(ver, 0)),
+                                            (unsigned)jint(json_array_get(ver, 1)));
     assert_non_null(L);
     t->c = (pyobj_ctx){&t->m, L};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
 
-    check_types(&t->c, &t->report);
-    check_strings(&t->c, &t->report);
-    check_scalars(&t->c, &t->report);
-    check_seqs(&t->c, &t->report);
-    check_dicts(&t->c, &t->report);
-    check_storage_forms(&t->c, &t->report);
-    check_instances(&t->c, &t->report);
-    check_sets(&t->c, &t->report);
-    check_funcs(&t->c, &t->report);
-    check_modules(&t->c, &t->report);
-    check_type_confusion(&t->c, &t->report);
+    check_types(&t->c, t->report);
+    check_strings(&t->c, t->report);
+    check_scalars(&t->c, t->report);
+    check_seqs(&t->c, t->report);
+    check_dicts(&t->c, t->report);
+    check_storage_forms(&t->c, t->report);
+    check_instances(&t->c, t->report);
+    check_sets(&t->c, t->report);
+    check_funcs(&t->c, t->report);
+    check_modules(&t->c, t->report);
+    check_type_confusion(&t->c, t->report);
     /* The same again with an empty page cache, as after mem_begin_sample(). */
     mem_begin_sample(&t->m);
-    check_instances(&t->c, &t->report);
+    check_instances(&t->c, t->report);
     check_garbage(t);
 
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -1037,7 +887,7 @@ static void test_some_interpreter_found(void **state)
     (void)state;
     size_t found = 0;
     for (size_t i = 0; i < NTARGETS; i++)
-        found += targets[i].python[0] != '\0';
+        found += targets[i].python != NULL;
     assert_true(found > 0);
 }
 
