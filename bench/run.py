@@ -2,6 +2,7 @@
 """aprof benchmarks: prints the figures as JSON lines and a table.
 
     python3 bench/run.py [--build DIR] [--pythons 3.11,3.12] [--quick]
+    python3 bench/run.py --build NEW --against OLD [--repeat 3]   # before/after, side by side
 
 For every CPython 3.10-3.13 under pyenv (and Debian's python3.11):
   sampling   median and p99 microseconds per sample of a 32-frame pure-Python stack, and the
@@ -9,6 +10,9 @@ For every CPython 3.10-3.13 under pyenv (and Debian's python3.11):
   slowdown   the same fixed workload timed with and without `aprof record --rate 1000`
              attached (non-blocking mode), median of alternating runs; on a noisy machine
              bench/slowdown.py (differential, one process) is the more precise figure
+With --against, both builds are measured in the same run, alternately (so a drifting machine
+load hits both alike), each figure the median of --repeat measurements, and printed side by
+side with the change in percent (positive: the new build is worse).
 Other bench/*.py scripts of the project (task snapshots, native stacks) are run after these,
 with their default arguments.
 """
@@ -86,6 +90,52 @@ def slowdown(build, python, iterations, rounds):
             "slowdown_pct_of_fastest": round(100 * (fp - fb) / fb, 2), "rounds": rounds}
 
 
+def slowdown_pair(new, old, python, iterations, rounds):
+    """Slowdown of both builds from one set of alternating runs: base, new, old, base, ..."""
+    base, with_new, with_old = [], [], []
+    for _ in range(rounds):
+        base.append(timed_workload(python, iterations))
+        with_new.append(timed_workload(python, iterations, os.path.join(new, "aprof")))
+        with_old.append(timed_workload(python, iterations, os.path.join(old, "aprof")))
+    b = statistics.median(base)
+    return (100 * (statistics.median(with_new) - b) / b, 100 * (statistics.median(with_old) - b) / b)
+
+
+def compare(args, selected):
+    seconds, iterations, rounds = (2, 10000, 3) if args.quick else (3, 30000, 7)
+    rounds = args.rounds or rounds
+    keys = ("median_us", "p99_us", "sustained_hz")
+    worse_if_higher = {"median_us": True, "p99_us": True, "sustained_hz": False}
+    rows = []
+    for label, python in pythons(selected):
+        got = {"new": {k: [] for k in keys}, "old": {k: [] for k in keys}}
+        for _ in range(args.repeat):  # alternate the builds
+            for which, build in (("new", args.build), ("old", args.against)):
+                s = sampling(build, python, seconds)
+                for k in keys:
+                    got[which][k].append(s[k])
+        sd_new, sd_old = slowdown_pair(args.build, args.against, python, iterations, rounds)
+        row = {"python": label}
+        for k in keys:
+            n, o = statistics.median(got["new"][k]), statistics.median(got["old"][k])
+            change = 100 * (n - o) / o if o else 0.0
+            row[k] = (o, n, change if worse_if_higher[k] else -change)
+        row["slowdown_pct"] = (sd_old, sd_new, sd_new - sd_old)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    print()
+    print("%-12s %-14s %10s %10s %9s" % ("python", "figure", "old", "new", "worse%"))
+    worst = -1e9
+    for r in rows:
+        for k in keys + ("slowdown_pct",):
+            o, n, w = r[k]
+            print("%-12s %-14s %10.2f %10.2f %+9.2f%s" % (r["python"], k, o, n, w,
+                  "  <-- more than 3% worse" if w > 3 and k != "slowdown_pct" else ""))
+            if k != "slowdown_pct":
+                worst = max(worst, w)
+    print("\nworst change of a per-sample figure: %+.2f%% (positive: the new build is worse)" % worst)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -93,8 +143,13 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=0, help="slowdown rounds (default 7, quick 3)")
     ap.add_argument("--no-extras", action="store_true", help="skip the other bench/*.py scripts")
+    ap.add_argument("--against", default="", help="another build dir: before/after side by side")
+    ap.add_argument("--repeat", type=int, default=3, help="--against: measurements per figure")
     args = ap.parse_args()
     selected = [s for s in args.pythons.split(",") if s]
+    if args.against:
+        compare(args, selected)
+        return
     seconds, iterations, rounds = (2, 10000, 3) if args.quick else (5, 30000, 7)
     rounds = args.rounds or rounds
     rows = []

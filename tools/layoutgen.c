@@ -418,6 +418,38 @@ static const char *linetable_kind_name(unsigned k)
     return k == LINETABLE_311 ? "LINETABLE_311" : "LINETABLE_310";
 }
 
+static const char *enum_name(unsigned v, const char *const *names, size_t n)
+{
+    return v < n ? names[v] : "0";
+}
+
+static void print_loff(const char *key, loff v)
+{
+    if (v == LAYOUT_ABSENT)
+        printf(".%s = LAYOUT_ABSENT", key);
+    else
+        printf(".%s = %d", key, (int)v);
+}
+
+/* The hand-written facts of a table, as --emit prints them (copied from the current table). */
+static void print_facts(const py_facts *f)
+{
+    static const char *const entry[] = {"ENTRY_EVERY_FRAME", "ENTRY_FLAG", "ENTRY_SHIM_FRAME"};
+    static const char *const yf[] = {"YF_NEXT_OPCODE", "YF_RESUME_OPARG", "YF_FRAME_STATE"};
+    static const char *const md[] = {"MANAGED_DICT_NONE", "MANAGED_DICT_VALUES_PTR",
+                                     "MANAGED_DICT_TAGGED", "MANAGED_DICT_INLINE"};
+    printf("    .facts = {.entry = %s, .owner_cstack = %u, .yf = %s, .yf_op = {%u, %u, %u},\n",
+           enum_name(f->entry, entry, 3), f->owner_cstack, enum_name(f->yf, yf, 3), f->yf_op[0],
+           f->yf_op[1], f->yf_op[2]);
+    printf("              .fs_created = %d, .fs_suspended_yield_from = %d, .fs_completed = %d,\n",
+           f->fs_created, f->fs_suspended_yield_from, f->fs_completed);
+    printf("              .managed_dict = %s, ", enum_name(f->managed_dict, md, 4));
+    print_loff("managed_dict_offset", f->managed_dict_offset);
+    printf(",\n              ");
+    print_loff("managed_values_offset", f->managed_values_offset);
+    printf(", .debug_offsets = %u},\n", f->debug_offsets);
+}
+
 static int cmd_emit(unsigned minor, const char *lib, const char *aio)
 {
     const py_layout *prev = layout_for_version(3, minor);
@@ -432,8 +464,10 @@ static int cmd_emit(unsigned minor, const char *lib, const char *aio)
                linetable_kind_name(prev->linetable_kind));
         printf("    .longobj.tagged = %u, .dict.dk_size_is_log2 = %u,\n", prev->longobj.tagged,
                prev->dict.dk_size_is_log2);
+        print_facts(&prev->facts);
     } else {
-        printf("    /* TODO: instr_kind, linetable_kind, longobj.tagged, dict.dk_size_is_log2 */\n");
+        printf("    /* TODO: instr_kind, linetable_kind, longobj.tagged, dict.dk_size_is_log2, "
+               "facts */\n");
     }
     for (size_t i = 0; i < layout_field_count; i++) {
         const layout_field *lf = &layout_fields[i];
@@ -465,6 +499,8 @@ static const char *const hand_written[] = {
 
 static bool described(const char *key, uint64_t off)
 {
+    if (strncmp(key, "facts.", 6) == 0)
+        return true; /* py_facts: hand-written, checked by the runtime probe */
     for (size_t i = 0; i < sizeof hand_written / sizeof hand_written[0]; i++)
         if (strcmp(key, hand_written[i]) == 0)
             return true;

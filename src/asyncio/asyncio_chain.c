@@ -4,24 +4,6 @@
 
 #include <string.h>
 
-/* ---- version facts (checked: DWARF enum _framestate, dis.opmap of each interpreter) -------- */
-
-/* gi_frame_state (3.11+). 3.11/3.12: CREATED -2, SUSPENDED -1, EXECUTING 0, COMPLETED 1,
- * CLEARED 4. 3.13 adds SUSPENDED_YIELD_FROM: CREATED -3, SUSPENDED -2, SUSPENDED_YIELD_FROM -1. */
-#define FS_EXECUTING 0
-#define FS_COMPLETED 1
-#define FS_CLEARED 4
-#define FS_CREATED_311 (-2)
-#define FS_SUSPENDED_YIELD_FROM_313 (-1)
-/* Opcodes _PyGen_yf looks at: 3.10 YIELD_FROM; 3.11 RESUME (and its quickened form
- * RESUME_QUICK); 3.12 RESUME and INSTRUMENTED_RESUME. A RESUME oparg >= 2 means "after a yield
- * from / await". */
-#define OP_YIELD_FROM_310 72
-#define OP_RESUME_311 151
-#define OP_RESUME_QUICK_311 150
-#define OP_RESUME_312 151
-#define OP_INSTRUMENTED_RESUME_312 240
-
 /* ---- coroutine chains (mirrors _PyGen_yf of each version) --------------------------------- */
 
 /* What the chain walk needs of one generator/coroutine, read in one or two copies. */
@@ -52,7 +34,7 @@ static bool read_gen(asyncio_reader *r, uint64_t g, gen_view *v)
         if (n > sizeof buf || !rd(r, g, buf, n))
             return false;
         v->state = (int8_t)buf[L->gen.frame_state];
-        if (v->state >= FS_COMPLETED)
+        if (v->state >= L->facts.fs_completed)
             return false;
         const uint8_t *fb = buf + L->gen.iframe;
         v->frame = g + (uint64_t)L->gen.iframe;
@@ -88,27 +70,29 @@ static uint64_t gen_yf(asyncio_reader *r, const gen_view *v)
     uint64_t slot;
     if (v->stacktop <= 0 || v->stacktop > (1 << 20))
         return 0;
-    if (r->minor == 10) {
+    const py_facts *F = &L->facts;
+    if (F->yf == YF_NEXT_OPCODE) {
         /* the next instruction is YIELD_FROM: the awaited object is on top of the stack */
         uint64_t co_code;
         uint8_t op;
         if (v->lasti < 0 || !rd_ptr(r, v->code + (uint64_t)L->code.code, &co_code) ||
             !rd(r, co_code + (uint64_t)L->bytes.sval + ((uint64_t)v->lasti + 1) * 2, &op, 1) ||
-            op != OP_YIELD_FROM_310)
+            op != F->yf_op[0])
             return 0;
         slot = v->valuestack + (uint64_t)(v->stacktop - 1) * 8;
     } else {
-        if (r->minor >= 13) {
-            if (v->state != FS_SUSPENDED_YIELD_FROM_313)
+        if (F->yf == YF_FRAME_STATE) {
+            if (v->state != F->fs_suspended_yield_from)
                 return 0;
         } else {
-            /* 3.11/3.12: not started, or the next instruction is not RESUME with oparg >= 2 */
+            /* not started, or the next instruction is not RESUME with oparg >= 2 */
             uint8_t next[2];
-            if (v->state >= FS_CLEARED || v->state == FS_CREATED_311 || !rd(r, v->instr + 2, next, 2))
+            if (v->state >= F->fs_completed || v->state == F->fs_created ||
+                !rd(r, v->instr + 2, next, 2))
                 return 0;
-            bool resume = r->minor == 11
-                              ? next[0] == OP_RESUME_311 || next[0] == OP_RESUME_QUICK_311
-                              : next[0] == OP_RESUME_312 || next[0] == OP_INSTRUMENTED_RESUME_312;
+            bool resume = false;
+            for (size_t k = 0; k < sizeof F->yf_op; k++)
+                resume |= F->yf_op[k] && next[0] == F->yf_op[k];
             if (!resume || next[1] < 2)
                 return 0;
         }
@@ -127,7 +111,7 @@ uint32_t ar_gen_slots(asyncio_reader *r, uint64_t g, uint64_t *out, uint32_t cap
         v.stacktop > (1 << 20))
         return 0;
     uint64_t first = v.frame + (uint64_t)L->frame.localsplus, n = (uint64_t)v.stacktop;
-    if (r->minor == 10) {
+    if (L->frame.valuestack != LAYOUT_ABSENT) { /* 3.10: the value stack is elsewhere */
         if (v.valuestack < first || v.valuestack - first > (1u << 20))
             return 0;
         n += (v.valuestack - first) / 8;
@@ -194,7 +178,7 @@ void ar_walk_chain(asyncio_reader *r, async_snapshot *out, async_task *t, task_w
         if (!read_gen(r, g, &v))
             return; /* finished: no frame, awaits nothing */
         if (ch->n == 0) {
-            if (v.state == FS_EXECUTING && t->state != ATS_RUNNING)
+            if (v.state == FRAME_STATE_EXECUTING && t->state != ATS_RUNNING)
                 t->flags |= ATF_CHANGED; /* read as waiting, but its coroutine runs now */
             w->instr_addr = v.frame + (uint64_t)r->L->frame.instr;
             w->instr_len = r->L->instr_kind == INSTR_LASTI_INDEX ? 4 : 8;

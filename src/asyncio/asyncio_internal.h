@@ -139,7 +139,6 @@ struct asyncio_reader {
     pagecache pc;
     pyobj_ctx c;
     const py_layout *L;
-    unsigned minor;
     uint32_t max_tasks;
 
     /* registries, looked up through sys.modules */

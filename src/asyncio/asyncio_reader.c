@@ -92,7 +92,6 @@ asyncio_reader *asyncio_reader_new(const asyncio_target *t)
     r->L = &t->rt->layout;
     r->c.m = t->m;
     r->c.L = r->L;
-    r->minor = t->rt->minor;
     r->max_tasks = ASYNC_MAX_TASKS;
     if (pagecache_init(&r->pc, t->pid, PC_SLOTS, PC_GROUP) != 0) {
         free(r);

@@ -221,7 +221,7 @@ static uint8_t kind_of_coroutine(uint8_t af, const char *q)
  * Semaphore.acquire, so there locks.py coroutines are asked for their gi_qualname. */
 static uint8_t kind_of_frame(asyncio_reader *r, uint8_t af, const aprof_frame *f, uint64_t coro)
 {
-    bool need_qualname = r->minor < 11 && af == AF_LOCKS;
+    bool need_qualname = r->L->code.qualname == LAYOUT_ABSENT && af == AF_LOCKS;
     uint32_t h = (uint32_t)(((uintptr_t)f->file >> 4) ^ ((uintptr_t)f->name >> 3)) & (KIND_CACHE - 1);
     kind_entry *e = &r->kinds[h];
     if (!need_qualname && e->file == f->file && e->name == f->name)

@@ -6,8 +6,8 @@
  * descriptors in layout_fields[], and `layoutgen --check` (run by tests/live/test_layouts.c)
  * compares every one of them with the DWARF of each interpreter on the machine.
  * docs/layouts.md has the exact commands. Only the handful of fields without a DWARF
- * counterpart (version, name, instr_kind, linetable_kind, longobj.tagged, dict.dk_size_is_log2)
- * are facts written by hand.
+ * counterpart (version, name, instr_kind, linetable_kind, longobj.tagged, dict.dk_size_is_log2,
+ * and the facts: py_facts) are written by hand.
  */
 #include "layouts.h"
 
@@ -150,6 +150,8 @@ const layout_field layout_fields[] = {
        "sizeof:PyDictUnicodeEntry"),
     F(dict.values_values, NULL, "PyDictValues.values", "PyDictValues.values",
       "PyDictValues.values"),
+    F(dict.values_capacity, NULL, NULL, NULL, "PyDictValues.capacity"),
+    F(dict.values_valid, NULL, NULL, NULL, "PyDictValues.valid"),
 
     /* set */
     FALL(set.fill, "PySetObject.fill"),

@@ -30,11 +30,58 @@ typedef enum linetable_kind {
     LINETABLE_311 = 1, /* 3.11+ location table */
 } linetable_kind;
 
+/* How a C-to-Python call (an evaluation loop entered from C: a task step, a callback) shows
+ * in the frame chain. */
+typedef enum entry_kind {
+    ENTRY_EVERY_FRAME = 0, /* 3.10: every frame object is entered by its own evaluation */
+    ENTRY_FLAG = 1,        /* 3.11: _PyInterpreterFrame.is_entry on the first frame */
+    ENTRY_SHIM_FRAME = 2,  /* 3.12+: a shim frame owned by the C stack below it */
+} entry_kind;
+
+/* How a suspended generator/coroutine shows what it awaits (what _PyGen_yf looks at). */
+typedef enum yf_kind {
+    YF_NEXT_OPCODE = 0,  /* 3.10: the next instruction is YIELD_FROM (yf_op[0]) */
+    YF_RESUME_OPARG = 1, /* 3.11/3.12: the next instruction is a RESUME form (yf_op) whose oparg
+                          * is >= 2 ("after yield from / await") */
+    YF_FRAME_STATE = 2,  /* 3.13+: gi_frame_state == fs_suspended_yield_from */
+} yf_kind;
+
+/* Where an instance of a type with Py_TPFLAGS_MANAGED_DICT keeps its attributes. */
+typedef enum managed_dict_kind {
+    MANAGED_DICT_NONE = 0,       /* 3.10: no managed dicts */
+    MANAGED_DICT_VALUES_PTR = 1, /* 3.11: dict pointer at managed_dict, values at managed_values */
+    MANAGED_DICT_TAGGED = 2,     /* 3.12: one word at managed_dict: low bit set = values - 1 */
+    MANAGED_DICT_INLINE = 3,     /* 3.13+: dict pointer at managed_dict, values inline after the
+                                  * object (Py_TPFLAGS_INLINE_VALUES) */
+} managed_dict_kind;
+
+/* gi_frame_state / f_state of a running generator: FRAME_EXECUTING, 0 on every version. */
+#define FRAME_STATE_EXECUTING 0
+
+/* What a version does that no struct member says: written by hand (layoutgen --emit copies
+ * them from the previous table), each checked against the running interpreter by the probe of
+ * tests/live/test_layouts.c (opcodes against dis, frame states against real generators,
+ * managed dicts against real instances). */
+typedef struct py_facts {
+    uint8_t entry;               /* entry_kind */
+    uint8_t owner_cstack;        /* ENTRY_SHIM_FRAME: the frame owner value of a shim frame */
+    uint8_t yf;                  /* yf_kind */
+    uint8_t yf_op[3];            /* opcodes of yf (0: unused) */
+    int8_t fs_created;           /* gi_frame_state / f_state of a generator not started */
+    int8_t fs_suspended_yield_from; /* YF_FRAME_STATE: suspended in await / yield from */
+    int8_t fs_completed;         /* returned; states >= it have no frame to read */
+    uint8_t managed_dict;        /* managed_dict_kind */
+    loff managed_dict_offset;    /* from the object's start (negative: the pre-header) */
+    loff managed_values_offset;  /* MANAGED_DICT_VALUES_PTR */
+    uint8_t debug_offsets;       /* _PyRuntime starts with _Py_DebugOffsets (3.13+) */
+} py_facts;
+
 typedef struct py_layout {
     uint32_t version;          /* major << 8 | minor, e.g. 0x030b for 3.11 */
     const char *name;          /* "3.11" */
     uint8_t instr_kind;
     uint8_t linetable_kind;
+    py_facts facts;
 
     struct {
         loff interpreters_head; /* _PyRuntimeState.interpreters.head */
@@ -111,6 +158,7 @@ typedef struct py_layout {
         uint8_t entry_size;               /* PyDictKeyEntry */
         uint8_t unicode_entry_size;       /* PyDictUnicodeEntry (3.11+), else 0 */
         loff values_values;               /* offset of the array inside PyDictValues (3.11+) */
+        loff values_capacity, values_valid; /* PyDictValues uint8 capacity, valid (3.13+) */
     } dict;
 
     struct { loff fill, used, mask, table; uint8_t entry_size; } set;

@@ -132,11 +132,6 @@ static bool next_raw(linetable_iter *it, int32_t *start, int32_t *end, int32_t *
     return next_raw_311(it, start, end, line);
 }
 
-linetable_iter_mode linetable_co_lines_mode(unsigned major, unsigned minor)
-{
-    return (major > 3 || (major == 3 && minor >= 12)) ? LINETABLE_ITER_MERGE : LINETABLE_ITER_RAW;
-}
-
 void linetable_iter_init(linetable_iter *it, uint8_t kind, const uint8_t *table, size_t len,
                          int firstlineno, linetable_iter_mode mode)
 {

@@ -42,9 +42,6 @@ typedef enum linetable_iter_mode {
     LINETABLE_ITER_MERGE = 1, /* neighbours with the same line joined: co_lines() of 3.12+ */
 } linetable_iter_mode;
 
-/* The mode whose output equals code.co_lines() of CPython major.minor. */
-linetable_iter_mode linetable_co_lines_mode(unsigned major, unsigned minor);
-
 /* Iterator over the address ranges of a table. Treat the fields as private. */
 typedef struct linetable_iter {
     const uint8_t *table;

@@ -4,16 +4,8 @@
 
 #include <string.h>
 
-/* Managed dicts live in a pre-header before the object (Include/internal/pycore_object.h):
- * 3.11 dict pointer at -3 words and values pointer at -4 words; 3.12 one tagged word at -3
- * (low bit set: PyDictValues* - 1, else PyDict*); 3.13 dict pointer at -3 words. */
-#define MANAGED_DICT_OFFSET (-24)
-#define MANAGED_VALUES_OFFSET_311 (-32)
-/* 3.13 PyDictValues header: uint8 capacity, size, embedded, valid (verified with pahole). */
-#define DICTVALUES_CAPACITY_313 0
-#define DICTVALUES_VALID_313 3
-
-#define MINOR(c) ((c)->L->version & 0xff)
+/* Managed dicts live in a pre-header before the object (Include/internal/pycore_object.h);
+ * where, and how, is a fact of each version (py_facts.managed_dict*). */
 
 /* One byte (dk_log2_size, dk_kind, the PyDictValues header). */
 static int rd_u8(const pyobj_ctx *c, uint64_t addr, uint8_t *out)
@@ -90,9 +82,9 @@ static int view_set_values(const pyobj_ctx *c, dict_view *v, uint64_t dictvalues
     loff vv = c->L->dict.values_values;
     v->values = dictvalues + (uint64_t)(vv == LAYOUT_ABSENT ? 0 : vv);
     v->nvalues = v->nentries;
-    if (MINOR(c) >= 13) {
+    if (c->L->dict.values_capacity != LAYOUT_ABSENT) {
         uint8_t capacity;
-        int rc = rd_u8(c, dictvalues + DICTVALUES_CAPACITY_313, &capacity);
+        int rc = rd_u8(c, dictvalues + (uint64_t)c->L->dict.values_capacity, &capacity);
         if (rc < 0)
             return rc;
         if (capacity < v->nvalues)
@@ -223,23 +215,24 @@ static int instance_view(const pyobj_ctx *c, uint64_t obj, dict_view *v, bool *h
     int rc = pyobj_type(c, obj, &type);
     if (rc < 0 || (rc = pyobj_type_flags(c, type, &flags)) < 0)
         return rc;
-    unsigned minor = MINOR(c);
+    const py_facts *F = &L->facts;
 
-    if (minor >= 11 && (flags & TPF_MANAGED_DICT)) {
+    if (F->managed_dict != MANAGED_DICT_NONE && (flags & TPF_MANAGED_DICT)) {
         if (!(flags & TPF_HEAPTYPE))
             return PYOBJ_E_UNSUPPORTED;
         uint64_t word, values = 0;
-        if ((rc = pyobj_read_u64(c, obj + (uint64_t)MANAGED_DICT_OFFSET, &word)) < 0)
+        if ((rc = pyobj_read_u64(c, obj + (uint64_t)(int64_t)F->managed_dict_offset, &word)) < 0)
             return rc;
-        if (minor == 12 && (word & 1)) {
+        if (F->managed_dict == MANAGED_DICT_TAGGED && (word & 1)) {
             values = word + 1; /* tagged: the word holds (PyDictValues *) - 1 */
         } else if (word) {
             *have = true;
             return dict_view_of(c, word, v); /* a materialised dict */
-        } else if (minor == 11) {
-            if ((rc = pyobj_read_u64(c, obj + (uint64_t)MANAGED_VALUES_OFFSET_311, &values)) < 0)
+        } else if (F->managed_dict == MANAGED_DICT_VALUES_PTR) {
+            if ((rc = pyobj_read_u64(c, obj + (uint64_t)(int64_t)F->managed_values_offset,
+                                     &values)) < 0)
                 return rc;
-        } else if (minor >= 13 && (flags & TPF_INLINE_VALUES)) {
+        } else if (F->managed_dict == MANAGED_DICT_INLINE && (flags & TPF_INLINE_VALUES)) {
             int64_t basicsize;
             uint8_t valid;
             if ((rc = pyobj_read_i64(c, type + (uint64_t)L->type.basicsize, &basicsize)) < 0)
@@ -247,7 +240,9 @@ static int instance_view(const pyobj_ctx *c, uint64_t obj, dict_view *v, bool *h
             if (basicsize < 16 || basicsize > (1 << 20))
                 return PYOBJ_E_CORRUPT;
             values = obj + (uint64_t)basicsize;
-            if ((rc = rd_u8(c, values + DICTVALUES_VALID_313, &valid)) < 0)
+            if (L->dict.values_valid == LAYOUT_ABSENT)
+                return PYOBJ_E_UNSUPPORTED;
+            if ((rc = rd_u8(c, values + (uint64_t)L->dict.values_valid, &valid)) < 0)
                 return rc;
             if (!valid)
                 return PYOBJ_OK; /* moved to a dict that is now gone: no attributes */

@@ -112,7 +112,7 @@ static pyrt_status read_error_status(int err)
  * validate, they win over the built-in table; otherwise the built-in table stays. */
 static void refine_with_debug_offsets(pyruntime *rt, mem *m)
 {
-    if (rt->minor < 13)
+    if (!rt->layout.facts.debug_offsets)
         return;
     uint8_t buf[DEBUG_OFFSETS_READ_SIZE];
     if (mem_read(m, rt->runtime_addr, buf, sizeof(buf)) != 0)

@@ -253,7 +253,7 @@ decode_result pystack_decode_frame(pystack *ps, const uint8_t *fb, uint64_t fram
     *owner_obj = 0;
     uint64_t code = rd64(fb, L->frame.code);
     int owner = L->frame.owner != LAYOUT_ABSENT ? fb[L->frame.owner] : OWNER_THREAD;
-    if (owner == OWNER_CSTACK && ps->rt->minor >= 12)
+    if (L->facts.entry == ENTRY_SHIM_FRAME && owner == L->facts.owner_cstack)
         return DECODE_SKIP_SHIM;
     if (L->frame.gen != LAYOUT_ABSENT)
         *owner_obj = rd64(fb, L->frame.gen);
@@ -278,8 +278,8 @@ decode_result pystack_decode_frame(pystack *ps, const uint8_t *fb, uint64_t fram
     if (L->instr_kind == INSTR_POINTER && owner != OWNER_GENERATOR &&
         off < (int64_t)ci->firsttraceable * 2)
         return DECODE_SKIP;
-    bool entry = L->frame.is_entry != LAYOUT_ABSENT ? fb[L->frame.is_entry] != 0
-                                                    : ps->rt->minor <= 10;
+    bool entry = L->facts.entry == ENTRY_FLAG ? fb[L->frame.is_entry] != 0
+                                              : L->facts.entry == ENTRY_EVERY_FRAME;
     *out = code_info_frame(ci, L->linetable_kind, off);
     out->flags = entry ? FRAMEF_ENTRY : 0;
     *role = ci->role;
@@ -465,7 +465,7 @@ bool pystack_unchanged_since_walk(pystack *ps, window *w, uint64_t where, uint64
             return false;
         /* FRAME_EXECUTING is 0 on every version: a coroutine suspended since was read after
          * its step ended */
-        if (w->late_state[i] && states[i] != 0)
+        if (w->late_state[i] && states[i] != FRAME_STATE_EXECUTING)
             return false;
     }
     if (t->nframes == 0)

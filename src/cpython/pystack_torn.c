@@ -278,7 +278,7 @@ void pystack_update_step_probe(pystack *ps, uint64_t tstate, aprof_thread_sample
     t->callback_frame = -1;
     /* FRAME_EXECUTING is 0 on every version: the step's coroutine is on the stack. Anything
      * else (suspended at an await, finished) means the step ended. */
-    if (state == 0) {
+    if (state == FRAME_STATE_EXECUTING) {
         t->callback_id = sp->callback_id;
     } else {
         t->callback_id = 0;

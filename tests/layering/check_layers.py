@@ -4,6 +4,9 @@ layer's include path holds only the layers below it):
 
 - every #include "..." of a file in src/LAYER/ names a header of LAYER or of a layer it links,
   by bare name (a relative path such as "../cli/cli.h" would slip past the include path);
+- no code branches on the CPython version: outside the files that pick a version's table
+  (VERSION_FILES), nothing compares a minor version: what differs between versions is data
+  in the layout tables (src/cpython/layouts.h, docs/layouts.md);
 - the layers below output never print or exit (no printf/fprintf/puts/perror/exit/abort):
   they return a status and the command layer reports it. A line that must (a forked child
   that failed to exec) says why in a comment holding "layer-ok:".
@@ -17,6 +20,11 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SILENT_BELOW = "output"  # layers before this one in data-flow order must not print
+# the files that find the version and select its table; nowhere else is a version compared
+VERSION_FILES = {"src/cpython/pyruntime.c", "src/cpython/layouts.c", "src/cpython/layout_tables.c",
+                 "src/cpython/debug_offsets.c", "src/cpython/layouts.h"}
+VERSION_TEST = re.compile(r"\bminor\b\s*(==|!=|<=|>=|<|>)|(==|!=|<=|>=|<|>)\s*[\w>.-]*\bminor\b|"
+                          r"\bversion\s*(==|!=|<=|>=|<|>)\s*0x3")
 PRINTING = re.compile(r"\b(printf|fprintf|vfprintf|puts|fputs|fputc|putchar|perror|exit|_exit|"
                       r"abort)\s*\(")
 
@@ -84,6 +92,11 @@ def check(root):
                 elif owner[inc] not in allowed[name]:
                     problems.append('%s:%d: layer %s includes "%s" of layer %s above it or beside '
                                     'it' % (path, no, name, inc, owner[inc]))
+            if path not in VERSION_FILES:
+                for no, line in enumerate(strip_comments(text).split("\n"), 1):
+                    if VERSION_TEST.search(line):
+                        problems.append("%s:%d: compares the CPython version: make it a fact of "
+                                        "the layout tables (layouts.h)" % (path, no))
             if name in silent:
                 raw = text.split("\n")
                 for no, line in enumerate(strip_comments(text).split("\n"), 1):

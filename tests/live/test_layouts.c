@@ -191,7 +191,7 @@ static bool zero_allowed(const char *key)
 {
     static const char *const ok[] = {
         "interp.next", "tstate.prev", "frame.code", "tstate.cframe_current_frame",
-        "methoddef.name", "dict.values_values",
+        "methoddef.name", "dict.values_values", "dict.values_capacity",
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         if (strcmp(ok[i], key) == 0)
@@ -670,6 +670,101 @@ static const char probe_py[] =
     "        pass\n"
     "asyncio.run(amain())\n"
     "\n"
+    "# ---- facts: what the table says of this version beyond offsets ----\n"
+    "def fact(k):\n"
+    "    checked.add('facts.' + k)\n"
+    "    return L['facts.' + k]\n"
+    "import dis, opcode\n"
+    "opnames = getattr(dis, '_all_opname', None) or getattr(opcode, '_all_opname', None) or dis.opname\n"
+    "YF_NAMES = {0: ('YIELD_FROM',), 1: ('RESUME', 'RESUME_QUICK', 'INSTRUMENTED_RESUME', 'RESUME_CHECK'), 2: ()}\n"
+    "yf = fact('yf')\n"
+    "ops = sorted(v for v in (fact('yf_op0'), fact('yf_op1'), fact('yf_op2')) if v)\n"
+    "want = sorted(i for i, n in enumerate(opnames) if n in YF_NAMES.get(yf, ()))\n"
+    "check('facts.yf_op0', yf in YF_NAMES and ops == want, 'kind %d: %s, the interpreter has %s' % (yf, ops, want))\n"
+    "def frame_state(gobj):\n"
+    "    if present('gen.frame_state'):\n"
+    "        return I8(id(gobj) + o('gen.frame_state'))\n"
+    "    fr = P(id(gobj) + o('gen.frame'))\n"
+    "    return I8(fr + o('frame.state')) if fr else 99\n"
+    "async def leaf():\n"
+    "    await asyncio.sleep(0)\n"
+    "async def awaiting():\n"
+    "    await leaf()\n"
+    "def plain():\n"
+    "    yield 1\n"
+    "c0 = awaiting()\n"
+    "check('facts.fs_created', frame_state(c0) == fact('fs_created'), str(frame_state(c0)))\n"
+    "c1 = awaiting()\n"
+    "c1.send(None)   # suspended in await, awaiting leaf()\n"
+    "p1 = plain()\n"
+    "next(p1)        # suspended at a plain yield\n"
+    "s_await, s_plain = frame_state(c1), frame_state(p1)\n"
+    "if yf == 2:\n"
+    "    check('facts.fs_suspended_yield_from', s_await == fact('fs_suspended_yield_from') != s_plain, '%d %d' % (s_await, s_plain))\n"
+    "elif yf == 1:\n"
+    "    ins = P(id(c1) + o('gen.iframe') + o('frame.instr')) + 2\n"
+    "    check('facts.yf_op1', U8(ins) in ops and U8(ins + 1) >= 2, 'next %d oparg %d' % (U8(ins), U8(ins + 1)))\n"
+    "    fact('fs_suspended_yield_from')\n"
+    "else:\n"
+    "    fr = P(id(c1) + o('gen.frame'))\n"
+    "    lasti = I32(fr + o('frame.instr'))\n"
+    "    code = P(id(c1.cr_code) + o('code.code'))\n"
+    "    check('facts.yf_op1', U8(code + o('bytes.sval') + (lasti + 1) * 2) == ops[0], 'next opcode')\n"
+    "    fact('fs_suspended_yield_from')\n"
+    "for x in (p1,):\n"
+    "    for _ in x:\n"
+    "        pass\n"
+    "c1.close()\n"
+    "c0.close()\n"
+    "done_state = frame_state(p1)\n"
+    "check('facts.fs_completed', s_await < fact('fs_completed') and s_plain < fact('fs_completed') and (done_state >= fact('fs_completed')), '%d %d %d' % (s_await, s_plain, done_state))\n"
+    "fact('yf_op2')\n"
+    "# C-to-Python calls: how the called frame shows it\n"
+    "entry = fact('entry')\n"
+    "def called_from_c(_):\n"
+    "    f = RAW(TSF).value if CF == -1 else RAW(RAW(TSF).value + CF).value\n"
+    "    if entry == 1:\n"
+    "        return U8(f + o('frame.is_entry'))\n"
+    "    if entry == 2:\n"
+    "        prev = P(f + o('frame.previous'))\n"
+    "        return U8(prev + o('frame.owner')) if prev else -1\n"
+    "    return 0\n"
+    "def called_from_python():\n"
+    "    return called_from_c(None)\n"
+    "got_c, got_py = list(map(called_from_c, [0]))[0], called_from_python()\n"
+    "if entry == 0:\n"
+    "    check('facts.entry', not present('frame.is_entry') and minor == 10, 'every frame object is entered on its own')\n"
+    "elif entry == 1:\n"
+    "    check('facts.entry', present('frame.is_entry') and got_c == 1 and got_py == 0, '%d %d' % (got_c, got_py))\n"
+    "else:\n"
+    "    check('facts.entry', not present('frame.is_entry') and got_c == fact('owner_cstack') and got_py == 0, '%d %d' % (got_c, got_py))\n"
+    "fact('owner_cstack')\n"
+    "# managed dicts\n"
+    "class Managed:\n"
+    "    def __init__(self):\n"
+    "        self.a, self.b = 1, 2\n"
+    "md = fact('managed_dict')\n"
+    "m = Managed()\n"
+    "flags = type(m).__flags__\n"
+    "if md == 0:\n"
+    "    check('facts.managed_dict', not (flags & (1 << 4)), 'Py_TPFLAGS_MANAGED_DICT set')\n"
+    "else:\n"
+    "    off = fact('managed_dict_offset')\n"
+    "    word = P(id(m) + off)\n"
+    "    if md == 1:\n"
+    "        check('facts.managed_dict', word == 0 and P(id(m) + fact('managed_values_offset')) != 0, hex(word))\n"
+    "    elif md == 2:\n"
+    "        check('facts.managed_dict', word & 1 == 1, hex(word))\n"
+    "    else:\n"
+    "        vals = id(m) + type(m).__basicsize__\n"
+    "        check('facts.managed_dict', word == 0 and flags & (1 << 2) and U8(vals + o('dict.values_valid')) == 1 and U8(vals + o('dict.values_capacity')) >= 2, hex(word))\n"
+    "        checked.update(['dict.values_valid', 'dict.values_capacity'])\n"
+    "    d = m.__dict__\n"
+    "    check('facts.managed_dict_offset', P(id(m) + off) == id(d), 'materialised dict')\n"
+    "fact('managed_dict_offset'); fact('managed_values_offset')\n"
+    "# _Py_DebugOffsets at the start of _PyRuntime\n"
+    "check('facts.debug_offsets', (MEM(RT, 8) == b'xdebugpy') == (fact('debug_offsets') == 1), repr(MEM(RT, 8)))\n"
+    "\n"
     "for k in sorted(checked):\n"
     "    if k not in L:\n"
     "        fails.append('%s: not a table key' % k)\n"
@@ -708,6 +803,26 @@ static int run_probe(const char *python, unsigned minor, const char *tweak, char
     argv[a++] = argbuf[k++];
     snprintf(argbuf[k], sizeof argbuf[k], "dict.dk_size_is_log2=%u", l->dict.dk_size_is_log2);
     argv[a++] = argbuf[k++];
+    /* the hand-written facts, checked by their behaviour */
+    const py_facts *F = &l->facts;
+    const long long facts[][2] = {
+        {0, F->entry}, {1, F->owner_cstack}, {2, F->yf}, {3, F->yf_op[0]}, {4, F->yf_op[1]},
+        {5, F->yf_op[2]}, {6, F->fs_created}, {7, F->fs_suspended_yield_from},
+        {8, F->fs_completed}, {9, F->managed_dict}, {10, F->managed_dict_offset},
+        {11, F->managed_values_offset}, {12, F->debug_offsets},
+    };
+    static const char *const fact_names[] = {
+        "entry", "owner_cstack", "yf", "yf_op0", "yf_op1", "yf_op2", "fs_created",
+        "fs_suspended_yield_from", "fs_completed", "managed_dict", "managed_dict_offset",
+        "managed_values_offset", "debug_offsets",
+    };
+    for (size_t i = 0; i < sizeof facts / sizeof facts[0] && k < MAX_ARGS; i++) {
+        long long v = facts[i][1];
+        if (tweak && strcmp(tweak, fact_names[i]) == 0)
+            v += 1;
+        snprintf(argbuf[k], sizeof argbuf[k], "facts.%s=%lld", fact_names[i], v);
+        argv[a++] = argbuf[k++];
+    }
     argv[a] = NULL;
     return run_capture(argv, out, outlen);
 }
@@ -748,6 +863,18 @@ static void test_runtime_probe_detects_errors(void **state)
         snprintf(want, sizeof want, "FAIL %s:", tweaks[i]);
         if (rc == 0 || !strstr(out, want))
             fail_msg("probe did not notice a wrong %s (exit %d): %s", tweaks[i], rc, out);
+    }
+    /* and the facts, on every version (each has its own) */
+    const char *facts[] = { "yf_op0", "fs_created", "entry", "debug_offsets" };
+    for (size_t v = 0; v < n; v++) {
+        for (size_t i = 0; i < sizeof facts / sizeof facts[0]; i++) {
+            int rc = run_probe(found[v].python, found[v].minor, facts[i], out, sizeof out);
+            char want[64];
+            snprintf(want, sizeof want, "FAIL facts.%s:", facts[i]);
+            if (rc == 0 || !strstr(out, want))
+                fail_msg("3.%u: probe did not notice a wrong fact %s (exit %d): %s",
+                         found[v].minor, facts[i], rc, out);
+        }
     }
 }
 
