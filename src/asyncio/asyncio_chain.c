@@ -129,21 +129,13 @@ uint32_t ar_gen_slots(asyncio_reader *r, uint64_t g, uint64_t *out, uint32_t cap
 static int decode_gen_frame(asyncio_reader *r, const gen_view *v, aprof_frame *out)
 {
     const py_layout *L = r->L;
-    codecache *cc = r->t.cc;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        code_info *ci = codecache_get(cc, r->c.m, v->code);
-        if (!ci)
-            return -1;
-        uint64_t raw = L->instr_kind == INSTR_LASTI_INDEX ? (uint64_t)(uint32_t)v->lasti : v->instr;
-        int64_t off;
-        if (!code_info_offset(ci, L->instr_kind, raw, &off)) {
-            codecache_invalidate(cc, v->code); /* freed and reused since it was cached? */
-            continue;
-        }
-        *out = code_info_frame(ci, L->linetable_kind, off);
-        return 1;
-    }
-    return -1;
+    uint64_t raw = L->instr_kind == INSTR_LASTI_INDEX ? (uint64_t)(uint32_t)v->lasti : v->instr;
+    int64_t off;
+    code_info *ci = codecache_locate(r->t.cc, r->c.m, v->code, L->instr_kind, raw, 0, &off);
+    if (!ci)
+        return -1;
+    *out = code_info_frame(ci, L->linetable_kind, off);
+    return 1;
 }
 
 bool ar_add_frame(async_snapshot *out, const aprof_frame *f)

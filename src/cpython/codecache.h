@@ -93,6 +93,14 @@ static inline bool code_info_needs_confirm(const code_info *ci, uint64_t now_ns)
  * object. */
 code_info *codecache_get_fresh(codecache *c, mem *m, uint64_t addr, uint64_t now_ns);
 
+/* The one frame decoder of aprof's readers (thread stacks and coroutine chains): the code
+ * object at `code` (codecache_get_fresh when now_ns, else codecache_get) and the byte offset
+ * into its bytecode of the frame's instruction field `raw` (kind: the layout's instr_kind).
+ * When the instruction does not fit the cached object (freed and its address reused, or a torn
+ * frame) it is reloaded once. The code_info, or NULL when the frame cannot be decoded. */
+code_info *codecache_locate(codecache *c, mem *m, uint64_t code, uint8_t kind, uint64_t raw,
+                            uint64_t now_ns, int64_t *off);
+
 /* Drop one entry (its object was found to be stale). */
 void codecache_invalidate(codecache *c, uint64_t addr);
 

@@ -259,20 +259,12 @@ decode_result pystack_decode_frame(pystack *ps, const uint8_t *fb, uint64_t fram
         *owner_obj = rd64(fb, L->frame.gen);
     else if (owner == OWNER_GENERATOR && L->gen.iframe != LAYOUT_ABSENT)
         *owner_obj = frame_addr - (uint64_t)L->gen.iframe;
-    code_info *ci = codecache_get_fresh(ps->cc, ps->m, code, ps->now_ns);
-    if (!ci)
-        return DECODE_BAD;
     uint64_t raw = L->instr_kind == INSTR_LASTI_INDEX ? (uint64_t)rd32(fb, L->frame.instr)
                                                       : rd64(fb, L->frame.instr);
     int64_t off;
-    if (!code_info_offset(ci, L->instr_kind, raw, &off)) {
-        /* The code object at this address is not the one cached (freed and reused), or the
-         * frame is torn. Reload once. */
-        codecache_invalidate(ps->cc, code);
-        ci = codecache_get(ps->cc, ps->m, code);
-        if (!ci || !code_info_offset(ci, L->instr_kind, raw, &off))
-            return DECODE_BAD;
-    }
+    code_info *ci = codecache_locate(ps->cc, ps->m, code, L->instr_kind, raw, ps->now_ns, &off);
+    if (!ci)
+        return DECODE_BAD;
     /* 3.11+: a frame that has not reached its first traceable instruction is not yet visible
      * to Python either (it is being set up); CPython skips it too. */
     if (L->instr_kind == INSTR_POINTER && owner != OWNER_GENERATOR &&
