@@ -44,9 +44,6 @@ struct agg {
     size_t nprofiles, cap_profiles;
     hmap profile_map; /* (name, tid) */
     hmap thread_map;  /* tid, for agg_thread_profile */
-
-    uint64_t first_ns, last_ns;
-    bool have_time;
 };
 
 /* Largest index a table may hand out: AGG_ROOT is reserved and indices are stored + 1. */
@@ -312,15 +309,6 @@ int agg_profile_add(agg *a, agg_profile *pub, const aprof_frame *frames, uint32_
     uint32_t leaf = n ? p->last_nodes[n - 1] : AGG_ROOT;
     pub->points[pub->npoints++] = (agg_point){.node = leaf, .t_ns = t_ns, .weight_ns = weight_ns};
     pub->total_ns += weight_ns;
-    if (!a->have_time) {
-        a->first_ns = a->last_ns = t_ns;
-        a->have_time = true;
-    } else {
-        if (t_ns < a->first_ns)
-            a->first_ns = t_ns;
-        if (t_ns > a->last_ns)
-            a->last_ns = t_ns;
-    }
 
     /* Node statistics describe the threads only: synthetic profiles re-present thread samples
      * (or tasks) and would count the same time twice. */
@@ -468,15 +456,6 @@ uint32_t agg_stack_frames(const agg *a, uint32_t leaf, uint32_t *out, uint32_t m
         n = a->nodes[n].parent;
     }
     return keep;
-}
-
-void agg_time_range(const agg *a, uint64_t *first_ns, uint64_t *last_ns)
-{
-    bool have = a && a->have_time;
-    if (first_ns)
-        *first_ns = have ? a->first_ns : 0;
-    if (last_ns)
-        *last_ns = have ? a->last_ns : 0;
 }
 
 /* ---- top functions --------------------------------------------------------------------------- */

@@ -80,9 +80,6 @@ uint32_t agg_max_depth(const agg *a);
  * (at most max; deeper stacks keep their outermost max frames). */
 uint32_t agg_stack_frames(const agg *a, uint32_t leaf, uint32_t *out, uint32_t max);
 
-/* Earliest and latest sample time seen in any profile (0, 0 when empty). */
-void agg_time_range(const agg *a, uint64_t *first_ns, uint64_t *last_ns);
-
 /* Functions ranked by self time over all thread profiles. Fills up to max entries
  * (frame index and self time), merges identical (name, file) at different lines; returns count. */
 typedef struct agg_top_entry {

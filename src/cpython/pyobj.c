@@ -149,18 +149,6 @@ int pyobj_type_name(const pyobj_ctx *c, uint64_t obj, char *buf, size_t cap)
     return type_tp_name(c, type, buf, cap);
 }
 
-int pyobj_type_name_intern(const pyobj_ctx *c, uint64_t obj, strtab *t, const char **out)
-{
-    if (!t || !out)
-        return PYOBJ_E_ARG;
-    char buf[NAME_MAX_LEN];
-    int rc = pyobj_type_name(c, obj, buf, sizeof buf);
-    if (rc < 0)
-        return rc;
-    *out = strtab_intern_cstr(t, buf);
-    return *out ? rc : PYOBJ_E_NOMEM;
-}
-
 /* "Task" matches "Task" and "_asyncio.Task"; "_asyncio.Task" matches only itself. */
 static bool tp_name_matches(const char *tp_name, const char *want)
 {
@@ -254,16 +242,6 @@ int pyobj_module_global(const pyobj_ctx *c, uint64_t module, const char *name, u
 
 /* ---- functions, methods, cells -------------------------------------------------------------- */
 
-int pyobj_func_qualname(const pyobj_ctx *c, uint64_t func, uint64_t *qualname)
-{
-    if (!qualname)
-        return PYOBJ_E_ARG;
-    int rc = pyobj_require_instance(c, func, "function");
-    if (rc < 0)
-        return rc;
-    return pyobj_field_obj(c, func, c->L->func.qualname, false, qualname);
-}
-
 int pyobj_func_closure(const pyobj_ctx *c, uint64_t func, uint64_t *closure)
 {
     if (!closure)
@@ -288,34 +266,6 @@ int pyobj_method_parts(const pyobj_ctx *c, uint64_t method, uint64_t *func, uint
     if (self)
         *self = s;
     return PYOBJ_OK;
-}
-
-int pyobj_cfunc_name(const pyobj_ctx *c, uint64_t cfunc, char *buf, size_t cap)
-{
-    if (!buf || cap == 0)
-        return PYOBJ_E_ARG;
-    buf[0] = '\0';
-    int rc = pyobj_require_instance(c, cfunc, "builtin_function_or_method");
-    if (rc < 0)
-        return rc;
-    uint64_t ml, name;
-    if ((rc = pyobj_field_u64(c, cfunc, c->L->cfunc.ml, &ml)) < 0)
-        return rc;
-    if (!pyobj_ptr_ok(ml))
-        return PYOBJ_E_PTR;
-    if ((rc = pyobj_field_u64(c, ml, c->L->methoddef.name, &name)) < 0)
-        return rc;
-    return read_cstr(c, name, buf, cap);
-}
-
-int pyobj_cfunc_self(const pyobj_ctx *c, uint64_t cfunc, uint64_t *self)
-{
-    if (!self)
-        return PYOBJ_E_ARG;
-    int rc = pyobj_require_instance(c, cfunc, "builtin_function_or_method");
-    if (rc < 0)
-        return rc;
-    return pyobj_field_obj(c, cfunc, c->L->cfunc.self, true, self);
 }
 
 int pyobj_cell_get(const pyobj_ctx *c, uint64_t cell, uint64_t *obj)

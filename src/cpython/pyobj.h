@@ -74,7 +74,6 @@ int pyobj_type(const pyobj_ctx *c, uint64_t obj, uint64_t *type);
 int pyobj_type_flags(const pyobj_ctx *c, uint64_t type, uint64_t *flags);
 /* tp_name of obj's type, as stored ("str", "_asyncio.Task", or a heap type's "Foo"). */
 int pyobj_type_name(const pyobj_ctx *c, uint64_t obj, char *buf, size_t cap);
-int pyobj_type_name_intern(const pyobj_ctx *c, uint64_t obj, strtab *t, const char **out);
 /* Whether obj's type, or any type in its MRO (tp_mro, at most PYOBJ_MAX_MRO), is named
  * `name`. A name matches a tp_name equal to it or ending in "." + name ("Task" matches
  * "_asyncio.Task"). 1 yes, 0 no, negative pyobj_err when the types cannot be read. */
@@ -96,11 +95,6 @@ int pyobj_bytes(const pyobj_ctx *c, uint64_t obj, void *buf, size_t cap, size_t 
 
 /* int (or bool / int subclass) -> int64_t; PYOBJ_E_RANGE when it does not fit. */
 int pyobj_int_value(const pyobj_ctx *c, uint64_t obj, int64_t *out);
-/* int -> decimal string of any size up to PYOBJ_MAX_INT_DIGITS digits. */
-int pyobj_int_decimal(const pyobj_ctx *c, uint64_t obj, char *buf, size_t cap);
-
-/* float (or subclass) -> double. */
-int pyobj_float_value(const pyobj_ctx *c, uint64_t obj, double *out);
 
 /* ---- sequences ------------------------------------------------------------------------------ */
 
@@ -118,14 +112,12 @@ int pyobj_dict_iter(const pyobj_ctx *c, uint64_t dict, pyobj_pair_cb cb, void *u
 /* Value of the str key equal to `key` (UTF-8, NUL-terminated). Non-str keys are skipped. */
 int pyobj_dict_get_str(const pyobj_ctx *c, uint64_t dict, const char *key, uint64_t *value);
 
-/* ---- set, frozenset, WeakSet ---------------------------------------------------------------- */
+/* ---- set, frozenset, weakref ---------------------------------------------------------------- */
 
 /* Every key of a set or frozenset (or subclass). */
 int pyobj_set_iter(const pyobj_ctx *c, uint64_t set, pyobj_item_cb cb, void *ud);
 /* The referent of a weakref.ref (or subclass); PYOBJ_E_NOTFOUND when it is dead. */
 int pyobj_weakref_get(const pyobj_ctx *c, uint64_t ref, uint64_t *obj);
-/* Every live object of a weakref.WeakSet (its `data` set of weakrefs). */
-int pyobj_weakset_iter(const pyobj_ctx *c, uint64_t weakset, pyobj_item_cb cb, void *ud);
 
 /* ---- instance attributes -------------------------------------------------------------------- */
 
@@ -133,8 +125,6 @@ int pyobj_weakset_iter(const pyobj_ctx *c, uint64_t weakset, pyobj_item_cb cb, v
  * the version stores it: dict, split/shared keys, managed dict, inline values). Class attributes,
  * properties and __slots__ are not looked at: PYOBJ_E_NOTFOUND. */
 int pyobj_getattr(const pyobj_ctx *c, uint64_t obj, const char *name, uint64_t *value);
-/* Every (name, value) pair of the instance's own attributes. */
-int pyobj_attrs_iter(const pyobj_ctx *c, uint64_t obj, pyobj_pair_cb cb, void *ud);
 
 /* ---- modules -------------------------------------------------------------------------------- */
 
@@ -146,16 +136,10 @@ int pyobj_module_global(const pyobj_ctx *c, uint64_t module, const char *name, u
 
 /* ---- functions, methods, cells -------------------------------------------------------------- */
 
-/* A Python function's __qualname__ (a str object). */
-int pyobj_func_qualname(const pyobj_ctx *c, uint64_t func, uint64_t *qualname);
 /* A Python function's __closure__ (a tuple of cells, or 0 when it has none). */
 int pyobj_func_closure(const pyobj_ctx *c, uint64_t func, uint64_t *closure);
 /* A bound method's __func__ and __self__ (either out may be NULL). */
 int pyobj_method_parts(const pyobj_ctx *c, uint64_t method, uint64_t *func, uint64_t *self);
-/* A builtin function or method (PyCFunctionObject): its PyMethodDef's ml_name. */
-int pyobj_cfunc_name(const pyobj_ctx *c, uint64_t cfunc, char *buf, size_t cap);
-/* Its m_self (the bound object, a module, or 0). */
-int pyobj_cfunc_self(const pyobj_ctx *c, uint64_t cfunc, uint64_t *self);
 /* A cell's contents (0 when the cell is empty). */
 int pyobj_cell_get(const pyobj_ctx *c, uint64_t cell, uint64_t *obj);
 

@@ -288,15 +288,3 @@ int pyobj_getattr(const pyobj_ctx *c, uint64_t obj, const char *name, uint64_t *
         return PYOBJ_E_NOTFOUND;
     return view_lookup(c, &v, name, value);
 }
-
-int pyobj_attrs_iter(const pyobj_ctx *c, uint64_t obj, pyobj_pair_cb cb, void *ud)
-{
-    if (!c || !cb)
-        return PYOBJ_E_ARG;
-    dict_view v;
-    bool have;
-    int rc = instance_view(c, obj, &v, &have);
-    if (rc < 0 || !have)
-        return rc;
-    return view_iter(c, &v, cb, ud);
-}

@@ -1,13 +1,9 @@
-/* int and float objects of a target process. */
+/* int objects of a target process. */
 #include "pyobj_internal.h"
 
-#include <stdio.h>
-#include <string.h>
+#define LONG_SHIFT 30 /* 30-bit digits (x86-64 builds) */
 
-#define PYFLOAT_FVAL 16 /* PyFloatObject.ob_fval, 3.10-3.13 */
-#define LONG_SHIFT 30   /* 30-bit digits (x86-64 builds) */
-
-/* ---- int, float ----------------------------------------------------------------------------- */
+/* ---- int ------------------------------------------------------------------------------------ */
 
 /* Sign (-1, 0, 1) and 30-bit digits, least significant first, of an int. */
 static int long_read(const pyobj_ctx *c, uint64_t obj, int *sign, uint32_t *digits,
@@ -79,62 +75,4 @@ int pyobj_int_value(const pyobj_ctx *c, uint64_t obj, int64_t *out)
         *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
     }
     return PYOBJ_OK;
-}
-
-int pyobj_int_decimal(const pyobj_ctx *c, uint64_t obj, char *buf, size_t cap)
-{
-    if (!buf || cap == 0)
-        return PYOBJ_E_ARG;
-    buf[0] = '\0';
-    uint32_t digits[PYOBJ_MAX_INT_DIGITS];
-    size_t nd = 0;
-    int sign = 0;
-    int rc = long_read(c, obj, &sign, digits, &nd);
-    if (rc < 0)
-        return rc;
-    /* Base 2^30 -> base 10^9, most significant digit first (Horner). */
-    enum { BASE10 = 1000000000u, MAXD10 = PYOBJ_MAX_INT_DIGITS * 30 / 29 + 2 };
-    uint32_t d10[MAXD10];
-    size_t n10 = 0;
-    for (size_t i = nd; i-- > 0;) {
-        uint64_t carry = digits[i];
-        for (size_t j = 0; j < n10; j++) {
-            uint64_t t = ((uint64_t)d10[j] << LONG_SHIFT) + carry;
-            d10[j] = (uint32_t)(t % BASE10);
-            carry = t / BASE10;
-        }
-        while (carry && n10 < MAXD10) {
-            d10[n10++] = (uint32_t)(carry % BASE10);
-            carry /= BASE10;
-        }
-    }
-    char tmp[MAXD10 * 9 + 2];
-    size_t len = 0;
-    if (sign < 0)
-        tmp[len++] = '-';
-    if (n10 == 0) {
-        tmp[len++] = '0';
-    } else {
-        len += (size_t)snprintf(tmp + len, sizeof tmp - len, "%u", d10[n10 - 1]);
-        for (size_t j = n10 - 1; j-- > 0;)
-            len += (size_t)snprintf(tmp + len, sizeof tmp - len, "%09u", d10[j]);
-    }
-    if (len > cap - 1) {
-        memcpy(buf, tmp, cap - 1);
-        buf[cap - 1] = '\0';
-        return PYOBJ_TRUNCATED;
-    }
-    memcpy(buf, tmp, len);
-    buf[len] = '\0';
-    return PYOBJ_OK;
-}
-
-int pyobj_float_value(const pyobj_ctx *c, uint64_t obj, double *out)
-{
-    if (!out)
-        return PYOBJ_E_ARG;
-    int rc = pyobj_require_instance(c, obj, "float");
-    if (rc < 0)
-        return rc;
-    return pyobj_read(c, obj + PYFLOAT_FVAL, out, sizeof *out);
 }

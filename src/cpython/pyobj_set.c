@@ -1,9 +1,9 @@
-/* set, frozenset, weakref and WeakSet objects of a target process. */
+/* set, frozenset and weakref objects of a target process. */
 #include "pyobj_internal.h"
 
 #include <string.h>
 
-/* ---- set, weakref, WeakSet ------------------------------------------------------------------ */
+/* ---- set, weakref --------------------------------------------------------------------------- */
 
 int pyobj_set_iter(const pyobj_ctx *c, uint64_t set, pyobj_item_cb cb, void *ud)
 {
@@ -83,38 +83,4 @@ int pyobj_weakref_get(const pyobj_ctx *c, uint64_t ref, uint64_t *obj)
         return PYOBJ_E_NOTFOUND;
     *obj = target;
     return PYOBJ_OK;
-}
-
-typedef struct weakset_state {
-    const pyobj_ctx *c;
-    pyobj_item_cb cb;
-    void *ud;
-    int rc;
-} weakset_state;
-
-static bool weakset_cb(void *ud, uint64_t ref)
-{
-    weakset_state *s = ud;
-    uint64_t obj;
-    int rc = pyobj_weakref_get(s->c, ref, &obj);
-    if (rc == PYOBJ_E_NOTFOUND)
-        return true; /* died, not yet removed from the set */
-    if (rc < 0) {
-        s->rc = rc;
-        return false;
-    }
-    return s->cb(s->ud, obj);
-}
-
-int pyobj_weakset_iter(const pyobj_ctx *c, uint64_t weakset, pyobj_item_cb cb, void *ud)
-{
-    if (!c || !cb)
-        return PYOBJ_E_ARG;
-    uint64_t data = 0;
-    int rc = pyobj_getattr(c, weakset, "data", &data);
-    if (rc < 0)
-        return rc == PYOBJ_E_NOTFOUND ? PYOBJ_E_TYPE : rc;
-    weakset_state s = {c, cb, ud, PYOBJ_OK};
-    rc = pyobj_set_iter(c, data, weakset_cb, &s);
-    return rc < 0 ? rc : s.rc;
 }
