@@ -253,16 +253,11 @@ code_info *codecache_peek(codecache *c, uint64_t addr)
     return NULL;
 }
 
-code_info *codecache_locate(codecache *c, mem *m, uint64_t code, uint8_t kind, uint64_t raw,
-                            uint64_t now_ns, int64_t *off)
+code_info *codecache_relocate(codecache *c, mem *m, uint64_t code, uint8_t kind, uint64_t raw,
+                              int64_t *off)
 {
-    code_info *ci = now_ns ? codecache_get_fresh(c, m, code, now_ns) : codecache_get(c, m, code);
-    if (ci && code_info_offset(ci, kind, raw, off))
-        return ci;
-    if (!ci)
-        return NULL;
     codecache_invalidate(c, code);
-    ci = codecache_get(c, m, code);
+    code_info *ci = codecache_get(c, m, code);
     return ci && code_info_offset(ci, kind, raw, off) ? ci : NULL;
 }
 

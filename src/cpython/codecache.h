@@ -98,8 +98,16 @@ code_info *codecache_get_fresh(codecache *c, mem *m, uint64_t addr, uint64_t now
  * into its bytecode of the frame's instruction field `raw` (kind: the layout's instr_kind).
  * When the instruction does not fit the cached object (freed and its address reused, or a torn
  * frame) it is reloaded once. The code_info, or NULL when the frame cannot be decoded. */
-code_info *codecache_locate(codecache *c, mem *m, uint64_t code, uint8_t kind, uint64_t raw,
-                            uint64_t now_ns, int64_t *off);
+code_info *codecache_relocate(codecache *c, mem *m, uint64_t code, uint8_t kind, uint64_t raw,
+                              int64_t *off);
+static inline code_info *codecache_locate(codecache *c, mem *m, uint64_t code, uint8_t kind,
+                                          uint64_t raw, uint64_t now_ns, int64_t *off)
+{
+    code_info *ci = now_ns ? codecache_get_fresh(c, m, code, now_ns) : codecache_get(c, m, code);
+    if (ci && code_info_offset(ci, kind, raw, off))
+        return ci;
+    return ci ? codecache_relocate(c, m, code, kind, raw, off) : NULL; /* the slow path */
+}
 
 /* Drop one entry (its object was found to be stale). */
 void codecache_invalidate(codecache *c, uint64_t addr);

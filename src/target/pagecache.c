@@ -11,9 +11,11 @@ int pagecache_init(pagecache *c, pid_t pid, uint32_t slots, uint32_t group)
     memset(c, 0, sizeof(*c));
     if (group == 0 || group > MAX_GROUP || (group & (group - 1)))
         group = 1;
-    slots = (slots + group - 1) / group * group;
+    uint32_t n = group;
+    while (n < slots)
+        n *= 2;
     c->pid = pid;
-    c->slots = slots ? slots : group;
+    c->slots = n;
     c->group = group;
     c->epoch = 1;
     c->pages = calloc(c->slots, sizeof(*c->pages));
@@ -74,7 +76,7 @@ static const pagecache_page *load(pagecache *c, uint64_t base)
 {
     c->stats.misses++;
     uint64_t gbase = base & ~((uint64_t)c->group * PAGECACHE_PAGE - 1);
-    uint32_t gslot = (uint32_t)((gbase / PAGECACHE_PAGE) % c->slots);
+    uint32_t gslot = (uint32_t)((gbase / PAGECACHE_PAGE) & (c->slots - 1));
     for (uint32_t k = 0; k < c->group; k++) {
         if (!slot_page(c, gslot + k)) {
             errno = ENOMEM;
@@ -87,7 +89,7 @@ static const pagecache_page *load(pagecache *c, uint64_t base)
     if (got < at && c->group > 1) {
         /* an earlier page of the group stopped the copy: ours on its own */
         gbase = base;
-        gslot = (uint32_t)((base / PAGECACHE_PAGE) % c->slots);
+        gslot = (uint32_t)((base / PAGECACHE_PAGE) & (c->slots - 1));
         at = 0;
         got = read_pages(c, base, gslot, 1);
     }
@@ -98,7 +100,7 @@ static const pagecache_page *load(pagecache *c, uint64_t base)
         q->len = have < PAGECACHE_PAGE ? (uint32_t)have : PAGECACHE_PAGE;
         q->epoch = c->epoch;
     }
-    const pagecache_page *p = c->pages[(base / PAGECACHE_PAGE) % c->slots];
+    const pagecache_page *p = c->pages[(base / PAGECACHE_PAGE) & (c->slots - 1)];
     /* not reached: errno from the read (EFAULT, or ESRCH when the process is gone) */
     return got > at ? p : NULL;
 }

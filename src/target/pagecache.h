@@ -31,14 +31,15 @@ typedef struct pagecache_stats {
 
 typedef struct pagecache {
     pid_t pid;
-    uint32_t slots;  /* a multiple of group */
+    uint32_t slots;  /* a power of two, at least group */
     uint32_t group;  /* pages read per miss, a power of two */
     uint64_t epoch;
     pagecache_page **pages; /* slots entries, NULL until used */
     pagecache_stats stats;
 } pagecache;
 
-/* 0, or -1 (ENOMEM). slots is rounded up to a multiple of group. */
+/* 0, or -1 (ENOMEM). slots is rounded up to a power of two (a mask, not a division, picks a
+ * page's slot on the hot path). */
 int pagecache_init(pagecache *c, pid_t pid, uint32_t slots, uint32_t group);
 void pagecache_free(pagecache *c);
 /* Forget every page: the next reads see the target as it is now. */
@@ -53,7 +54,7 @@ static inline const uint8_t *pagecache_peek(pagecache *c, uint64_t addr, size_t 
     size_t off = (size_t)(addr & (PAGECACHE_PAGE - 1));
     if (off + len > PAGECACHE_PAGE)
         return NULL;
-    const pagecache_page *p = c->pages[(addr / PAGECACHE_PAGE) % c->slots];
+    const pagecache_page *p = c->pages[(addr / PAGECACHE_PAGE) & (c->slots - 1)];
     if (!p || p->epoch != c->epoch || p->base != addr - off || p->len < off + len)
         return NULL;
     c->stats.hits++;
