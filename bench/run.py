@@ -11,7 +11,8 @@ For every CPython 3.10-3.13 under pyenv (and Debian's python3.11):
              attached (non-blocking mode), median of alternating runs; on a noisy machine
              bench/slowdown.py (differential, one process) is the more precise figure
 With --against, both builds are measured in the same run, alternately (so a drifting machine
-load hits both alike), each figure the median of --repeat measurements, and printed side by
+load hits both alike), the target and the sampler pinned to CPUs 0 and 1, each figure the
+median of --repeat measurements, and printed side by
 side with the change in percent (positive: the new build is worse).
 Other bench/*.py scripts of the project (task snapshots, native stacks) are run after these,
 with their default arguments.
@@ -50,18 +51,29 @@ def pythons(selected):
     return out
 
 
-def start_target(python, seconds):
+def pinned(cpu):
+    """preexec_fn: run the child on one CPU (when the machine has it)."""
+    if cpu is None or cpu >= os.cpu_count():
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def start_target(python, seconds, cpu=None):
     proc = subprocess.Popen([python, os.path.join(HERE, "deep_stack.py"), str(seconds), "32"],
-                            stdout=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, preexec_fn=pinned(cpu))
     time.sleep(0.5)
     return proc
 
 
-def sampling(build, python, seconds):
-    proc = start_target(python, seconds + 2)
+def sampling(build, python, seconds, pin=False):
+    """Per-sample figures of bench_sampler on the 32-deep target. pin: the target on CPU 0 and
+    the sampler on CPU 1, so that the scheduler's placement does not decide the figures (for
+    comparing builds)."""
+    proc = start_target(python, seconds + 2, 0 if pin else None)
     try:
         res = subprocess.run([os.path.join(build, "bench_sampler"), str(proc.pid), str(seconds)],
-                             capture_output=True, text=True, timeout=seconds + 30)
+                             capture_output=True, text=True, timeout=seconds + 30,
+                             preexec_fn=pinned(1 if pin else None))
         return json.loads(res.stdout)
     finally:
         proc.kill()
@@ -111,7 +123,7 @@ def compare(args, selected):
         got = {"new": {k: [] for k in keys}, "old": {k: [] for k in keys}}
         for _ in range(args.repeat):  # alternate the builds
             for which, build in (("new", args.build), ("old", args.against)):
-                s = sampling(build, python, seconds)
+                s = sampling(build, python, seconds, pin=True)
                 for k in keys:
                     got[which][k].append(s[k])
         sd_new, sd_old = slowdown_pair(args.build, args.against, python, iterations, rounds)
