@@ -123,9 +123,10 @@ uint32_t ar_gen_slots(asyncio_reader *r, uint64_t g, uint64_t *out, uint32_t cap
     return (uint32_t)n;
 }
 
-/* Decode a suspended generator's frame from its view: pystack_read_frame()'s decoding, without
- * its reads through the session's small cache, which thousands of coroutines scattered over the
- * heap would thrash. 1 with *out filled, -1 when unreadable. */
+/* Decode a suspended generator's frame from its view (read through the reader's own page cache:
+ * thousands of coroutines scattered over the heap would thrash the session's small one), with
+ * the frame decoder of thread stacks (codecache_locate). 1 with *out filled, -1 when
+ * unreadable. */
 static int decode_gen_frame(asyncio_reader *r, const gen_view *v, aprof_frame *out)
 {
     const py_layout *L = r->L;

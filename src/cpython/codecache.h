@@ -28,6 +28,10 @@ typedef enum code_role {
     ROLE_LOOP_ENTRY,   /* asyncio/runners.py, or uvloop's Python wrapper: a native loop below */
 } code_role;
 
+/* co_flags of code that runs in generators: generator, coroutine, iterable coroutine, async
+ * generator (the same bits on every supported version). */
+#define CO_GENERATOR_LIKE (0x20 | 0x80 | 0x100 | 0x200)
+
 typedef struct code_info {
     uint64_t addr;            /* remote PyCodeObject* */
     const char *name;         /* interned: co_qualname (3.11+) or co_name (3.10) */

@@ -137,11 +137,4 @@ void pystack_free(pystack *ps);
  * the failed read: ESRCH when the process is gone). */
 int pystack_sample(pystack *ps, aprof_sample *out, uint64_t now_ns);
 
-/* Read and decode one interpreter frame (a _PyInterpreterFrame, or a PyFrameObject on 3.10) at
- * frame_addr, e.g. a suspended coroutine's. Returns 1 with *out filled, 0 for a frame CPython
- * hides (C-stack shim, not yet started), -1 when unreadable. *prev: the next-outer frame;
- * *owner_obj: the generator/coroutine that owns the frame, or 0. */
-int pystack_read_frame(pystack *ps, uint64_t frame_addr, aprof_frame *out, uint64_t *prev,
-                       uint64_t *owner_obj);
-
 #endif

@@ -244,8 +244,8 @@ static void note_code(prefetch_set *next, uint64_t code)
  * gets the next-outer frame; *owner_obj the generator/coroutine owning the frame (0 if none);
  * *role what the frame's code is to the asyncio layer. */
 decode_result pystack_decode_frame(pystack *ps, const uint8_t *fb, uint64_t frame_addr,
-                                   aprof_frame *out, uint64_t *prev, uint64_t *owner_obj,
-                                   uint8_t *role)
+                                   int32_t *co_flags, aprof_frame *out, uint64_t *prev,
+                                   uint64_t *owner_obj, uint8_t *role)
 {
     *role = ROLE_NONE;
     const py_layout *L = ps->L;
@@ -275,22 +275,8 @@ decode_result pystack_decode_frame(pystack *ps, const uint8_t *fb, uint64_t fram
     *out = code_info_frame(ci, L->linetable_kind, off);
     out->flags = entry ? FRAMEF_ENTRY : 0;
     *role = ci->role;
+    *co_flags = ci->flags;
     return DECODE_OK;
-}
-
-int pystack_read_frame(pystack *ps, uint64_t frame_addr, aprof_frame *out, uint64_t *prev,
-                       uint64_t *owner_obj)
-{
-    uint8_t fb[FRAME_READ];
-    uint8_t role;
-    if (!mem_ptr_ok(frame_addr, true) || mem_read(ps->m, frame_addr, fb, ps->frame_read) != 0)
-        return -1;
-    switch (pystack_decode_frame(ps, fb, frame_addr, out, prev, owner_obj, &role)) {
-    case DECODE_OK: return 1;
-    case DECODE_SKIP:
-    case DECODE_SKIP_SHIM: return 0;
-    default: return -1;
-    }
 }
 
 /* Walk one thread's frame chain innermost-first into t->frames; returns the count. Also notes
@@ -327,8 +313,9 @@ uint32_t pystack_walk_frames(pystack *ps, uint64_t frame, window *w, aprof_threa
         }
         uint64_t prev, owner_obj;
         uint8_t role;
+        int32_t co_flags = 0;
         decode_result r =
-            pystack_decode_frame(ps, fb, frame, &t->frames[n], &prev, &owner_obj, &role);
+            pystack_decode_frame(ps, fb, frame, &co_flags, &t->frames[n], &prev, &owner_obj, &role);
         if (steps == 0)
             w->leaf_prev = prev; /* the innermost frame's caller, for the final recheck */
         if (r == DECODE_BAD) {
@@ -369,8 +356,9 @@ uint32_t pystack_walk_frames(pystack *ps, uint64_t frame, window *w, aprof_threa
             /* A thread's outermost frame is never a generator's: a generator frame without a
              * caller is a suspended one. Reaching it means the innermost-frame pointer was read
              * while CPython was switching frames (3.11/3.12 publish a new _PyCFrame before
-             * filling it in). */
-            if (!prev && owner_obj)
+             * filling it in), or (3.10) the chain ran into frame objects of coroutines that
+             * finished, which no longer name their generator but still run generator code. */
+            if (!prev && (owner_obj || (co_flags & CO_GENERATOR_LIKE)))
                 t->flags |= TSF_TORN;
         } else if (r == DECODE_SKIP_SHIM && n > 0) {
             t->frames[n - 1].flags |= FRAMEF_ENTRY; /* the frame inside the shim began a call */

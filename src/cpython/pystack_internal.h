@@ -87,9 +87,10 @@ int pystack_snapshot_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uin
 int pystack_frame_bytes(pystack *ps, window *w, uint64_t addr, uint8_t *out, size_t len);
 /* A frame's identity (address, caller, code, instruction) from its copied bytes. */
 uint64_t pystack_frame_key_of_bytes(const pystack *ps, uint64_t addr, const uint8_t *fb);
-/* Turn one frame's copied bytes into an aprof_frame, its caller, owner and asyncio role. */
+/* Turn one frame's copied bytes into an aprof_frame, its caller, owner and asyncio role;
+ * *co_flags gets its code object's co_flags (DECODE_OK). */
 decode_result pystack_decode_frame(pystack *ps, const uint8_t *fb, uint64_t frame_addr,
-                                   aprof_frame *out, uint64_t *prev, uint64_t *owner_obj,
+                                   int32_t *co_flags, aprof_frame *out, uint64_t *prev, uint64_t *owner_obj,
                                    uint8_t *role);
 /* Walk one thread's frame chain innermost-first into t->frames, noting loop marks in lm. */
 uint32_t pystack_walk_frames(pystack *ps, uint64_t frame, window *w, aprof_thread_sample *t,

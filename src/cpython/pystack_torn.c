@@ -85,7 +85,8 @@ uint32_t pystack_verify_outer(pystack *ps, const outer_memo *om, uint64_t tstate
         int owner = L->frame.owner != LAYOUT_ABSENT ? fb[L->frame.owner] : OWNER_THREAD;
         if (owner != OWNER_THREAD)
             break;
-        decode_result r = pystack_decode_frame(ps, fb, c, &f, &prev, &owner_obj, &role);
+        int32_t co_flags;
+        decode_result r = pystack_decode_frame(ps, fb, c, &co_flags, &f, &prev, &owner_obj, &role);
         if (r == DECODE_BAD)
             break;
         if (r == DECODE_OK) {
