@@ -64,15 +64,9 @@ static bool rodata_version(elf_image *img, unsigned want_major, unsigned want_mi
     return false;
 }
 
-/* Path through which aprof can open the target's file: /proc/PID/root handles containers. */
-static void host_path(pid_t pid, const char *path, char *out, size_t len)
-{
-    snprintf(out, len, "/proc/%d/root%s", (int)pid, path);
-}
-
 typedef struct candidate {
     const char *path;
-    uint64_t first_start; /* lowest mapping of the file */
+    uint64_t first_start, first_end; /* lowest mapping of the file */
 } candidate;
 
 static size_t collect_candidates(const proc_maps *maps, candidate *out, size_t max)
@@ -93,7 +87,7 @@ static size_t collect_candidates(const proc_maps *maps, candidate *out, size_t m
                 if (strcmp(out[k].path, m->path) == 0)
                     seen = true;
             if (!seen && n < max)
-                out[n++] = (candidate){m->path, m->start};
+                out[n++] = (candidate){m->path, m->start, m->end};
         }
     }
     return n;
@@ -188,9 +182,10 @@ pyrt_status pyruntime_locate(pid_t pid, pyruntime *rt, char *msg, size_t msglen)
                           "with _PyRuntime mapped)", (int)pid);
     for (size_t i = 0; i < nc; i++) {
         char hp[PATH_MAX + 32];
-        host_path(pid, cands[i].path, hp, sizeof(hp));
         elf_image img;
-        if (elf_image_open(hp, &img) != 0)
+        if (!proc_mapped_file_path(pid, cands[i].first_start, cands[i].first_end, cands[i].path,
+                                   hp, sizeof(hp)) ||
+            elf_image_open(hp, &img) != 0)
             continue;
         uint64_t bias = img.is_pie_or_so ? cands[i].first_start - img.first_load : 0;
         uint64_t runtime_sym = 0;

@@ -348,3 +348,20 @@ void proc_stat_cache_prune(proc_stat_cache *c, const pid_t *tids, size_t n)
         c->sched_fd[i] = keep_cfd[j];
     }
 }
+
+bool proc_mapped_file_path(pid_t pid, uint64_t start, uint64_t end, const char *path, char *out,
+                           size_t len)
+{
+    snprintf(out, len, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, start, end);
+    if (access(out, R_OK) == 0)
+        return true;
+    if (path && path[0] == '/') {
+        snprintf(out, len, "/proc/%d/root%s", (int)pid, path);
+        if (access(out, R_OK) == 0)
+            return true;
+        snprintf(out, len, "%s", path);
+        if (access(out, R_OK) == 0)
+            return true;
+    }
+    return false;
+}

@@ -20,6 +20,13 @@ typedef struct proc_maps {
 
 /* 0 on success; -1 with errno (ESRCH when the process does not exist). */
 int proc_maps_read(pid_t pid, proc_maps *out);
+
+/* A path through which aprof can open the file that pid maps at [start, end) under `path` (as
+ * /proc/PID/maps names it): /proc/PID/map_files/START-END, the very file mapped whatever mount
+ * namespace or chroot the target lives in; else /proc/PID/root + path (containers); else path
+ * itself (a chroot: maps names host paths). false when none can be opened. */
+bool proc_mapped_file_path(pid_t pid, uint64_t start, uint64_t end, const char *path, char *out,
+                           size_t len);
 void proc_maps_free(proc_maps *m);
 
 /* Does the process exist (and is it not a zombie)? */
