@@ -18,6 +18,11 @@ THRESHOLD = 0.1  # aprof's default --stall-threshold
 # telling much: at most 25 ms (samples missing for 50 ms around an end).
 SLACK = 0.002
 MAX_UNCERTAINTY = 0.025
+# 3.10: about 63% of the loop thread's samples in this fixture end in <unreadable> (measured
+# 2,584-2,762 of ~4,200, the same since session 3; docs/limits.md), so a stall's end can go
+# unseen longer: 28.2 ms seen once in CI, 13 ms in six local runs. Bound: samples missing for
+# 80 ms around an end.
+MAX_UNCERTAINTY_310 = 0.040
 # The figure, two sample intervals + 2 ms, must hold for every stall whose ends were seen
 # at the sampling rate (uncertainty within two intervals); around the others samples were lost
 # as torn (a start hidden in a churning loop, mostly on 3.10), and there the stall's own
@@ -64,7 +69,8 @@ def check_stalls_against_truth(t, summary, truth):
         dur, unc = float(s["duration_s"]), float(s["uncertainty_s"])
         # (sample gaps are exponential around 1 / RATE, so a stall's two straddling gaps can
         # both be short: the bound is only required to be positive and small)
-        t.check(0 < unc <= MAX_UNCERTAINTY, "%s: uncertainty %.4f s" % (what, unc))
+        bound = MAX_UNCERTAINTY_310 if t.interp.version.startswith("3.10") else MAX_UNCERTAINTY
+        t.check(0 < unc <= bound, "%s: uncertainty %.4f s" % (what, unc))
         t.near(dur, b["duration"], unc + SLACK, "%s: duration" % what)
         if unc <= 2 / RATE * 1.05 and abs(dur - b["duration"]) > SPEC_TOLERANCE:
             outside_spec.append("%s: %.1f ms off (uncertainty %.1f ms)"
