@@ -2,6 +2,7 @@
  * those verified in a torn read's own copy of the data stack, the confirming second read and
  * what is kept of the stack, and the task-step probe of a torn loop thread. */
 #include "pystack_internal.h"
+#include "proc.h"
 
 #include <string.h>
 
@@ -172,6 +173,14 @@ aprof_thread_sample *pystack_confirm_torn(pystack *ps, uint64_t tstate, size_t t
     aprof_thread_sample *t = &out->threads[out->nthreads - 1];
     bool first_usable = ps->keys_usable;
     ps->confirm_cb = 0;
+    /* A torn read of a thread state that names no thread of the target now (freed since the
+     * thread list was read: a stale list entry, or a thread that ended meanwhile) is not kept:
+     * its identity may be garbage. It is dropped, and counted so. */
+    if (!proc_thread_exists(ps->rt->pid, t->tid)) {
+        t->flags = (t->flags & ~(uint32_t)TSF_PARTIAL) | TSF_TORN;
+        t->nframes = 0;
+        return t;
+    }
     /* An event loop whose first read began in its selector was waiting at the sampled moment:
      * it woke while read. Its selector frame, read first, stays the leaf (below). */
     bool first_idle = t->loop != LOOP_NONE && t->loop_idle && t->nframes > 0;

@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -364,4 +365,9 @@ bool proc_mapped_file_path(pid_t pid, uint64_t start, uint64_t end, const char *
             return true;
     }
     return false;
+}
+
+bool proc_thread_exists(pid_t pid, pid_t tid)
+{
+    return tid > 0 && syscall(SYS_tgkill, pid, tid, 0) == 0;
 }

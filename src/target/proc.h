@@ -29,6 +29,9 @@ bool proc_mapped_file_path(pid_t pid, uint64_t start, uint64_t end, const char *
                            size_t len);
 void proc_maps_free(proc_maps *m);
 
+/* Is tid a thread of process pid now (tgkill with signal 0)? */
+bool proc_thread_exists(pid_t pid, pid_t tid);
+
 /* Does the process exist (and is it not a zombie)? */
 bool proc_alive(pid_t pid);
 
