@@ -12,7 +12,9 @@ EXIT_PERMISSION, EXIT_OUTPUT, EXIT_LAUNCH = 6, 7, 8
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 # A target any interpreter (2.7 included) can run: writes argv[1] once running, then sleeps.
-SLEEPER = "import sys, time\nopen(sys.argv[1], 'w').write('{}')\nwhile True: time.sleep(0.05)\n"
+# the ready file appears whole (written aside, then renamed): wait_json must never see it empty
+SLEEPER = ("import os, sys, time\nopen(sys.argv[1] + '.tmp', 'w').write('{}')\n"
+           "os.rename(sys.argv[1] + '.tmp', sys.argv[1])\nwhile True: time.sleep(0.05)\n")
 
 
 def start_sleeper(t, python, name="target"):
