@@ -447,7 +447,12 @@ static void print_facts(const py_facts *f)
     print_loff("managed_dict_offset", f->managed_dict_offset);
     printf(",\n              ");
     print_loff("managed_values_offset", f->managed_values_offset);
-    printf(", .debug_offsets = %u},\n", f->debug_offsets);
+    printf(", .debug_offsets = %u", f->debug_offsets);
+    if (f->code_tag_bits)
+        printf(", .code_tag_bits = %u", f->code_tag_bits);
+    if (f->task_registry)
+        printf(",\n              .task_registry = TASK_REGISTRY_THREAD_LISTS");
+    printf("},\n");
 }
 
 static int cmd_emit(unsigned minor, const char *lib, const char *aio)

@@ -309,7 +309,7 @@ void async_record_observe(async_record *r, const aprof_sample *s)
         return;
     r->have_snap = true;
     r->last_snap_ns = now;
-    if (r->snap.flags & ASF_NO_ASYNCIO) {
+    if (r->snap.flags & (ASF_NO_ASYNCIO | ASF_UNSUPPORTED)) {
         r->baseline = true; /* no task exists yet: every task seen from now on is new */
         return;
     }

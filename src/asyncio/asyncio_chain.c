@@ -38,7 +38,7 @@ static bool read_gen(asyncio_reader *r, uint64_t g, gen_view *v)
             return false;
         const uint8_t *fb = buf + L->gen.iframe;
         v->frame = g + (uint64_t)L->gen.iframe;
-        v->code = ld64(fb, L->frame.code);
+        v->code = layout_frame_code(L, ld64(fb, L->frame.code));
         v->instr = ld64(fb, L->frame.instr);
         memcpy(&v->stacktop, fb + L->frame.stacktop, 4);
         return true;
@@ -54,7 +54,7 @@ static bool read_gen(asyncio_reader *r, uint64_t g, gen_view *v)
     if ((size_t)hi + 8 > sizeof buf || !rd(r, frame, buf, (size_t)hi + 8))
         return false;
     v->frame = frame;
-    v->code = ld64(buf, L->frame.code);
+    v->code = layout_frame_code(L, ld64(buf, L->frame.code));
     memcpy(&v->lasti, buf + L->frame.instr, 4);
     memcpy(&v->stacktop, buf + L->frame.stacktop, 4);
     v->valuestack = ld64(buf, L->frame.valuestack);

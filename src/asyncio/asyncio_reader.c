@@ -279,6 +279,11 @@ int asyncio_snapshot(asyncio_reader *r, const aprof_sample *threads, async_snaps
     reset_snapshot(out);
     mem_begin_sample(r->c.m);
     pagecache_forget(&r->pc);
+    if (r->L->facts.task_registry != TASK_REGISTRY_MODULE_SETS) {
+        out->flags |= ASF_UNSUPPORTED;
+        out->cost_ns = aprof_now_ns() - t0;
+        return 0;
+    }
     if (!r->have_registries || t0 - r->refreshed_ns > REGISTRY_REFRESH_NS || !ar_registries_valid(r)) {
         r->refreshed_ns = t0;
         if (!ar_refresh_registries(r)) {

@@ -77,8 +77,82 @@ static const dbgoff_field fields_3_13[] = {
     { "unicode_object", "asciiobject_size", 560, "unicode.ascii_data", UN_SIZE_13 },
 };
 
+/* 3.14.x (struct size 760): checked against the DWARF of Debian's python3.14d; its release
+ * build publishes the same values for every section aprof reads. */
+enum {
+    RT_SIZE_14 = 24,
+    IS_SIZE_14 = 48,
+    TS_SIZE_14 = 176,
+    IF_SIZE_14 = 248,
+    CO_SIZE_14 = 312,
+    PO_SIZE_14 = 400,
+    TO_SIZE_14 = 416,
+    TU_SIZE_14 = 448,
+    LI_SIZE_14 = 472,
+    SE_SIZE_14 = 496,
+    DI_SIZE_14 = 528,
+    LO_SIZE_14 = 568,
+    BY_SIZE_14 = 592,
+    UN_SIZE_14 = 616,
+    GE_SIZE_14 = 664,
+};
+
+static const dbgoff_field fields_3_14[] = {
+    { "runtime_state", "interpreters_head", 40, "runtime.interpreters_head", RT_SIZE_14 },
+    { "interpreter_state", "next", 64, "interp.next", IS_SIZE_14 },
+    { "interpreter_state", "threads_head", 72, "interp.threads_head", IS_SIZE_14 },
+    { "interpreter_state", "threads_main", 80, "interp.threads_main", IS_SIZE_14 },
+    { "interpreter_state", "imports_modules", 96, "interp.modules", IS_SIZE_14 },
+    { "interpreter_state", "ceval_gil", 120, "interp.gil", IS_SIZE_14 },
+    /* from the start of PyInterpreterState, like 3.13: made relative to interp->_gil */
+    { "interpreter_state", "gil_runtime_state_locked", 144, "interp.gil_locked", IS_SIZE_14, 128 },
+    { "interpreter_state", "gil_runtime_state_holder", 152, "interp.gil_last_holder", IS_SIZE_14,
+      128 },
+    { "thread_state", "prev", 184, "tstate.prev", TS_SIZE_14 },
+    { "thread_state", "next", 192, "tstate.next", TS_SIZE_14 },
+    { "thread_state", "interp", 200, "tstate.interp", TS_SIZE_14 },
+    { "thread_state", "current_frame", 208, "tstate.frame", TS_SIZE_14 },
+    { "thread_state", "thread_id", 216, "tstate.thread_id", TS_SIZE_14 },
+    { "thread_state", "native_thread_id", 224, "tstate.native_thread_id", TS_SIZE_14 },
+    { "thread_state", "datastack_chunk", 232, "tstate.datastack_chunk", TS_SIZE_14 },
+    { "interpreter_frame", "previous", 256, "frame.previous", IF_SIZE_14 },
+    { "interpreter_frame", "executable", 264, "frame.code", IF_SIZE_14 },
+    { "interpreter_frame", "instr_ptr", 272, "frame.instr", IF_SIZE_14 },
+    { "interpreter_frame", "localsplus", 280, "frame.localsplus", IF_SIZE_14 },
+    { "interpreter_frame", "owner", 288, "frame.owner", IF_SIZE_14 },
+    { "code_object", "filename", 320, "code.filename", CO_SIZE_14 },
+    { "code_object", "name", 328, "code.name", CO_SIZE_14 },
+    { "code_object", "qualname", 336, "code.qualname", CO_SIZE_14 },
+    { "code_object", "linetable", 344, "code.linetable", CO_SIZE_14 },
+    { "code_object", "firstlineno", 352, "code.firstlineno", CO_SIZE_14 },
+    { "code_object", "co_code_adaptive", 384, "code.code_adaptive", CO_SIZE_14 },
+    { "pyobject", "ob_type", 408, "object.type", PO_SIZE_14 },
+    { "type_object", "tp_name", 424, "type.name", TO_SIZE_14 },
+    { "type_object", "tp_flags", 440, "type.flags", TO_SIZE_14 },
+    { "tuple_object", "ob_item", 456, "tuple.items", TU_SIZE_14 },
+    { "tuple_object", "ob_size", 464, "tuple.size", TU_SIZE_14 },
+    { "list_object", "ob_item", 480, "list.items", LI_SIZE_14 },
+    { "list_object", "ob_size", 488, "list.size", LI_SIZE_14 },
+    { "set_object", "used", 504, "set.used", SE_SIZE_14 },
+    { "set_object", "table", 512, "set.table", SE_SIZE_14 },
+    { "set_object", "mask", 520, "set.mask", SE_SIZE_14 },
+    { "dict_object", "ma_keys", 536, "dict.keys", DI_SIZE_14 },
+    { "dict_object", "ma_values", 544, "dict.values", DI_SIZE_14 },
+    { "long_object", "lv_tag", 576, "longobj.size_or_tag", LO_SIZE_14 },
+    { "long_object", "ob_digit", 584, "longobj.digits", LO_SIZE_14 },
+    { "bytes_object", "ob_size", 600, "bytes.size", BY_SIZE_14 },
+    { "bytes_object", "ob_sval", 608, "bytes.sval", BY_SIZE_14 },
+    { "unicode_object", "state", 624, "unicode.state", UN_SIZE_14 },
+    { "unicode_object", "length", 632, "unicode.length", UN_SIZE_14 },
+    { "unicode_object", "asciiobject_size", 640, "unicode.ascii_data", UN_SIZE_14 },
+    { "gen_object", "gi_name", 672, "gen.name", GE_SIZE_14 },
+    { "gen_object", "gi_iframe", 680, "gen.iframe", GE_SIZE_14 },
+    { "gen_object", "gi_frame_state", 688, "gen.frame_state", GE_SIZE_14 },
+};
+
 static const dbgoff_spec specs[] = {
     { 13, 584, fields_3_13, sizeof fields_3_13 / sizeof fields_3_13[0] },
+    { 14, 760, fields_3_14, sizeof fields_3_14 / sizeof fields_3_14[0] },
 };
 
 const dbgoff_spec *debug_offsets_spec(unsigned minor)

@@ -16,14 +16,14 @@
 /* DWARF paths (tools/layoutgen.c syntax): "Type.member.member" is a byte offset, "sizeof:Type"
  * a size, "bit:Type.member" the bit index of a bitfield within the byte at its offset. Types are
  * struct tags or typedef names. NULL: the version has no such field. */
-#define F_(kind_, key_, p10, p11, p12, p13, mod_) \
-    { #key_, offsetof(py_layout, key_), { p10, p11, p12, p13 }, mod_, kind_ }
-#define F(key_, p10, p11, p12, p13) F_(LF_OFFSET, key_, p10, p11, p12, p13, NULL)
-#define FALL(key_, p) F(key_, p, p, p, p)
-#define F8(key_, p10, p11, p12, p13) F_(LF_SIZE8, key_, p10, p11, p12, p13, NULL)
-#define FBIT(key_, p) F_(LF_BIT8, key_, p, p, p, p, NULL)
-#define FA(key_, p10, p11, p12, p13) F_(LF_OFFSET, key_, p10, p11, p12, p13, "_asyncio")
-#define FAALL(key_, p) FA(key_, p, p, p, p)
+#define F_(kind_, key_, p10, p11, p12, p13, p14, mod_) \
+    { #key_, offsetof(py_layout, key_), { p10, p11, p12, p13, p14 }, mod_, kind_ }
+#define F(key_, p10, p11, p12, p13, p14) F_(LF_OFFSET, key_, p10, p11, p12, p13, p14, NULL)
+#define FALL(key_, p) F(key_, p, p, p, p, p)
+#define F8(key_, p10, p11, p12, p13, p14) F_(LF_SIZE8, key_, p10, p11, p12, p13, p14, NULL)
+#define FBIT(key_, p) F_(LF_BIT8, key_, p, p, p, p, p, NULL)
+#define FA(key_, p10, p11, p12, p13, p14) F_(LF_OFFSET, key_, p10, p11, p12, p13, p14, "_asyncio")
+#define FAALL(key_, p) FA(key_, p, p, p, p, p)
 
 const layout_field layout_fields[] = {
     /* _PyRuntimeState */
@@ -31,22 +31,22 @@ const layout_field layout_fields[] = {
     FALL(runtime.interpreters_main, "_PyRuntimeState.interpreters.main"),
     FALL(runtime.main_thread, "_PyRuntimeState.main_thread"),
     F(runtime.gil_last_holder, "_PyRuntimeState.ceval.gil.last_holder",
-      "_PyRuntimeState.ceval.gil.last_holder", NULL, NULL),
+      "_PyRuntimeState.ceval.gil.last_holder", NULL, NULL, NULL),
     F(runtime.gil_locked, "_PyRuntimeState.ceval.gil.locked", "_PyRuntimeState.ceval.gil.locked",
-      NULL, NULL),
+      NULL, NULL, NULL),
 
     /* PyInterpreterState */
     FALL(interp.next, "PyInterpreterState.next"),
     F(interp.threads_head, "PyInterpreterState.tstate_head", "PyInterpreterState.threads.head",
-      "PyInterpreterState.threads.head", "PyInterpreterState.threads.head"),
+      "PyInterpreterState.threads.head", "PyInterpreterState.threads.head", "PyInterpreterState.threads.head"),
     F(interp.threads_main, NULL, NULL, "PyInterpreterState.threads_main",
-      "PyInterpreterState.threads.main"),
+      "PyInterpreterState.threads.main", "PyInterpreterState.threads.main"),
     F(interp.modules, "PyInterpreterState.modules", "PyInterpreterState.modules",
-      "PyInterpreterState.imports.modules", "PyInterpreterState.imports.modules"),
-    F(interp.gil, NULL, NULL, "PyInterpreterState.ceval.gil", "PyInterpreterState.ceval.gil"),
+      "PyInterpreterState.imports.modules", "PyInterpreterState.imports.modules", "PyInterpreterState.imports.modules"),
+    F(interp.gil, NULL, NULL, "PyInterpreterState.ceval.gil", "PyInterpreterState.ceval.gil", "PyInterpreterState.ceval.gil"),
     F(interp.gil_last_holder, NULL, NULL, "_gil_runtime_state.last_holder",
-      "_gil_runtime_state.last_holder"),
-    F(interp.gil_locked, NULL, NULL, "_gil_runtime_state.locked", "_gil_runtime_state.locked"),
+      "_gil_runtime_state.last_holder", "_gil_runtime_state.last_holder"),
+    F(interp.gil_locked, NULL, NULL, "_gil_runtime_state.locked", "_gil_runtime_state.locked", "_gil_runtime_state.locked"),
 
     /* PyThreadState */
     FALL(tstate.prev, "PyThreadState.prev"),
@@ -54,53 +54,53 @@ const layout_field layout_fields[] = {
     FALL(tstate.interp, "PyThreadState.interp"),
     FALL(tstate.thread_id, "PyThreadState.thread_id"),
     F(tstate.native_thread_id, NULL, "PyThreadState.native_thread_id",
-      "PyThreadState.native_thread_id", "PyThreadState.native_thread_id"),
+      "PyThreadState.native_thread_id", "PyThreadState.native_thread_id", "PyThreadState.native_thread_id"),
     F(tstate.frame, "PyThreadState.frame", "PyThreadState.cframe", "PyThreadState.cframe",
-      "PyThreadState.current_frame"),
+      "PyThreadState.current_frame", "PyThreadState.current_frame"),
     F(tstate.cframe_current_frame, NULL, "_PyCFrame.current_frame", "_PyCFrame.current_frame",
-      NULL),
-    F(tstate.cframe_previous, NULL, "_PyCFrame.previous", "_PyCFrame.previous", NULL),
+      NULL, NULL),
+    F(tstate.cframe_previous, NULL, "_PyCFrame.previous", "_PyCFrame.previous", NULL, NULL),
     F(tstate.datastack_chunk, NULL, "PyThreadState.datastack_chunk",
-      "PyThreadState.datastack_chunk", "PyThreadState.datastack_chunk"),
+      "PyThreadState.datastack_chunk", "PyThreadState.datastack_chunk", "PyThreadState.datastack_chunk"),
     F(tstate.datastack_top, NULL, "PyThreadState.datastack_top", "PyThreadState.datastack_top",
-      "PyThreadState.datastack_top"),
+      "PyThreadState.datastack_top", "PyThreadState.datastack_top"),
     F(tstate.datastack_limit, NULL, "PyThreadState.datastack_limit",
-      "PyThreadState.datastack_limit", "PyThreadState.datastack_limit"),
-    F(tstate.asyncio_running_loop, NULL, NULL, NULL, "_PyThreadStateImpl.asyncio_running_loop"),
+      "PyThreadState.datastack_limit", "PyThreadState.datastack_limit", "PyThreadState.datastack_limit"),
+    F(tstate.asyncio_running_loop, NULL, NULL, NULL, "_PyThreadStateImpl.asyncio_running_loop", "_PyThreadStateImpl.asyncio_running_loop"),
 
     /* PyFrameObject (3.10) / _PyInterpreterFrame (3.11+) */
     F(frame.previous, "_frame.f_back", "_PyInterpreterFrame.previous",
-      "_PyInterpreterFrame.previous", "_PyInterpreterFrame.previous"),
+      "_PyInterpreterFrame.previous", "_PyInterpreterFrame.previous", "_PyInterpreterFrame.previous"),
     F(frame.code, "_frame.f_code", "_PyInterpreterFrame.f_code", "_PyInterpreterFrame.f_code",
-      "_PyInterpreterFrame.f_executable"),
+      "_PyInterpreterFrame.f_executable", "_PyInterpreterFrame.f_executable"),
     F(frame.instr, "_frame.f_lasti", "_PyInterpreterFrame.prev_instr",
-      "_PyInterpreterFrame.prev_instr", "_PyInterpreterFrame.instr_ptr"),
+      "_PyInterpreterFrame.prev_instr", "_PyInterpreterFrame.instr_ptr", "_PyInterpreterFrame.instr_ptr"),
     F(frame.stacktop, "_frame.f_stackdepth", "_PyInterpreterFrame.stacktop",
-      "_PyInterpreterFrame.stacktop", "_PyInterpreterFrame.stacktop"),
+      "_PyInterpreterFrame.stacktop", "_PyInterpreterFrame.stacktop", NULL),
     F(frame.owner, NULL, "_PyInterpreterFrame.owner", "_PyInterpreterFrame.owner",
-      "_PyInterpreterFrame.owner"),
-    F(frame.is_entry, NULL, "_PyInterpreterFrame.is_entry", NULL, NULL),
+      "_PyInterpreterFrame.owner", "_PyInterpreterFrame.owner"),
+    F(frame.is_entry, NULL, "_PyInterpreterFrame.is_entry", NULL, NULL, NULL),
     F(frame.localsplus, "_frame.f_localsplus", "_PyInterpreterFrame.localsplus",
-      "_PyInterpreterFrame.localsplus", "_PyInterpreterFrame.localsplus"),
-    F(frame.valuestack, "_frame.f_valuestack", NULL, NULL, NULL),
-    F(frame.state, "_frame.f_state", NULL, NULL, NULL),
-    F(frame.gen, "_frame.f_gen", NULL, NULL, NULL),
+      "_PyInterpreterFrame.localsplus", "_PyInterpreterFrame.localsplus", "_PyInterpreterFrame.localsplus"),
+    F(frame.valuestack, "_frame.f_valuestack", NULL, NULL, NULL, NULL),
+    F(frame.state, "_frame.f_state", NULL, NULL, NULL, NULL),
+    F(frame.gen, "_frame.f_gen", NULL, NULL, NULL, NULL),
 
     /* PyCodeObject */
     FALL(code.filename, "PyCodeObject.co_filename"),
     FALL(code.name, "PyCodeObject.co_name"),
     F(code.qualname, NULL, "PyCodeObject.co_qualname", "PyCodeObject.co_qualname",
-      "PyCodeObject.co_qualname"),
+      "PyCodeObject.co_qualname", "PyCodeObject.co_qualname"),
     FALL(code.linetable, "PyCodeObject.co_linetable"),
     FALL(code.firstlineno, "PyCodeObject.co_firstlineno"),
     FALL(code.flags, "PyCodeObject.co_flags"),
-    F(code.code, "PyCodeObject.co_code", NULL, NULL, NULL),
+    F(code.code, "PyCodeObject.co_code", NULL, NULL, NULL, NULL),
     F(code.code_adaptive, NULL, "PyCodeObject.co_code_adaptive", "PyCodeObject.co_code_adaptive",
-      "PyCodeObject.co_code_adaptive"),
+      "PyCodeObject.co_code_adaptive", "PyCodeObject.co_code_adaptive"),
     F(code.size, NULL, "PyCodeObject.ob_base.ob_size", "PyCodeObject.ob_base.ob_size",
-      "PyCodeObject.ob_base.ob_size"),
+      "PyCodeObject.ob_base.ob_size", "PyCodeObject.ob_base.ob_size"),
     F(code.firsttraceable, NULL, "PyCodeObject._co_firsttraceable",
-      "PyCodeObject._co_firsttraceable", NULL),
+      "PyCodeObject._co_firsttraceable", NULL, NULL),
 
     /* str */
     FALL(unicode.length, "PyASCIIObject.length"),
@@ -130,43 +130,43 @@ const layout_field layout_fields[] = {
 
     /* int */
     F(longobj.size_or_tag, "PyLongObject.ob_base.ob_size", "PyLongObject.ob_base.ob_size",
-      "PyLongObject.long_value.lv_tag", "PyLongObject.long_value.lv_tag"),
+      "PyLongObject.long_value.lv_tag", "PyLongObject.long_value.lv_tag", "PyLongObject.long_value.lv_tag"),
     F(longobj.digits, "PyLongObject.ob_digit", "PyLongObject.ob_digit",
-      "PyLongObject.long_value.ob_digit", "PyLongObject.long_value.ob_digit"),
+      "PyLongObject.long_value.ob_digit", "PyLongObject.long_value.ob_digit", "PyLongObject.long_value.ob_digit"),
 
     /* dict */
     FALL(dict.used, "PyDictObject.ma_used"),
     FALL(dict.keys, "PyDictObject.ma_keys"),
     FALL(dict.values, "PyDictObject.ma_values"),
     F(dict.dk_size, "PyDictKeysObject.dk_size", "PyDictKeysObject.dk_log2_size",
-      "PyDictKeysObject.dk_log2_size", "PyDictKeysObject.dk_log2_size"),
+      "PyDictKeysObject.dk_log2_size", "PyDictKeysObject.dk_log2_size", "PyDictKeysObject.dk_log2_size"),
     F(dict.dk_kind, NULL, "PyDictKeysObject.dk_kind", "PyDictKeysObject.dk_kind",
-      "PyDictKeysObject.dk_kind"),
+      "PyDictKeysObject.dk_kind", "PyDictKeysObject.dk_kind"),
     FALL(dict.dk_nentries, "PyDictKeysObject.dk_nentries"),
     FALL(dict.dk_indices, "PyDictKeysObject.dk_indices"),
     F8(dict.entry_size, "sizeof:PyDictKeyEntry", "sizeof:PyDictKeyEntry", "sizeof:PyDictKeyEntry",
-       "sizeof:PyDictKeyEntry"),
+       "sizeof:PyDictKeyEntry", "sizeof:PyDictKeyEntry"),
     F8(dict.unicode_entry_size, NULL, "sizeof:PyDictUnicodeEntry", "sizeof:PyDictUnicodeEntry",
-       "sizeof:PyDictUnicodeEntry"),
+       "sizeof:PyDictUnicodeEntry", "sizeof:PyDictUnicodeEntry"),
     F(dict.values_values, NULL, "PyDictValues.values", "PyDictValues.values",
-      "PyDictValues.values"),
-    F(dict.values_capacity, NULL, NULL, NULL, "PyDictValues.capacity"),
-    F(dict.values_valid, NULL, NULL, NULL, "PyDictValues.valid"),
+      "PyDictValues.values", "PyDictValues.values"),
+    F(dict.values_capacity, NULL, NULL, NULL, "PyDictValues.capacity", "PyDictValues.capacity"),
+    F(dict.values_valid, NULL, NULL, NULL, "PyDictValues.valid", "PyDictValues.valid"),
 
     /* set */
     FALL(set.fill, "PySetObject.fill"),
     FALL(set.used, "PySetObject.used"),
     FALL(set.mask, "PySetObject.mask"),
     FALL(set.table, "PySetObject.table"),
-    F8(set.entry_size, "sizeof:setentry", "sizeof:setentry", "sizeof:setentry", "sizeof:setentry"),
+    F8(set.entry_size, "sizeof:setentry", "sizeof:setentry", "sizeof:setentry", "sizeof:setentry", "sizeof:setentry"),
 
     /* generators and coroutines (PyCoroObject has the same layout, cr_ names) */
-    F(gen.frame, "PyGenObject.gi_frame", NULL, NULL, NULL),
+    F(gen.frame, "PyGenObject.gi_frame", NULL, NULL, NULL, NULL),
     F(gen.frame_state, NULL, "PyGenObject.gi_frame_state", "PyGenObject.gi_frame_state",
-      "PyGenObject.gi_frame_state"),
+      "PyGenObject.gi_frame_state", "PyGenObject.gi_frame_state"),
     F(gen.iframe, NULL, "PyGenObject.gi_iframe", "PyGenObject.gi_iframe",
-      "PyGenObject.gi_iframe"),
-    F(gen.code, "PyGenObject.gi_code", "PyGenObject.gi_code", NULL, NULL),
+      "PyGenObject.gi_iframe", "PyGenObject.gi_iframe"),
+    F(gen.code, "PyGenObject.gi_code", "PyGenObject.gi_code", NULL, NULL, NULL),
     FALL(gen.name, "PyGenObject.gi_name"),
     FALL(gen.qualname, "PyGenObject.gi_qualname"),
 
@@ -198,9 +198,9 @@ const layout_field layout_fields[] = {
     FAALL(asyncio.task_must_cancel, "TaskObj.task_must_cancel"),
     FAALL(asyncio.task_log_destroy_pending, "TaskObj.task_log_destroy_pending"),
     FAALL(asyncio.task_sizeof, "sizeof:TaskObj"),
-    F_(LF_BIT8, asyncio.task_must_cancel_bit, NULL, NULL, NULL, "bit:TaskObj.task_must_cancel",
+    F_(LF_BIT8, asyncio.task_must_cancel_bit, NULL, NULL, NULL, "bit:TaskObj.task_must_cancel", "bit:TaskObj.task_must_cancel",
        "_asyncio"),
     F_(LF_BIT8, asyncio.task_log_destroy_pending_bit, NULL, NULL, NULL,
-       "bit:TaskObj.task_log_destroy_pending", "_asyncio"),
+       "bit:TaskObj.task_log_destroy_pending", "bit:TaskObj.task_log_destroy_pending", "_asyncio"),
 };
 const size_t layout_field_count = sizeof layout_fields / sizeof layout_fields[0];

@@ -55,6 +55,22 @@ typedef enum managed_dict_kind {
                                   * object (Py_TPFLAGS_INLINE_VALUES) */
 } managed_dict_kind;
 
+/* Whether _PyRuntime starts with _Py_DebugOffsets, and what they are to aprof. */
+enum debug_offsets_use {
+    DEBUG_OFFSETS_NONE = 0,      /* 3.10-3.12 */
+    DEBUG_OFFSETS_PREFERRED = 1, /* 3.13: they override the table when valid */
+    DEBUG_OFFSETS_REQUIRED = 2,  /* 3.14+: the table only fills in what they do not publish;
+                                  * a target whose offsets do not validate is not read */
+};
+
+/* Where asyncio keeps the tasks the asyncio reader lists. */
+typedef enum task_registry_kind {
+    TASK_REGISTRY_MODULE_SETS = 0, /* 3.10-3.13: asyncio.tasks._scheduled_tasks (WeakSet) and
+                                    * _eager_tasks, found through sys.modules */
+    TASK_REGISTRY_THREAD_LISTS = 1,/* 3.14+: C tasks on per-thread and per-interpreter intrusive
+                                    * lists (_asyncio's AsyncioDebug offsets): not read yet */
+} task_registry_kind;
+
 /* gi_frame_state / f_state of a running generator: FRAME_EXECUTING, 0 on every version. */
 #define FRAME_STATE_EXECUTING 0
 
@@ -73,7 +89,10 @@ typedef struct py_facts {
     uint8_t managed_dict;        /* managed_dict_kind */
     loff managed_dict_offset;    /* from the object's start (negative: the pre-header) */
     loff managed_values_offset;  /* MANAGED_DICT_VALUES_PTR */
-    uint8_t debug_offsets;       /* _PyRuntime starts with _Py_DebugOffsets (3.13+) */
+    uint8_t debug_offsets;       /* debug_offsets_use: _PyRuntime starts with _Py_DebugOffsets */
+    uint8_t code_tag_bits;       /* low bits of a frame's code reference that tag it, not the
+                                  * address (3.14+: f_executable is a _PyStackRef) */
+    uint8_t task_registry;       /* task_registry_kind: where asyncio keeps its tasks */
 } py_facts;
 
 typedef struct py_layout {
@@ -191,12 +210,18 @@ typedef struct py_layout {
     } asyncio;
 } py_layout;
 
+/* The code object a frame's code reference names (its tag bits cleared, 3.14+). */
+static inline uint64_t layout_frame_code(const py_layout *L, uint64_t raw)
+{
+    return raw & ~(uint64_t)L->facts.code_tag_bits;
+}
+
 /* Layout for major.minor, or NULL when unsupported. */
 const py_layout *layout_for_version(unsigned major, unsigned minor);
 
 /* Supported range, for messages. */
 #define APROF_PY_MIN_MINOR 10
-#define APROF_PY_MAX_MINOR 13
+#define APROF_PY_MAX_MINOR 14
 
 typedef enum layout_field_kind {
     LF_OFFSET = 0, /* loff byte offset (or sizeof:), LAYOUT_ABSENT when the version lacks it */
@@ -210,7 +235,7 @@ typedef enum layout_field_kind {
 typedef struct layout_field {
     const char *key;      /* stable name, e.g. "tstate.native_thread_id" */
     size_t offset;        /* offsetof(py_layout, ...) */
-    const char *dwarf[4]; /* DWARF path per minor version 10..13; NULL when ABSENT there */
+    const char *dwarf[5]; /* DWARF path per minor version 10..14; NULL when ABSENT there */
     const char *module;   /* NULL: libpython / python binary; "_asyncio": the extension module */
     uint8_t kind;         /* layout_field_kind: type of the py_layout member and its ABSENT value */
 } layout_field;

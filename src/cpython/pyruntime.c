@@ -104,21 +104,23 @@ static pyrt_status read_error_status(int err)
 
 /* 3.13+ publish their own offsets at the start of _PyRuntime (_Py_DebugOffsets). When they
  * validate, they win over the built-in table; otherwise the built-in table stays. */
-static void refine_with_debug_offsets(pyruntime *rt, mem *m)
+static dbgoff_status refine_with_debug_offsets(pyruntime *rt, mem *m)
 {
     if (!rt->layout.facts.debug_offsets)
-        return;
+        return DBGOFF_OK;
     uint8_t buf[DEBUG_OFFSETS_READ_SIZE];
     if (mem_read(m, rt->runtime_addr, buf, sizeof(buf)) != 0)
-        return;
+        return DBGOFF_TOO_SHORT;
     py_layout refined;
     dbgoff_result res;
-    if (debug_offsets_apply(buf, sizeof(buf), rt->major, rt->minor, rt->version_hex, &rt->layout,
-                            &refined, &res) == DBGOFF_OK) {
+    dbgoff_status st = debug_offsets_apply(buf, sizeof(buf), rt->major, rt->minor,
+                                           rt->version_hex, &rt->layout, &refined, &res);
+    if (st == DBGOFF_OK) {
         rt->layout = refined;
         rt->debug_offsets_used = true;
         rt->debug_offsets_diffs = res.ndiffs;
     }
+    return st;
 }
 
 /* Version from Py_Version (3.11+), else the file name, else .rodata. */
@@ -241,7 +243,16 @@ pyrt_status pyruntime_locate(pid_t pid, pyruntime *rt, char *msg, size_t msglen)
                          strerror(err));
             break;
         }
-        refine_with_debug_offsets(rt, &m);
+        /* A free-threaded build has other object layouts than any table; from 3.14 on the
+         * table only fills in what the target's own offsets do not publish. */
+        dbgoff_status dst = refine_with_debug_offsets(rt, &m);
+        if (dst == DBGOFF_FREE_THREADED ||
+            (dst != DBGOFF_OK && rt->layout.facts.debug_offsets == DEBUG_OFFSETS_REQUIRED)) {
+            snprintf(msg, msglen, "Python %s found in process %d is not supported: %s",
+                     rt->version, (int)pid, debug_offsets_strerror(dst));
+            st = PYRT_UNSUPPORTED;
+            break;
+        }
         st = pyruntime_first_interp(rt, &m) ? PYRT_OK : PYRT_NOT_READY;
         if (st == PYRT_NOT_READY)
             snprintf(msg, msglen, "the Python interpreter in process %d is not initialised yet",

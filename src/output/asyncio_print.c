@@ -99,6 +99,10 @@ void async_print_text(FILE *out, const async_snapshot *s)
         fputs("\nasyncio: not imported\n", out);
         return;
     }
+    if (s->flags & ASF_UNSUPPORTED) {
+        fputs("\nasyncio: tasks not read on this Python version yet (docs/limits.md)\n", out);
+        return;
+    }
     fprintf(out, "\nasyncio: %u task%s in %u event loop%s\n", s->ntasks, s->ntasks == 1 ? "" : "s",
             s->nloops, s->nloops == 1 ? "" : "s");
     if (s->flags & ASF_TASKS_TRUNCATED)
@@ -179,7 +183,9 @@ void async_print_json(json_writer *w, const async_snapshot *s)
 {
     json_key(w, "asyncio");
     json_begin_object(w);
-    json_kv_string(w, "status", (s->flags & ASF_NO_ASYNCIO) ? "not imported" : "ok");
+    json_kv_string(w, "status", (s->flags & ASF_NO_ASYNCIO)    ? "not imported"
+                                : (s->flags & ASF_UNSUPPORTED) ? "unsupported"
+                                                               : "ok");
     bool complete = !(s->flags & (ASF_TASKS_TRUNCATED | ASF_FRAMES_TRUNCATED | ASF_REGISTRY_ERROR));
     for (uint32_t i = 0; i < s->ntasks && complete; i++)
         complete = !(s->tasks[i].flags & TASK_INCOMPLETE);

@@ -56,7 +56,8 @@ static void fill_header_locked(tui_app *app)
     }
     h->stalls = l->stalls ? stall_count(l->stalls) : 0;
     h->have_tasks = l->tasks != NULL;
-    h->no_asyncio = l->tasks && (l->tasks->flags & ASF_NO_ASYNCIO);
+    h->no_asyncio = l->tasks && (l->tasks->flags & (ASF_NO_ASYNCIO | ASF_UNSUPPORTED));
+    h->tasks_unsupported = l->tasks && (l->tasks->flags & ASF_UNSUPPORTED);
     h->tasks_alive = l->tasks ? tui_tasks_alive(l->tasks) : 0;
     h->tasks_total = l->tasks ? l->tasks->ntasks : 0;
     h->finished = l->finished;

@@ -40,6 +40,7 @@ typedef struct tui_header {
     loop_now loop;                 /* the event loop shown (nloops > 0) */
     uint64_t stalls;
     bool have_tasks, no_asyncio;
+    bool tasks_unsupported; /* this Python keeps its tasks where aprof cannot read them yet */
     uint32_t tasks_alive, tasks_total;
     bool finished, exited;
 } tui_header;

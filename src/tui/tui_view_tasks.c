@@ -63,6 +63,8 @@ void tui_tasks_draw(tui_app *app, int y0, int h)
     tui_list_clamp(l, (int)app->ntask_rows, h);
     if (app->ntask_rows == 0) {
         const char *why = !app->hdr.have_tasks ? "waiting for the first task snapshot..."
+                          : app->hdr.tasks_unsupported
+                              ? "asyncio tasks are not read on this Python version yet"
                           : app->hdr.no_asyncio ? "asyncio is not in use in this process"
                           : app->filter[0]      ? "no task matches the filter (/ to change it)"
                           : app->hdr.tasks_total ? "only finished tasks (d shows them)"

@@ -353,8 +353,8 @@ static void test_corruptions_rejected(void **state)
     expect_rejected(b, sizeof b, 13, 0, DBGOFF_FREE_THREADED);
 
     memcpy(b, good, sizeof b);
-    put_u64(b, 8, 0x030e00f0); /* a 3.14 we have no description for */
-    expect_rejected(b, sizeof b, 14, 0, DBGOFF_UNKNOWN_VERSION);
+    put_u64(b, 8, 0x030f00f0); /* a 3.15 we have no description for */
+    expect_rejected(b, sizeof b, 15, 0, DBGOFF_UNKNOWN_VERSION);
 
     expect_rejected(good, 100, 13, 0, DBGOFF_TOO_SHORT);
     expect_rejected(good, 8, 13, 0, DBGOFF_TOO_SHORT);

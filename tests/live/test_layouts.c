@@ -763,7 +763,7 @@ static const char probe_py[] =
     "    check('facts.managed_dict_offset', P(id(m) + off) == id(d), 'materialised dict')\n"
     "fact('managed_dict_offset'); fact('managed_values_offset')\n"
     "# _Py_DebugOffsets at the start of _PyRuntime\n"
-    "check('facts.debug_offsets', (MEM(RT, 8) == b'xdebugpy') == (fact('debug_offsets') == 1), repr(MEM(RT, 8)))\n"
+    "check('facts.debug_offsets', (MEM(RT, 8) == b'xdebugpy') == (fact('debug_offsets') != 0), repr(MEM(RT, 8)))\n"
     "\n"
     "for k in sorted(checked):\n"
     "    if k not in L:\n"
@@ -819,7 +819,7 @@ static int run_probe(const char *python, unsigned minor, const char *tweak, char
     for (size_t i = 0; i < sizeof facts / sizeof facts[0] && k < MAX_ARGS; i++) {
         long long v = facts[i][1];
         if (tweak && strcmp(tweak, fact_names[i]) == 0)
-            v += 1;
+            v = strcmp(tweak, "debug_offsets") == 0 ? !v : v + 1; /* present or not */
         snprintf(argbuf[k], sizeof argbuf[k], "facts.%s=%lld", fact_names[i], v);
         argv[a++] = argbuf[k++];
     }
