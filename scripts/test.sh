@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Install, build and run aprof's whole test suite:
 #   1. a -Werror build and every test (cmocka unit tests, integration tests against every
-#      CPython 3.10-3.13 under pyenv and Debian's python3.11, speedscope app checks);
+#      CPython 3.10-3.13 under pyenv and Debian's python3.11, speedscope app checks, and
+#      Debian sid's 3.13, 3.14, 3.14-dbg and 3.15 run chrooted in a cached root that
+#      scripts/sid_root.sh builds once per machine);
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build of the unit tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh build -DAPROF_WERROR=ON
+APROF_SID_ROOT=$(scripts/sid_root.sh)
+export APROF_SID_ROOT
 ctest --test-dir build --output-on-failure --timeout 600 "$@"
 scripts/setup.sh build-asan -DAPROF_WERROR=ON -DAPROF_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
