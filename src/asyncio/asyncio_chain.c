@@ -30,6 +30,7 @@ static bool read_gen(asyncio_reader *r, uint64_t g, gen_view *v)
     if (L->gen.iframe != LAYOUT_ABSENT) {
         loff hi = L->frame.code > L->frame.instr ? L->frame.code : L->frame.instr;
         hi = hi > L->frame.stacktop ? hi : L->frame.stacktop;
+        hi = hi > L->frame.stackpointer ? hi : L->frame.stackpointer;
         size_t n = (size_t)L->gen.iframe + (size_t)hi + 8;
         if (n > sizeof buf || !rd(r, g, buf, n))
             return false;
@@ -38,9 +39,16 @@ static bool read_gen(asyncio_reader *r, uint64_t g, gen_view *v)
             return false;
         const uint8_t *fb = buf + L->gen.iframe;
         v->frame = g + (uint64_t)L->gen.iframe;
-        v->code = layout_frame_code(L, ld64(fb, L->frame.code));
+        v->code = layout_ref_address(L, ld64(fb, L->frame.code));
         v->instr = ld64(fb, L->frame.instr);
-        memcpy(&v->stacktop, fb + L->frame.stacktop, 4);
+        if (L->frame.stacktop != LAYOUT_ABSENT) {
+            memcpy(&v->stacktop, fb + L->frame.stacktop, 4);
+        } else {
+            /* 3.14+: a pointer to the top of the value stack, within the frame */
+            uint64_t sp = ld64(fb, L->frame.stackpointer), base = v->frame + (uint64_t)L->frame.localsplus;
+            v->stacktop = sp >= base && sp - base < (8u << 20) && (sp - base) % 8 == 0
+                              ? (int32_t)((sp - base) / 8) : -1;
+        }
         return true;
     }
     /* 3.10: gi_frame, then the frame object */
@@ -54,7 +62,7 @@ static bool read_gen(asyncio_reader *r, uint64_t g, gen_view *v)
     if ((size_t)hi + 8 > sizeof buf || !rd(r, frame, buf, (size_t)hi + 8))
         return false;
     v->frame = frame;
-    v->code = layout_frame_code(L, ld64(buf, L->frame.code));
+    v->code = layout_ref_address(L, ld64(buf, L->frame.code));
     memcpy(&v->lasti, buf + L->frame.instr, 4);
     memcpy(&v->stacktop, buf + L->frame.stacktop, 4);
     v->valuestack = ld64(buf, L->frame.valuestack);
@@ -99,7 +107,10 @@ static uint64_t gen_yf(asyncio_reader *r, const gen_view *v)
         slot = v->frame + (uint64_t)L->frame.localsplus + (uint64_t)(v->stacktop - 1) * 8;
     }
     uint64_t yf;
-    return rd_ptr(r, slot, &yf) && mem_ptr_ok(yf, true) ? yf : 0;
+    if (!rd_ptr(r, slot, &yf))
+        return 0;
+    yf = layout_ref_address(L, yf); /* 3.14+: a tagged _PyStackRef */
+    return mem_ptr_ok(yf, true) ? yf : 0;
 }
 
 /* The locals and value stack of a generator's frame (at most cap slots). */

@@ -138,7 +138,9 @@ struct asyncio_reader {
     asyncio_target t;
     pagecache pc;
     pyobj_ctx c;
-    const py_layout *L;
+    const py_layout *L;    /* the runtime's layout, or own_layout once refined */
+    py_layout own_layout;  /* 3.14+: with _asyncio's own offsets (asyncio_registry.c) */
+    bool asyncio_offsets;  /* ... applied */
     uint32_t max_tasks;
 
     /* registries, looked up through sys.modules */

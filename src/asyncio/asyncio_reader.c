@@ -156,6 +156,13 @@ static void read_threads(asyncio_reader *r, const aprof_sample *smp)
             rd_ptr(r, ts + (uint64_t)L->tstate.native_thread_id, &native);
         if (L->tstate.asyncio_running_loop != LAYOUT_ABSENT)
             rd_ptr(r, ts + (uint64_t)L->tstate.asyncio_running_loop, &loop);
+        /* 3.14+: the task a thread's loop runs now is in its thread state (the running task
+         * is only meaningful while a loop runs) */
+        uint64_t task = 0;
+        if (loop && L->tstate.asyncio_running_task != LAYOUT_ABSENT && r->ncur < MAX_CURRENT &&
+            rd_ptr(r, ts + (uint64_t)L->tstate.asyncio_running_task, &task) && task &&
+            mem_ptr_ok(task, true))
+            r->cur[r->ncur++] = (current_pair){loop, task};
         thread_info *ti = thread_by_ident(r, ident);
         if (!ti && r->nthreads < MAX_THREADS) {
             ti = &r->threads[r->nthreads++];
@@ -279,11 +286,6 @@ int asyncio_snapshot(asyncio_reader *r, const aprof_sample *threads, async_snaps
     reset_snapshot(out);
     mem_begin_sample(r->c.m);
     pagecache_forget(&r->pc);
-    if (r->L->facts.task_registry != TASK_REGISTRY_MODULE_SETS) {
-        out->flags |= ASF_UNSUPPORTED;
-        out->cost_ns = aprof_now_ns() - t0;
-        return 0;
-    }
     if (!r->have_registries || t0 - r->refreshed_ns > REGISTRY_REFRESH_NS || !ar_registries_valid(r)) {
         r->refreshed_ns = t0;
         if (!ar_refresh_registries(r)) {
@@ -293,6 +295,13 @@ int asyncio_snapshot(asyncio_reader *r, const aprof_sample *threads, async_snaps
             out->cost_ns = aprof_now_ns() - t0;
             return 0;
         }
+    }
+    /* 3.14+ without the offsets of its _asyncio image: its C tasks cannot be found, and a
+     * list without them would be wrong */
+    if (r->L->facts.task_registry == TASK_REGISTRY_THREAD_LISTS && !r->asyncio_offsets) {
+        out->flags |= ASF_UNSUPPORTED;
+        out->cost_ns = aprof_now_ns() - t0;
+        return 0;
     }
     if (ar_collect_tasks(r, out) != 0) {
         errno = ENOMEM;

@@ -2,8 +2,48 @@
  * 3.10/3.11, `_scheduled_tasks` and `_eager_tasks` on 3.12/3.13, `_current_tasks`), looked up
  * through sys.modules, and the collection of task addresses out of them. */
 #include "asyncio_internal.h"
+#include "asyncio_offsets.h"
+#include "elfimage.h"
+#include "proc.h"
 
+#include <limits.h>
 #include <string.h>
+
+/* 3.14+: the offsets the target's `_asyncio` image publishes (.AsyncioDebug), into the
+ * reader's own copy of the layout. The image is the mapped file whose name starts with
+ * "_asyncio." (opened the way the interpreter was: map_files, then root-relative, then as
+ * named). The section's contents are constant: they are read from the file. */
+static bool apply_asyncio_offsets(asyncio_reader *r)
+{
+    proc_maps maps;
+    if (proc_maps_read(r->t.pid, &maps) != 0)
+        return false;
+    bool ok = false;
+    for (size_t i = 0; i < maps.n && !ok; i++) {
+        const char *path = maps.maps[i].path, *base = path ? strrchr(path, '/') : NULL;
+        if (!base || strncmp(base + 1, "_asyncio.", 9) != 0 || maps.maps[i].offset != 0)
+            continue;
+        char hp[PATH_MAX + 32];
+        elf_image img;
+        if (!proc_mapped_file_path(r->t.pid, maps.maps[i].start, maps.maps[i].end, path, hp,
+                                   sizeof hp) ||
+            elf_image_open(hp, &img) != 0)
+            continue;
+        uint64_t addr, size;
+        const uint8_t *data;
+        py_layout refined;
+        if (elf_image_section(&img, ASYNCIO_OFFSETS_SECTION, &addr, &size, &data) == 0 && data &&
+            asyncio_offsets_apply(data, (size_t)size, r->L, &refined)) {
+            r->own_layout = refined;
+            r->L = &r->own_layout;
+            r->c.L = r->L;
+            ok = true;
+        }
+        elf_image_close(&img);
+    }
+    proc_maps_free(&maps);
+    return ok;
+}
 
 /* ---- registries --------------------------------------------------------------------------- */
 
@@ -33,7 +73,10 @@ bool ar_refresh_registries(asyncio_reader *r)
     if (pyobj_module_global(&r->c, mod, "_current_tasks", &obj) >= 0 &&
         (ar_classify(r, obj) & TC_DICT))
         r->current = obj;
-    r->have_registries = r->weak_data[0] || r->weak_data[1] || r->eager_set;
+    if (r->L->facts.task_registry == TASK_REGISTRY_THREAD_LISTS && !r->asyncio_offsets)
+        r->asyncio_offsets = apply_asyncio_offsets(r);
+    r->have_registries = r->weak_data[0] || r->weak_data[1] || r->eager_set ||
+                         r->L->facts.task_registry == TASK_REGISTRY_THREAD_LISTS;
     return r->have_registries;
 }
 
@@ -47,6 +90,26 @@ bool ar_registries_valid(asyncio_reader *r)
     if (r->current && !(ar_classify(r, r->current) & TC_DICT))
         return false;
     return r->have_registries;
+}
+
+/* 3.14+: a circular list of C tasks (struct llist_node {next, prev}) headed at `head`, each
+ * task linked through its task_node. Bounded: a torn list ends the walk, it never loops. */
+static bool collect_cb(void *ud, uint64_t item);
+static bool walk_task_list(asyncio_reader *r, uint64_t head, void *cc)
+{
+    uint64_t node = 0;
+    if (!rd_ptr(r, head, &node))
+        return false;
+    for (uint32_t guard = 0; node && node != head; guard++) {
+        if (guard > ASYNC_TASK_LIMIT || !mem_ptr_ok(node, true) ||
+            node < (uint64_t)r->L->asyncio.task_node)
+            return false;
+        if (!collect_cb(cc, node - (uint64_t)r->L->asyncio.task_node))
+            return true; /* full */
+        if (!rd_ptr(r, node, &node))
+            return false;
+    }
+    return node == head;
 }
 
 /* ---- collecting task addresses ------------------------------------------------------------ */
@@ -118,6 +181,24 @@ int ar_collect_tasks(asyncio_reader *r, async_snapshot *out)
     if (r->eager_set) {
         collect_ctx cc = {r, out, false};
         if (pyobj_set_iter(&r->c, r->eager_set, collect_cb, &cc) < 0)
+            out->flags |= ASF_REGISTRY_ERROR;
+    }
+    if (r->L->facts.task_registry == TASK_REGISTRY_THREAD_LISTS) {
+        /* every thread's list, then the interpreter's (tasks whose thread ended) */
+        const py_layout *L = r->L;
+        collect_ctx cc = {r, out, false};
+        uint64_t interp = pyruntime_first_interp(r->t.rt, r->c.m), ts = 0;
+        if (!interp || !rd_ptr(r, interp + (uint64_t)L->interp.threads_head, &ts))
+            out->flags |= ASF_REGISTRY_ERROR;
+        for (uint32_t guard = 0; ts && guard < MAX_THREADS; guard++) {
+            if (!mem_ptr_ok(ts, true) ||
+                !walk_task_list(r, ts + (uint64_t)L->tstate.asyncio_tasks_head, &cc))
+                out->flags |= ASF_REGISTRY_ERROR;
+            if (!mem_ptr_ok(ts, true) || !rd_ptr(r, ts + (uint64_t)L->tstate.next, &ts))
+                break;
+        }
+        if (interp && L->interp.asyncio_tasks_head != LAYOUT_ABSENT &&
+            !walk_task_list(r, interp + (uint64_t)L->interp.asyncio_tasks_head, &cc))
             out->flags |= ASF_REGISTRY_ERROR;
     }
     return r->collect_failed ? -1 : 0;

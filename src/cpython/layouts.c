@@ -46,6 +46,7 @@ const layout_field layout_fields[] = {
     F(interp.gil, NULL, NULL, "PyInterpreterState.ceval.gil", "PyInterpreterState.ceval.gil", "PyInterpreterState.ceval.gil"),
     F(interp.gil_last_holder, NULL, NULL, "_gil_runtime_state.last_holder",
       "_gil_runtime_state.last_holder", "_gil_runtime_state.last_holder"),
+    F(interp.asyncio_tasks_head, NULL, NULL, NULL, NULL, "PyInterpreterState.asyncio_tasks_head"),
     F(interp.gil_locked, NULL, NULL, "_gil_runtime_state.locked", "_gil_runtime_state.locked", "_gil_runtime_state.locked"),
 
     /* PyThreadState */
@@ -66,6 +67,9 @@ const layout_field layout_fields[] = {
       "PyThreadState.datastack_top", "PyThreadState.datastack_top"),
     F(tstate.datastack_limit, NULL, "PyThreadState.datastack_limit",
       "PyThreadState.datastack_limit", "PyThreadState.datastack_limit", "PyThreadState.datastack_limit"),
+    F(tstate.asyncio_running_task, NULL, NULL, NULL, NULL,
+      "_PyThreadStateImpl.asyncio_running_task"),
+    F(tstate.asyncio_tasks_head, NULL, NULL, NULL, NULL, "_PyThreadStateImpl.asyncio_tasks_head"),
     F(tstate.asyncio_running_loop, NULL, NULL, NULL, "_PyThreadStateImpl.asyncio_running_loop", "_PyThreadStateImpl.asyncio_running_loop"),
 
     /* PyFrameObject (3.10) / _PyInterpreterFrame (3.11+) */
@@ -77,6 +81,7 @@ const layout_field layout_fields[] = {
       "_PyInterpreterFrame.prev_instr", "_PyInterpreterFrame.instr_ptr", "_PyInterpreterFrame.instr_ptr"),
     F(frame.stacktop, "_frame.f_stackdepth", "_PyInterpreterFrame.stacktop",
       "_PyInterpreterFrame.stacktop", "_PyInterpreterFrame.stacktop", NULL),
+    F(frame.stackpointer, NULL, NULL, NULL, NULL, "_PyInterpreterFrame.stackpointer"),
     F(frame.owner, NULL, "_PyInterpreterFrame.owner", "_PyInterpreterFrame.owner",
       "_PyInterpreterFrame.owner", "_PyInterpreterFrame.owner"),
     F(frame.is_entry, NULL, "_PyInterpreterFrame.is_entry", NULL, NULL, NULL),
@@ -198,6 +203,7 @@ const layout_field layout_fields[] = {
     FAALL(asyncio.task_must_cancel, "TaskObj.task_must_cancel"),
     FAALL(asyncio.task_log_destroy_pending, "TaskObj.task_log_destroy_pending"),
     FAALL(asyncio.task_sizeof, "sizeof:TaskObj"),
+    FA(asyncio.task_node, NULL, NULL, NULL, NULL, "TaskObj.task_node"),
     F_(LF_BIT8, asyncio.task_must_cancel_bit, NULL, NULL, NULL, "bit:TaskObj.task_must_cancel", "bit:TaskObj.task_must_cancel",
        "_asyncio"),
     F_(LF_BIT8, asyncio.task_log_destroy_pending_bit, NULL, NULL, NULL,

@@ -118,6 +118,7 @@ typedef struct py_layout {
         loff gil;              /* PyInterpreterState.ceval.gil (3.12+: pointer to the GIL state) */
         loff gil_last_holder;  /* _gil_runtime_state.last_holder (3.12+, via interp.gil) */
         loff gil_locked;       /* _gil_runtime_state.locked (3.12+) */
+        loff asyncio_tasks_head; /* C tasks of threads that ended (3.14+) */
     } interp;
 
     struct {
@@ -133,6 +134,8 @@ typedef struct py_layout {
         loff datastack_top;     /* 3.11+ */
         loff datastack_limit;   /* 3.11+ */
         loff asyncio_running_loop; /* _PyThreadStateImpl.asyncio_running_loop (3.13+) */
+        loff asyncio_running_task; /* _PyThreadStateImpl.asyncio_running_task (3.14+) */
+        loff asyncio_tasks_head;   /* _PyThreadStateImpl.asyncio_tasks_head: its C tasks (3.14+) */
     } tstate;
 
     struct {
@@ -140,6 +143,7 @@ typedef struct py_layout {
         loff code;       /* f_code / f_executable */
         loff instr;      /* f_lasti (int) / prev_instr / instr_ptr */
         loff stacktop;   /* f_stackdepth (3.10) / stacktop (3.11-3.13, index into localsplus) */
+        loff stackpointer; /* 3.14+: pointer to the value stack's top (replaces stacktop) */
         loff owner;      /* 3.11+ */
         loff is_entry;   /* 3.11 only */
         loff localsplus; /* f_localsplus / localsplus */
@@ -203,6 +207,7 @@ typedef struct py_layout {
         loff task_fut_waiter, task_coro, task_name, task_context;
         loff task_must_cancel, task_log_destroy_pending;
         loff task_sizeof;
+        loff task_node;    /* 3.14+: TaskObj.task_node, its link in a thread's task list */
         /* 3.13+ task_must_cancel / task_log_destroy_pending are 1-bit bitfields: the loff above
          * is then the byte holding the bit and these give the bit index in that byte;
          * LAYOUT_NOT_BITFIELD when the field is a whole int (3.10-3.12). */
@@ -210,8 +215,9 @@ typedef struct py_layout {
     } asyncio;
 } py_layout;
 
-/* The code object a frame's code reference names (its tag bits cleared, 3.14+). */
-static inline uint64_t layout_frame_code(const py_layout *L, uint64_t raw)
+/* The object a reference names: a frame's code, a value-stack slot (3.14+: _PyStackRef, whose
+ * tag bits are cleared). */
+static inline uint64_t layout_ref_address(const py_layout *L, uint64_t raw)
 {
     return raw & ~(uint64_t)L->facts.code_tag_bits;
 }

@@ -206,7 +206,7 @@ static uint64_t frame_key(uint64_t addr, uint64_t prev, uint64_t code, uint64_t 
 uint64_t pystack_frame_key_of_bytes(const pystack *ps, uint64_t addr, const uint8_t *fb)
 {
     const py_layout *L = ps->L;
-    return frame_key(addr, rd64(fb, L->frame.previous), layout_frame_code(L, rd64(fb, L->frame.code)),
+    return frame_key(addr, rd64(fb, L->frame.previous), layout_ref_address(L, rd64(fb, L->frame.code)),
                      rd64(fb, L->frame.instr));
 }
 
@@ -251,7 +251,7 @@ decode_result pystack_decode_frame(pystack *ps, const uint8_t *fb, uint64_t fram
     const py_layout *L = ps->L;
     *prev = rd64(fb, L->frame.previous);
     *owner_obj = 0;
-    uint64_t code = layout_frame_code(L, rd64(fb, L->frame.code));
+    uint64_t code = layout_ref_address(L, rd64(fb, L->frame.code));
     int owner = L->frame.owner != LAYOUT_ABSENT ? fb[L->frame.owner] : OWNER_THREAD;
     if (L->facts.entry == ENTRY_SHIM_FRAME && owner == L->facts.owner_cstack)
         return DECODE_SKIP_SHIM;
@@ -323,7 +323,7 @@ uint32_t pystack_walk_frames(pystack *ps, uint64_t frame, window *w, aprof_threa
             break;
         }
         if (r == DECODE_OK) {
-            uint64_t code = layout_frame_code(ps->L, rd64(fb, ps->L->frame.code));
+            uint64_t code = layout_ref_address(ps->L, rd64(fb, ps->L->frame.code));
             note_code(&w->next, code);
             ps->keys[n] = frame_key(frame, prev, code, rd64(fb, ps->L->frame.instr));
             ps->addrs[n] = frame;
@@ -454,7 +454,7 @@ bool pystack_unchanged_since_walk(pystack *ps, window *w, uint64_t where, uint64
      * (the next task step) would otherwise pass. */
     if (rd64(fb, L->frame.previous) != w->leaf_prev)
         return false;
-    code_info *ci = codecache_get(ps->cc, ps->m, layout_frame_code(L, rd64(fb, L->frame.code)));
+    code_info *ci = codecache_get(ps->cc, ps->m, layout_ref_address(L, rd64(fb, L->frame.code)));
     const aprof_frame *inner = &t->frames[t->nframes - 1];
     return ci && ci->name == inner->name && ci->file == inner->file;
 }

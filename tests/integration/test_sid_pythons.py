@@ -8,6 +8,7 @@ Ground truth: the fixture's own description of its threads (fixtures/stack_fixtu
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 
@@ -34,7 +35,7 @@ class Chrooted:
         self.inside = "/tmp/%s" % os.path.basename(t.tmp)
         self.host = root + self.inside
         os.makedirs(self.host, exist_ok=True)
-        for name in ("stack_fixture.py",):
+        for name in ("stack_fixture.py", "async_ps_fixture.py", "busy_loop.py"):
             shutil.copy(os.path.join(h.FIXTURES, name), self.host)
 
     def start(self, t, python, *args):
@@ -99,29 +100,96 @@ def test_sid_record_314(t):
         for tt in truth["threads"]:
             for f in tt["frames"]:
                 t.check(f["function"] in names, "3.14 record: %s missing" % f["function"])
-        # asyncio is not imported by this fixture; a 3.14 asyncio program's tasks are said to
-        # be unread, never listed as none
         fx.kill()
-        prog = box.host + "/tasks.py"
-        with open(prog, "w") as f:
-            f.write("import asyncio\n"
-                    "async def leaf(): await asyncio.sleep(1000)\n"
-                    "async def main():\n"
-                    "    open('%s/started', 'w').close()\n"
-                    "    await asyncio.create_task(leaf(), name='leafy')\n"
-                    "asyncio.run(main())\n" % box.inside)
-        fx = box.start(t, "python3.14", box.inside + "/tasks.py")
-        fx.wait_file(box.host + "/started", timeout=60)
-        res = t.aprof("dump", "--pid", fx.pid, "--json", timeout=30)
-        t.require_rc(res, 0, "aprof dump --json of a 3.14 asyncio program")
-        doc = json.loads(res.stdout)
-        t.eq((doc.get("asyncio") or {}).get("status"), "unsupported",
-             "asyncio status on 3.14 (tasks not read yet)")
-        res = t.aprof("dump", "--pid", fx.pid, timeout=30)
-        t.check("tasks not read on this Python version yet" in res.stdout,
-                "text dump says the tasks are not read:\n%s" % h.short(res.stdout))
+        # a churning asyncio service: task-stitched stacks through the workers' tasks
+        clock = box.inside + "/clock.txt"
+        fx = box.start(t, "python3.14", box.inside + "/busy_loop.py", clock, "--seconds", 60)
+        fx.wait_file(box.root + clock, timeout=60)
+        folded = t.path("busy.txt")
+        res = t.aprof("record", "--pid", fx.pid, "--duration", 2, "-o", folded,
+                      "--format", "collapsed", "-q", timeout=60)
+        t.require_rc(res, 0, "aprof record of busy_loop.py on 3.14")
+        with open(folded) as f:
+            text = f.read()
+        t.check(";<task w-" in text and ";<task sup-" in text,
+                "3.14 record: no task-stitched stacks through worker and supervisor tasks:\n%s"
+                % h.short(text))
         fx.kill()
     finally:
+        box.cleanup()
+
+
+def parse_asyncio_ps(text):
+    """Rows of `python -m asyncio ps` (3.14): {task id: (name, awaiter id or 0)}, columns found
+    by the positions of the header's titles (cells may be empty)."""
+    lines = text.splitlines()
+    head = next((i for i, l in enumerate(lines) if l.startswith("tid") and "task id" in l), None)
+    if head is None:
+        raise h.Failure("no table in asyncio ps output:\n%s" % h.short(text))
+    titles = ["tid", "task id", "task name", "coroutine stack", "awaiter chain", "awaiter name",
+              "awaiter id"]
+    starts = [lines[head].index(x) for x in titles] + [10 ** 6]
+    rows = {}
+    for line in lines[head + 2:]:
+        if not line.strip():
+            continue
+        cells = [line[starts[i]:starts[i + 1]].strip() for i in range(len(titles))]
+        tid, task, name, awaiter = cells[0], int(cells[1], 16), cells[2], int(cells[6] or "0", 16)
+        rows.setdefault(task, (name, set(), int(tid)))[1].add(awaiter) if awaiter else \
+            rows.setdefault(task, (name, set(), int(tid)))
+    return rows
+
+
+@h.once
+def test_sid_314_tasks_match_asyncio_ps(t):
+    """aprof's task tree of a 3.14 target against the program's own all_tasks() and against
+    CPython's own `python3.14 -m asyncio ps` (run in the root, which then needs /proc)."""
+    root = sid_root()
+    box = Chrooted(t, root)
+    mounted = False
+    try:
+        truth_path = box.inside + "/ps-truth.json"
+        fx = box.start(t, "python3.14", box.inside + "/async_ps_fixture.py", truth_path)
+        truth = fx.wait_json(box.root + truth_path, timeout=60)
+        res = t.aprof("dump", "--pid", fx.pid, "--json", timeout=30)
+        t.require_rc(res, 0, "aprof dump --json of the 3.14 asyncio fixture")
+        doc = json.loads(res.stdout)
+        t.eq((doc.get("asyncio") or {}).get("status"), "ok", "asyncio status on 3.14")
+        tasks = {x["id"]: x for x in doc.get("tasks", [])}
+        # the program's own view: every task, its name, and the awaiters it built
+        for row in truth["tasks"]:
+            got = tasks.get(row["id"])
+            if not t.check(got is not None, "task %s (%#x) missing" % (row["name"], row["id"])):
+                continue
+            t.eq(got["name"], row["name"], "name of task %#x" % row["id"])
+            t.check(set(row["awaited_by"]) <= set(got.get("awaited_by") or []),
+                    "awaiters of %s: %s, program built %s" % (
+                        row["name"], got.get("awaited_by"), row["awaited_by"]))
+        t.eq(len(tasks), len(truth["tasks"]) + 1,
+             "tasks: all_tasks() of both loops, and the main task that asked (Task-1)")
+        # CPython's own tool on the same process
+        if not os.path.exists(root + "/proc/self"):
+            mounted = subprocess.run(["mount", "-t", "proc", "proc", root + "/proc"]).returncode == 0
+            if not mounted:
+                raise h.Skip("cannot mount /proc in the sid root for asyncio ps")
+        ps = subprocess.run(["chroot", root, "python3.14", "-m", "asyncio", "ps", str(fx.pid)],
+                            capture_output=True, text=True, timeout=60)
+        t.require(ps.returncode == 0, "asyncio ps failed: %s" % h.short(ps.stderr))
+        rows = parse_asyncio_ps(ps.stdout)
+        t.require(len(rows) >= 12, "asyncio ps lists %d tasks:\n%s" % (len(rows), ps.stdout))
+        for task, (name, awaiters, tid) in rows.items():
+            got = tasks.get(task)
+            if not t.check(got is not None, "asyncio ps lists %s (%#x), aprof does not"
+                           % (name, task)):
+                continue
+            t.eq(got["name"], name, "name of %#x (asyncio ps)" % task)
+            t.eq(set(got.get("awaited_by") or []), awaiters,
+                 "awaiters of %s: aprof against asyncio ps" % name)
+            t.eq(got.get("thread"), tid, "thread of %s (asyncio ps)" % name)
+        fx.kill()
+    finally:
+        if mounted:
+            subprocess.run(["umount", root + "/proc"])
         box.cleanup()
 
 

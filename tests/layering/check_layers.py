@@ -22,7 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SILENT_BELOW = "output"  # layers before this one in data-flow order must not print
 # the files that find the version and select its table; nowhere else is a version compared
 VERSION_FILES = {"src/cpython/pyruntime.c", "src/cpython/layouts.c", "src/cpython/layout_tables.c",
-                 "src/cpython/debug_offsets.c", "src/cpython/layouts.h"}
+                 "src/cpython/debug_offsets.c", "src/cpython/asyncio_offsets.c",
+                 "src/cpython/layouts.h"}
 VERSION_TEST = re.compile(r"\bminor\b\s*(==|!=|<=|>=|<|>)|(==|!=|<=|>=|<|>)\s*[\w>.-]*\bminor\b|"
                           r"\bversion\s*(==|!=|<=|>=|<|>)\s*0x3")
 PRINTING = re.compile(r"\b(printf|fprintf|vfprintf|puts|fputs|fputc|putchar|perror|exit|_exit|"
