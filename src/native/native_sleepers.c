@@ -6,6 +6,7 @@
 #include <string.h>
 
 #define MEMO_SLOTS 256  /* remembered sleeping places, by thread */
+#define MEMO_PROBE 16   /* slots looked at from a thread's own (open addressing) */
 #define SAMPLE_MAX 1024 /* threads noted per sample */
 
 typedef struct memo {
@@ -52,9 +53,34 @@ void native_sleepers_begin(native_sleepers *z)
     z->nskipped = z->npre = 0;
 }
 
-static memo *memo_of(native_sleepers *z, pid_t tid)
+/* The thread's remembered place, or NULL. Threads whose hashes collide each keep their own
+ * slot: two threads asleep at once must not evict each other's memory on every sample (each
+ * would then be read without native frames every other sample). */
+static memo *memo_find(native_sleepers *z, pid_t tid)
 {
-    return &z->memo[hash32((uint64_t)(uint32_t)tid) % MEMO_SLOTS];
+    uint32_t home = hash32((uint64_t)(uint32_t)tid) % MEMO_SLOTS;
+    for (uint32_t k = 0; k < MEMO_PROBE; k++) {
+        memo *m = &z->memo[(home + k) % MEMO_SLOTS];
+        if (m->tid == tid)
+            return m;
+    }
+    return NULL;
+}
+
+/* A slot for the thread: its own, a free one, or (all taken by others, threads that may have
+ * ended) its home slot. */
+static memo *memo_slot(native_sleepers *z, pid_t tid)
+{
+    memo *m = memo_find(z, tid);
+    if (m)
+        return m;
+    uint32_t home = hash32((uint64_t)(uint32_t)tid) % MEMO_SLOTS;
+    for (uint32_t k = 0; k < MEMO_PROBE; k++) {
+        m = &z->memo[(home + k) % MEMO_SLOTS];
+        if (m->tid == 0)
+            return m;
+    }
+    return &z->memo[home];
 }
 
 static const noted *find(const noted *list, size_t n, pid_t tid)
@@ -73,9 +99,9 @@ bool native_sleepers_skip(native_sleepers *z, proc_stat_cache *c, pid_t tid)
     proc_syscall sc;
     if (!proc_thread_syscall_regs(c, tid, &sc) || sc.nr < 0)
         return false;
-    const memo *m = memo_of(z, tid);
+    const memo *m = memo_find(z, tid);
     uint64_t cpu;
-    if (m->tid == tid && m->nr == sc.nr && m->sp == sc.sp && m->pc == sc.pc &&
+    if (m && m->nr == sc.nr && m->sp == sc.sp && m->pc == sc.pc &&
         z->nskipped < SAMPLE_MAX && proc_thread_cpu_ns(c, tid, &cpu)) {
         z->skipped[z->nskipped++] = (noted){tid, sc.nr, sc.sp, sc.pc, cpu};
         return true;
@@ -93,7 +119,7 @@ void native_sleepers_remember(native_sleepers *z, pid_t tid, long syscall, const
      * frames are those of that sleep. */
     if (!p || n <= 0 || syscall != p->nr)
         return;
-    memo *m = memo_of(z, tid);
+    memo *m = memo_slot(z, tid);
     if (m->cap < (uint32_t)n) {
         unwind_frame *nf = realloc(m->frames, (size_t)n * sizeof(*nf));
         if (!nf)
@@ -114,9 +140,9 @@ int native_sleepers_frames(native_sleepers *z, proc_stat_cache *c, pid_t tid, un
                            int max, bool *complete, long *syscall)
 {
     const noted *s = find(z->skipped, z->nskipped, tid);
-    const memo *m = memo_of(z, tid);
+    const memo *m = memo_find(z, tid);
     uint64_t cpu;
-    if (!s || m->tid != tid)
+    if (!s || !m)
         return -1;
     if (!proc_thread_cpu_ns(c, tid, &cpu) || cpu != s->cpu_ns) {
         z->stats.woke++;
