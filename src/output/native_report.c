@@ -33,6 +33,11 @@ void native_report_print(const native_report *r, FILE *out)
     }
 }
 
+uint64_t native_report_stopped_ns(const native_report *r)
+{
+    return r->s->native ? r->s->native->stats.stopped_ns_total : 0;
+}
+
 void native_report_json(const native_report *r, json_writer *w)
 {
     if (r->states) {

@@ -27,5 +27,7 @@ void native_report_print(const native_report *r, FILE *out);
 /* Members "thread_states" and "native" (when there is something to say) of the object being
  * written. */
 void native_report_json(const native_report *r, json_writer *w);
+/* --native: how long the target was held stopped in all (0 without native stacks). */
+uint64_t native_report_stopped_ns(const native_report *r);
 
 #endif

@@ -271,6 +271,10 @@ int record_report_write_json(const record_report *r, const char *path)
     json_double(&w, r->requested_rate);
     json_kv_uint(&w, "thread_samples", r->thread_samples);
     json_kv_uint(&w, "marked", r->marked);
+    /* stopping modes: wall time during which threads of the target were held stopped (the
+     * target's own clocks count it, a sampler cannot sample in it) */
+    json_key(&w, "target_stopped_s");
+    json_seconds_ns(&w, st->stopped_ns + (r->native ? native_report_stopped_ns(r->native) : 0));
     json_key(&w, "dropped");
     json_begin_object(&w);
     json_kv_uint(&w, "torn", r->torn);

@@ -156,13 +156,17 @@ int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, voi
         st->ticks++;
         sample_reset(&smp);
         bool frozen = false;
+        int nfrozen = 0;
         if (o->blocking && !s->native) { /* --native stops the target itself */
-            frozen = freezer_stop(&fz) >= 0;
+            nfrozen = freezer_stop(&fz);
+            frozen = nfrozen >= 0;
             if (!frozen && fz.last_errno != ESRCH && !st->freeze_errno)
                 st->freeze_errno = fz.last_errno;
         }
         int n = session_sample(s, &smp);
         int read_errno = errno;
+        if (frozen && nfrozen > 0) /* what a stopped thread lost: counted before it resumes */
+            st->stopped_ns += aprof_now_ns() - fz.first_stop_ns;
         if (frozen)
             freezer_resume(&fz);
         uint64_t t1 = aprof_now_ns();

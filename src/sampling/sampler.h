@@ -38,6 +38,7 @@ typedef struct sampler_stats {
     int child_status;      /* wait status when child_reaped */
     int freeze_errno;      /* --blocking: why suspension failed, 0 when it worked */
     bool realtime;         /* samples were taken under SCHED_FIFO (see sampler.c) */
+    uint64_t stopped_ns;   /* --blocking: time some thread of the target was held stopped */
 } sampler_stats;
 
 /* Called for every sample; return false to stop. */
