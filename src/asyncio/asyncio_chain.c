@@ -45,7 +45,8 @@ static bool read_gen(asyncio_reader *r, uint64_t g, gen_view *v)
             memcpy(&v->stacktop, fb + L->frame.stacktop, 4);
         } else {
             /* 3.14+: a pointer to the top of the value stack, within the frame */
-            uint64_t sp = ld64(fb, L->frame.stackpointer), base = v->frame + (uint64_t)L->frame.localsplus;
+            uint64_t sp = ld64(fb, L->frame.stackpointer);
+            uint64_t base = v->frame + (uint64_t)L->frame.localsplus;
             v->stacktop = sp >= base && sp - base < (8u << 20) && (sp - base) % 8 == 0
                               ? (int32_t)((sp - base) / 8) : -1;
         }

@@ -129,8 +129,8 @@ enum async_snapshot_flags {
     ASF_TASKS_TRUNCATED = 1u << 1,/* more tasks than the cap: the rest are left out */
     ASF_FRAMES_TRUNCATED = 1u << 2,
     ASF_REGISTRY_ERROR = 1u << 3, /* a task registry could not be (fully) read */
-    ASF_UNSUPPORTED = 1u << 4,    /* this Python keeps its tasks where aprof cannot read them
-                                   * yet (3.14+: TASK_REGISTRY_THREAD_LISTS): no task is listed */
+    ASF_UNSUPPORTED = 1u << 4,    /* this Python keeps its tasks where aprof cannot find them
+                                   * (3.14+ without a valid .AsyncioDebug): no task is listed */
 };
 
 typedef struct async_snapshot {

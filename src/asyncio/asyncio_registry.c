@@ -92,26 +92,6 @@ bool ar_registries_valid(asyncio_reader *r)
     return r->have_registries;
 }
 
-/* 3.14+: a circular list of C tasks (struct llist_node {next, prev}) headed at `head`, each
- * task linked through its task_node. Bounded: a torn list ends the walk, it never loops. */
-static bool collect_cb(void *ud, uint64_t item);
-static bool walk_task_list(asyncio_reader *r, uint64_t head, void *cc)
-{
-    uint64_t node = 0;
-    if (!rd_ptr(r, head, &node))
-        return false;
-    for (uint32_t guard = 0; node && node != head; guard++) {
-        if (guard > ASYNC_TASK_LIMIT || !mem_ptr_ok(node, true) ||
-            node < (uint64_t)r->L->asyncio.task_node)
-            return false;
-        if (!collect_cb(cc, node - (uint64_t)r->L->asyncio.task_node))
-            return true; /* full */
-        if (!rd_ptr(r, node, &node))
-            return false;
-    }
-    return node == head;
-}
-
 /* ---- collecting task addresses ------------------------------------------------------------ */
 
 typedef struct collect_ctx {
@@ -162,6 +142,25 @@ static bool collect_cb(void *ud, uint64_t item)
     r->recs[r->nrecs].t.id = task;
     r->nrecs++;
     return true;
+}
+
+/* 3.14+: a circular list of C tasks (struct llist_node {next, prev}) headed at `head`, each
+ * task linked through its task_node. Bounded: a torn list ends the walk, it never loops. */
+static bool walk_task_list(asyncio_reader *r, uint64_t head, void *cc)
+{
+    uint64_t node = 0;
+    if (!rd_ptr(r, head, &node))
+        return false;
+    for (uint32_t guard = 0; node && node != head; guard++) {
+        if (guard > ASYNC_TASK_LIMIT || !mem_ptr_ok(node, true) ||
+            node < (uint64_t)r->L->asyncio.task_node)
+            return false;
+        if (!collect_cb(cc, node - (uint64_t)r->L->asyncio.task_node))
+            return true; /* full */
+        if (!rd_ptr(r, node, &node))
+            return false;
+    }
+    return node == head;
 }
 
 int ar_collect_tasks(asyncio_reader *r, async_snapshot *out)

@@ -39,12 +39,13 @@ static const aoff_field fields_3_14[] = {
 typedef struct aoff_spec {
     unsigned minor;
     size_t struct_size;
+    uint16_t task_size, interp_size, tstate_size; /* where the three struct sizes are */
     const aoff_field *fields;
     size_t nfields;
 } aoff_spec;
 
 static const aoff_spec specs[] = {
-    { 14, 104, fields_3_14, sizeof fields_3_14 / sizeof fields_3_14[0] },
+    { 14, 104, 0, 56, 72, fields_3_14, sizeof fields_3_14 / sizeof fields_3_14[0] },
 };
 
 static uint64_t get_u64(const unsigned char *b, size_t off)
@@ -66,7 +67,8 @@ bool asyncio_offsets_apply(const void *bytes, size_t len, const py_layout *in, p
     const unsigned char *b = bytes;
     /* the three sizes first: plausible, and the thread state's and interpreter's at least as
      * large as the fields the interpreter's own offsets put in them */
-    uint64_t task_size = get_u64(b, 0), interp_size = get_u64(b, 56), ts_size = get_u64(b, 72);
+    uint64_t task_size = get_u64(b, spec->task_size), interp_size = get_u64(b, spec->interp_size),
+             ts_size = get_u64(b, spec->tstate_size);
     if (task_size == 0 || task_size > 4096 || interp_size == 0 || interp_size > MAX_STRUCT ||
         ts_size == 0 || ts_size > MAX_STRUCT || ts_size <= (uint64_t)in->tstate.datastack_chunk ||
         interp_size <= (uint64_t)in->interp.threads_head)

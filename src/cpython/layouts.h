@@ -68,7 +68,7 @@ typedef enum task_registry_kind {
     TASK_REGISTRY_MODULE_SETS = 0, /* 3.10-3.13: asyncio.tasks._scheduled_tasks (WeakSet) and
                                     * _eager_tasks, found through sys.modules */
     TASK_REGISTRY_THREAD_LISTS = 1,/* 3.14+: C tasks on per-thread and per-interpreter intrusive
-                                    * lists (_asyncio's AsyncioDebug offsets): not read yet */
+                                    * lists, where _asyncio's .AsyncioDebug section says */
 } task_registry_kind;
 
 /* gi_frame_state / f_state of a running generator: FRAME_EXECUTING, 0 on every version. */

@@ -206,8 +206,8 @@ static uint64_t frame_key(uint64_t addr, uint64_t prev, uint64_t code, uint64_t 
 uint64_t pystack_frame_key_of_bytes(const pystack *ps, uint64_t addr, const uint8_t *fb)
 {
     const py_layout *L = ps->L;
-    return frame_key(addr, rd64(fb, L->frame.previous), layout_ref_address(L, rd64(fb, L->frame.code)),
-                     rd64(fb, L->frame.instr));
+    return frame_key(addr, rd64(fb, L->frame.previous),
+                     layout_ref_address(L, rd64(fb, L->frame.code)), rd64(fb, L->frame.instr));
 }
 
 /* A frame read after the snapshot shows the thread later than the rest: a coroutine may have

@@ -44,8 +44,24 @@ class Chrooted:
         t.procs.append(fx.proc)
         return fx
 
-    def cleanup(self):
+    def mount_proc(self):
+        """/proc inside the root (CPython's own tools read the target through it); False when
+        it cannot be mounted. Unmounted on leaving."""
+        if not os.path.exists(self.root + "/proc/self"):
+            self.mounted = subprocess.run(["mount", "-t", "proc", "proc",
+                                           self.root + "/proc"]).returncode == 0
+            return self.mounted
+        return True
+
+    def __enter__(self):
+        self.mounted = False
+        return self
+
+    def __exit__(self, *exc):
+        if self.mounted:
+            subprocess.run(["umount", self.root + "/proc"])
         shutil.rmtree(self.host, ignore_errors=True)
+        return False
 
 
 def start_stack_fixture(t, box, python, tag):
@@ -63,8 +79,7 @@ def frame_view(frames):
 @h.once
 def test_sid_dump_matches_truth(t):
     root = sid_root()
-    box = Chrooted(t, root)
-    try:
+    with Chrooted(t, root) as box:
         for python in READABLE:
             fx, truth = start_stack_fixture(t, box, python, python)
             res = t.aprof("dump", "--pid", fx.pid, "--json", timeout=30)
@@ -80,15 +95,12 @@ def test_sid_dump_matches_truth(t):
                 t.eq(frame_view(th.get("frames") or []), tt["frames"],
                      "%s: frames of thread %s (outermost first)" % (python, tt["name"]))
             fx.kill()
-    finally:
-        box.cleanup()
 
 
 @h.once
 def test_sid_record_314(t):
     root = sid_root()
-    box = Chrooted(t, root)
-    try:
+    with Chrooted(t, root) as box:
         fx, truth = start_stack_fixture(t, box, "python3.14", "rec")
         out = t.path("out.json")
         res = t.aprof("record", "--pid", fx.pid, "--duration", 1, "--rate", 200, "-o", out,
@@ -115,12 +127,10 @@ def test_sid_record_314(t):
                 "3.14 record: no task-stitched stacks through worker and supervisor tasks:\n%s"
                 % h.short(text))
         fx.kill()
-    finally:
-        box.cleanup()
 
 
 def parse_asyncio_ps(text):
-    """Rows of `python -m asyncio ps` (3.14): {task id: (name, awaiter id or 0)}, columns found
+    """Rows of `python -m asyncio ps` (3.14): {task id: (name, awaiter ids, tid)}, columns found
     by the positions of the header's titles (cells may be empty)."""
     lines = text.splitlines()
     head = next((i for i, l in enumerate(lines) if l.startswith("tid") and "task id" in l), None)
@@ -135,8 +145,9 @@ def parse_asyncio_ps(text):
             continue
         cells = [line[starts[i]:starts[i + 1]].strip() for i in range(len(titles))]
         tid, task, name, awaiter = cells[0], int(cells[1], 16), cells[2], int(cells[6] or "0", 16)
-        rows.setdefault(task, (name, set(), int(tid)))[1].add(awaiter) if awaiter else \
-            rows.setdefault(task, (name, set(), int(tid)))
+        awaiters = rows.setdefault(task, (name, set(), int(tid)))[1]
+        if awaiter:  # one row per (task, awaiter); 0x0: none
+            awaiters.add(awaiter)
     return rows
 
 
@@ -145,9 +156,7 @@ def test_sid_314_tasks_match_asyncio_ps(t):
     """aprof's task tree of a 3.14 target against the program's own all_tasks() and against
     CPython's own `python3.14 -m asyncio ps` (run in the root, which then needs /proc)."""
     root = sid_root()
-    box = Chrooted(t, root)
-    mounted = False
-    try:
+    with Chrooted(t, root) as box:
         truth_path = box.inside + "/ps-truth.json"
         fx = box.start(t, "python3.14", box.inside + "/async_ps_fixture.py", truth_path)
         truth = fx.wait_json(box.root + truth_path, timeout=60)
@@ -168,10 +177,8 @@ def test_sid_314_tasks_match_asyncio_ps(t):
         t.eq(len(tasks), len(truth["tasks"]) + 1,
              "tasks: all_tasks() of both loops, and the main task that asked (Task-1)")
         # CPython's own tool on the same process
-        if not os.path.exists(root + "/proc/self"):
-            mounted = subprocess.run(["mount", "-t", "proc", "proc", root + "/proc"]).returncode == 0
-            if not mounted:
-                raise h.Skip("cannot mount /proc in the sid root for asyncio ps")
+        if not box.mount_proc():
+            raise h.Skip("cannot mount /proc in the sid root for asyncio ps")
         ps = subprocess.run(["chroot", root, "python3.14", "-m", "asyncio", "ps", str(fx.pid)],
                             capture_output=True, text=True, timeout=60)
         t.require(ps.returncode == 0, "asyncio ps failed: %s" % h.short(ps.stderr))
@@ -187,24 +194,17 @@ def test_sid_314_tasks_match_asyncio_ps(t):
                  "awaiters of %s: aprof against asyncio ps" % name)
             t.eq(got.get("thread"), tid, "thread of %s (asyncio ps)" % name)
         fx.kill()
-    finally:
-        if mounted:
-            subprocess.run(["umount", root + "/proc"])
-        box.cleanup()
 
 
 @h.once
 def test_sid_315_is_refused(t):
     root = sid_root()
-    box = Chrooted(t, root)
-    try:
+    with Chrooted(t, root) as box:
         fx, _ = start_stack_fixture(t, box, "python3.15", "315")
         res = t.aprof("dump", "--pid", fx.pid, timeout=30)
         line = h.one_error_line(t, res, EXIT_UNSUPPORTED, "dump of a 3.15 target")
         t.check("3.15" in line and "not supported" in line, "message names 3.15: %s" % line)
         fx.kill()
-    finally:
-        box.cleanup()
 
 
 if __name__ == "__main__":
