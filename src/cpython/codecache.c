@@ -102,12 +102,31 @@ static size_t header_size(const py_layout *L)
 {
     loff fields[] = {L->code.filename, L->code.name, L->code.qualname, L->code.linetable,
                      L->code.firstlineno, L->code.flags, L->code.code, L->code.size,
-                     L->code.firsttraceable, L->object.type};
+                     L->code.firsttraceable, L->object.type, L->code.framesize,
+                     L->code.nlocalsplus, L->code.stacksize};
     loff hi = 0;
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         if (fields[i] > hi)
             hi = fields[i];
     return (size_t)hi + 8;
+}
+
+/* The data-stack slots a frame of this code takes (_PyFrame_NumSlotsForCodeObject): co_framesize
+ * (3.12+), or the frame's fixed part (up to localsplus) plus co_nlocalsplus and co_stacksize
+ * (3.11). 0 when unknown or implausible. */
+#define MAX_FRAME_SLOTS (1u << 20)
+static uint32_t frame_bytes_of(const py_layout *L, const uint8_t *hdr)
+{
+    int32_t slots = -1, a, b;
+    if (L->code.framesize != LAYOUT_ABSENT) {
+        memcpy(&slots, hdr + L->code.framesize, 4);
+    } else if (L->code.nlocalsplus != LAYOUT_ABSENT && L->code.stacksize != LAYOUT_ABSENT) {
+        memcpy(&a, hdr + L->code.nlocalsplus, 4);
+        memcpy(&b, hdr + L->code.stacksize, 4);
+        if (a >= 0 && b >= 0 && a < (int32_t)MAX_FRAME_SLOTS && b < (int32_t)MAX_FRAME_SLOTS)
+            slots = (int32_t)(L->frame.localsplus / 8) + a + b;
+    }
+    return slots > 0 && (uint32_t)slots < MAX_FRAME_SLOTS ? (uint32_t)slots * 8 : 0;
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -185,6 +204,7 @@ static code_info *load(codecache *c, mem *m, uint64_t addr)
             memcpy(&i32, hdr + L->code.firsttraceable, 4);
             ci->firsttraceable = i32 > 0 ? (uint32_t)i32 : 0;
         }
+        ci->frame_bytes = frame_bytes_of(L, hdr);
     } else {
         uint64_t co_code;
         int64_t size;

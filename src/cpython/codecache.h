@@ -40,6 +40,7 @@ typedef struct code_info {
     uint32_t code_bytes;      /* bytecode size in bytes */
     uint64_t code_start;      /* remote address of the first code unit */
     uint32_t firsttraceable;  /* code units (3.11+) */
+    uint32_t frame_bytes;     /* 3.11+: bytes a frame of this code takes on the data stack, 0 */
     int32_t flags;            /* co_flags */
     uint8_t role;             /* code_role */
     uint8_t *linetable;

@@ -117,6 +117,16 @@ const layout_field layout_fields[] = {
       "PyCodeObject.ob_base.ob_size", "PyCodeObject.ob_base.ob_size"),
     F(code.firsttraceable, NULL, "PyCodeObject._co_firsttraceable",
       "PyCodeObject._co_firsttraceable", NULL, NULL),
+    F(code.framesize, NULL, NULL, "PyCodeObject.co_framesize", "PyCodeObject.co_framesize",
+      "PyCodeObject.co_framesize"),
+    F(code.nlocalsplus, NULL, "PyCodeObject.co_nlocalsplus", NULL, NULL, NULL),
+    F(code.stacksize, NULL, "PyCodeObject.co_stacksize", NULL, NULL, NULL),
+
+    /* _PyStackChunk */
+    F(chunk.previous, NULL, "_PyStackChunk.previous", "_PyStackChunk.previous",
+      "_PyStackChunk.previous", "_PyStackChunk.previous"),
+    F(chunk.data, NULL, "_PyStackChunk.data", "_PyStackChunk.data", "_PyStackChunk.data",
+      "_PyStackChunk.data"),
 
     /* str */
     FALL(unicode.length, "PyASCIIObject.length"),

@@ -158,7 +158,11 @@ typedef struct py_layout {
         loff code_adaptive; /* 3.11+: inline bytecode */
         loff size;          /* ob_size: 3.11+ number of code units */
         loff firsttraceable;/* 3.11/3.12 _co_firsttraceable */
+        loff framesize;     /* 3.12+ co_framesize: the slots its frames take on the data stack */
+        loff nlocalsplus, stacksize; /* 3.11: those slots are localsplus/8 + these two */
     } code;
+
+    struct { loff previous, data; } chunk;      /* _PyStackChunk (3.11+): data-stack chunk */
 
     struct {
         loff length, state, ascii_data, compact_data; /* PyASCIIObject / PyCompactUnicodeObject */

@@ -191,7 +191,7 @@ static bool zero_allowed(const char *key)
 {
     static const char *const ok[] = {
         "interp.next", "tstate.prev", "frame.code", "tstate.cframe_current_frame",
-        "methoddef.name", "dict.values_values", "dict.values_capacity",
+        "methoddef.name", "dict.values_values", "dict.values_capacity", "chunk.previous",
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         if (strcmp(ok[i], key) == 0)
@@ -423,6 +423,26 @@ static const char probe_py[] =
     "        check('tstate.datastack_chunk', chunk and chunk < f)\n"
     "        check('tstate.datastack_top', f < top <= limit)\n"
     "        check('tstate.datastack_limit', limit - chunk < (1 << 30))\n"
+    "        # frames lie end to end on the data stack: the callee where its caller ends\n"
+    "        if present('code.framesize'):\n"
+    "            fs = I32(id(co) + o('code.framesize'))\n"
+    "            check('code.framesize', caller + 8 * fs == f, '%d slots' % fs)\n"
+    "        else:\n"
+    "            nl, ss = I32(id(co) + o('code.nlocalsplus')), I32(id(co) + o('code.stacksize'))\n"
+    "            check('code.nlocalsplus', nl == nlp, str(nl))\n"
+    "            check('code.stacksize', ss == co.co_stacksize, str(ss))\n"
+    "            check('code.nlocalsplus', caller + o('frame.localsplus') + 8 * (nl + ss) == f)\n"
+    "        # the thread's first chunk keeps its first frame one slot in\n"
+    "        low, x = f, f\n"
+    "        for _ in range(200):\n"
+    "            x = P(x + o('frame.previous'))\n"
+    "            if not x:\n"
+    "                break\n"
+    "            if chunk <= x < limit:\n"
+    "                low = min(low, x)\n"
+    "        root = P(chunk + o('chunk.previous')) == 0\n"
+    "        check('chunk.previous', root, 'the probe runs in the first chunk')\n"
+    "        check('chunk.data', low == chunk + o('chunk.data') + 8, hex(low - chunk))\n"
     "    if present('frame.is_entry'):\n"
     "        check('frame.is_entry', U8(f + o('frame.is_entry')) == 0)\n"
     "        x, n = f, 0\n"
