@@ -142,7 +142,7 @@ static bool consume(void *ud, const aprof_sample *s, const sampler_stats *st)
             continue;
         }
         r->thread_samples++;
-        r->marked += (t->flags & TSF_PARTIAL) != 0;
+        r->marked += (t->flags & TSF_MARKED) != 0;
     }
     return true;
 }

@@ -57,9 +57,11 @@ enum thread_sample_flags {
      * step has ended and nothing else is known. Frames stay untrustworthy. */
     TSF_STEP_PROBED = 1u << 4,
     /* Torn even after the retries, but not lost: frames hold the outer frames that two reads
-     * found identical, then one FRAME_MARK "<unreadable>" frame. Count it (it is busy time of
-     * that thread, never idle time); its loop view (loop_idle, callback) is not known. */
+     * found identical, then (TSF_MARKED) one FRAME_MARK "<unreadable>" frame, unless those
+     * frames were found to reach the innermost one. Count it (it is busy time of that thread,
+     * never idle time); its loop view (loop_idle, callback) is not known. */
     TSF_PARTIAL = 1u << 5,
+    TSF_MARKED = 1u << 6, /* a TSF_PARTIAL stack that ends in the "<unreadable>" mark */
 };
 
 typedef enum loop_kind {

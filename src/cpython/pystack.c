@@ -38,10 +38,12 @@ int pystack_init(pystack *ps, const pyruntime *rt, mem *m, strtab *st)
     ps->late_buf = malloc((size_t)LATE_MAX * FRAME_READ);
     ps->vowners = malloc(APROF_MAX_FRAMES * sizeof(*ps->vowners));
     ps->vkeys = malloc(APROF_MAX_FRAMES * sizeof(*ps->vkeys));
+    ps->tframes = malloc(APROF_MAX_FRAMES * sizeof(*ps->tframes));
+    ps->towners = malloc(APROF_MAX_FRAMES * sizeof(*ps->towners));
     ps->unreadable = strtab_intern_cstr(st, "<unreadable>");
     if (!ps->cc || !ps->prefetch || !ps->prefetch_buf || !ps->probes || !ps->keys ||
         !ps->prev_keys || !ps->addrs || !ps->outer || !ps->vframes || !ps->vowners ||
-        !ps->late_buf || !ps->vkeys ||
+        !ps->late_buf || !ps->vkeys || !ps->tframes || !ps->towners ||
         !ps->unreadable)
         return -1;
     loff tfields[] = {ps->L->tstate.prev, ps->L->tstate.next, ps->L->tstate.interp,
@@ -65,6 +67,12 @@ void pystack_free(pystack *ps)
 {
     codecache_free(ps->cc);
     free(ps->window);
+    free(ps->window1);
+    free(ps->tframes);
+    free(ps->towners);
+    ps->window1 = NULL;
+    ps->tframes = NULL;
+    ps->towners = NULL;
     free(ps->prefetch);
     free(ps->prefetch_buf);
     free(ps->probes);
@@ -230,6 +238,10 @@ int pystack_sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof
     window w;
     ps->callback_frame_addr = 0;
     ps->keys_usable = false;
+    if (!ps->in_second_read) {
+        ps->c1.valid = false;
+        ps->ntiles = 0;
+    }
     ps->verified_in_chunk = 0;
     if (pystack_snapshot_frames(ps, ts, tstate, &where, &frame, &w) != 0) {
         t->flags |= TSF_TORN;
@@ -269,6 +281,10 @@ int pystack_sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof
             pystack_remember_outer(ps, om, tstate, t);
         else if (!ps->in_second_read)
             ps->verified_in_chunk = pystack_verify_outer(ps, om, tstate, &w);
+        if (ps->in_second_read)
+            ps->ntiles = pystack_tiles_verify(ps, &w);
+        else if (!consistent)
+            pystack_tiles_keep_first(ps, &w, frame);
         *w.pf = w.next; /* last: until here w.pf describes what prefetch_buf holds */
     }
     if (t->nframes == 0 && !(t->flags & TSF_TORN))

@@ -83,6 +83,18 @@ typedef struct outer_memo {
     aprof_frame frame[OUTER_MAX];
 } outer_memo;
 
+/* A torn read's copy of the thread's data-stack chunk, kept while the thread is read again: the
+ * tiles both copies agree on are the verified part of its stack (pystack_tiles.c). */
+typedef struct first_copy {
+    bool valid;
+    uint64_t chunk;           /* the chunk's address, the copy's start */
+    uint64_t base, end;       /* the copy covers [base, end): below both readings of the top */
+    uint64_t ptr;             /* the innermost frame as the read's frame pointer named it */
+    bool ptr_is_leaf;         /* ... read through the thread's current _PyCFrame (3.11/3.12) */
+    uint32_t nx;              /* frames outside the chunk copied by that read (prefetched) */
+    uint64_t xaddr[PREFETCH_MAX];
+} first_copy;
+
 typedef struct pystack {
     const pyruntime *rt;
     const py_layout *L;
@@ -100,6 +112,13 @@ typedef struct pystack {
     int pthread_tid_offset;   /* 3.10: offset of the kernel tid in glibc's struct pthread */
     uint8_t *window;          /* copy of the current data-stack chunk (3.11+) */
     size_t window_cap;
+    uint8_t *window1;         /* ... the torn first read's copy, while the thread is reread */
+    size_t window1_cap;
+    first_copy c1;
+    aprof_frame *tframes;     /* APROF_MAX_FRAMES: the tiles both reads' copies agree on */
+    uint64_t *towners;
+    uint32_t ntiles;
+    bool tiles_leaf;          /* ... and their last was the innermost frame at the first read */
     prefetch_set *prefetch;   /* PREFETCH_SLOTS sets, by thread state */
     step_probe *probes;       /* PREFETCH_SLOTS, by thread state */
     uint64_t callback_frame_addr; /* target address of the last walk's callback frame, 0 */

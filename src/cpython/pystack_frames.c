@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WINDOW_MAX (256u * 1024u)
 #define WINDOW_SLACK 4096u /* bytes copied above datastack_top */
 
 /* The snapshot's ranges: the frame pointer, the chunk, the innermost frame, the frame pointer
@@ -33,6 +32,7 @@ int pystack_snapshot_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uin
 {
     const py_layout *L = ps->L;
     w->base = 0;
+    w->chunk = 0;
     w->len = 0;
     w->top = 0;
     w->pf_loaded = 0;
@@ -155,6 +155,7 @@ int pystack_snapshot_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uin
     if (rb_copied(&b, window_at)) {
         w->base = base;
         w->len = len;
+        w->chunk = base == rd64(ts, L->tstate.datastack_chunk) ? base : 0;
     }
     w->leaf_ok = rb_copied(&b, leaf_at);
     w->pf_loaded = (uint32_t)rb_copied_count(&b, pf_at, w->pf->n);

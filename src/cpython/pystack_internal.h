@@ -11,6 +11,7 @@
 #include <string.h>
 
 #define TSTATE_READ 512u
+#define WINDOW_MAX (256u * 1024u) /* most of a data-stack chunk copied */
 #define FRAME_READ 384u /* upper bound of ps->frame_read */
 #define LATE_MAX 16 /* coroutine frames read after the snapshot whose state is rechecked */
 
@@ -33,6 +34,7 @@ static inline uint64_t rd64(const uint8_t *buf, loff off)
 
 typedef struct window {
     uint64_t base;       /* data-stack chunk copy */
+    uint64_t chunk;      /* the chunk's address when the copy starts at it, else 0 */
     size_t len;
     uint64_t top;        /* the thread state's datastack_top, as copied with it (3.11+) */
     uint64_t top_again;  /* ... and reread after the snapshot bracket, 0 when not read */
@@ -114,5 +116,14 @@ aprof_thread_sample *pystack_confirm_torn(pystack *ps, uint64_t tstate, size_t t
                                           aprof_sample *out);
 /* After a thread's final try: remember its task step, or probe it for a torn sample. */
 void pystack_update_step_probe(pystack *ps, uint64_t tstate, aprof_thread_sample *t);
+
+/* pystack_tiles.c */
+
+/* End of a torn first read: keep its chunk copy for the second read to verify against. */
+void pystack_tiles_keep_first(pystack *ps, const window *w, uint64_t frame);
+/* Before the second read: have it copy the frames outside the chunk that link the tiles. */
+void pystack_tiles_discover(pystack *ps, uint64_t tstate);
+/* In the second read: the tiles both copies agree on, into ps->tframes; returns how many. */
+uint32_t pystack_tiles_verify(pystack *ps, const window *w);
 
 #endif

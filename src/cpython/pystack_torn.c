@@ -106,7 +106,7 @@ uint32_t pystack_verify_outer(pystack *ps, const outer_memo *om, uint64_t tstate
  * microseconds apart, with all its callers, was on the stack then; what changed between them
  * (the innermost calls) is not guessed. */
 static void keep_verified_part(pystack *ps, uint64_t tstate, aprof_thread_sample *t,
-                               bool comparable, bool second_usable)
+                               bool comparable, bool second_usable, bool use_tiles)
 {
     uint32_t m = 0;
     if (comparable)
@@ -142,18 +142,30 @@ static void keep_verified_part(pystack *ps, uint64_t tstate, aprof_thread_sample
                 j++;
         v = j;
     }
+    bool complete = false;
     if (v > m) {
         m = v;
         memcpy(t->frames, ps->vframes, m * sizeof(*t->frames));
         memcpy(t->owners, ps->vowners, m * sizeof(*t->owners));
     }
+    /* The tiles of the data stack both copies agree on (pystack_tiles.c) usually reach much
+     * further: through the task step's coroutines, up to the calls that change too fast. */
+    if (use_tiles && ps->ntiles > m) {
+        m = ps->ntiles < t->cap_frames ? ps->ntiles : t->cap_frames;
+        memcpy(t->frames, ps->tframes, m * sizeof(*t->frames));
+        memcpy(t->owners, ps->towners, m * sizeof(*t->owners));
+        complete = ps->tiles_leaf;
+    }
     if (m >= t->cap_frames)
         m = t->cap_frames - 1;
     t->nframes = m;
-    t->frames[m] = (aprof_frame){ps->unreadable, "", 0, FRAME_MARK, 0};
-    t->owners[m] = 0;
-    t->nframes = m + 1;
-    t->flags = (t->flags & ~(uint32_t)(TSF_NO_PYTHON | TSF_TRUNCATED)) | TSF_TORN | TSF_PARTIAL;
+    if (!complete) {
+        t->frames[m] = (aprof_frame){ps->unreadable, "", 0, FRAME_MARK, 0};
+        t->owners[m] = 0;
+        t->nframes = m + 1;
+    }
+    t->flags = (t->flags & ~(uint32_t)(TSF_NO_PYTHON | TSF_TRUNCATED | TSF_MARKED)) | TSF_TORN |
+               TSF_PARTIAL | (complete ? 0u : (uint32_t)TSF_MARKED);
     t->loop_idle = 0;
     t->callback_frame = -1;
     t->callback_id = 0;
@@ -198,6 +210,7 @@ aprof_thread_sample *pystack_confirm_torn(pystack *ps, uint64_t tstate, size_t t
         bool is_main = t->is_main;
         out->nthreads--;
         ps->stats.retried++;
+        pystack_tiles_discover(ps, tstate);
         ps->in_second_read = true;
         int rc = pystack_sample_thread(ps, tstate, ts2, out);
         ps->in_second_read = false;
@@ -223,7 +236,7 @@ aprof_thread_sample *pystack_confirm_torn(pystack *ps, uint64_t tstate, size_t t
         ps->keys_usable = false; /* no second read: nothing to compare with */
     }
     bool second_usable = ps->keys_usable;
-    keep_verified_part(ps, tstate, t, first_usable && second_usable, second_usable);
+    keep_verified_part(ps, tstate, t, first_usable && second_usable, second_usable, !first_idle);
     if (first_idle && (t->flags & TSF_PARTIAL) && t->nframes < t->cap_frames) {
         /* verified outer frames, <unreadable>, then the selector: idle at the sampled moment */
         t->owners[t->nframes] = 0;

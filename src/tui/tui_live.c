@@ -52,7 +52,7 @@ static void process(tui_live *l, const aprof_sample *smp)
             l->torn++;
             continue;
         }
-        l->marked += (t->flags & TSF_PARTIAL) != 0;
+        l->marked += (t->flags & TSF_MARKED) != 0;
         agg_profile *p = agg_thread_profile(l->a, t->tid, t->name);
         /* Task-stitched, like record: time grouped by the tasks awaiting each other. */
         async_chain_check check = {asyncio_chain_still_valid, l->ar};
