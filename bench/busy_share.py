@@ -26,7 +26,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import harness  # noqa: E402
 import loopshare  # noqa: E402
 
-MODES = {"default": [], "blocking": ["--blocking"], "native": ["--native"]}
+MODES = {"default": [], "nonblocking": ["--nonblocking"], "blocking": ["--blocking"],
+         "native": ["--native"]}
 
 
 def wait_for(path, timeout=20):

@@ -194,7 +194,7 @@ typedef struct record_opts {
     const char *out_path, *summary_path, *unwinder_name;
     int fmt, mode;
     double rate, duration, stall_ms, await_hz;
-    bool async_aware, blocking, quiet, native, gil_only;
+    bool async_aware, blocking, nonblocking, quiet, native, gil_only;
     thread_filter filter; /* used when filter.n || filter.nnames || filter.main */
 } record_opts;
 
@@ -230,6 +230,7 @@ static int parse_options(int argc, char **argv, record_opts *ro)
         CLI_OPT_BLOCKING(&ro->blocking,
                          "suspend running threads for each sample (exact stacks, pauses the\n"
                          "target briefly; needs ptrace permission)"),
+        CLI_OPT_NONBLOCKING(&ro->nonblocking),
         CLI_OPT_NATIVE(&ro->native),
         CLI_OPT_UNWINDER(&ro->unwinder_name),
         {.name = "gil", .short_name = 'g', .kind = OPT_FLAG, .dest = &ro->gil_only,
@@ -385,7 +386,7 @@ int cmd_record(int argc, char **argv)
     }
 
     sampler_opts so = {.rate_hz = ro.rate, .duration_s = ro.duration, .blocking = ro.blocking,
-                       .child = child,
+                       .nonblocking = ro.nonblocking, .child = child,
                        .progress = !ro.quiet && isatty(STDERR_FILENO) ? progress_line : NULL};
     sampler_stats st;
     sampler_run(&s, &so, consume, &r, &st);

@@ -71,6 +71,11 @@ bool cli_parse_unwinder(const char *arg, void *dest); /* dest: const char * (the
      .invalid = "is not one of libunwind, dw"}
 #define CLI_OPT_BLOCKING(var, what)                                                            \
     {.name = "blocking", .short_name = 'b', .help = what, .kind = OPT_FLAG, .dest = var}
+#define CLI_OPT_NONBLOCKING(var)                                                               \
+    {.name = "nonblocking", .kind = OPT_FLAG, .dest = var,                                     \
+     .help = "never stop a thread: a stack that changes while it is read keeps\n"              \
+             "the frames two reads agree on, then <unreadable> (by default such\n"            \
+             "a thread is stopped for a few microseconds and read whole)"}
 #define CLI_OPT_STALL_THRESHOLD(var)                                                           \
     {.name = "stall-threshold", .arg = "MS",                                                    \
      .help = "a callback that keeps its event loop from polling this long\n"                    \

@@ -232,11 +232,12 @@ int pystack_sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof
     t->is_main = ps->main_thread_id && thread_id == ps->main_thread_id;
     t->name = ps->names.lookup ? ps->names.lookup(ps->names.ud, thread_id, t->tid, t->is_main)
                                : NULL;
-    if (ps->states.read && !ps->in_second_read)
+    if (ps->states.read && !ps->in_second_read && !ps->in_stopped_read)
         t->state = thread_state_of_letter(ps->states.read(ps->states.ud, t->tid));
     uint64_t where = 0, frame = 0;
     window w;
     ps->callback_frame_addr = 0;
+    ps->run_once_at = -1;
     ps->keys_usable = false;
     if (!ps->in_second_read) {
         ps->c1.valid = false;
@@ -246,9 +247,12 @@ int pystack_sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof
     if (pystack_snapshot_frames(ps, ts, tstate, &where, &frame, &w) != 0) {
         t->flags |= TSF_TORN;
     } else {
-        loop_marks lm = {.handle_index = -1, .entry_index = -1};
+        loop_marks lm = {.handle_index = -1, .entry_index = -1, .run_once_index = -1};
         t->nframes = pystack_walk_frames(ps, frame, &w, t, &lm);
         reverse(t, ps->keys, ps->addrs);
+        ps->run_once_at = lm.run_once_index >= 0 && (uint32_t)lm.run_once_index < t->nframes
+                              ? (int32_t)(t->nframes - 1 - (uint32_t)lm.run_once_index)
+                              : -1;
         ps->callback_frame_addr = pystack_apply_loop_marks(t, &lm);
         /* Keys may be compared with another read's when the walk itself found a well-formed
          * chain through a _PyCFrame not popped meanwhile: each frame was real when copied. */
@@ -362,6 +366,8 @@ int pystack_sample(pystack *ps, aprof_sample *out, uint64_t now_ns)
         }
         aprof_thread_sample *t = &out->threads[out->nthreads - 1];
         if (t->flags & TSF_TORN)
+            t = pystack_read_stopped(ps, tstate, tsize, out);
+        if (t && (t->flags & TSF_TORN) && !(t->flags & TSF_PARTIAL))
             t = pystack_confirm_torn(ps, tstate, tsize, out);
         if (!t)
             return -1;

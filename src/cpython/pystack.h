@@ -30,6 +30,9 @@ typedef struct pystack_stats {
     uint64_t confirmed;   /* torn at first, then found identical by the second read: kept whole */
     uint64_t partial;     /* thread stacks still torn after the retries, kept as their verified
                            * outer frames and an <unreadable> mark (TSF_PARTIAL) */
+    uint64_t stopped_reads; /* torn thread stacks read again with the thread stopped */
+    uint64_t stop_failures; /* ... or not, because the thread could not be stopped */
+    uint64_t went_idle;   /* stopped reads that found an event loop gone back to its selector */
 } pystack_stats;
 
 typedef struct thread_state_fn {
@@ -38,6 +41,14 @@ typedef struct thread_state_fn {
     char (*read)(void *ud, pid_t tid);
     void *ud;
 } thread_state_fn;
+
+typedef struct thread_stop_fn {
+    /* Optional: stop the target's thread tid for a read of its stack: 0 when it is stopped
+     * (resume() then lets it go), -1 when it cannot be (errno: EPERM ends the tries). */
+    int (*stop)(void *ud, pid_t tid);
+    void (*resume)(void *ud, pid_t tid);
+    void *ud;
+} thread_stop_fn;
 
 typedef struct thread_name_fn {
     /* Optional: resolve a Python thread ident to an interned name (NULL when unknown). */
@@ -145,6 +156,9 @@ typedef struct pystack {
     const char *unreadable;   /* interned "<unreadable>" */
     thread_name_fn names;
     thread_state_fn states;
+    thread_stop_fn stopper;   /* set: a torn stack is read again with its thread stopped */
+    bool in_stopped_read;     /* ... reading it so */
+    int32_t run_once_at;      /* outermost-first index of the last walk's _run_once, -1 */
     pystack_stats stats;
 } pystack;
 

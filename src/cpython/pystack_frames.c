@@ -331,8 +331,12 @@ uint32_t pystack_walk_frames(pystack *ps, uint64_t frame, window *w, aprof_threa
             if (late)
                 note_late(ps, w, frame, ps->keys[n], owner_obj);
             switch (role) {
-            case ROLE_RUN_FOREVER:
             case ROLE_RUN_ONCE:
+                if (lm->run_once_index < 0)
+                    lm->run_once_index = (int32_t)n;
+                lm->asyncio_loop = true;
+                break;
+            case ROLE_RUN_FOREVER:
                 lm->asyncio_loop = true;
                 break;
             case ROLE_HANDLE_RUN:

@@ -67,6 +67,7 @@ typedef struct loop_marks {
     int32_t handle_index;  /* innermost-first index of the innermost Handle._run, -1 */
     uint64_t handle;       /* its self */
     int32_t entry_index;   /* innermost-first index of the innermost runner frame, -1 */
+    int32_t run_once_index;/* innermost-first index of the innermost _run_once frame, -1 */
     /* target addresses of the frames the running callback starts in: the frame just inside
      * that Handle._run (or Handle._run itself when it is innermost), just inside that runner */
     uint64_t handle_inner_frame, entry_inner_frame;
@@ -116,6 +117,14 @@ aprof_thread_sample *pystack_confirm_torn(pystack *ps, uint64_t tstate, size_t t
                                           aprof_sample *out);
 /* After a thread's final try: remember its task step, or probe it for a torn sample. */
 void pystack_update_step_probe(pystack *ps, uint64_t tstate, aprof_thread_sample *t);
+
+/* pystack_stopped.c */
+
+/* A torn read of a thread that runs Python code: read it again with the thread stopped (when
+ * a stopper is set). Returns the thread's sample, still torn when that was not possible, NULL
+ * when out of memory. */
+aprof_thread_sample *pystack_read_stopped(pystack *ps, uint64_t tstate, size_t tsize,
+                                          aprof_sample *out);
 
 /* pystack_tiles.c */
 

@@ -271,6 +271,7 @@ int record_report_write_json(const record_report *r, const char *path)
     json_double(&w, r->requested_rate);
     json_kv_uint(&w, "thread_samples", r->thread_samples);
     json_kv_uint(&w, "marked", r->marked);
+    json_kv_uint(&w, "thread_stops", st->thread_stops);
     /* stopping modes: wall time during which threads of the target were held stopped (the
      * target's own clocks count it, a sampler cannot sample in it) */
     json_key(&w, "target_stopped_s");

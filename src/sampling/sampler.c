@@ -17,6 +17,8 @@
 #define MAX_CONSECUTIVE_ERRORS 50
 #define CODECACHE_REVALIDATE_NS 250000000ull
 #define MAX_WEIGHT_INTERVALS 4
+#define THREAD_STOP_TIMEOUT_NS 10000000ull /* a running thread stops within microseconds */
+#define STOP_BUDGET 0.01 /* default mode: at most this share of the time spent stopping threads */
 
 /* Sample times form a Poisson process: the gaps between them are drawn from an exponential
  * distribution whose mean is the period asked for. Two reasons:
@@ -29,7 +31,9 @@
  *    as it happens.
  * So each sample stands for the mean free-running time between samples (not the gap before
  * it, which depends on what the target did), plus the time it took itself: threads stopped for
- * it stay in the state it shows until they are let go. */
+ * it stay in the state it shows until they are let go, and no sample can start meanwhile (a
+ * sample that stops a busy thread takes longer than one of a waiting thread: without its own
+ * time, busy code would be under-counted by that dead time). */
 typedef struct jitter {
     uint64_t state;
 } jitter;
@@ -97,6 +101,40 @@ static void sleep_until(uint64_t deadline_ns)
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 }
 
+/* The default mode reads without stopping; a thread whose stack changed while read (it runs
+ * Python code) is stopped on its own and read again (src/cpython/pystack_stopped.c). */
+typedef struct thread_stopper {
+    freezer *fz;
+    sampler_stats *st;
+    uint64_t start_ns;
+} thread_stopper;
+
+static int stop_thread(void *ud, pid_t tid)
+{
+    thread_stopper *ts = ud;
+    /* A budget: stops that would hold the target stopped for more than STOP_BUDGET of the
+     * time are not made (the stack is then kept as two reads verify it). At 1 kHz a busy loop
+     * needs about 0.5%; at 4 kHz the stops and the dead time they leave (no sample can start
+     * during one) would otherwise bias the profile toward idle code. */
+    uint64_t now = aprof_now_ns();
+    if (now > ts->start_ns && (double)ts->st->stopped_ns > STOP_BUDGET * (double)(now - ts->start_ns)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return freezer_stop_thread(ts->fz, tid, THREAD_STOP_TIMEOUT_NS);
+}
+
+static void resume_thread(void *ud, pid_t tid)
+{
+    thread_stopper *ts = ud;
+    (void)tid;
+    if (ts->fz->n) {
+        ts->st->stopped_ns += aprof_now_ns() - ts->fz->first_stop_ns;
+        ts->st->thread_stops++;
+    }
+    freezer_resume(ts->fz);
+}
+
 static bool reap_child(pid_t child, sampler_stats *st)
 {
     int status;
@@ -127,9 +165,8 @@ int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, voi
     uint64_t end = o->duration_s > 0 ? start + (uint64_t)(o->duration_s * 1e9) : UINT64_MAX;
     uint64_t next = start, last_progress = 0, last_revalidate = start, credited = 0;
     uint64_t prev_end = 0, free_total = 0, nfree = 0;
-    /* Threads are stopped for a sample (--blocking, --native): they stay in the state it shows
-     * until let go, so the sample's own time is theirs. Otherwise the target ran on meanwhile,
-     * and that time is free-running time like any other. */
+    /* Threads are stopped for every sample (--blocking, --native), or only a torn one for a
+     * second read (default). */
     bool stopping = o->blocking || s->native;
     jitter jit = {start ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull};
     /* --blocking stops only threads that are running: one asleep in a system call cannot
@@ -147,6 +184,9 @@ int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, voi
         s->native->fz.on_interrupted = leave_realtime;
         s->native->fz.on_interrupted_ud = &rt;
     }
+    thread_stopper stopper = {&fz, st, start};
+    if (!stopping && !o->nonblocking)
+        s->ps.stopper = (thread_stop_fn){stop_thread, resume_thread, &stopper};
     int consecutive_errors = 0;
     st->t_start_ns = start;
     while (!aprof_stop_requested) {
@@ -190,14 +230,16 @@ int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, voi
              * free before a sample is not independent of the state it is then found in. */
             free_total += prev_end ? t0 - prev_end : interval;
             nfree++;
-            uint64_t own = 0;
-            if (stopping) {
-                own = t1 - t0 > MAX_WEIGHT_INTERVALS * interval ? MAX_WEIGHT_INTERVALS * interval
-                                                                : t1 - t0;
-            }
+            /* No sample can be taken while one is: its own time is dead time that follows the
+             * state it found (threads stopped for it stay in that state; in the default mode a
+             * running thread is stopped and read again, a waiting one is read at once). Not
+             * crediting it would under-count the states that take longer to read: busy code. */
+            uint64_t own = t1 - t0 > MAX_WEIGHT_INTERVALS * interval
+                               ? MAX_WEIGHT_INTERVALS * interval
+                               : t1 - t0;
             smp.weight_ns = free_total / nfree + own;
             credited += smp.weight_ns;
-            prev_end = stopping ? t1 : t0;
+            prev_end = t1;
             smp.cost_ns = (uint32_t)(t1 - t0 > UINT32_MAX ? UINT32_MAX : t1 - t0);
             st->cost_ns_total += t1 - t0;
             st->samples++;
@@ -234,6 +276,7 @@ int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, voi
         }
     }
     leave_realtime(&rt);
+    s->ps.stopper = (thread_stop_fn){0};
     if (s->native)
         s->native->fz.on_interrupted = NULL;
     st->t_end_ns = aprof_now_ns();

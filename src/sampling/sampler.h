@@ -18,6 +18,7 @@ typedef struct sampler_opts {
     double rate_hz;
     double duration_s;  /* <= 0: no limit */
     bool blocking;      /* suspend threads with ptrace for each sample */
+    bool nonblocking;   /* never stop a thread (else a torn stack is read again stopped) */
     pid_t child;        /* launch mode: our child process, reaped when it exits; 0 otherwise */
     /* Called about every 250 ms while sampling, and once with done set at the end (NULL:
      * never). */
@@ -38,7 +39,8 @@ typedef struct sampler_stats {
     int child_status;      /* wait status when child_reaped */
     int freeze_errno;      /* --blocking: why suspension failed, 0 when it worked */
     bool realtime;         /* samples were taken under SCHED_FIFO (see sampler.c) */
-    uint64_t stopped_ns;   /* --blocking: time some thread of the target was held stopped */
+    uint64_t stopped_ns;   /* time some thread of the target was held stopped */
+    uint64_t thread_stops; /* default mode: torn threads stopped and read again */
 } sampler_stats;
 
 /* Called for every sample; return false to stop. */

@@ -132,6 +132,39 @@ static wait_result poll_stop(freezer *f, frozen_thread *t)
     return W_STOPPED;
 }
 
+/* Wait for the first `seized` threads of f->threads to stop (st[i]: W_STOPPED, W_GONE, or
+ * W_PENDING when still running after `timeout_ns` from t0). */
+static void collect_stops(freezer *f, size_t seized, uint8_t *st, uint64_t t0, uint64_t timeout_ns)
+{
+    /* Most stops arrive within microseconds; sleeping threads are woken by the interrupt. Poll
+     * without blocking so that one stuck thread cannot hold up the rest. */
+    size_t pending = seized;
+    memset(st, W_PENDING, seized);
+    while (pending) {
+        for (size_t i = 0; i < seized; i++) {
+            if (st[i] != W_PENDING)
+                continue;
+            st[i] = (uint8_t)poll_stop(f, &f->threads[i]);
+            if (st[i] != W_PENDING)
+                pending--;
+        }
+        if (!pending)
+            break;
+        uint64_t el = now_ns() - t0;
+        if (el >= timeout_ns)
+            break;
+        /* A thread on another CPU stops within microseconds of the interrupt; one that shares
+         * our CPU needs it: yield for a while before sleeping (a sleep costs at least the timer
+         * slack, 50 us by default). */
+        if (el < 300000) {
+            sched_yield();
+        } else {
+            struct timespec ts = {0, el < 5000000 ? 20000 : 200000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
 static int by_tid(const void *a, const void *b)
 {
     const frozen_thread *x = a, *y = b;
@@ -193,35 +226,8 @@ int freezer_stop(freezer *f)
     }
     if (f->on_interrupted)
         f->on_interrupted(f->on_interrupted_ud);
-    /* Collect the stops. Most arrive within microseconds; sleeping threads are woken by the
-     * interrupt. Poll without blocking so that one stuck thread cannot hold up the rest. */
-    size_t pending = seized;
     uint8_t st[MAX_TIDS];
-    memset(st, W_PENDING, seized);
-    for (unsigned round = 0; pending; round++) {
-        for (size_t i = 0; i < seized; i++) {
-            if (st[i] != W_PENDING)
-                continue;
-            st[i] = (uint8_t)poll_stop(f, &f->threads[i]);
-            if (st[i] != W_PENDING)
-                pending--;
-        }
-        if (!pending)
-            break;
-        uint64_t el = now_ns() - t0;
-        if (el >= FREEZER_STOP_TIMEOUT_NS)
-            break;
-        /* A thread on another CPU stops within microseconds of the interrupt; one that shares
-         * our CPU needs it: yield for a while before sleeping (a sleep costs at least the timer
-         * slack, 50 us by default). */
-        if (el < 300000) {
-            sched_yield();
-        } else {
-            struct timespec ts = {0, el < 5000000 ? 20000 : 200000};
-            nanosleep(&ts, NULL);
-        }
-        (void)round;
-    }
+    collect_stops(f, seized, st, t0, FREEZER_STOP_TIMEOUT_NS);
     /* Keep the stopped ones, in place. */
     size_t n = 0;
     for (size_t i = 0; i < seized; i++) {
@@ -241,6 +247,53 @@ int freezer_stop(freezer *f)
         return -1;
     }
     return (int)f->n;
+}
+
+int freezer_stop_thread(freezer *f, pid_t tid, uint64_t timeout_ns)
+{
+    uint64_t t0 = now_ns();
+    f->n = 0;
+    if (f->nlagging)
+        settle_lagging(f);
+    if (is_lagging(f, tid)) {
+        errno = EAGAIN; /* still seized from an earlier try: it has not stopped since */
+        return -1;
+    }
+    if (f->cap < 1) {
+        frozen_thread *nf = realloc(f->threads, sizeof(*nf));
+        if (!nf) {
+            errno = ENOMEM;
+            return -1;
+        }
+        f->threads = nf;
+        f->cap = 1;
+    }
+    frozen_thread *t = &f->threads[0];
+    *t = (frozen_thread){.tid = tid};
+    if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0) {
+        f->last_errno = errno;
+        return -1;
+    }
+    f->first_stop_ns = now_ns();
+    if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) != 0) {
+        int e = errno;
+        ptrace(PTRACE_DETACH, tid, NULL, NULL);
+        errno = e;
+        return -1;
+    }
+    if (f->on_interrupted)
+        f->on_interrupted(f->on_interrupted_ud);
+    uint8_t st;
+    collect_stops(f, 1, &st, t0, timeout_ns);
+    f->stop_ns = now_ns() - t0;
+    if (st == W_STOPPED) {
+        f->n = 1;
+        return 0;
+    }
+    if (st == W_PENDING)
+        add_lagging(f, tid); /* detached once it stops (next call, or freezer_free) */
+    errno = st == W_PENDING ? EAGAIN : ESRCH;
+    return -1;
 }
 
 void freezer_resume(freezer *f)

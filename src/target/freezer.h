@@ -60,6 +60,11 @@ void freezer_free(freezer *f);
  * meanwhile are skipped. */
 int freezer_stop(freezer *f);
 
+/* Stop the one thread tid (nothing else), waiting at most timeout_ns for it. 0 when it is
+ * stopped (freezer_resume lets it go), else -1: errno EPERM/ESRCH, or EAGAIN when it did not
+ * stop in time (it stays seized and is let go once it stops, as with freezer_stop). */
+int freezer_stop_thread(freezer *f, pid_t tid, uint64_t timeout_ns);
+
 /* Let every stopped thread run again. Always safe to call. */
 void freezer_resume(freezer *f);
 

@@ -12,6 +12,7 @@ typedef struct tui_options {
     uint64_t stall_threshold_ns;
     bool native;      /* shown in the header; the session is already set up for it */
     bool blocking;
+    bool nonblocking; /* never stop a thread (see sampler_opts) */
 } tui_options;
 
 /* Run the TUI on an open session until the user quits (q, Ctrl-C, SIGTERM). Sampling runs in a

@@ -194,7 +194,8 @@ static void *sampler_main(void *arg)
     sigfillset(&only_wake);
     sigdelset(&only_wake, SIGUSR1);
     pthread_sigmask(SIG_SETMASK, &only_wake, NULL);
-    sampler_opts so = {.rate_hz = l->o.rate_hz, .blocking = l->o.blocking};
+    sampler_opts so = {.rate_hz = l->o.rate_hz, .blocking = l->o.blocking,
+                       .nonblocking = l->o.nonblocking};
     sampler_stats st;
     sampler_run(l->s, &so, consume, l, &st);
     pthread_mutex_lock(&l->lock);

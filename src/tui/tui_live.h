@@ -30,6 +30,7 @@ typedef struct tui_live_opts {
     double rate_hz;
     uint64_t stall_threshold_ns;
     bool blocking;
+    bool nonblocking;
 } tui_live_opts;
 
 typedef struct tui_live {

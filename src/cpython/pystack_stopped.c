@@ -1,0 +1,133 @@
+/* Torn stacks read again with their thread stopped.
+ *
+ * A thread that runs Python code changes its stack faster than one copy of it takes: a task
+ * step that calls small functions pushes and pops a frame every microsecond or so, and a
+ * non-stopping read of it is torn most of the time. Two reads then agree only on the frames
+ * below the task step (pystack_torn.c), and the functions inside it go uncounted. So when a
+ * stopper is set (the default; `--nonblocking` leaves it unset), a torn thread is stopped on
+ * its own (ptrace, a few tens of microseconds) and read whole; the other threads never are.
+ * Threads that wait (an event loop in its selector, a thread blocked on a lock) read
+ * consistently without it, so their timed waits are not interrupted.
+ *
+ * The read is a few microseconds after the sampled moment. The thread ran Python code at that
+ * moment; if it is found back in its event loop's selector, that is what it does after: the
+ * sample keeps the loop's frames down to _run_once and marks the rest <unreadable> (busy time,
+ * what ran not known) rather than crediting the wait with busy time. */
+#include "pystack_internal.h"
+
+#include <errno.h>
+#include <time.h>
+
+#define STOPPED_TRIES 3
+/* A thread let go resumes at the very instruction it stopped at: stopped again at once, it
+ * would be found there again. Give it this long to move on. */
+#define RETRY_GAP_NS 20000ull
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Wait without sleeping (a sleep lasts at least the timer slack, and longer on a busy host). */
+static void let_run(uint64_t ns)
+{
+    uint64_t end = mono_ns() + ns;
+    while (mono_ns() < end)
+        ;
+}
+
+/* An event loop found waiting by the stopped read while the first read found it running: keep
+ * its frames down to _run_once, then the mark (see above). */
+static void mark_went_idle(pystack *ps, aprof_thread_sample *t)
+{
+    uint32_t keep = ps->run_once_at >= 0 ? (uint32_t)ps->run_once_at + 1 : 0;
+    if (keep >= t->cap_frames)
+        keep = t->cap_frames - 1;
+    if (keep > t->nframes)
+        keep = t->nframes;
+    t->frames[keep] = (aprof_frame){ps->unreadable, "", 0, FRAME_MARK, 0};
+    t->owners[keep] = 0;
+    t->nframes = keep + 1;
+    t->flags = (t->flags & ~(uint32_t)(TSF_NO_PYTHON | TSF_TRUNCATED)) | TSF_TORN |
+               TSF_PARTIAL | TSF_MARKED;
+    t->loop_idle = 0;
+    t->callback_frame = -1;
+    t->callback_id = 0;
+    ps->stats.went_idle++;
+    ps->stats.partial++;
+}
+
+/* One stopped read of thread tid into the last thread of out (replacing it). 0, 1 when the
+ * thread could not be stopped or read (out unchanged), -1 when out of memory. */
+static int read_once_stopped(pystack *ps, uint64_t tstate, size_t tsize, aprof_sample *out,
+                             pid_t tid)
+{
+    if (ps->stopper.stop(ps->stopper.ud, tid) != 0) {
+        ps->stats.stop_failures++;
+        if (errno == EPERM)
+            ps->stopper.stop = NULL; /* not allowed (another tracer?): no more tries */
+        return 1;
+    }
+    /* A new moment: pages cached by the torn read (C-stack entry frames, coroutine frames)
+     * are from before it. */
+    mem_begin_sample(ps->m);
+    uint8_t ts2[TSTATE_READ];
+    if (mem_read_direct(ps->m, tstate, ts2, tsize) != (ssize_t)tsize) {
+        ps->stopper.resume(ps->stopper.ud, tid);
+        return 1;
+    }
+    out->nthreads--;
+    ps->in_stopped_read = true;
+    int rc = pystack_sample_thread(ps, tstate, ts2, out);
+    ps->in_stopped_read = false;
+    ps->stopper.resume(ps->stopper.ud, tid);
+    ps->stats.stopped_reads++;
+    return rc;
+}
+
+aprof_thread_sample *pystack_read_stopped(pystack *ps, uint64_t tstate, size_t tsize,
+                                          aprof_sample *out)
+{
+    aprof_thread_sample *t = &out->threads[out->nthreads - 1];
+    if (!ps->stopper.stop || t->tid <= 0)
+        return t;
+    /* A loop whose first read began in its selector was waiting at the sampled moment and
+     * woke while read: pystack_confirm_torn keeps it idle. */
+    if (t->loop != LOOP_NONE && t->loop_idle && t->nframes > 0)
+        return t;
+    /* The run state, names and identity stay the first read's: they describe the sampled
+     * moment (a stopped thread reads as state 't', an ending one as tid 0). */
+    pid_t tid = t->tid;
+    uint8_t state = t->state;
+    uint64_t py_id = t->py_thread_id;
+    const char *name = t->name;
+    bool is_main = t->is_main;
+    /* A thread stopped between two instructions can be half-way through a call from C into
+     * Python (3.11/3.12 publish a new _PyCFrame before its frame pointer is set; a new frame is
+     * linked before it is filled in): about one stopped read in ten of a task step that makes
+     * many such calls. Its stack is then torn even though it stands still; a few microseconds
+     * later it is past that point. */
+    for (int tries = 0; tries < STOPPED_TRIES; tries++) {
+        if (tries)
+            let_run(RETRY_GAP_NS);
+        int rc = read_once_stopped(ps, tstate, tsize, out, tid);
+        if (rc < 0)
+            return NULL;
+        if (rc > 0 || !ps->stopper.stop)
+            break;
+        t = &out->threads[out->nthreads - 1];
+        t->state = state;
+        t->tid = tid;
+        t->py_thread_id = py_id;
+        t->name = name;
+        t->is_main = is_main;
+        if (!(t->flags & TSF_TORN))
+            break;
+    }
+    t = &out->threads[out->nthreads - 1];
+    if (!(t->flags & TSF_TORN) && t->loop == LOOP_ASYNCIO && t->loop_idle)
+        mark_went_idle(ps, t);
+    return t;
+}
