@@ -115,7 +115,7 @@ def main():
     modes = args.modes.split(",")
     print("busy share of the loop thread: the loop's own clock vs aprof (%.0f s each, 1,500 "
           "samples at least)" % args.seconds)
-    print("%-12s %-9s %6s %7s %7s %6s %7s %8s %7s %10s%s" % (
+    print("%-12s %-11s %6s %7s %7s %6s %7s %8s %7s %10s%s" % (
         "python", "mode", "Hz", "own", "aprof", "diff", "stalls", "samples", "marked",
         "impossible", "  austin" if args.austin else ""))
     worst = 0.0
@@ -127,13 +127,13 @@ def main():
                     secs = max(args.seconds, 1500.0 / rate)
                     r = run_one(aprof, interp, mode, rate, secs, tmp, args.austin or None)
                     if "error" in r or r["truth"] is None or r["aprof"] is None:
-                        print("%-12s %-9s %6.0f  %s" % (interp.label, mode, rate,
+                        print("%-12s %-11s %6.0f  %s" % (interp.label, mode, rate,
                                                         r.get("error", "no figure")))
                         continue
                     d = (r["aprof"] - r["truth"]) * 100
                     worst = max(worst, abs(d))
                     sv = r["stalls_view"]
-                    print("%-12s %-9s %6.0f %6.1f%% %6.1f%% %+6.1f %6s %8d %7d %5d/%-5d%s" % (
+                    print("%-12s %-11s %6.0f %6.1f%% %6.1f%% %+6.1f %6s %8d %7d %5d/%-5d%s" % (
                         interp.label, mode, rate, r["truth"] * 100, r["aprof"] * 100, d,
                         "%.1f%%" % (sv * 100) if sv is not None else "-",
                         r["samples"], r["marked"], r["impossible"], r["checked"],

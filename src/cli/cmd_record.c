@@ -393,6 +393,10 @@ int cmd_record(int argc, char **argv)
     stall_detector_finish(r.stalls, st.t_end_ns);
     add_stall_profile(&r);
 
+    if (!ro.nonblocking && !ro.blocking && !ro.native && s.ps.stats.stop_failures &&
+        !s.ps.stats.stopped_reads)
+        cli_note("could not stop running threads with ptrace (another tracer attached?): busy "
+                 "stacks were kept as with --nonblocking (see docs/troubleshooting.md)");
     if (ro.blocking && st.freeze_errno)
         cli_note("could not suspend the target with ptrace (%s); samples were taken without "
                  "suspending it (see docs/troubleshooting.md)", strerror(st.freeze_errno));

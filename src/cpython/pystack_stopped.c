@@ -65,7 +65,8 @@ static int read_once_stopped(pystack *ps, uint64_t tstate, size_t tsize, aprof_s
                              pid_t tid)
 {
     if (ps->stopper.stop(ps->stopper.ud, tid) != 0) {
-        ps->stats.stop_failures++;
+        if (errno != EAGAIN) /* EAGAIN: over the stop budget, or a thread slow to stop */
+            ps->stats.stop_failures++;
         if (errno == EPERM)
             ps->stopper.stop = NULL; /* not allowed (another tracer?): no more tries */
         return 1;

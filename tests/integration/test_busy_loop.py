@@ -186,6 +186,38 @@ def test_stitched_edges_possible(t):
 
 
 @h.once
+def test_another_tracer(t):
+    """A target already traced (strace attached) cannot be stopped: the default mode says so in
+    one line, keeps every sample (busy ones marked, as with --nonblocking) and exits 0."""
+    import subprocess
+    if not os.access("/usr/bin/strace", os.X_OK):
+        raise h.Skip("no strace")
+    fx, clock = start_loop(t)
+    tracer = subprocess.Popen(["/usr/bin/strace", "-f", "-e", "trace=none", "-o", "/dev/null",
+                               "-p", str(fx.pid)], stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.0)  # strace seizes every thread
+        t.require(tracer.poll() is None, "strace could not attach")
+        out, summary = t.path("traced.json"), t.path("traced.summary.json")
+        res = t.aprof("record", "--pid", fx.pid, "--duration", 2, "-o", out, "-s", summary,
+                      "-q", timeout=60)
+        t.require_rc(res, 0, "aprof record of a traced target")
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        t.check(len(lines) == 1 and "could not stop running threads" in lines[0],
+                "expected one line saying threads could not be stopped: %r" % res.stderr)
+        with open(summary) as f:
+            doc = json.load(f)
+        t.check(doc["thread_stops"] == 0, "thread_stops %s under another tracer" %
+                doc["thread_stops"])
+        t.check(doc["marked"] > 0, "a busy loop read without stops has marked samples")
+        t.check(doc["samples"] >= 500, "only %d samples" % doc["samples"])
+    finally:
+        tracer.terminate()
+        tracer.wait(timeout=10)
+    t.check(fx.alive(), "the fixture died")
+
+
+@h.once
 def test_stitched_edges_possible_blocking(t):
     fx, clock = start_loop(t)
     check_edges(t, fx, clock, "blocking")
