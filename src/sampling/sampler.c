@@ -19,6 +19,7 @@
 #define MAX_WEIGHT_INTERVALS 4
 #define THREAD_STOP_TIMEOUT_NS 10000000ull /* a running thread stops within microseconds */
 #define STOP_BUDGET 0.01 /* default mode: at most this share of the time spent stopping threads */
+#define STOP_MAX_RATE_HZ 1000.0 /* ... and only at rates up to this */
 
 /* Sample times form a Poisson process: the gaps between them are drawn from an exponential
  * distribution whose mean is the period asked for. Two reasons:
@@ -185,7 +186,10 @@ int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, voi
         s->native->fz.on_interrupted_ud = &rt;
     }
     thread_stopper stopper = {&fz, st, start};
-    if (!stopping && !o->nonblocking)
+    /* Above STOP_MAX_RATE_HZ the default mode reads like --nonblocking: at 4 kHz a busy loop's
+     * busy share came out 2 to 5 points low with these stops (docs/limits.md), without them
+     * within one. */
+    if (!stopping && !o->nonblocking && o->rate_hz <= STOP_MAX_RATE_HZ)
         s->ps.stopper = (thread_stop_fn){stop_thread, resume_thread, &stopper};
     int consecutive_errors = 0;
     st->t_start_ns = start;
