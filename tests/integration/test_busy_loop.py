@@ -171,8 +171,9 @@ def check_edges(t, fx, clock, mode):
     names = [f["name"] for f in doc["shared"]["frames"]]
     stitched = sum(1 for p in doc["profiles"] if p["name"].startswith("Thread %d " % fx.pid)
                    for s in p["samples"] if any(names[i].startswith("<task w-") for i in s))
-    # (with --nonblocking nearly all task-step samples end in <unreadable> above Handle._run)
-    least = 20
+    # (at 4 kHz the default mode reads like --nonblocking: nearly all task-step samples end in
+    # <unreadable> above Handle._run, the stitched ones are the few read whole, 18 to 84 in 4 s)
+    least = 20 if mode == "blocking" else 3
     t.check(stitched >= least, "%s: only %d samples stitched through a worker task" %
             (mode, stitched))
 
