@@ -75,6 +75,31 @@ typedef struct loop_marks {
 
 typedef enum decode_result { DECODE_OK, DECODE_SKIP, DECODE_SKIP_SHIM, DECODE_BAD } decode_result;
 
+/* What a thread's sample keeps from its first read when the thread is read again: run state,
+ * name and identity describe the sampled moment (a stopped thread reads as state 't', one
+ * ending meanwhile as tid 0). */
+typedef struct thread_identity {
+    pid_t tid;
+    uint8_t state;
+    uint64_t py_thread_id;
+    const char *name;
+    bool is_main;
+} thread_identity;
+
+static inline thread_identity thread_identity_of(const aprof_thread_sample *t)
+{
+    return (thread_identity){t->tid, t->state, t->py_thread_id, t->name, t->is_main};
+}
+
+static inline void thread_identity_restore(aprof_thread_sample *t, const thread_identity *id)
+{
+    t->tid = id->tid;
+    t->state = id->state;
+    t->py_thread_id = id->py_thread_id;
+    t->name = id->name;
+    t->is_main = id->is_main;
+}
+
 /* pystack.c */
 
 /* Read one thread's stack (its thread state already copied into ts) as a new thread of out. */

@@ -14,27 +14,21 @@
  * sample keeps the loop's frames down to _run_once and marks the rest <unreadable> (busy time,
  * what ran not known) rather than crediting the wait with busy time. */
 #include "pystack_internal.h"
+#include "clock.h"
 
 #include <errno.h>
-#include <time.h>
+
 
 #define STOPPED_TRIES 3
 /* A thread let go resumes at the very instruction it stopped at: stopped again at once, it
  * would be found there again. Give it this long to move on. */
 #define RETRY_GAP_NS 20000ull
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Wait without sleeping (a sleep lasts at least the timer slack, and longer on a busy host). */
 static void let_run(uint64_t ns)
 {
-    uint64_t end = mono_ns() + ns;
-    while (mono_ns() < end)
+    uint64_t end = aprof_now_ns() + ns;
+    while (aprof_now_ns() < end)
         ;
 }
 
@@ -98,32 +92,22 @@ aprof_thread_sample *pystack_read_stopped(pystack *ps, uint64_t tstate, size_t t
      * woke while read: pystack_confirm_torn keeps it idle. */
     if (t->loop != LOOP_NONE && t->loop_idle && t->nframes > 0)
         return t;
-    /* The run state, names and identity stay the first read's: they describe the sampled
-     * moment (a stopped thread reads as state 't', an ending one as tid 0). */
-    pid_t tid = t->tid;
-    uint8_t state = t->state;
-    uint64_t py_id = t->py_thread_id;
-    const char *name = t->name;
-    bool is_main = t->is_main;
+    thread_identity id = thread_identity_of(t);
     /* A thread stopped between two instructions can be half-way through a call from C into
      * Python (3.11/3.12 publish a new _PyCFrame before its frame pointer is set; a new frame is
-     * linked before it is filled in): about one stopped read in ten of a task step that makes
-     * many such calls. Its stack is then torn even though it stands still; a few microseconds
+     * linked before it is filled in), now and then in a task step that
+     * makes many such calls. Its stack is then torn even though it stands still; a few microseconds
      * later it is past that point. */
     for (int tries = 0; tries < STOPPED_TRIES; tries++) {
         if (tries)
             let_run(RETRY_GAP_NS);
-        int rc = read_once_stopped(ps, tstate, tsize, out, tid);
+        int rc = read_once_stopped(ps, tstate, tsize, out, id.tid);
         if (rc < 0)
             return NULL;
         if (rc > 0 || !ps->stopper.stop)
             break;
         t = &out->threads[out->nthreads - 1];
-        t->state = state;
-        t->tid = tid;
-        t->py_thread_id = py_id;
-        t->name = name;
-        t->is_main = is_main;
+        thread_identity_restore(t, &id);
         if (!(t->flags & TSF_TORN))
             break;
     }

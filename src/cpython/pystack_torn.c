@@ -203,11 +203,7 @@ aprof_thread_sample *pystack_confirm_torn(pystack *ps, uint64_t tstate, size_t t
         ps->prev_nkeys = t->nframes;
         memcpy(ps->prev_keys, ps->keys, t->nframes * sizeof(*ps->keys));
         uint32_t verified = ps->verified_in_chunk; /* vframes stay the first read's */
-        uint8_t state = t->state;                  /* ... and so do the run state */
-        pid_t tid = t->tid;                        /* ... and the thread's identity (a thread */
-        uint64_t py_id = t->py_thread_id;          /* ending meanwhile reads as tid 0) */
-        const char *name = t->name;
-        bool is_main = t->is_main;
+        thread_identity id = thread_identity_of(t); /* ... and so does the identity */
         out->nthreads--;
         ps->stats.retried++;
         pystack_tiles_discover(ps, tstate);
@@ -218,11 +214,7 @@ aprof_thread_sample *pystack_confirm_torn(pystack *ps, uint64_t tstate, size_t t
         if (rc != 0)
             return NULL;
         t = &out->threads[out->nthreads - 1];
-        t->state = state;
-        t->tid = tid;
-        t->py_thread_id = py_id;
-        t->name = name;
-        t->is_main = is_main;
+        thread_identity_restore(t, &id);
         /* A readable second read of a busy loop names the callback running a few microseconds
          * after the sampled moment: the stall detector may use that
          * (pystack_update_step_probe), the profile may not. An idle one says nothing: the first
