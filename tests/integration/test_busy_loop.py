@@ -96,9 +96,11 @@ def check_share(t, fx, clock, rate, seconds, mode):
                                                                 truth, tol))
     if mode == "default" and rate == 1000 and share:
         # busy code is read whole (a torn thread is stopped and read again): the old
-        # non-stopping reads marked about nine in ten busy samples of this loop
+        # non-stopping reads marked about nine in ten busy samples of this loop, the stopped
+        # reads 5-10%, and 23% once on a loaded host (stops land later, the loop is more often
+        # back in its selector: marked under _run_once); half tells the two apart
         busy = share * n
-        t.check(marked <= 0.15 * busy, "%s: %d of about %d busy loop samples marked" %
+        t.check(marked <= 0.5 * busy, "%s: %d of about %d busy loop samples marked" %
                 (what, marked, busy))
     return summary, doc
 
