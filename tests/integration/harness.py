@@ -527,18 +527,38 @@ def weight_with(doc, profile, function):
                if any(names[i] == function for i in s)) * scale
 
 
+def code_object_name(node, minor):
+    """The name of the code object CPython compiles an AST node into, or None when the node
+    runs in its parent's frame. Lambdas and generator expressions always get their own code
+    object; list, set and dict comprehensions do before 3.12 (PEP 709 inlines them)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return node.name
+    if isinstance(node, ast.Lambda):
+        return "<lambda>"
+    if isinstance(node, ast.GeneratorExp):
+        return "<genexpr>"
+    if minor < (3, 12):
+        for kind, name in ((ast.ListComp, "<listcomp>"), (ast.SetComp, "<setcomp>"),
+                           (ast.DictComp, "<dictcomp>")):
+            if isinstance(node, kind):
+                return name
+    return None
+
+
 def source_functions(path, minor):
     """{function name as aprof reports it (qualname on 3.11+, name on 3.10): [(first, last)]}
-    for every function in a Python source file, from its AST."""
+    for every code object in a Python source file (functions, lambdas, comprehensions that
+    have their own frame), from its AST."""
     with open(path, encoding="utf-8") as f:
         tree = ast.parse(f.read())
     result = {}
 
     def visit(node, prefix):
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                qualname = prefix + child.name
-                shown = qualname if minor >= (3, 11) else child.name
+            name = code_object_name(child, minor)
+            if name is not None:
+                qualname = prefix + name
+                shown = qualname if minor >= (3, 11) else name
                 result.setdefault(shown, []).append((child.lineno, child.end_lineno))
                 visit(child, qualname + ".<locals>.")
             elif isinstance(child, ast.ClassDef):
