@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A Debian sid root with CPython 3.13, 3.14, 3.15 and 3.14-dbg, for testing aprof against the
+# A Debian sid root with CPython 3.13, 3.14, 3.15, 3.14-dbg and 3.15-dbg, for testing aprof against the
 # interpreters of late 2026 (issue 11). Built once per machine, cached outside the checkout:
 #   scripts/sid_root.sh [ROOT]      (default /var/cache/aprof/sid-root; prints ROOT when ready)
 # Idempotent: an existing root with every interpreter is reused; a half-built one is redone.
@@ -7,7 +7,7 @@
 set -euo pipefail
 root=${1:-/var/cache/aprof/sid-root}
 mirror=${APROF_SID_MIRROR:-http://deb.debian.org/debian}
-pythons=(python3.13 python3.14 python3.15 python3.14-dbg)
+pythons=(python3.13 python3.14 python3.15 python3.14-dbg python3.15-dbg)
 extras=(python3-uvloop python3-aiohttp python3-uvicorn python3-starlette procps)
 
 ready() {
@@ -15,6 +15,17 @@ ready() {
     [ -f "$root/.aprof-ready" ]
 }
 if ready; then echo "$root"; exit 0; fi
+# A finished root from an older version of this script: add what it lacks.
+if [ -f "$root/.aprof-ready" ]; then
+    echo "sid_root: adding ${pythons[*]} to $root" >&2
+    if chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+        chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends "${pythons[@]}" "${extras[@]}" >/dev/null && ready; then
+        echo "$root"
+        exit 0
+    fi
+    echo "sid_root: could not complete $root: building it again" >&2
+fi
 
 command -v debootstrap >/dev/null || {
     echo "sid_root: installing debootstrap" >&2

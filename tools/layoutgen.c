@@ -443,6 +443,8 @@ static void print_facts(const py_facts *f)
            f->yf_op[1], f->yf_op[2]);
     printf("              .fs_created = %d, .fs_suspended_yield_from = %d, .fs_completed = %d,\n",
            f->fs_created, f->fs_suspended_yield_from, f->fs_completed);
+    printf("              .fs_executing = %d, .yf_slot_depth = %u,\n", f->fs_executing,
+           f->yf_slot_depth);
     printf("              .managed_dict = %s, ", enum_name(f->managed_dict, md, 4));
     print_loff("managed_dict_offset", f->managed_dict_offset);
     printf(",\n              ");

@@ -10,7 +10,7 @@
 typedef struct gen_view {
     uint64_t type;
     uint64_t frame;      /* 3.10: its PyFrameObject; 3.11+: the frame embedded in the object */
-    int8_t state;        /* gi_frame_state (3.11+), f_state (3.10): < 0 not running, 0 running */
+    int8_t state;        /* gi_frame_state (3.11+), f_state (3.10): facts.fs_* give the values */
     uint64_t code;       /* the frame's code object */
     uint64_t instr;      /* 3.11+: prev_instr / instr_ptr */
     int32_t lasti;       /* 3.10: f_lasti */
@@ -88,7 +88,7 @@ static uint64_t gen_yf(asyncio_reader *r, const gen_view *v)
             !rd(r, co_code + (uint64_t)L->bytes.sval + ((uint64_t)v->lasti + 1) * 2, &op, 1) ||
             op != F->yf_op[0])
             return 0;
-        slot = v->valuestack + (uint64_t)(v->stacktop - 1) * 8;
+        slot = v->valuestack + (uint64_t)(v->stacktop - F->yf_slot_depth) * 8;
     } else {
         if (F->yf == YF_FRAME_STATE) {
             if (v->state != F->fs_suspended_yield_from)
@@ -105,7 +105,10 @@ static uint64_t gen_yf(asyncio_reader *r, const gen_view *v)
             if (!resume || next[1] < 2)
                 return 0;
         }
-        slot = v->frame + (uint64_t)L->frame.localsplus + (uint64_t)(v->stacktop - 1) * 8;
+        if (v->stacktop < F->yf_slot_depth)
+            return 0;
+        slot = v->frame + (uint64_t)L->frame.localsplus +
+               (uint64_t)(v->stacktop - F->yf_slot_depth) * 8;
     }
     uint64_t yf;
     if (!rd_ptr(r, slot, &yf))
@@ -183,7 +186,7 @@ void ar_walk_chain(asyncio_reader *r, async_snapshot *out, async_task *t, task_w
         if (!read_gen(r, g, &v))
             return; /* finished: no frame, awaits nothing */
         if (ch->n == 0) {
-            if (v.state == FRAME_STATE_EXECUTING && t->state != ATS_RUNNING)
+            if (v.state == r->L->facts.fs_executing && t->state != ATS_RUNNING)
                 t->flags |= ATF_CHANGED; /* read as waiting, but its coroutine runs now */
             w->instr_addr = v.frame + (uint64_t)r->L->frame.instr;
             w->instr_len = r->L->instr_kind == INSTR_LASTI_INDEX ? 4 : 8;

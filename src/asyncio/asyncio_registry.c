@@ -9,10 +9,22 @@
 #include <limits.h>
 #include <string.h>
 
+/* Whether a mapped file can hold the _asyncio module: its own extension image
+ * ("_asyncio.cpython-314-x86_64-linux-gnu.so"), or the interpreter's executable or libpython
+ * when the module is built in (Debian's 3.15). */
+static bool may_hold_asyncio(const char *base)
+{
+    static const char *const prefixes[] = {"_asyncio.", "python", "libpython"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (strncmp(base, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
 /* 3.14+: the offsets the target's `_asyncio` image publishes (.AsyncioDebug), into the
- * reader's own copy of the layout. The image is the mapped file whose name starts with
- * "_asyncio." (opened the way the interpreter was: map_files, then root-relative, then as
- * named). The section's contents are constant: they are read from the file. */
+ * reader's own copy of the layout. The image is the first mapped file that may hold the module
+ * and has the section (opened the way the interpreter was: map_files, then root-relative, then
+ * as named). The section's contents are constant: they are read from the file. */
 static bool apply_asyncio_offsets(asyncio_reader *r)
 {
     proc_maps maps;
@@ -21,7 +33,7 @@ static bool apply_asyncio_offsets(asyncio_reader *r)
     bool ok = false;
     for (size_t i = 0; i < maps.n && !ok; i++) {
         const char *path = maps.maps[i].path, *base = path ? strrchr(path, '/') : NULL;
-        if (!base || strncmp(base + 1, "_asyncio.", 9) != 0 || maps.maps[i].offset != 0)
+        if (!base || !may_hold_asyncio(base + 1) || maps.maps[i].offset != 0)
             continue;
         char hp[PATH_MAX + 32];
         elf_image img;

@@ -46,6 +46,9 @@ typedef struct aoff_spec {
 
 static const aoff_spec specs[] = {
     { 14, 104, 0, 56, 72, fields_3_14, sizeof fields_3_14 / sizeof fields_3_14[0] },
+    /* 3.15.x: the same struct (symbol renamed _Py_AsyncioDebug), checked against the DWARF of
+     * Debian's python3.15d */
+    { 15, 104, 0, 56, 72, fields_3_14, sizeof fields_3_14 / sizeof fields_3_14[0] },
 };
 
 static uint64_t get_u64(const unsigned char *b, size_t off)

@@ -16,8 +16,14 @@
 /* DWARF paths (tools/layoutgen.c syntax): "Type.member.member" is a byte offset, "sizeof:Type"
  * a size, "bit:Type.member" the bit index of a bitfield within the byte at its offset. Types are
  * struct tags or typedef names. NULL: the version has no such field. */
+#define F_6(kind_, key_, p10, p11, p12, p13, p14, p15, mod_) \
+    { #key_, offsetof(py_layout, key_), { p10, p11, p12, p13, p14, p15 }, mod_, kind_ }
+/* Most fields keep their 3.14 path in 3.15 (layoutgen --check 15 proves each one resolves);
+ * F6 names a 3.15 path that differs. */
 #define F_(kind_, key_, p10, p11, p12, p13, p14, mod_) \
-    { #key_, offsetof(py_layout, key_), { p10, p11, p12, p13, p14 }, mod_, kind_ }
+    F_6(kind_, key_, p10, p11, p12, p13, p14, p14, mod_)
+#define F6(key_, p10, p11, p12, p13, p14, p15) \
+    F_6(LF_OFFSET, key_, p10, p11, p12, p13, p14, p15, NULL)
 #define F(key_, p10, p11, p12, p13, p14) F_(LF_OFFSET, key_, p10, p11, p12, p13, p14, NULL)
 #define FALL(key_, p) F(key_, p, p, p, p, p)
 #define F8(key_, p10, p11, p12, p13, p14) F_(LF_SIZE8, key_, p10, p11, p12, p13, p14, NULL)

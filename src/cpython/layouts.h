@@ -71,9 +71,6 @@ typedef enum task_registry_kind {
                                     * lists, where _asyncio's .AsyncioDebug section says */
 } task_registry_kind;
 
-/* gi_frame_state / f_state of a running generator: FRAME_EXECUTING, 0 on every version. */
-#define FRAME_STATE_EXECUTING 0
-
 /* What a version does that no struct member says: written by hand (layoutgen --emit copies
  * them from the previous table), each checked against the running interpreter by the probe of
  * tests/live/test_layouts.c (opcodes against dis, frame states against real generators,
@@ -86,6 +83,10 @@ typedef struct py_facts {
     int8_t fs_created;           /* gi_frame_state / f_state of a generator not started */
     int8_t fs_suspended_yield_from; /* YF_FRAME_STATE: suspended in await / yield from */
     int8_t fs_completed;         /* returned; states >= it have no frame to read */
+    int8_t fs_executing;         /* running now (0 up to 3.14, 4 in 3.15) */
+    uint8_t yf_slot_depth;       /* the awaited object of a suspended coroutine is the value
+                                  * stack's top minus this many slots (3.15: 2, the sent value's
+                                  * slot is on top) */
     uint8_t managed_dict;        /* managed_dict_kind */
     loff managed_dict_offset;    /* from the object's start (negative: the pre-header) */
     loff managed_values_offset;  /* MANAGED_DICT_VALUES_PTR */
@@ -231,7 +232,7 @@ const py_layout *layout_for_version(unsigned major, unsigned minor);
 
 /* Supported range, for messages. */
 #define APROF_PY_MIN_MINOR 10
-#define APROF_PY_MAX_MINOR 14
+#define APROF_PY_MAX_MINOR 15
 
 typedef enum layout_field_kind {
     LF_OFFSET = 0, /* loff byte offset (or sizeof:), LAYOUT_ABSENT when the version lacks it */
@@ -245,7 +246,7 @@ typedef enum layout_field_kind {
 typedef struct layout_field {
     const char *key;      /* stable name, e.g. "tstate.native_thread_id" */
     size_t offset;        /* offsetof(py_layout, ...) */
-    const char *dwarf[5]; /* DWARF path per minor version 10..14; NULL when ABSENT there */
+    const char *dwarf[6]; /* DWARF path per minor version 10..15; NULL when ABSENT there */
     const char *module;   /* NULL: libpython / python binary; "_asyncio": the extension module */
     uint8_t kind;         /* layout_field_kind: type of the py_layout member and its ABSENT value */
 } layout_field;

@@ -448,9 +448,8 @@ bool pystack_unchanged_since_walk(pystack *ps, window *w, uint64_t where, uint64
         if (pystack_frame_key_of_bytes(ps, w->late_addr[i], late_buf + (size_t)i * FRAME_READ) !=
             w->late_key[i])
             return false;
-        /* FRAME_EXECUTING is 0 on every version: a coroutine suspended since was read after
-         * its step ended */
-        if (w->late_state[i] && states[i] != FRAME_STATE_EXECUTING)
+        /* not executing any more: a coroutine suspended since was read after its step ended */
+        if (w->late_state[i] && states[i] != ps->L->facts.fs_executing)
             return false;
     }
     if (t->nframes == 0)

@@ -291,9 +291,9 @@ void pystack_update_step_probe(pystack *ps, uint64_t tstate, aprof_thread_sample
     t->loop = sp->loop;
     t->loop_idle = 0;
     t->callback_frame = -1;
-    /* FRAME_EXECUTING is 0 on every version: the step's coroutine is on the stack. Anything
-     * else (suspended at an await, finished) means the step ended. */
-    if (state == FRAME_STATE_EXECUTING) {
+    /* Executing: the step's coroutine is on the stack. Anything else (suspended at an await,
+     * finished) means the step ended. */
+    if (state == ps->L->facts.fs_executing) {
         t->callback_id = sp->callback_id;
     } else {
         t->callback_id = 0;

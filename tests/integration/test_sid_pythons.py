@@ -1,9 +1,11 @@
-"""aprof against the interpreters of Debian sid (scripts/sid_root.sh): CPython 3.14 (stripped),
-its Py_DEBUG build python3.14-dbg, Debian's stripped 3.13, and 3.15, each run chrooted in the
-root (they need sid's C library), which also covers targets in a chroot.
+"""aprof against the interpreters of Debian sid (scripts/sid_root.sh): CPython 3.14 and 3.15
+(stripped), their Py_DEBUG builds python3.14-dbg and python3.15-dbg, and Debian's stripped
+3.13, each run chrooted in the root (they need sid's C library), which also covers targets in
+a chroot.
 
 The root is given by APROF_SID_ROOT (scripts/test.sh builds it); without it these tests skip.
-Ground truth: the fixture's own description of its threads (fixtures/stack_fixture.py).
+Ground truth: the fixture's own description of its threads (fixtures/stack_fixture.py), the
+asyncio fixture's own all_tasks(), and CPython's own `python3.X -m asyncio ps`.
 """
 import json
 import os
@@ -15,8 +17,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-EXIT_UNSUPPORTED = 5  # docs/exit-codes.md
-READABLE = ("python3.14", "python3.14-dbg", "python3.13")
+READABLE = ("python3.14", "python3.14-dbg", "python3.15", "python3.15-dbg", "python3.13")
+NEWEST = ("python3.14", "python3.15")  # the versions with their own task lists and asyncio ps
 
 
 def sid_root():
@@ -98,40 +100,42 @@ def test_sid_dump_matches_truth(t):
 
 
 @h.once
-def test_sid_record_314(t):
+def test_sid_record(t):
     root = sid_root()
     with Chrooted(t, root) as box:
-        fx, truth = start_stack_fixture(t, box, "python3.14", "rec")
-        out = t.path("out.json")
-        res = t.aprof("record", "--pid", fx.pid, "--duration", 1, "--rate", 200, "-o", out,
-                      "-q", timeout=60)
-        t.require_rc(res, 0, "aprof record on 3.14")
-        doc = h.load_speedscope(t, out)
-        t.eq(h.speedscope_problems(doc), [], "speedscope problems")
-        names = {f.get("name") for f in doc["shared"]["frames"]}
-        for tt in truth["threads"]:
-            for f in tt["frames"]:
-                t.check(f["function"] in names, "3.14 record: %s missing" % f["function"])
-        fx.kill()
-        # a churning asyncio service: task-stitched stacks through the workers' tasks
-        clock = box.inside + "/clock.txt"
-        fx = box.start(t, "python3.14", box.inside + "/busy_loop.py", clock, "--seconds", 60)
-        fx.wait_file(box.root + clock, timeout=60)
-        folded = t.path("busy.txt")
-        res = t.aprof("record", "--pid", fx.pid, "--duration", 2, "-o", folded,
-                      "--format", "collapsed", "-q", timeout=60)
-        t.require_rc(res, 0, "aprof record of busy_loop.py on 3.14")
-        with open(folded) as f:
-            text = f.read()
-        t.check(";<task w-" in text and ";<task sup-" in text,
-                "3.14 record: no task-stitched stacks through worker and supervisor tasks:\n%s"
-                % h.short(text))
-        fx.kill()
+        for python in NEWEST:
+            fx, truth = start_stack_fixture(t, box, python, "rec-" + python)
+            out = t.path("out-%s.json" % python)
+            res = t.aprof("record", "--pid", fx.pid, "--duration", 1, "--rate", 200, "-o", out,
+                          "-q", timeout=60)
+            t.require_rc(res, 0, "aprof record on %s" % python)
+            doc = h.load_speedscope(t, out)
+            t.eq(h.speedscope_problems(doc), [], "speedscope problems")
+            names = {f.get("name") for f in doc["shared"]["frames"]}
+            for tt in truth["threads"]:
+                for f in tt["frames"]:
+                    t.check(f["function"] in names, "%s record: %s missing" % (python, f["function"]))
+            fx.kill()
+            # a churning asyncio service: task-stitched stacks through the workers' tasks
+            clock = box.inside + "/clock-%s.txt" % python
+            fx = box.start(t, python, box.inside + "/busy_loop.py", clock, "--seconds", 60)
+            fx.wait_file(box.root + clock, timeout=60)
+            folded = t.path("busy-%s.txt" % python)
+            res = t.aprof("record", "--pid", fx.pid, "--duration", 2, "-o", folded,
+                          "--format", "collapsed", "-q", timeout=60)
+            t.require_rc(res, 0, "aprof record of busy_loop.py on %s" % python)
+            with open(folded) as f:
+                text = f.read()
+            t.check(";<task w-" in text and ";<task sup-" in text,
+                    "%s record: no task-stitched stacks through worker and supervisor tasks:\n%s"
+                    % (python, h.short(text)))
+            fx.kill()
 
 
 def parse_asyncio_ps(text):
-    """Rows of `python -m asyncio ps` (3.14): {task id: (name, awaiter ids, tid)}, columns found
-    by the positions of the header's titles (cells may be empty)."""
+    """Rows of `python -m asyncio ps` (3.14, 3.15): {task id: (name, awaiter ids, tid,
+    coroutine stack innermost first)}, columns found by the positions of the header's titles
+    (cells may be empty)."""
     lines = text.splitlines()
     head = next((i for i, l in enumerate(lines) if l.startswith("tid") and "task id" in l), None)
     if head is None:
@@ -145,66 +149,64 @@ def parse_asyncio_ps(text):
             continue
         cells = [line[starts[i]:starts[i + 1]].strip() for i in range(len(titles))]
         tid, task, name, awaiter = cells[0], int(cells[1], 16), cells[2], int(cells[6] or "0", 16)
-        awaiters = rows.setdefault(task, (name, set(), int(tid)))[1]
+        stack = [x.strip() for x in cells[3].split(" -> ")] if cells[3] else []
+        awaiters = rows.setdefault(task, (name, set(), int(tid), stack))[1]
         if awaiter:  # one row per (task, awaiter); 0x0: none
             awaiters.add(awaiter)
     return rows
 
 
 @h.once
-def test_sid_314_tasks_match_asyncio_ps(t):
-    """aprof's task tree of a 3.14 target against the program's own all_tasks() and against
-    CPython's own `python3.14 -m asyncio ps` (run in the root, which then needs /proc)."""
+def test_sid_tasks_match_asyncio_ps(t):
+    """aprof's task tree of 3.14 and 3.15 targets against the program's own all_tasks() and
+    against CPython's own `python3.X -m asyncio ps` (run in the root, which then needs /proc)."""
     root = sid_root()
     with Chrooted(t, root) as box:
-        truth_path = box.inside + "/ps-truth.json"
-        fx = box.start(t, "python3.14", box.inside + "/async_ps_fixture.py", truth_path)
-        truth = fx.wait_json(box.root + truth_path, timeout=60)
-        res = t.aprof("dump", "--pid", fx.pid, "--json", timeout=30)
-        t.require_rc(res, 0, "aprof dump --json of the 3.14 asyncio fixture")
-        doc = json.loads(res.stdout)
-        t.eq((doc.get("asyncio") or {}).get("status"), "ok", "asyncio status on 3.14")
-        tasks = {x["id"]: x for x in doc.get("tasks", [])}
-        # the program's own view: every task, its name, and the awaiters it built
-        for row in truth["tasks"]:
-            got = tasks.get(row["id"])
-            if not t.check(got is not None, "task %s (%#x) missing" % (row["name"], row["id"])):
-                continue
-            t.eq(got["name"], row["name"], "name of task %#x" % row["id"])
-            t.check(set(row["awaited_by"]) <= set(got.get("awaited_by") or []),
-                    "awaiters of %s: %s, program built %s" % (
-                        row["name"], got.get("awaited_by"), row["awaited_by"]))
-        t.eq(len(tasks), len(truth["tasks"]) + 1,
-             "tasks: all_tasks() of both loops, and the main task that asked (Task-1)")
-        # CPython's own tool on the same process
-        if not box.mount_proc():
-            raise h.Skip("cannot mount /proc in the sid root for asyncio ps")
-        ps = subprocess.run(["chroot", root, "python3.14", "-m", "asyncio", "ps", str(fx.pid)],
-                            capture_output=True, text=True, timeout=60)
-        t.require(ps.returncode == 0, "asyncio ps failed: %s" % h.short(ps.stderr))
-        rows = parse_asyncio_ps(ps.stdout)
-        t.require(len(rows) >= 12, "asyncio ps lists %d tasks:\n%s" % (len(rows), ps.stdout))
-        for task, (name, awaiters, tid) in rows.items():
-            got = tasks.get(task)
-            if not t.check(got is not None, "asyncio ps lists %s (%#x), aprof does not"
-                           % (name, task)):
-                continue
-            t.eq(got["name"], name, "name of %#x (asyncio ps)" % task)
-            t.eq(set(got.get("awaited_by") or []), awaiters,
-                 "awaiters of %s: aprof against asyncio ps" % name)
-            t.eq(got.get("thread"), tid, "thread of %s (asyncio ps)" % name)
-        fx.kill()
+        for python in NEWEST:
+            check_tasks_against_asyncio_ps(t, box, python)
 
 
-@h.once
-def test_sid_315_is_refused(t):
-    root = sid_root()
-    with Chrooted(t, root) as box:
-        fx, _ = start_stack_fixture(t, box, "python3.15", "315")
-        res = t.aprof("dump", "--pid", fx.pid, timeout=30)
-        line = h.one_error_line(t, res, EXIT_UNSUPPORTED, "dump of a 3.15 target")
-        t.check("3.15" in line and "not supported" in line, "message names 3.15: %s" % line)
-        fx.kill()
+def check_tasks_against_asyncio_ps(t, box, python):
+    truth_path = box.inside + "/ps-truth-%s.json" % python
+    fx = box.start(t, python, box.inside + "/async_ps_fixture.py", truth_path)
+    truth = fx.wait_json(box.root + truth_path, timeout=60)
+    res = t.aprof("dump", "--pid", fx.pid, "--json", timeout=30)
+    t.require_rc(res, 0, "aprof dump --json of the %s asyncio fixture" % python)
+    doc = json.loads(res.stdout)
+    t.eq((doc.get("asyncio") or {}).get("status"), "ok", "asyncio status on %s" % python)
+    tasks = {x["id"]: x for x in doc.get("tasks", [])}
+    # the program's own view: every task, its name, and the awaiters it built
+    for row in truth["tasks"]:
+        got = tasks.get(row["id"])
+        if not t.check(got is not None, "%s: task %s (%#x) missing" % (python, row["name"], row["id"])):
+            continue
+        t.eq(got["name"], row["name"], "%s: name of task %#x" % (python, row["id"]))
+        t.check(set(row["awaited_by"]) <= set(got.get("awaited_by") or []),
+                "%s: awaiters of %s: %s, program built %s" % (
+                    python, row["name"], got.get("awaited_by"), row["awaited_by"]))
+    t.eq(len(tasks), len(truth["tasks"]) + 1,
+         "%s tasks: all_tasks() of both loops, and the main task that asked (Task-1)" % python)
+    # CPython's own tool on the same process
+    if not box.mount_proc():
+        raise h.Skip("cannot mount /proc in the sid root for asyncio ps")
+    ps = subprocess.run(["chroot", box.root, python, "-m", "asyncio", "ps", str(fx.pid)],
+                        capture_output=True, text=True, timeout=60)
+    t.require(ps.returncode == 0, "%s asyncio ps failed: %s" % (python, h.short(ps.stderr)))
+    rows = parse_asyncio_ps(ps.stdout)
+    t.require(len(rows) >= 12, "%s asyncio ps lists %d tasks:\n%s" % (python, len(rows), ps.stdout))
+    for task, (name, awaiters, tid, stack) in rows.items():
+        got = tasks.get(task)
+        if not t.check(got is not None, "%s asyncio ps lists %s (%#x), aprof does not"
+                       % (python, name, task)):
+            continue
+        t.eq(got["name"], name, "%s: name of %#x (asyncio ps)" % (python, task))
+        t.eq(set(got.get("awaited_by") or []), awaiters,
+             "%s: awaiters of %s: aprof against asyncio ps" % (python, name))
+        t.eq(got.get("thread"), tid, "%s: thread of %s (asyncio ps)" % (python, name))
+        t.eq([f.get("function") for f in reversed(got.get("coroutine_stack") or [])], stack,
+             "%s: coroutine stack of %s (innermost first): aprof against asyncio ps"
+             % (python, name))
+    fx.kill()
 
 
 if __name__ == "__main__":

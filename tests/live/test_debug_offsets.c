@@ -246,16 +246,19 @@ static void test_spec_table(void **state)
 {
     (void)state;
     assert_null(debug_offsets_spec(12));
-    const dbgoff_spec *spec = debug_offsets_spec(13);
-    assert_non_null(spec);
-    assert_true(spec->struct_size <= DEBUG_OFFSETS_READ_SIZE);
-    for (size_t i = 0; i < spec->nfields; i++) {
-        const dbgoff_field *f = &spec->fields[i];
-        assert_true(f->src >= 24 && f->src + 8 <= spec->struct_size);
-        assert_true(f->size_src == 0 || (f->size_src >= 24 && f->size_src < f->src));
-        const layout_field *lf = f->layout_key ? field_by_key(f->layout_key) : NULL;
-        if (f->layout_key && (!lf || lf->kind != LF_OFFSET))
-            fail_msg("%s.%s maps to unknown layout key %s", f->section, f->field, f->layout_key);
+    for (unsigned minor = 13; minor <= APROF_PY_MAX_MINOR; minor++) {
+        const dbgoff_spec *spec = debug_offsets_spec(minor);
+        assert_non_null(spec);
+        assert_true(spec->struct_size <= DEBUG_OFFSETS_READ_SIZE);
+        for (size_t i = 0; i < spec->nfields; i++) {
+            const dbgoff_field *f = &spec->fields[i];
+            assert_true(f->src >= 24 && f->src + 8 <= spec->struct_size);
+            assert_true(f->size_src == 0 || (f->size_src >= 24 && f->size_src < f->src));
+            const layout_field *lf = f->layout_key ? field_by_key(f->layout_key) : NULL;
+            if (f->layout_key && (!lf || lf->kind != LF_OFFSET))
+                fail_msg("3.%u %s.%s maps to unknown layout key %s", minor, f->section,
+                         f->field, f->layout_key);
+        }
     }
     for (int st = DBGOFF_OK; st <= DBGOFF_IMPLAUSIBLE; st++)
         assert_non_null(debug_offsets_strerror((dbgoff_status)st));
@@ -353,8 +356,8 @@ static void test_corruptions_rejected(void **state)
     expect_rejected(b, sizeof b, 13, 0, DBGOFF_FREE_THREADED);
 
     memcpy(b, good, sizeof b);
-    put_u64(b, 8, 0x030f00f0); /* a 3.15 we have no description for */
-    expect_rejected(b, sizeof b, 15, 0, DBGOFF_UNKNOWN_VERSION);
+    put_u64(b, 8, 0x031000f0); /* a 3.16 we have no description for */
+    expect_rejected(b, sizeof b, 16, 0, DBGOFF_UNKNOWN_VERSION);
 
     expect_rejected(good, 100, 13, 0, DBGOFF_TOO_SHORT);
     expect_rejected(good, 8, 13, 0, DBGOFF_TOO_SHORT);
@@ -376,13 +379,11 @@ static void test_corruptions_rejected(void **state)
 }
 
 /* The layout of _Py_DebugOffsets in debug_offsets.c agrees with libpython3.13's DWARF. */
-static void test_spec_matches_dwarf(void **state)
+/* The description of 3.minor's _Py_DebugOffsets against the DWARF of lib, which has it. */
+static void check_spec_against(unsigned minor, const char *lib)
 {
-    (void)state;
-    const test_interp *py = pyenv_313();
-    if (!py)
-        skip();
-    const dbgoff_spec *spec = debug_offsets_spec(13);
+    const dbgoff_spec *spec = debug_offsets_spec(minor);
+    assert_non_null(spec);
     static char paths[128][128];
     char *argv[132];
     size_t a = 0, k = 0;
@@ -390,7 +391,7 @@ static void test_spec_matches_dwarf(void **state)
     const char *bindir = getenv("APROF_BINARY_DIR");
     snprintf(tool, sizeof tool, "%s/layoutgen", bindir ? bindir : ".");
     argv[a++] = tool;
-    argv[a++] = (char *)py->libpython;
+    argv[a++] = (char *)lib;
     snprintf(paths[k], sizeof paths[k], "sizeof:_Py_DebugOffsets");
     argv[a++] = paths[k++];
     for (size_t i = 0; i < spec->nfields && k + 2 < 128; i++) {
@@ -449,6 +450,30 @@ static void test_spec_matches_dwarf(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     assert_int_equal(lines, k);
+}
+
+/* Every description against the DWARF of a build that has it: the pyenv 3.13 and, with
+ * APROF_SID_ROOT, Debian sid's python3.14d and python3.15d. */
+static void test_spec_matches_dwarf(void **state)
+{
+    (void)state;
+    size_t checked = 0;
+    const test_interp *py = pyenv_313();
+    if (py) {
+        check_spec_against(13, py->libpython);
+        checked++;
+    }
+    const char *root = getenv("APROF_SID_ROOT");
+    for (unsigned minor = 14; root && *root && minor <= 15; minor++) {
+        char lib[PATH_MAX];
+        snprintf(lib, sizeof lib, "%s/usr/bin/python3.%ud", root, minor);
+        if (access(lib, R_OK) != 0)
+            fail_msg("APROF_SID_ROOT is set but %s is missing", lib);
+        check_spec_against(minor, lib);
+        checked++;
+    }
+    if (!checked)
+        skip();
 }
 
 /* Bytes from a live 3.13 process: accepted, and they agree with the built-in 3.13 table. */

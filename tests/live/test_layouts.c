@@ -1,7 +1,8 @@
 /* Checks of the per-version layout table (src/cpython/layouts.c).
  *
  * Three kinds of ground truth:
- *  - the DWARF of every pyenv CPython 3.10-3.13 on the machine, through `layoutgen --check`
+ *  - the DWARF of every pyenv CPython 3.10-3.13 on the machine and of Debian sid's python3.14d
+ *    and python3.15d (APROF_SID_ROOT), through `layoutgen --check`
  *    (every field described in layout_fields[]);
  *  - the running interpreters themselves, including stripped ones without DWARF (Debian's
  *    python3.11): a Python probe (below) reads each field of real objects through
@@ -126,6 +127,37 @@ static size_t find_pyenv(interp *out, size_t max)
             n++;
         else
             fprintf(stderr, "skipping %s: no shared libpython or _asyncio\n", t->prefix);
+    }
+    return n;
+}
+
+/* Debian sid's Py_DEBUG builds in the root of scripts/sid_root.sh (APROF_SID_ROOT), the DWARF
+ * the 3.14 and 3.15 tables come from: python3.14d with its _asyncio extension, python3.15d
+ * with _asyncio built into the executable. */
+static size_t find_sid_debug(interp *out, size_t max)
+{
+    const char *root = getenv("APROF_SID_ROOT");
+    static char pythons[2][PATH_MAX];
+    size_t n = 0;
+    if (!root || !*root)
+        return 0;
+    for (unsigned minor = 14; minor <= 15 && n < max; minor++) {
+        interp *it = &out[n];
+        snprintf(pythons[n], sizeof pythons[n], "%s/usr/bin/python3.%ud", root, minor);
+        if (minor == 14)
+            snprintf(it->aio, sizeof it->aio,
+                     "%s/usr/lib/python3.14/lib-dynload/_asyncio.cpython-314d-x86_64-linux-gnu.so",
+                     root);
+        else
+            snprintf(it->aio, sizeof it->aio, "%s", pythons[n]);
+        if (!is_file(pythons[n]) || !is_file(it->aio)) {
+            fprintf(stderr, "skipping 3.%u debug build: not in %s\n", minor, root);
+            continue;
+        }
+        it->minor = minor;
+        it->python = pythons[n];
+        it->lib = pythons[n];
+        n++;
     }
     return n;
 }
@@ -262,6 +294,7 @@ static void test_dwarf_check(void **state)
     if (n == 0)
         fail_msg("no pyenv CPython 3.%d-3.%d with shared libpython found", APROF_PY_MIN_MINOR,
                  APROF_PY_MAX_MINOR);
+    n += find_sid_debug(found + n, 8 - n);
     static char out[OUT_MAX];
     for (size_t i = 0; i < n; i++) {
         char minor[8];
