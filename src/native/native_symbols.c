@@ -3,6 +3,7 @@
 #include "hash.h"
 
 #include "clock.h"
+#include "native_functions.h"
 #include "native_inline.h"
 
 #include <dwarf.h>
@@ -20,6 +21,7 @@
 #define SYMCACHE_SLOTS 65536u /* power of two */
 #define SYMCACHE_MAX_FILL (SYMCACHE_SLOTS / 4 * 3)
 #define MAPS_MAX_BYTES (64u << 20)
+#define EVAL_PARTS_MAX 8
 
 typedef struct sym_slot {
     uint64_t addr; /* looked-up address + 1; 0: empty */
@@ -32,6 +34,13 @@ typedef struct module_info {
     native_unwind_table table;
     const char *label;   /* interned basename of the module, for "LIB+0x..." */
     const char *path;    /* interned path (or the module name, e.g. "[vdso]") */
+    /* For code without a symbol: function bounds from the unwind tables, and the unnamed
+     * split-off parts of the evaluation loop (native_functions.h). Loaded on first need. */
+    bool functions_done;
+    native_functions *functions;
+    const char *eval_name;        /* interned name of the evaluation loop's entry symbol */
+    fn_range eval_parts[EVAL_PARTS_MAX];
+    size_t neval_parts;
 } module_info;
 
 struct native_symbols {
@@ -175,10 +184,17 @@ static int parse_maps(native_symbols *ns, const char *text, char **sig, size_t *
     return 0;
 }
 
+static void module_info_free(module_info *mi)
+{
+    if (mi)
+        native_functions_free(mi->functions);
+    free(mi);
+}
+
 static void free_module_info(void **userdata)
 {
     if (userdata && *userdata) {
-        free(*userdata);
+        module_info_free(*userdata);
         *userdata = NULL;
     }
 }
@@ -188,7 +204,7 @@ static int on_removed(Dwfl_Module *mod, void *userdata, const char *name, Dwarf_
 {
     (void)mod, (void)name, (void)base;
     native_symbols *ns = arg;
-    free(userdata);
+    module_info_free(userdata);
     ns->modules_removed = true;
     return DWARF_CB_OK;
 }
@@ -414,21 +430,61 @@ static const char *intern_symbol(strtab *st, const char *name)
     return strtab_intern(st, name, at && at > name ? (size_t)(at - name) : strlen(name));
 }
 
+/* The function bounds of a module and the split-off parts of its evaluation loop, once. A
+ * part counts only when no symbol of its own covers it. */
+static void load_functions(native_symbols *ns, Dwfl_Module *mod, module_info *mi)
+{
+    if (mi->functions_done)
+        return;
+    mi->functions_done = true;
+    Dwarf_Addr bias = 0;
+    mi->functions = native_functions_load(dwfl_module_getelf(mod, &bias));
+    int nsym = mi->functions ? dwfl_module_getsymtab(mod) : 0;
+    for (int i = 1; i < nsym && !mi->eval_name; i++) {
+        GElf_Sym sym;
+        GElf_Addr addr = 0;
+        const char *name = dwfl_module_getsym_info(mod, i, &sym, &addr, NULL, NULL, NULL);
+        if (!name || GELF_ST_TYPE(sym.st_info) != STT_FUNC || !native_symbols_is_eval_name(name) ||
+            strchr(name, '.'))
+            continue;
+        fn_range parts[EVAL_PARTS_MAX];
+        size_t n = native_functions_split_parts(mi->functions, addr - bias, parts, EVAL_PARTS_MAX);
+        for (size_t k = 0; k < n; k++) {
+            GElf_Off off = 0;
+            GElf_Sym other;
+            const char *owner = dwfl_module_addrinfo(mod, parts[k].start + bias, &off, &other,
+                                                     NULL, NULL, NULL);
+            if (!owner || native_symbols_is_eval_name(owner))
+                mi->eval_parts[mi->neval_parts++] = parts[k];
+        }
+        mi->eval_name = intern_symbol(ns->st, name);
+    }
+}
+
 /* Without a symbol, name code after the start of its function as the unwind tables (.eh_frame
  * FDEs, one per function or split-off part) delimit it, so that samples anywhere in one function
- * add up in one frame. Falls back to addr itself. */
-static uint64_t function_start(Dwfl_Module *mod, Dwarf_Addr addr)
+ * add up in one frame; code in a split-off part of the evaluation loop is that loop. */
+static void name_unsymbolized(native_symbols *ns, Dwfl_Module *mod, module_info *mi,
+                              uint64_t addr, native_sym *out)
 {
     Dwarf_Addr bias = 0;
-    Dwarf_CFI *cfi = dwfl_module_eh_cfi(mod, &bias);
-    Dwarf_Frame *frame = NULL;
-    if (!cfi || dwarf_cfi_addrframe(cfi, addr - bias, &frame) != 0 || !frame)
-        return addr;
-    Dwarf_Addr start = 0, end = 0;
-    bool signalp = false;
-    int ra = dwarf_frame_info(frame, &start, &end, &signalp);
-    free(frame);
-    return ra >= 0 && start <= addr - bias && addr - bias < end ? start + bias : addr;
+    dwfl_module_getelf(mod, &bias);
+    load_functions(ns, mod, mi);
+    uint64_t vaddr = addr - bias, start = vaddr;
+    for (size_t i = 0; i < mi->neval_parts; i++) {
+        if (vaddr >= mi->eval_parts[i].start && vaddr < mi->eval_parts[i].end) {
+            out->name = mi->eval_name;
+            out->is_eval = true;
+            out->known = true;
+            return;
+        }
+    }
+    fn_range r;
+    if (native_functions_find(mi->functions, vaddr, &r))
+        start = r.start;
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s+0x%" PRIx64, mi->label, start);
+    out->name = strtab_intern_cstr(ns->st, buf);
 }
 
 static void resolve(native_symbols *ns, uint64_t addr, native_sym *out)
@@ -466,14 +522,8 @@ static void resolve(native_symbols *ns, uint64_t addr, native_sym *out)
     }
     if (!out->file)
         out->file = "";
-    if (!out->name) {
-        Dwarf_Addr bias = 0;
-        dwfl_module_getelf(mod, &bias);
-        uint64_t start = function_start(mod, addr);
-        char buf[512];
-        snprintf(buf, sizeof(buf), "%s+0x%" PRIx64, mi->label, (uint64_t)(start - bias));
-        out->name = strtab_intern_cstr(ns->st, buf);
-    }
+    if (!out->name)
+        name_unsymbolized(ns, mod, mi, addr, out);
 }
 
 const native_sym *native_symbols_lookup(native_symbols *ns, uint64_t pc, bool return_address)
