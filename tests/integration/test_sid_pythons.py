@@ -10,6 +10,7 @@ asyncio fixture's own all_tasks(), and CPython's own `python3.X -m asyncio ps`.
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import nativecheck  # noqa: E402
 
+EXIT_UNSUPPORTED = 5  # docs/exit-codes.md
 READABLE = ("python3.14", "python3.14-dbg", "python3.15", "python3.15-dbg", "python3.13")
 NEWEST = ("python3.14", "python3.15")  # the versions with their own task lists and asyncio ps
 STRIPPED = ("python3.13", "python3.14", "python3.15")  # Debian's PGO builds without .symtab
@@ -234,6 +236,108 @@ def check_tasks_against_asyncio_ps(t, box, python):
              "%s: coroutine stack of %s (innermost first): aprof against asyncio ps"
              % (python, name))
     fx.kill()
+
+
+# ---------------------------------------------------------------- interpreters gone wrong
+
+def elf_sections(path):
+    """{name: (address, file offset, size)} of a 64-bit little-endian ELF file."""
+    with open(path, "rb") as f:
+        data = f.read()
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3a)
+    heads = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    strtab = heads[shstrndx][4]
+    sections = {}
+    for name, _type, _flags, addr, offset, size, *_ in heads:
+        end = data.index(b"\0", strtab + name)
+        sections[data[strtab + name:end].decode()] = (addr, offset, size)
+    return sections, data
+
+
+def dynamic_symbol(path, wanted):
+    """Address of a .dynsym symbol."""
+    sections, data = elf_sections(path)
+    _, off, size = sections[".dynsym"]
+    _, stroff, _ = sections[".dynstr"]
+    for i in range(size // 24):
+        name, _info, _other, _shndx, value, _size = struct.unpack_from("<IBBHQQ", data, off + i * 24)
+        end = data.index(b"\0", stroff + name)
+        if data[stroff + name:end].decode() == wanted:
+            return value
+    raise h.Failure("%s has no dynamic symbol %s" % (path, wanted))
+
+
+def file_offset(path, address):
+    sections, _ = elf_sections(path)
+    for addr, off, size in sections.values():
+        if addr and addr <= address < addr + size:
+            return off + (address - addr)
+    raise h.Failure("address %#x is in no section of %s" % (address, path))
+
+
+def patched_python(box, tag, patches):
+    """A copy of sid's stripped python3.15 inside the root with bytes changed: patches are
+    (file offset, bytes). Returns its path inside the root."""
+    src = box.root + "/usr/bin/python3.15"
+    with open(src, "rb") as f:
+        data = bytearray(f.read())
+    for off, value in patches:
+        data[off:off + len(value)] = value
+    os.makedirs(box.host + "/" + tag, exist_ok=True)
+    dst = "%s/%s/python3.15" % (box.host, tag)
+    with open(dst, "wb") as f:
+        f.write(data)
+    os.chmod(dst, 0o755)
+    return "%s/%s/python3.15" % (box.inside, tag)
+
+
+@h.once
+def test_sid_bad_interpreters(t):
+    """Real interpreters that aprof must refuse or read only in part, made by patching copies of
+    sid's python3.15 (which itself never reads these bytes): a free-threaded flag, an offset
+    outside its struct, a future version (3.16), and a corrupt .AsyncioDebug. One line and exit
+    5 each, or, for the asyncio section, the stacks with the tasks reported unread."""
+    root = sid_root()
+    with Chrooted(t, root) as box:
+        exe = root + "/usr/bin/python3.15"
+        sections, _ = elf_sections(exe)
+        runtime = sections[".PyRuntime"][1]  # _Py_DebugOffsets at its start
+        aio = sections[".AsyncioDebug"][1]
+        version = file_offset(exe, dynamic_symbol(exe, "Py_Version"))
+        future = struct.pack("<Q", 0x031000f0)
+        cases = [
+            ("free-threaded", [(runtime + 16, struct.pack("<Q", 1))],
+             "free-threaded interpreter build is not supported"),
+            ("bad-offset", [(runtime + 184, struct.pack("<Q", 1 << 20))],  # thread_state.prev
+             "implausible offsets"),
+            ("future", [(version, future[:4]), (runtime + 8, future)],
+             "newer than this aprof"),
+        ]
+        for tag, patches, expect in cases:
+            python = patched_python(box, tag, patches)
+            fx, _ = start_stack_fixture(t, box, python, tag)
+            res = t.aprof("dump", "--pid", fx.pid, timeout=30)
+            line = h.one_error_line(t, res, EXIT_UNSUPPORTED, "dump of a %s 3.15" % tag)
+            t.check(expect in line and ("3.15.2" in line or tag == "future"),
+                    "%s: message %r should say %r and name the version" % (tag, line, expect))
+            if tag == "future":
+                t.check("3.16.0" in line, "future: the message names 3.16.0: %s" % line)
+            fx.kill()
+        # a task struct of size 0: the section fails validation, tasks are not read
+        python = patched_python(box, "bad-asyncio", [(aio, struct.pack("<Q", 0))])
+        truth_path = box.inside + "/ps-truth-bad.json"
+        fx = box.start(t, python, box.inside + "/async_ps_fixture.py", truth_path)
+        fx.wait_json(box.root + truth_path, timeout=60)
+        res = t.aprof("dump", "--pid", fx.pid, "--json", timeout=30)
+        t.require_rc(res, 0, "dump of a 3.15 with a corrupt .AsyncioDebug")
+        doc = json.loads(res.stdout)
+        t.eq((doc.get("asyncio") or {}).get("status"), "unsupported",
+             "asyncio status with a corrupt .AsyncioDebug")
+        t.eq(doc.get("tasks") or [], [], "no partial task list")
+        t.check(any(f.get("function") == "run" for th in doc.get("threads", [])
+                    for f in th.get("frames", [])), "the thread stacks are still read")
+        fx.kill()
 
 
 if __name__ == "__main__":
