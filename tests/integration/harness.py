@@ -1,8 +1,13 @@
 """Integration-test harness for aprof (stdlib only; run by /usr/bin/python3).
 
 - interpreters(): every CPython 3.10-3.13 under `pyenv root`/versions (newest patch of each minor)
-  plus Debian's /usr/bin/python3.11 ("debian-3.11"). APROF_TEST_PYTHONS="3.12,debian-3.11"
-  restricts the run to those labels.
+  plus Debian's /usr/bin/python3.11 ("debian-3.11"), and with APROF_SID_ROOT (the Debian sid
+  root of scripts/sid_root.sh) and APROF_TEST_SID_ALL=1 its stripped 3.14 and 3.15 ("sid-3.14",
+  "sid-3.15"), run chrooted (opt-in: not every test passes there yet). APROF_TEST_PYTHONS="3.12,debian-3.11" restricts the run to those labels.
+- A chrooted interpreter's path is a wrapper script that runs it in the root, passing host paths
+  under the root as the paths inside it; the fixtures are copied into the root at their host
+  path, and a test's temp dir is made inside the root: every path a test hands a fixture works
+  unchanged.
 - Ctx.start(): a fixture under an interpreter in the test's own temp dir; Fixture.wait_json()
   waits (bounded) for its ground-truth file. Every process a test starts is killed when the test
   ends and again at exit.
@@ -69,11 +74,13 @@ def short(text, limit=2000):
 # ---------------------------------------------------------------- interpreters
 
 class Interpreter:
-    def __init__(self, label, path, version):
-        self.label = label          # "3.12.1" or "debian-3.11"
-        self.path = path
+    def __init__(self, label, path, version, root=None, exe=None):
+        self.label = label          # "3.12.1", "debian-3.11" or "sid-3.15"
+        self.path = path            # what to run (a chrooted interpreter: its wrapper)
         self.version = version      # platform.python_version() of the interpreter
         self.minor = tuple(int(x) for x in version.split(".")[:2])
+        self.root = root            # the root it runs chrooted in, or None
+        self.exe = exe or path      # its executable as the host sees it (/proc/PID/exe)
 
     def __repr__(self):
         return "Interpreter(%s, %s)" % (self.label, self.path)
@@ -124,6 +131,54 @@ def query_version(path):
 
 
 _interpreters = None
+SID_PYTHONS = ("3.14", "3.15")
+_wrapper_dir = None
+
+
+def chroot_wrapper(root, python):
+    """A script that runs ROOT/usr/bin/PYTHON chrooted, host paths under ROOT passed as the
+    paths inside it (exec: the target's pid is the script's)."""
+    global _wrapper_dir
+    if _wrapper_dir is None:
+        _wrapper_dir = tempfile.mkdtemp(prefix="aprof-chroot-")
+        atexit.register(shutil.rmtree, _wrapper_dir, True)
+    path = os.path.join(_wrapper_dir, python)
+    with open(path, "w") as f:
+        f.write('#!/bin/sh\n'
+                '# %s, run chrooted in %s\n'
+                'root=%s\n'
+                'for a; do\n'
+                '    shift\n'
+                '    case "$a" in "$root"/*) a="${a#"$root"}" ;; esac\n'
+                '    set -- "$@" "$a"\n'
+                'done\n'
+                'exec chroot "$root" /usr/bin/%s "$@"\n' % (python, root, root, python))
+    os.chmod(path, 0o755)
+    return path
+
+
+def sid_interpreters():
+    """Debian sid's stripped 3.14 and 3.15, run chrooted in APROF_SID_ROOT; the fixtures are
+    copied into the root at their host path."""
+    root = os.environ.get("APROF_SID_ROOT")
+    # Opt-in (APROF_TEST_SID_ALL=1) until the whole suite passes on them: see docs/limits.md.
+    if not os.environ.get("APROF_TEST_SID_ALL") or not root or \
+            not os.path.isfile(os.path.join(root, ".aprof-ready")):
+        return []
+    inside = root + FIXTURES
+    shutil.rmtree(inside, ignore_errors=True)
+    shutil.copytree(FIXTURES, inside)
+    found = []
+    for minor in SID_PYTHONS:
+        python = "python" + minor
+        exe = os.path.join(root, "usr/bin", python)
+        if not os.access(exe, os.X_OK):
+            continue
+        wrapper = chroot_wrapper(root, python)
+        version = query_version(wrapper)
+        if version:
+            found.append(Interpreter("sid-" + minor, wrapper, version, root, exe))
+    return found
 
 
 def interpreters():
@@ -141,6 +196,7 @@ def interpreters():
             version = query_version(DEBIAN_PYTHON)
             if version:
                 found.append(Interpreter("debian-3.11", DEBIAN_PYTHON, version))
+        found += sid_interpreters()
         wanted = os.environ.get("APROF_TEST_PYTHONS")
         if wanted:
             labels = set(x.strip() for x in wanted.split(","))
@@ -302,7 +358,9 @@ class Ctx:
         self.name = name
         self.interp = interp
         self.rng = rng
-        self.tmp = tempfile.mkdtemp(prefix="aprof-it-")
+        # inside the root of a chrooted interpreter, so that its fixtures can write there
+        self.tmp = tempfile.mkdtemp(prefix="aprof-it-",
+                                    dir=interp.root + "/tmp" if interp and interp.root else None)
         os.chmod(self.tmp, 0o755)
         self.failures = []
         self.procs = []
@@ -693,7 +751,7 @@ def main():
 
 
 def newest(interps):
-    """The pyenv interpreter of the highest version (the Debian one only if nothing else)."""
-    pyenv = [i for i in interps if not i.label.startswith("debian")]
+    """The pyenv interpreter of the highest version (Debian's only if nothing else)."""
+    pyenv = [i for i in interps if not i.label.startswith(("debian", "sid"))]
     return max(pyenv or interps, key=lambda i: tuple(int(x) for x in re.findall(r"\d+", i.version)))
 

@@ -34,12 +34,14 @@ def start_fixture(t, *extra):
 
 def dump_test(t, unwinder):
     fx, truth = start_fixture(t)
-    check_merged_dumps(t, fx.pid, truth, unwinder)
+    # a chrooted sid interpreter: sid's C library enters system calls through an unnamed
+    # internal function, so the innermost C function has no name to check
+    check_merged_dumps(t, fx.pid, truth, unwinder, check_leaf=not t.interp.root)
     # Debug information: file:line where it exists, library and no line where it does not.
     stacks = dump_stacks(t, fx.pid, unwinder)
     natives = [f for frames in stacks.values() for f in frames if f["kind"] == "native"]
-    if t.interp.label.startswith("debian"):
-        check_stripped_names(t, natives, t.interp.path)
+    if t.interp.label.startswith(("debian", "sid")):
+        check_stripped_names(t, natives, t.interp.exe)
     else:
         t.check(any(f["line"] > 0 and f["file"].endswith(".c") for f in natives),
                 "no native frame with a C file and line, though the interpreter has DWARF: %s"
