@@ -8,7 +8,7 @@
  * differs from our table (a later micro release, a vendor patch) is still read correctly.
  *
  * The layout of _Py_DebugOffsets itself changes between minor versions: it is described per
- * version as data in debug_offsets.c (3.14 is added there as one more table).
+ * version as data in debug_offsets.c (one table each for 3.13, 3.14 and 3.15).
  */
 #ifndef APROF_DEBUG_OFFSETS_H
 #define APROF_DEBUG_OFFSETS_H

@@ -210,21 +210,18 @@ pyrt_status pyruntime_locate(pid_t pid, pyruntime *rt, char *msg, size_t msglen)
             continue;
         }
         const py_layout *L = layout_for_version(rt->major, rt->minor);
-        if (!L && rt->major == 3 && rt->minor > APROF_PY_MAX_MINOR) {
-            /* Its _Py_DebugOffsets would describe much of it, but the layout of that struct
-             * itself changes with every minor version: this aprof cannot parse it. */
-            snprintf(msg, msglen, "Python %s found in process %d is newer than this aprof "
-                     "(it reads CPython 3.%d to 3.%d): the layout of its _Py_DebugOffsets and "
-                     "of the structures they do not describe is not known here", rt->version,
-                     (int)pid, APROF_PY_MIN_MINOR, APROF_PY_MAX_MINOR);
-            st = PYRT_UNSUPPORTED;
-            elf_image_close(&img);
-            break;
-        }
         if (!L) {
-            snprintf(msg, msglen, "Python %s found in process %d is not supported "
-                     "(aprof supports CPython 3.%d to 3.%d)", rt->version, (int)pid,
-                     APROF_PY_MIN_MINOR, APROF_PY_MAX_MINOR);
+            /* A later version's _Py_DebugOffsets would describe much of it, but the layout of
+             * that struct itself changes with every minor version: this aprof cannot parse it. */
+            if (rt->major == 3 && rt->minor > APROF_PY_MAX_MINOR)
+                snprintf(msg, msglen, "Python %s found in process %d is newer than this aprof "
+                         "(it reads CPython 3.%d to 3.%d): the layout of its _Py_DebugOffsets "
+                         "and of the structures they do not describe is not known here",
+                         rt->version, (int)pid, APROF_PY_MIN_MINOR, APROF_PY_MAX_MINOR);
+            else
+                snprintf(msg, msglen, "Python %s found in process %d is not supported "
+                         "(aprof supports CPython 3.%d to 3.%d)", rt->version, (int)pid,
+                         APROF_PY_MIN_MINOR, APROF_PY_MAX_MINOR);
             st = PYRT_UNSUPPORTED;
             elf_image_close(&img);
             break;

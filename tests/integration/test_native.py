@@ -20,8 +20,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-from nativecheck import (UNWINDERS, check_call, check_callback,  # noqa: E402
-                         check_merged_dumps, check_stripped_names, dump_stacks)
+from nativecheck import (check_call, check_callback, check_merged_dumps,  # noqa: E402
+                         check_stripped_names, dump_stacks)
 
 def start_fixture(t, *extra):
     truth_path = t.path("truth.json")
