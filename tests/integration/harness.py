@@ -273,6 +273,17 @@ def proc_state(pid):
     return result
 
 
+def thread_start_ticks(pid, tid):
+    """The thread's start time in clock ticks since boot (with the tid, names one thread even
+    when tids are reused), None if it is gone."""
+    try:
+        with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
+            stat = f.read()
+        return int(stat[stat.rindex(")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class Fixture:
     """A target process started by a test; its stdout/stderr go to files in the test's dir."""
 

@@ -279,12 +279,15 @@ def test_native_stress(t):
     while proc.poll() is None and time.monotonic() < deadline + 60:
         now = time.monotonic()
         states = h.proc_state(target)
+        # A thread is known by its tid and start time: 2,500 threads a second wrap tids around
+        # pid_max (32768 here) within the run, and a thread gone while stopped is forgotten.
+        stopped_now = {}
         for tid, (state, _tracer) in states.items():
             if state[:1] in "tT":
-                stopped_since.setdefault(tid, now)
-                longest = max(longest, now - stopped_since[tid])
-            else:
-                stopped_since.pop(tid, None)
+                key = (tid, h.thread_start_ticks(target, tid))
+                stopped_now[key] = stopped_since.get(key, now)
+                longest = max(longest, now - stopped_now[key])
+        stopped_since = stopped_now
         time.sleep(0.01)
     res = t.finish(proc, timeout=90)
     t.check(longest < 1.0, "a target thread stayed stopped for %.2f s" % longest)
