@@ -270,11 +270,15 @@ static void account(async_record *r, uint64_t now, uint64_t weight)
     if (alive > r->stats.max_alive)
         r->stats.max_alive = alive;
     r->baseline = true;
-    /* Tasks of the previous snapshot that are gone have finished (or were collected). */
+    /* Tasks of the previous snapshot that are gone have finished (or were collected). 3.14+
+     * unlinks a task when it is done, so how it ended is read from the task object if it is
+     * still alive. */
     for (size_t k = 0; k < r->prev.n; k++) {
         tracked *p = &r->prev.recs[k];
-        if (p->id > 1 && !p->done_counted)
+        if (p->id > 1 && !p->done_counted) {
             r->stats.finished++;
+            r->stats.cancelled += asyncio_task_outcome(r->reader, p->id, p->coro) == ATS_CANCELLED;
+        }
     }
     track_table tmp = r->prev;
     r->prev = r->cur;

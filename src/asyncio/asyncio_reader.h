@@ -196,6 +196,12 @@ uint32_t async_task_of_thread(const async_snapshot *s, const aprof_thread_sample
  * not a task index). */
 uint32_t async_root_chain(const async_snapshot *s, uint32_t i, uint32_t *out, uint32_t cap);
 
+/* How a task that has left asyncio's task lists ended (3.14+ unlinks a task as soon as it is
+ * done): read from the object itself, trusted only while it is still a task holding the same
+ * coroutine. ATS_DONE or ATS_CANCELLED, else ATS_UNKNOWN (freed, reused, unreadable, or still
+ * pending). */
+uint8_t asyncio_task_outcome(asyncio_reader *r, uint64_t id, uint64_t coro);
+
 /* Does a chain from an older snapshot (chain[0] the task a thread runs now, chain[k] awaiting
  * chain[k-1]) still hold? One read of the task objects: each must still hold the same coroutine
  * and name, and each awaiter must still wait on the same future (it has not resumed since).

@@ -186,6 +186,24 @@ void ar_read_task(asyncio_reader *r, task_rec *rec)
             t->state = ATS_RUNNING;
 }
 
+uint8_t asyncio_task_outcome(asyncio_reader *r, uint64_t id, uint64_t coro)
+{
+    uint32_t cls = ar_classify(r, id);
+    if (!(cls & TC_TASK) || !coro)
+        return ATS_UNKNOWN;
+    uint64_t now_coro = 0;
+    if (cls & TC_CLAYOUT) {
+        if (!rd_ptr(r, id + (uint64_t)r->L->asyncio.task_coro, &now_coro))
+            return ATS_UNKNOWN;
+    } else if (!ar_py_attr(r, id, "_coro", &now_coro)) {
+        return ATS_UNKNOWN;
+    }
+    if (now_coro != coro) /* cleared by its deallocation, or the memory holds another task */
+        return ATS_UNKNOWN;
+    int st = future_state(r, id, cls);
+    return st == FUT_CANCELLED ? ATS_CANCELLED : st == FUT_FINISHED ? ATS_DONE : ATS_UNKNOWN;
+}
+
 /* ---- recheck ------------------------------------------------------------------------------ */
 
 /* Without --blocking the target runs while a snapshot reads it, and the reads of one task are
