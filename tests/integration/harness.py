@@ -2,8 +2,8 @@
 
 - interpreters(): every CPython 3.10-3.13 under `pyenv root`/versions (newest patch of each minor)
   plus Debian's /usr/bin/python3.11 ("debian-3.11"), and with APROF_SID_ROOT (the Debian sid
-  root of scripts/sid_root.sh) and APROF_TEST_SID_ALL=1 its stripped 3.14 and 3.15 ("sid-3.14",
-  "sid-3.15"), run chrooted (opt-in: not every test passes there yet). APROF_TEST_PYTHONS="3.12,debian-3.11" restricts the run to those labels.
+  root of scripts/sid_root.sh) its stripped 3.14 and 3.15 ("sid-3.14", "sid-3.15"), run
+  chrooted (APROF_TEST_SID=0 leaves them out). APROF_TEST_PYTHONS="3.12,debian-3.11" restricts the run to those labels.
 - A chrooted interpreter's path is a wrapper script that runs it in the root, passing host paths
   under the root as the paths inside it; the fixtures are copied into the root at their host
   path, and a test's temp dir is made inside the root: every path a test hands a fixture works
@@ -161,8 +161,7 @@ def sid_interpreters():
     """Debian sid's stripped 3.14 and 3.15, run chrooted in APROF_SID_ROOT; the fixtures are
     copied into the root at their host path."""
     root = os.environ.get("APROF_SID_ROOT")
-    # Opt-in (APROF_TEST_SID_ALL=1) until the whole suite passes on them: see docs/limits.md.
-    if not os.environ.get("APROF_TEST_SID_ALL") or not root or \
+    if os.environ.get("APROF_TEST_SID") == "0" or not root or \
             not os.path.isfile(os.path.join(root, ".aprof-ready")):
         return []
     inside = root + FIXTURES

@@ -121,7 +121,7 @@ def test_sid_dump_native(t):
             truth = fx.wait_json(box.root + truth_path, timeout=60)
             for unwinder in nativecheck.UNWINDERS:
                 nativecheck.check_merged_dumps(t, fx.pid, truth, unwinder,
-                                               "%s, %s: " % (python, unwinder), check_leaf=False)
+                                               "%s, %s: " % (python, unwinder))
             stacks = nativecheck.dump_stacks(t, fx.pid, "dw")
             natives = [f for frames in stacks.values() for f in frames if f["kind"] == "native"]
             nativecheck.check_stripped_names(t, natives, root + "/usr/bin/" + python)

@@ -159,15 +159,18 @@ def test_stalls_match_truth(t):
     run_stall_fixture(t)
 
 
-@h.once
-def test_stalls_uvloop(t):
-    if not os.path.exists(h.DEBIAN_PYTHON):
-        raise h.Skip("no Debian python3.11")
-    probe = t.aprof  # noqa: F841 (keep the harness' aprof check)
+def require_module(t, module):
+    """Skip unless the test's interpreter imports `module` (Debian's python3-uvloop and
+    python3-aiohttp: for its python3.11, and for sid's python3.14 in the sid root)."""
     import subprocess
-    if subprocess.run([h.DEBIAN_PYTHON, "-c", "import uvloop"], capture_output=True).returncode:
-        raise h.Skip("python3-uvloop is not installed")
-    run_stall_fixture(t, python=h.DEBIAN_PYTHON, uvloop=True)
+    if subprocess.run([t.py, "-c", "import " + module], capture_output=True).returncode:
+        raise h.Skip("%s is not installed for this interpreter" % module)
+
+
+@h.per_interpreter
+def test_stalls_uvloop(t):
+    require_module(t, "uvloop")
+    run_stall_fixture(t, uvloop=True)
 
 
 @h.per_interpreter
@@ -215,17 +218,14 @@ def test_dump_loop_state(t):
                 "a healthy loop looks blocked: %s" % loop)
 
 
-@h.once
+@h.per_interpreter
 def test_aiohttp_blocking_handler(t):
-    import subprocess
-    if not os.path.exists(h.DEBIAN_PYTHON) or subprocess.run(
-            [h.DEBIAN_PYTHON, "-c", "import aiohttp"], capture_output=True).returncode:
-        raise h.Skip("Debian's python3-aiohttp is not installed")
+    require_module(t, "aiohttp")
     ready = t.path("ready.json")
-    app = t.start("aiohttp_app.py", ready, python=h.DEBIAN_PYTHON, name="app")
+    app = t.start("aiohttp_app.py", ready, name="app")
     info = app.wait_json(ready)
     load = t.start("http_load.py", info["port"], 6, 4, "/fast,/compute,/fast,/legacy",
-                   python=h.DEBIAN_PYTHON, name="load")
+                   name="load")
     time.sleep(0.5)
     summary = t.path("summary.json")
     res = t.aprof("record", "--pid", app.pid, "--duration", 4, "-o", t.path("out.json"),
