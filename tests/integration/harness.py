@@ -21,6 +21,7 @@ import atexit
 import difflib
 import glob
 import json
+import math
 import os
 import random
 import re
@@ -270,6 +271,21 @@ def proc_state(pid):
         result[int(os.path.basename(task))] = (fields.get("State", "?"),
                                                int(fields.get("TracerPid", "0")))
     return result
+
+
+SPLIT_TOLERANCE = 0.03  # shares of the cpu_split fixture: at least this close
+
+
+def split_samples(doc, profile):
+    """How many samples of a speedscope profile have spin_a or spin_b on the stack."""
+    names = [fr["name"] for fr in doc["shared"]["frames"]]
+    return sum(1 for s in profile["samples"] if any(names[i] in ("spin_a", "spin_b") for i in s))
+
+
+def split_tolerance(share, n):
+    """SPLIT_TOLERANCE, or four standard errors of a share measured from n samples taken at
+    random moments (Poisson sampling), when that is more."""
+    return max(SPLIT_TOLERANCE, 4 * math.sqrt(max(share * (1 - share), 0.01) / max(n, 1)))
 
 
 def thread_start_ticks(pid, tid):

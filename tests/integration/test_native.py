@@ -160,10 +160,10 @@ def test_record_native_dw(t):
 
 @h.per_interpreter
 def test_record_native_dlopen(t):
-    """A library mapped during the recording (import bz2 after 1.5 s) gets its symbols."""
-    fx, truth = start_fixture(t, "--late", 1.5)
+    """A library mapped during the recording (import bz2 after 1 s) gets its symbols."""
+    fx, truth = start_fixture(t, "--late", 1.0)
     out = t.path("out.json")
-    res = t.aprof("record", "--native", "--pid", fx.pid, "--rate", 100, "--duration", 4,
+    res = t.aprof("record", "--native", "--pid", fx.pid, "--rate", 100, "--duration", 3,
                   "-o", out, timeout=90)
     t.require_rc(res, 0, "record --native")
     late = fx.wait_json(t.path("truth.late.json"), timeout=20)["threads"]["late-thread"]
@@ -260,13 +260,13 @@ def children_of(pid):
 
 @h.once
 def test_native_stress(t):
-    """50 threads starting and exiting for 20 s while aprof records with --native: the target
+    """50 threads starting and exiting for 12 s while aprof records with --native: the target
     finishes with the right result, and no thread of it stays stopped."""
     heartbeat = t.path("heartbeat")
     out = t.path("out.json")
     proc = t.aprof_background("record", "--native", "--rate", 100, "-o", out, "--",
                               t.py, os.path.join(h.FIXTURES, "native_stress.py"),
-                              "--duration", 20, "--threads", 50, "--heartbeat", heartbeat)
+                              "--duration", 12, "--threads", 50, "--heartbeat", heartbeat)
     target = None
     deadline = time.monotonic() + 30
     while target is None and time.monotonic() < deadline and proc.poll() is None:

@@ -1,7 +1,6 @@
 """`aprof record` against fixtures/cpu_split.py, which measures its own split between spin_a
 and spin_b: the profile must show the same split (within 3 percentage points)."""
 import json
-import math
 import os
 import re
 import signal
@@ -11,7 +10,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-SPLIT_TOLERANCE = 0.03
 FIXTURE = os.path.join(h.FIXTURES, "cpu_split.py")
 SUMMARY = re.compile(r"aprof: (\d+) samples in ([0-9.]+) s \(([0-9.]+) Hz\)")
 
@@ -31,18 +29,6 @@ def speedscope_share(t, doc, profile, what):
     b = h.weight_with(doc, profile, "spin_b")
     t.require(a + b > 0, "%s: no sample has spin_a or spin_b on the stack" % what)
     return a / (a + b)
-
-
-def split_samples(doc, profile):
-    """How many samples of a profile have spin_a or spin_b on the stack."""
-    names = [fr["name"] for fr in doc["shared"]["frames"]]
-    return sum(1 for s in profile["samples"] if any(names[i] in ("spin_a", "spin_b") for i in s))
-
-
-def split_tolerance(share, n):
-    """SPLIT_TOLERANCE, or four standard errors of a share measured from n samples taken at
-    random moments (Poisson sampling), when that is more."""
-    return max(SPLIT_TOLERANCE, 4 * math.sqrt(max(share * (1 - share), 0.01) / max(n, 1)))
 
 
 def check_thread_profiles(t, doc, expected):
@@ -146,7 +132,7 @@ def test_launch_speedscope(t):
     check_thread_profiles(t, doc, [main_key, sleeper_key])
     main = main_profile(t, doc, truth["pid"])
     t.near(speedscope_share(t, doc, main, "main thread"), truth["a"],
-           split_tolerance(truth["a"], split_samples(doc, main)),
+           h.split_tolerance(truth["a"], h.split_samples(doc, main)),
            "share of spin_a in spin_a+spin_b (fixture measured %.3f)" % truth["a"])
     check_fixture_frames(t, doc)
     check_call_sites(t, doc, main)
@@ -190,7 +176,7 @@ def test_attach_speedscope_duration(t):
     truth = fx.wait_json(split, timeout=10)
     # Compare with the fixture's own split over exactly the window aprof sampled.
     expected = h.window_split(truth["timeline"], *h.sampled_window(summary))
-    t.near(share, expected, split_tolerance(expected, split_samples(doc, main)),
+    t.near(share, expected, h.split_tolerance(expected, h.split_samples(doc, main)),
            "share of spin_a in spin_a+spin_b (fixture measured %.3f in the sampled window, "
            "%.3f overall)" % (expected or 0, truth["a"]))
 
@@ -216,7 +202,7 @@ def test_collapsed_split(t):
     a = sum(n for names, n in main_rows if "spin_a" in names)
     b = sum(n for names, n in main_rows if "spin_b" in names)
     t.require(a + b > 0, "no collapsed stack of the main thread has spin_a or spin_b")
-    t.near(a / (a + b), truth["a"], split_tolerance(truth["a"], a + b),
+    t.near(a / (a + b), truth["a"], h.split_tolerance(truth["a"], a + b),
            "collapsed: share of spin_a in spin_a+spin_b (fixture measured %.3f)" % truth["a"])
 
 
@@ -240,7 +226,7 @@ def test_cpu_mode_excludes_sleeping_thread(t):
             "cpu mode: the sleeping thread still has %.3f s (main thread %.3f s)"
             % (sleeper, main_seconds))
     t.near(speedscope_share(t, doc, main, "main thread"), truth["a"],
-           split_tolerance(truth["a"], split_samples(doc, main)),
+           h.split_tolerance(truth["a"], h.split_samples(doc, main)),
            "cpu mode: share of spin_a (fixture measured %.3f)" % truth["a"])
 
 

@@ -176,7 +176,7 @@ def test_stalls_uvloop(t):
 @h.per_interpreter
 def test_healthy_loop_has_no_stalls(t):
     truth_path, ready = t.path("truth.json"), t.path("ready")
-    fx = t.start("stall_fixture.py", truth_path, ready, "--healthy", 10)
+    fx = t.start("stall_fixture.py", truth_path, ready, "--healthy", 5)
     fx.wait_file(ready)
     summary, _, _ = record_until_exit(t, fx)
     t.eq(summary["stalls"], [], "stalls in a healthy loop")
