@@ -9,6 +9,8 @@
 
 #define HEAD_REFRESH_NS 20000000ull /* reread interp->threads.head at least this often */
 
+_Static_assert(sizeof(((ts_memo *)0)->bytes) >= TSTATE_READ, "a memo holds a thread state copy");
+
 static size_t max_offset(const loff *fields, size_t n)
 {
     loff hi = 0;
@@ -34,6 +36,10 @@ int pystack_init(pystack *ps, const pyruntime *rt, mem *m, strtab *st)
     ps->prev_keys = malloc(APROF_MAX_FRAMES * sizeof(*ps->prev_keys));
     ps->addrs = malloc(APROF_MAX_FRAMES * sizeof(*ps->addrs));
     ps->outer = calloc(PREFETCH_SLOTS, sizeof(*ps->outer));
+    ps->ts_memo = calloc(PREFETCH_SLOTS, sizeof(*ps->ts_memo));
+    /* one syscall per thread when the frame pointer sits in the thread state (3.13+) */
+    ps->predict = ps->L->tstate.cframe_current_frame == LAYOUT_ABSENT &&
+                  ps->L->tstate.datastack_chunk != LAYOUT_ABSENT;
     ps->vframes = malloc(APROF_MAX_FRAMES * sizeof(*ps->vframes));
     ps->late_buf = malloc((size_t)LATE_MAX * FRAME_READ);
     ps->vowners = malloc(APROF_MAX_FRAMES * sizeof(*ps->vowners));
@@ -42,7 +48,7 @@ int pystack_init(pystack *ps, const pyruntime *rt, mem *m, strtab *st)
     ps->towners = malloc(APROF_MAX_FRAMES * sizeof(*ps->towners));
     ps->unreadable = strtab_intern_cstr(st, "<unreadable>");
     if (!ps->cc || !ps->prefetch || !ps->prefetch_buf || !ps->probes || !ps->keys ||
-        !ps->prev_keys || !ps->addrs || !ps->outer || !ps->vframes || !ps->vowners ||
+        !ps->prev_keys || !ps->addrs || !ps->outer || !ps->ts_memo || !ps->vframes || !ps->vowners ||
         !ps->late_buf || !ps->vkeys || !ps->tframes || !ps->towners ||
         !ps->unreadable)
         return -1;
@@ -80,6 +86,8 @@ void pystack_free(pystack *ps)
     free(ps->prev_keys);
     free(ps->addrs);
     free(ps->outer);
+    free(ps->ts_memo);
+    ps->ts_memo = NULL;
     free(ps->vframes);
     free(ps->vkeys);
     ps->vkeys = NULL;
@@ -218,15 +226,11 @@ static void reverse(aprof_thread_sample *t, uint64_t *keys, uint64_t *addrs)
     }
 }
 
-/* Read one thread's stack (its thread state already copied into ts) as a new thread of out. */
-int pystack_sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_sample *out)
+/* Who the thread is, from its thread state; its run state is read right before its stack, so
+ * that both describe the sampled moment. */
+static void set_identity(pystack *ps, aprof_thread_sample *t, const uint8_t *ts)
 {
-    const py_layout *L = ps->L;
-    uint64_t thread_id = rd64(ts, L->tstate.thread_id);
-    aprof_thread_sample *t = sample_add_thread(out, APROF_MAX_FRAMES);
-    if (!t)
-        return -1;
-    ps->stats.threads_read++;
+    uint64_t thread_id = rd64(ts, ps->L->tstate.thread_id);
     t->py_thread_id = thread_id;
     t->tid = tid_of(ps, ts, thread_id);
     t->is_main = ps->main_thread_id && thread_id == ps->main_thread_id;
@@ -234,6 +238,20 @@ int pystack_sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof
                                : NULL;
     if (ps->states.read && !ps->in_second_read && !ps->in_stopped_read)
         t->state = thread_state_of_letter(ps->states.read(ps->states.ud, t->tid));
+}
+
+/* Read one thread's stack as a new thread of out. ts: its thread state, copied just before; or,
+ * with `predicted`, as the last sample copied it: the thread state is then copied again in the
+ * snapshot's own syscall (3.13+) and ts gets that fresh copy. Returns 0, -1 when out of memory,
+ * or PYSTACK_NO_TSTATE (predicted only) when the thread state could not be read. */
+int pystack_sample_thread(pystack *ps, uint64_t tstate, uint8_t *ts, bool predicted,
+                          aprof_sample *out)
+{
+    const py_layout *L = ps->L;
+    aprof_thread_sample *t = sample_add_thread(out, APROF_MAX_FRAMES);
+    if (!t)
+        return -1;
+    ps->stats.threads_read++;
     uint64_t where = 0, frame = 0;
     window w;
     ps->callback_frame_addr = 0;
@@ -244,7 +262,26 @@ int pystack_sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof
         ps->ntiles = 0;
     }
     ps->verified_in_chunk = 0;
-    if (pystack_snapshot_frames(ps, ts, tstate, &where, &frame, &w) != 0) {
+    set_identity(ps, t, ts);
+    int snap;
+    if (predicted) {
+        uint8_t fresh[TSTATE_READ];
+        snap = pystack_snapshot_frames(ps, ts, tstate, fresh, &where, &frame, &w);
+        if (snap == SNAPSHOT_NO_TSTATE) {
+            out->nthreads--;
+            return PYSTACK_NO_TSTATE;
+        }
+        memcpy(ts, fresh, ps->tstate_size);
+        if (snap == SNAPSHOT_MISPREDICTED) {
+            ps->stats.mispredicted++;
+            snap = pystack_snapshot_frames(ps, ts, tstate, NULL, &where, &frame, &w);
+        }
+    } else {
+        snap = pystack_snapshot_frames(ps, ts, tstate, NULL, &where, &frame, &w);
+    }
+    if (predicted && rd64(ts, L->tstate.thread_id) != t->py_thread_id)
+        set_identity(ps, t, ts); /* the thread state now belongs to another thread */
+    if (snap != 0) {
         t->flags |= TSF_TORN;
     } else {
         loop_marks lm = {.handle_index = -1, .entry_index = -1, .run_once_index = -1};
@@ -324,6 +361,12 @@ static uint64_t gil_holder(pystack *ps)
     return locked ? holder : 0;
 }
 
+/* Is the thread state in ts the first of its interpreter's list? */
+static bool is_head(const pystack *ps, const uint8_t *ts)
+{
+    return rd64(ts, ps->L->tstate.prev) == 0 && rd64(ts, ps->L->tstate.interp) == ps->interp;
+}
+
 int pystack_sample(pystack *ps, aprof_sample *out, uint64_t now_ns)
 {
     const py_layout *L = ps->L;
@@ -342,20 +385,40 @@ int pystack_sample(pystack *ps, aprof_sample *out, uint64_t now_ns)
     bool head_checked = false;
     for (int guard = 0; tstate && guard < PYSTACK_MAX_THREADS; guard++) {
         uint8_t ts[TSTATE_READ];
-        if (!mem_ptr_ok(tstate, true) ||
-            mem_read_direct(ps->m, tstate, ts, tsize) != (ssize_t)tsize)
+        if (!mem_ptr_ok(tstate, true))
+            break;
+        /* 3.13+: the thread state as the last sample copied it picks what to copy, and is
+         * copied again in the same syscall as the frames (one syscall per thread, not two) */
+        ts_memo *tm = &ps->ts_memo[(tstate >> 6) % PREFETCH_SLOTS];
+        bool predicted = ps->predict && tm->tstate == tstate;
+        if (predicted)
+            memcpy(ts, tm->bytes, tsize);
+        else if (mem_read_direct(ps->m, tstate, ts, tsize) != (ssize_t)tsize)
             break; /* the list changed under us; what we have is still good */
-        if (count == 0 && !head_checked &&
-            (rd64(ts, L->tstate.prev) != 0 || rd64(ts, L->tstate.interp) != ps->interp)) {
+        if (!predicted && count == 0 && !head_checked && !is_head(ps, ts)) {
             /* Not the head any more: a thread was created, or the cached head exited. */
             head_checked = true;
             if (threads_head(ps, now_ns, true, &tstate) != 0)
                 return -1;
             continue;
         }
-        head_checked = true;
-        if (pystack_sample_thread(ps, tstate, ts, out) != 0)
+        int rc = pystack_sample_thread(ps, tstate, ts, predicted, out);
+        if (rc == PYSTACK_NO_TSTATE) {
+            tm->tstate = 0;
+            break;
+        }
+        if (rc != 0)
             return -1;
+        tm->tstate = tstate;
+        memcpy(tm->bytes, ts, tsize);
+        if (predicted && count == 0 && !head_checked && !is_head(ps, ts)) {
+            out->nthreads--; /* read from a cached head that is not the head any more */
+            head_checked = true;
+            if (threads_head(ps, now_ns, true, &tstate) != 0)
+                return -1;
+            continue;
+        }
+        head_checked = true;
         if (out->threads[out->nthreads - 1].tid <= 0 &&
             (L->tstate.native_thread_id != LAYOUT_ABSENT || ps->pthread_tid_offset >= 0)) {
             /* A thread state not bound to an OS thread yet (being created) or any more: there

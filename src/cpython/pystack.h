@@ -33,6 +33,8 @@ typedef struct pystack_stats {
     uint64_t stopped_reads; /* torn thread stacks read again with the thread stopped */
     uint64_t stop_failures; /* ... or not, because the thread could not be stopped */
     uint64_t went_idle;   /* stopped reads that found an event loop gone back to its selector */
+    uint64_t mispredicted; /* snapshots chosen from the last sample's thread state that missed
+                            * (another chunk, a top outside the copy): taken again */
 } pystack_stats;
 
 typedef struct thread_state_fn {
@@ -106,6 +108,13 @@ typedef struct first_copy {
     uint64_t xaddr[PREFETCH_MAX];
 } first_copy;
 
+/* A thread state as the last sample copied it: what the next snapshot of it copies is chosen
+ * from this, and checked against the fresh copy taken in the same syscall. */
+typedef struct ts_memo {
+    uint64_t tstate;          /* its address, 0: none */
+    uint8_t bytes[512];       /* TSTATE_READ */
+} ts_memo;
+
 typedef struct pystack {
     const pyruntime *rt;
     const py_layout *L;
@@ -142,6 +151,8 @@ typedef struct pystack {
                                * (address, caller, code, instruction), parallel to its frames */
     uint64_t *addrs;          /* APROF_MAX_FRAMES: the target address of each of those frames */
     outer_memo *outer;        /* PREFETCH_SLOTS, by thread state */
+    ts_memo *ts_memo;         /* PREFETCH_SLOTS, by thread state */
+    bool predict;             /* snapshots predicted from ts_memo (3.13+) */
     uint32_t verified_in_chunk; /* frames the last try verified in its copy of the chunk: */
     aprof_frame *vframes;       /* ... APROF_MAX_FRAMES, outermost first */
     uint64_t *vowners;

@@ -9,10 +9,10 @@
 
 #define WINDOW_SLACK 4096u /* bytes copied above datastack_top */
 
-/* The snapshot's ranges: the frame pointer, the chunk, the innermost frame, the frame pointer
- * again, the code reread (3.10) or cframe reread (3.11/3.12), datastack_top; then the prefetched
- * frames and the code fingerprints. */
-_Static_assert(6 + PREFETCH_MAX + PREFETCH_CODES <= READ_BATCH_MAX,
+/* The snapshot's ranges: the thread state (a predicted snapshot), the frame pointer, the chunk,
+ * the innermost frame, the frame pointer again, the code reread (3.10) or cframe reread
+ * (3.11/3.12), datastack_top; then the prefetched frames and the code fingerprints. */
+_Static_assert(7 + PREFETCH_MAX + PREFETCH_CODES <= READ_BATCH_MAX,
                "READ_BATCH_MAX holds every range of the snapshot");
 
 static bool prefetched(const prefetch_set *pf, uint64_t addr)
@@ -23,14 +23,43 @@ static bool prefetched(const prefetch_set *pf, uint64_t addr)
     return false;
 }
 
+/* Did a snapshot chosen from the thread state of the last sample (pred) copy what one chosen
+ * from the fresh copy would have: the same chunk, its top inside the copied window, and the
+ * innermost frame in the window, among the prefetched frames, or copied as the predicted leaf? */
+static bool prediction_held(const pystack *ps, const uint8_t *pred, const uint8_t *fresh,
+                            const window *w, uint64_t base, size_t len, bool window_copied,
+                            bool leaf_copied)
+{
+    const py_layout *L = ps->L;
+    if (!window_copied || !len ||
+        rd64(fresh, L->tstate.datastack_chunk) != rd64(pred, L->tstate.datastack_chunk))
+        return false;
+    if (L->tstate.datastack_limit != LAYOUT_ABSENT &&
+        rd64(fresh, L->tstate.datastack_limit) != rd64(pred, L->tstate.datastack_limit))
+        return false;
+    uint64_t top = rd64(fresh, L->tstate.datastack_top);
+    if (top < base || top > base + len)
+        return false;
+    uint64_t p = rd64(fresh, L->tstate.frame);
+    if (!mem_ptr_ok(p, true) || (p >= base && p + ps->frame_read <= base + len) ||
+        prefetched(w->pf, p))
+        return true;
+    return leaf_copied && p == w->leaf;
+}
+
 /* Find the thread's innermost frame and copy its current data-stack chunk (where its newest
  * frames live, 3.11+) with a single process_vm_readv. 3.11/3.12 keep the innermost frame in a
  * _PyCFrame on the C stack (tstate->cframe->current_frame); that pointer is read in the same
  * syscall. *where is the address the frame pointer was read from, for the recheck. */
-int pystack_snapshot_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64_t *where,
-                            uint64_t *frame, window *w)
+int pystack_snapshot_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint8_t *ts_fresh,
+                            uint64_t *where, uint64_t *frame, window *w)
 {
     const py_layout *L = ps->L;
+    /* A predicted snapshot needs the frame pointer's address without the thread state: it is
+     * in the thread state itself (3.13+), not behind a _PyCFrame. */
+    if (ts_fresh && (L->tstate.cframe_current_frame != LAYOUT_ABSENT ||
+                     L->tstate.datastack_chunk == LAYOUT_ABSENT))
+        return SNAPSHOT_MISPREDICTED;
     w->base = 0;
     w->chunk = 0;
     w->len = 0;
@@ -56,6 +85,9 @@ int pystack_snapshot_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uin
     uint64_t p = rd64(ts, L->tstate.frame);
     read_batch b; /* every range below, in this order, copied by one process_vm_readv */
     rb_init(&b);
+    /* Predicted: the thread state itself is copied first, and what follows was chosen from
+     * its copy of the last sample; checked against the fresh copy below. */
+    size_t ts_at = ts_fresh ? rb_add(&b, tstate, ts_fresh, ps->tstate_size) : READ_BATCH_NONE;
     /* The innermost-frame pointer is read (again) in this same syscall, first: the thread
      * state was copied a few microseconds earlier, and a busy thread may have moved since. */
     if (L->tstate.cframe_current_frame == LAYOUT_ABSENT) {
@@ -150,6 +182,15 @@ int pystack_snapshot_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uin
     /* The kernel copies the ranges in order and stops at the first it cannot read: a range
      * copied means all those before it were too. */
     rb_read(&b, ps->m);
+    if (ts_fresh) {
+        if (!rb_copied(&b, ts_at))
+            return SNAPSHOT_NO_TSTATE;
+        if (!prediction_held(ps, ts, ts_fresh, w, base, len, rb_copied(&b, window_at),
+                             rb_copied(&b, leaf_at)))
+            return SNAPSHOT_MISPREDICTED;
+        ts = ts_fresh;
+        w->top = rd64(ts, L->tstate.datastack_top);
+    }
     if (!rb_copied(&b, where_at))
         return -1;
     if (rb_copied(&b, window_at)) {

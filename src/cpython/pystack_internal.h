@@ -102,15 +102,28 @@ static inline void thread_identity_restore(aprof_thread_sample *t, const thread_
 
 /* pystack.c */
 
-/* Read one thread's stack (its thread state already copied into ts) as a new thread of out. */
-int pystack_sample_thread(pystack *ps, uint64_t tstate, const uint8_t *ts, aprof_sample *out);
+/* Read one thread's stack as a new thread of out. ts: its thread state, copied just before; or,
+ * with `predicted`, as the last sample copied it: the thread state is then copied again in the
+ * snapshot's own syscall (3.13+) and ts gets that fresh copy. Returns 0, -1 when out of memory,
+ * or PYSTACK_NO_TSTATE (predicted only) when the thread state could not be read. */
+#define PYSTACK_NO_TSTATE 2
+int pystack_sample_thread(pystack *ps, uint64_t tstate, uint8_t *ts, bool predicted,
+                          aprof_sample *out);
 
 /* pystack_frames.c */
 
 /* Copy the thread's innermost-frame pointer, data-stack chunk and prefetched frames in one
- * process_vm_readv into w (*where: the pointer's address, *frame: the innermost frame). */
-int pystack_snapshot_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint64_t *where,
-                            uint64_t *frame, window *w);
+ * process_vm_readv into w (*where: the pointer's address, *frame: the innermost frame).
+ * Returns 0, or -1 when the frame pointer cannot be read.
+ * ts_fresh non-NULL: a predicted snapshot (3.13+, where the frame pointer is in the thread
+ * state). ts is then the thread state as the last sample copied it; the thread state is copied
+ * into ts_fresh first, in the same syscall, and what was chosen from ts must hold for it, else
+ * SNAPSHOT_MISPREDICTED (ts_fresh holds the fresh copy: snapshot again from it) or
+ * SNAPSHOT_NO_TSTATE (the thread state could not be read: the list changed). */
+#define SNAPSHOT_MISPREDICTED 1
+#define SNAPSHOT_NO_TSTATE 2
+int pystack_snapshot_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uint8_t *ts_fresh,
+                            uint64_t *where, uint64_t *frame, window *w);
 /* A frame's bytes: from the snapshot when it holds them (0), else read now (1); -1 unreadable. */
 int pystack_frame_bytes(pystack *ps, window *w, uint64_t addr, uint8_t *out, size_t len);
 /* A frame's identity (address, caller, code, instruction) from its copied bytes. */

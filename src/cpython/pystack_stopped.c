@@ -75,7 +75,7 @@ static int read_once_stopped(pystack *ps, uint64_t tstate, size_t tsize, aprof_s
     }
     out->nthreads--;
     ps->in_stopped_read = true;
-    int rc = pystack_sample_thread(ps, tstate, ts2, out);
+    int rc = pystack_sample_thread(ps, tstate, ts2, false, out);
     ps->in_stopped_read = false;
     ps->stopper.resume(ps->stopper.ud, tid);
     ps->stats.stopped_reads++;

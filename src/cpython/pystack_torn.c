@@ -208,7 +208,7 @@ aprof_thread_sample *pystack_confirm_torn(pystack *ps, uint64_t tstate, size_t t
         ps->stats.retried++;
         pystack_tiles_discover(ps, tstate);
         ps->in_second_read = true;
-        int rc = pystack_sample_thread(ps, tstate, ts2, out);
+        int rc = pystack_sample_thread(ps, tstate, ts2, false, out);
         ps->in_second_read = false;
         ps->verified_in_chunk = verified;
         if (rc != 0)

@@ -17,9 +17,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Most ranges in one batch: sized for the stack walker's snapshot read (6 fixed ranges, the
+/* Most ranges in one batch: sized for the stack walker's snapshot read (7 fixed ranges, the
  * PREFETCH_MAX (62) prefetched frames and the PREFETCH_CODES (24) code fingerprints). */
-#define READ_BATCH_MAX 92
+#define READ_BATCH_MAX 93
 
 /* The index of a range never added: rb_copied() says false for it. */
 #define READ_BATCH_NONE SIZE_MAX
