@@ -59,41 +59,54 @@ STOPPING_LOW_RATE_BIAS = 0.035
 
 
 def check_share(t, fx, clock, rate, seconds, mode):
-    summary, doc = record(t, fx, rate, seconds, mode, "%s-%d" % (mode, rate))
-    start = float(summary["start_monotonic_s"])
-    end = start + float(summary["duration_s"])
-    rows = loopshare.read_clock(clock)
-    truth = loopshare.fixture_busy_share(rows, start, end)
-    share, _, n, marked = loopshare.aprof_busy_share(doc, fx.pid)
-    steps = loopshare.fixture_steps_per_s(rows, start, end)
-    what = "%s at %s Hz: busy share (loop's own %.1f%%, %d samples, %d marked, %s steps/s)" % (
-        mode, rate, (truth or 0) * 100, n, marked, "%.0f" % steps if steps else "?")
-    t.require(truth is not None, "%s: the fixture's clock does not cover aprof's window" % what)
-    t.require(n >= 200, "%s: only %d loop-thread samples" % (what, n))
+    """aprof's busy share of the loop thread (and the stall detector's) against the loop's own
+    clock, in one recording window. A window off by more than the margin is recorded once more:
+    about one window in fifteen reads 3-3.5 points off (either way, docs/limits.md), a bias
+    fails both."""
+    first = None
+    for attempt in (1, 2):
+        summary, doc = record(t, fx, rate, seconds, mode, "%s-%d-%d" % (mode, rate, attempt))
+        start = float(summary["start_monotonic_s"])
+        end = start + float(summary["duration_s"])
+        rows = loopshare.read_clock(clock)
+        truth = loopshare.fixture_busy_share(rows, start, end)
+        share, _, n, marked = loopshare.aprof_busy_share(doc, fx.pid)
+        steps = loopshare.fixture_steps_per_s(rows, start, end)
+        what = "%s at %s Hz: busy share (loop's own %.1f%%, %d samples, %d marked, %s steps/s)" % (
+            mode, rate, (truth or 0) * 100, n, marked, "%.0f" % steps if steps else "?")
+        t.require(truth is not None, "%s: the fixture's clock does not cover aprof's window" % what)
+        t.require(n >= 200, "%s: only %d loop-thread samples" % (what, n))
+        # the default mode stops a torn thread for a second read, up to 1 kHz
+        points = STOPPING_4KHZ_POINTS if mode in ("blocking", "native") and rate >= 4000 else SHARE_POINTS
+        tol = max(points, 4 * loopshare.binomial_sigma(truth, n))
+        if mode in ("blocking", "native") and rate < 1000:
+            tol += STOPPING_LOW_RATE_BIAS
+        # Stopping modes hold the target stopped while it is read: a stop that lands in busy code
+        # lengthens it, and the loop's own clock counts that time as busy, while no sample can fall
+        # in it. With x the share of time the target was held stopped (aprof measures it), aprof's
+        # share lies between (own - x) / (1 - x), all stops in busy code, and own. (CI once saw
+        # --blocking at 1 kHz 5.7 points under the loop's clock on a slow host.)
+        low = truth
+        if mode != "nonblocking":
+            x = min(float(summary.get("target_stopped_s", 0.0)) / (end - start), 0.9)
+            low = max(0.0, (truth - x) / (1 - x))
+            what += " (held stopped %.1f%% of the time)" % (100 * x)
+        bad = []
+        for name, got in (("aprof", share),
+                          ("the stall detector's blocked_ratio",
+                           loopshare.loop_blocked_ratio(summary, fx.pid))):
+            if not (got is not None and low - tol <= got <= truth + tol):
+                bad.append("%s: %s %.4f, expected %.4f..%.4f (+- %.4f)" % (
+                    what, name, got or -1, low, truth, tol))
+        if not bad:
+            break
+        if first is None:
+            first = bad
+    for msg in bad:
+        t.check(False, msg + "; the first window: %s" % "; ".join(first))
     # the fixture must look like a busy service, or the test proves nothing
     t.check(0.08 <= truth <= 0.7, "%s: the loop is not busy the way the test needs" % what)
     t.check(steps and steps >= 2000, "%s: too few task steps" % what)
-    # the default mode stops a torn thread for a second read, up to 1 kHz
-    points = STOPPING_4KHZ_POINTS if mode in ("blocking", "native") and rate >= 4000 else SHARE_POINTS
-    tol = max(points, 4 * loopshare.binomial_sigma(truth, n))
-    if mode in ("blocking", "native") and rate < 1000:
-        tol += STOPPING_LOW_RATE_BIAS
-    # Stopping modes hold the target stopped while it is read: a stop that lands in busy code
-    # lengthens it, and the loop's own clock counts that time as busy, while no sample can fall
-    # in it. With x the share of time the target was held stopped (aprof measures it), aprof's
-    # share lies between (own - x) / (1 - x), all stops in busy code, and own. (CI once saw
-    # --blocking at 1 kHz 5.7 points under the loop's clock on a slow host.)
-    low = truth
-    if mode != "nonblocking":
-        x = min(float(summary.get("target_stopped_s", 0.0)) / (end - start), 0.9)
-        low = max(0.0, (truth - x) / (1 - x))
-        what += " (held stopped %.1f%% of the time)" % (100 * x)
-    for name, got in (("aprof", share),
-                      ("the stall detector's blocked_ratio",
-                       loopshare.loop_blocked_ratio(summary, fx.pid))):
-        t.check(got is not None and low - tol <= got <= truth + tol,
-                "%s: %s %.4f, expected %.4f..%.4f (+- %.4f)" % (what, name, got or -1, low,
-                                                                truth, tol))
     if mode == "default" and rate == 1000 and share:
         # busy code is read whole (a torn thread is stopped and read again): the old
         # non-stopping reads marked about nine in ten busy samples of this loop, the stopped
