@@ -2,7 +2,7 @@
 
 - interpreters(): every CPython 3.10-3.13 under `pyenv root`/versions (newest patch of each minor)
   plus Debian's /usr/bin/python3.11 ("debian-3.11"), and with APROF_SID_ROOT (the Debian sid
-  root of scripts/sid_root.sh) its stripped 3.14 and 3.15 ("sid-3.14", "sid-3.15"), run
+  root of scripts/sid_root.sh) its stripped 3.13, 3.14 and 3.15 ("sid-3.13", ...), run
   chrooted (APROF_TEST_SID=0 leaves them out). APROF_TEST_PYTHONS="3.12,debian-3.11" restricts the run to those labels.
 - A chrooted interpreter's path is a wrapper script that runs it in the root, passing host paths
   under the root as the paths inside it; the fixtures are copied into the root at their host
@@ -132,7 +132,7 @@ def query_version(path):
 
 
 _interpreters = None
-SID_PYTHONS = ("3.14", "3.15")
+SID_PYTHONS = ("3.13", "3.14", "3.15")
 _wrapper_dir = None
 
 
