@@ -10,7 +10,7 @@ shift || true
 
 packages=(build-essential cmake pkg-config libunwind-dev libdw-dev libelf-dev libncurses-dev
           libcmocka-dev libjansson-dev dwarves elfutils tmux python3 python3.11 python3-aiohttp python3-uvloop
-          python3-uvicorn chromium nodejs npm procps util-linux strace)
+          python3-uvicorn chromium nodejs npm procps util-linux strace zlib1g-dev golang-go)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

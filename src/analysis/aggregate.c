@@ -339,6 +339,11 @@ static bool thread_is(const void *ctx, uint32_t idx)
     return q->a->profiles[idx]->pub.tid == q->tid;
 }
 
+const char *agg_profile_thread_name(const agg_profile *p)
+{
+    return p && p->tid ? ((const profile_impl *)p)->thread_name : NULL;
+}
+
 agg_profile *agg_thread_profile(agg *a, pid_t tid, const char *thread_name)
 {
     if (!a) {

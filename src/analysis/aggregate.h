@@ -64,6 +64,9 @@ agg_profile *agg_thread_profile(agg *a, pid_t tid, const char *thread_name);
  * TSF_TORN are not added (the caller counts them). */
 int agg_add_sample(agg *a, const aprof_sample *s);
 
+/* The thread name of a thread profile (the newest one), NULL for a synthetic profile. */
+const char *agg_profile_thread_name(const agg_profile *p);
+
 size_t agg_profile_count(const agg *a);
 agg_profile *agg_profile_at(const agg *a, size_t i);
 

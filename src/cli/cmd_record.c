@@ -2,6 +2,7 @@
 #include "aggregate.h"
 #include "async_record.h"
 #include "cli.h"
+#include "clock.h"
 #include "exitcodes.h"
 #include "json.h"
 #include "launch.h"
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char record_usage[] =
@@ -36,9 +38,12 @@ static const char record_tail[] =
     "In launch mode aprof exits with the command's exit code. Exit codes: docs/exit-codes.md.\n";
 
 /* the order of format_names: "folded" is another name for collapsed */
-typedef enum out_format { FMT_SPEEDSCOPE, FMT_COLLAPSED, FMT_FOLDED } out_format;
+typedef enum out_format { FMT_SPEEDSCOPE, FMT_COLLAPSED, FMT_FOLDED, FMT_PPROF } out_format;
 enum { MODE_WALL, MODE_CPU };
-static const char *const format_names[] = {"speedscope", "collapsed", "folded", NULL};
+static const char *const format_names[] = {"speedscope", "collapsed", "folded", "pprof", NULL};
+/* what the summary calls each format, and the default output file's extension */
+static const char *const format_labels[] = {"speedscope", "collapsed", "collapsed", "pprof"};
+static const char *const format_exts[] = {"json", "txt", "txt", "pb.gz"};
 static const char *const mode_names[] = {"wall", "cpu", NULL};
 
 #define MAX_FILTERS 64
@@ -174,10 +179,13 @@ static void progress_line(void *ud, const sampler_stats *st, uint64_t now, bool 
             (unsigned long long)st->errors);
 }
 
-static int write_profile(const agg *a, int fmt, const writer_meta *meta, outfile *of)
+static int write_profile(const agg *a, int fmt, const writer_meta *meta, const pprof_meta *pm,
+                         outfile *of)
 {
     FILE *fp = outfile_stream(of);
-    int rc = fmt == FMT_SPEEDSCOPE ? write_speedscope(a, meta, fp) : write_collapsed(a, fp);
+    int rc = fmt == FMT_SPEEDSCOPE ? write_speedscope(a, meta, fp)
+             : fmt == FMT_PPROF    ? write_pprof(a, pm, fp)
+                                   : write_collapsed(a, fp);
     if (rc != 0) {
         int e = errno;
         outfile_abort(of);
@@ -191,7 +199,7 @@ static int write_profile(const agg *a, int fmt, const writer_meta *meta, outfile
 typedef struct record_opts {
     pid_t pid;
     char **cmd; /* launch mode: the command after --, NULL otherwise */
-    const char *out_path, *summary_path, *unwinder_name;
+    const char *out_path, *summary_path, *folded_path, *unwinder_name;
     int fmt, mode;
     double rate, duration, stall_ms, await_hz;
     bool async_aware, blocking, nonblocking, quiet, native, gil_only;
@@ -207,12 +215,13 @@ static int parse_options(int argc, char **argv, record_opts *ro)
         CLI_OPT_PID(&ro->pid, "attach to a running process"),
         {.name = "output", .short_name = 'o', .arg = "FILE", .kind = OPT_STRING,
          .dest = &ro->out_path,
-         .help = "output file (default aprof-PID.json, or .txt for collapsed;\n"
-                 "'-' for standard output)"},
+         .help = "output file (default aprof-PID.json; .txt for collapsed, .pb.gz for\n"
+                 "pprof; '-' for standard output)"},
         {.name = "format", .short_name = 'f', .arg = "FMT", .kind = OPT_CHOICE,
          .dest = &ro->fmt, .choices = format_names,
-         .help = "speedscope (default) or collapsed (folded stacks)",
-         .invalid = "is not one of speedscope, collapsed"},
+         .help = "speedscope (default), collapsed (folded stacks) or pprof\n"
+                 "(gzipped profile.proto, for go tool pprof and Pyroscope)",
+         .invalid = "is not one of speedscope, collapsed, pprof"},
         CLI_OPT_RATE(&ro->rate),
         {.name = "duration", .short_name = 'd', .arg = "SECS", .kind = OPT_DOUBLE,
          .dest = &ro->duration, .min = 0.001, .max = 1e7,
@@ -240,6 +249,8 @@ static int parse_options(int argc, char **argv, record_opts *ro)
         {.name = "summary", .short_name = 's', .arg = "FILE", .kind = OPT_STRING,
          .dest = &ro->summary_path,
          .help = "also write a machine-readable JSON summary (docs/formats.md)"},
+        {.name = "folded", .arg = "FILE", .kind = OPT_STRING, .dest = &ro->folded_path,
+         .help = "also write the same recording as folded stacks (collapsed) to FILE"},
         CLI_OPT_NO_ASYNC(&ro->async_aware,
                          "do not read asyncio tasks (no task-stitched stacks, no awaiting\n"
                          "profile, no task summary)"),
@@ -364,17 +375,22 @@ int cmd_record(int argc, char **argv)
     const char *out_path = ro.out_path;
     if (!out_path) {
         snprintf(default_out, sizeof(default_out), "aprof-%d.%s", (int)ro.pid,
-                 ro.fmt == FMT_SPEEDSCOPE ? "json" : "txt");
+                 format_exts[ro.fmt]);
         out_path = default_out;
     }
     /* Open the output now, so that an unwritable path fails before any sampling. */
-    outfile of;
+    outfile of, folded;
     record_ctx r;
     int exit_code = EXIT_OK;
     if (outfile_open(&of, out_path) != 0) {
         exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", out_path, strerror(errno));
+    } else if (ro.folded_path && outfile_open(&folded, ro.folded_path) != 0) {
+        exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", ro.folded_path, strerror(errno));
+        outfile_abort(&of);
     } else if (!make_ctx(&r, &s, &ro)) {
         outfile_abort(&of);
+        if (ro.folded_path)
+            outfile_abort(&folded);
         free_ctx(&r);
         exit_code = cli_fail(EXIT_INTERNAL, "out of memory");
     }
@@ -403,17 +419,30 @@ int cmd_record(int argc, char **argv)
     char meta_name[1200];
     snprintf(meta_name, sizeof(meta_name), "aprof: %s (pid %d)", s.cmdline, (int)ro.pid);
     writer_meta meta = {meta_name, "aprof@" APROF_VERSION};
-    if (write_profile(r.a, ro.fmt, &meta, &of) != 0) {
+    uint64_t mono_now = aprof_now_ns();
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    uint64_t wall_now = (uint64_t)wall.tv_sec * 1000000000ull + (uint64_t)wall.tv_nsec;
+    uint64_t since_start = mono_now > st.t_start_ns ? mono_now - st.t_start_ns : 0;
+    pprof_meta pm = {
+        .pid = ro.pid, .program = s.cmdline, .cpu = r.cpu_only,
+        .time_nanos = wall_now > since_start ? wall_now - since_start : 0,
+        .duration_nanos = st.t_end_ns > st.t_start_ns ? st.t_end_ns - st.t_start_ns : 0,
+        .period_nanos = ro.rate > 0 ? (uint64_t)(1e9 / ro.rate) : 0,
+    };
+    if (write_profile(r.a, ro.fmt, &meta, &pm, &of) != 0) {
         exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", out_path, strerror(errno));
         out_path = NULL;
     }
+    if (ro.folded_path && write_profile(r.a, FMT_COLLAPSED, &meta, &pm, &folded) != 0)
+        exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", ro.folded_path, strerror(errno));
     native_report nrep = {&s, r.count_states ? &r.states : NULL, ro.gil_only, r.not_gil};
     record_report rep = {
         .s = &s, .st = &st, .a = r.a, .stalls = r.stalls, .async = r.async, .native = &nrep,
         .requested_rate = ro.rate,
         .stall_threshold_s = ro.stall_ms / 1e3, .cpu_only = r.cpu_only,
         .thread_samples = r.thread_samples, .torn = r.torn, .marked = r.marked, .not_running = r.idle_skipped,
-        .out_path = out_path, .format = ro.fmt == FMT_SPEEDSCOPE ? "speedscope" : "collapsed",
+        .out_path = out_path, .format = format_labels[ro.fmt],
     };
     if (ro.summary_path && record_report_write_json(&rep, ro.summary_path) != 0)
         exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", ro.summary_path, strerror(errno));

@@ -26,6 +26,7 @@ typedef struct aprof_frame {
     int32_t line;     /* 0 when unknown */
     uint8_t kind;     /* frame_kind */
     uint8_t flags;    /* frame_flags */
+    int32_t first_line; /* a Python function's first line (co_firstlineno); 0 when unknown */
 } aprof_frame;
 
 enum frame_flags {

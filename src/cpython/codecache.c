@@ -417,7 +417,8 @@ bool code_info_offset(const code_info *ci, uint8_t kind, uint64_t raw, int64_t *
 aprof_frame code_info_frame(code_info *ci, uint8_t table_kind, int64_t off)
 {
     int line = off < 0 ? ci->firstlineno : code_info_line(ci, table_kind, (int)off);
-    return (aprof_frame){ci->name, ci->file, line < 0 ? 0 : line, FRAME_PYTHON, 0};
+    return (aprof_frame){ci->name, ci->file, line < 0 ? 0 : line, FRAME_PYTHON, 0,
+                         ci->firstlineno > 0 ? ci->firstlineno : 0};
 }
 
 int code_info_line(code_info *ci, uint8_t table_kind, int byte_offset)

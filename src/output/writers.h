@@ -5,6 +5,8 @@
 
 #include "aggregate.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 typedef struct writer_meta {
@@ -19,5 +21,18 @@ int write_speedscope(const agg *a, const writer_meta *meta, FILE *out);
 /* Brendan Gregg's folded stacks: "thread;frame;frame count" lines, frames "name (file:line)".
  * The count is the number of samples. */
 int write_collapsed(const agg *a, FILE *out);
+
+/* What a pprof profile says besides the stacks. */
+typedef struct pprof_meta {
+    int64_t pid;
+    const char *program;     /* the mapping's file name: the target's command line */
+    bool cpu;                /* --mode cpu: values are cpu/nanoseconds, else wall/nanoseconds */
+    uint64_t time_nanos;     /* Unix time of the recording's start */
+    uint64_t duration_nanos;
+    uint64_t period_nanos;   /* the mean interval between samples asked for */
+} pprof_meta;
+
+/* pprof: gzip-compressed profile.proto, thread profiles only (details in write_pprof.c). */
+int write_pprof(const agg *a, const pprof_meta *m, FILE *out);
 
 #endif
