@@ -24,6 +24,9 @@ typedef struct profile_impl {
     aprof_frame *last_frames; /* the previous stack (normalised), outermost first */
     uint32_t *last_nodes;     /* its node path */
     uint32_t last_n, last_cap;
+    point_store points;
+    bool by_stack;            /* one point per distinct stack (agg_profile_by_stack) */
+    hmap stack_map;           /* by-stack profiles: leaf node -> point index */
 } profile_impl;
 
 struct agg {
@@ -44,6 +47,7 @@ struct agg {
     size_t nprofiles, cap_profiles;
     hmap profile_map; /* (name, tid) */
     hmap thread_map;  /* tid, for agg_thread_profile */
+    point_spill spill; /* older points of every profile */
 };
 
 /* Largest index a table may hand out: AGG_ROOT is reserved and indices are stored + 1. */
@@ -74,6 +78,7 @@ agg *agg_new(strtab *strings)
     if (!a)
         return NULL;
     a->strings = strings;
+    point_spill_init(&a->spill);
     a->empty = strtab_intern_cstr(strings, "");
     a->unknown = strtab_intern_cstr(strings, "<unknown>");
     if (!a->empty || !a->unknown || hmap_init(&a->frame_map, 1024) < 0 ||
@@ -92,7 +97,8 @@ void agg_free(agg *a)
         return;
     for (size_t i = 0; i < a->nprofiles; i++) {
         profile_impl *p = a->profiles[i];
-        free(p->pub.points);
+        point_store_free(&p->points);
+        hmap_free(&p->stack_map);
         free(p->last_frames);
         free(p->last_nodes);
         free(p);
@@ -104,6 +110,7 @@ void agg_free(agg *a)
     hmap_free(&a->node_map);
     hmap_free(&a->profile_map);
     hmap_free(&a->thread_map);
+    point_spill_close(&a->spill);
     free(a);
 }
 
@@ -261,6 +268,68 @@ agg_profile *agg_profile_at(const agg *a, size_t i)
 
 /* ---- adding samples -------------------------------------------------------------------------- */
 
+typedef struct point_query {
+    profile_impl *p;
+    uint32_t leaf;
+} point_query;
+
+static bool point_is(const void *ctx, uint32_t idx)
+{
+    const point_query *q = ctx;
+    const agg_point *pt = point_store_mem(&q->p->points, idx);
+    return pt && pt->node == q->leaf;
+}
+
+/* The point for a sample of stack `leaf`: merged into the previous one (thread profiles, same
+ * stack) or into its stack's point (by-stack profiles), else a new one. */
+static int add_point(agg *a, profile_impl *p, uint32_t leaf, uint64_t t_ns, uint64_t weight_ns)
+{
+    agg_point *pt = NULL;
+    uint32_t h = hash32(leaf);
+    if (p->by_stack) {
+        point_query q = {p, leaf};
+        uint32_t i = hmap_find(&p->stack_map, h, point_is, &q);
+        pt = i == HMAP_NONE ? NULL : point_store_mem(&p->points, i);
+    } else if (p->pub.tid != 0) {
+        pt = point_store_last(&p->points);
+        if (pt && (pt->node != leaf || pt->t_ns > t_ns || pt->count == UINT32_MAX))
+            pt = NULL;
+    }
+    if (pt) {
+        pt->count++;
+        pt->weight_ns += weight_ns;
+        if (t_ns > pt->t_ns)
+            pt->t_ns = t_ns;
+        return 0;
+    }
+    size_t idx = point_store_count(&p->points);
+    if (p->by_stack && (idx >= AGG_MAX_INDEX || hmap_insert(&p->stack_map, h, (uint32_t)idx) < 0))
+        return -1;
+    agg_point np = {.node = leaf, .count = 1, .t_ns = t_ns, .weight_ns = weight_ns};
+    if (point_store_append(&p->points, &a->spill, &np) < 0)
+        return -1; /* a by-stack entry left in stack_map finds no point: point_is says no */
+    p->pub.npoints++;
+    return 0;
+}
+
+int agg_profile_by_stack(agg *a, agg_profile *pub)
+{
+    profile_impl *p = (profile_impl *)pub;
+    if (!a || !p || pub->npoints || pub->tid) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (p->by_stack)
+        return 0;
+    if (hmap_init(&p->stack_map, 256) < 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    p->by_stack = true;
+    p->points.keep_in_memory = true;
+    return 0;
+}
+
 int agg_profile_add(agg *a, agg_profile *pub, const aprof_frame *frames, uint32_t n,
                     uint64_t t_ns, uint64_t weight_ns)
 {
@@ -269,8 +338,6 @@ int agg_profile_add(agg *a, agg_profile *pub, const aprof_frame *frames, uint32_
         return -1;
     }
     profile_impl *p = (profile_impl *)pub;
-    if (grow_array((void **)&pub->points, &pub->cap, sizeof(agg_point), pub->npoints + 1) < 0)
-        goto nomem;
     if (n > p->last_cap) {
         size_t cap = p->last_cap;
         if (grow_array((void **)&p->last_frames, &cap, sizeof(aprof_frame), n) < 0)
@@ -307,7 +374,9 @@ int agg_profile_add(agg *a, agg_profile *pub, const aprof_frame *frames, uint32_
         a->max_depth = n;
 
     uint32_t leaf = n ? p->last_nodes[n - 1] : AGG_ROOT;
-    pub->points[pub->npoints++] = (agg_point){.node = leaf, .t_ns = t_ns, .weight_ns = weight_ns};
+    if (add_point(a, p, leaf, t_ns, weight_ns) < 0)
+        goto nomem;
+    pub->nsamples++;
     pub->total_ns += weight_ns;
 
     /* Node statistics describe the threads only: synthetic profiles re-present thread samples
@@ -418,6 +487,53 @@ int agg_add_sample(agg *a, const aprof_sample *s)
 }
 
 /* ---- reading --------------------------------------------------------------------------------- */
+
+void agg_point_iter_init(agg_point_iter *it, const agg *a, const agg_profile *p, size_t first)
+{
+    static const point_store empty;
+    const point_store *ps = p ? &((const profile_impl *)p)->points : &empty;
+    point_iter_init(&it->it, ps, a ? &a->spill : NULL, first);
+}
+
+bool agg_point_iter_next(agg_point_iter *it, agg_point *out)
+{
+    return it->it.sp && point_iter_next(&it->it, out);
+}
+
+bool agg_point_get(const agg *a, const agg_profile *p, size_t i, agg_point *out)
+{
+    return a && p && point_store_get(&((const profile_impl *)p)->points, &a->spill, i, out);
+}
+
+int agg_profile_leaf_totals(const agg *a, const agg_profile *p, uint64_t *count, uint64_t *weight)
+{
+    if (!a || !p || !count || !weight) {
+        errno = EINVAL;
+        return -1;
+    }
+    size_t nn = a->nnodes;
+    memset(count, 0, (nn + 1) * sizeof(*count));
+    memset(weight, 0, (nn + 1) * sizeof(*weight));
+    agg_point_iter it;
+    agg_point pt;
+    size_t seen = 0;
+    agg_point_iter_init(&it, a, p, 0);
+    for (; agg_point_iter_next(&it, &pt); seen++) {
+        size_t k = pt.node < nn ? pt.node : nn;
+        count[k] += pt.count;
+        weight[k] += pt.weight_ns;
+    }
+    if (seen != p->npoints) {
+        errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
+bool agg_spill_failed(const agg *a)
+{
+    return a && a->spill.blocks_in_memory > 0;
+}
 
 size_t agg_frame_count(const agg *a)
 {

@@ -9,9 +9,11 @@
 #ifndef APROF_AGGREGATE_H
 #define APROF_AGGREGATE_H
 
+#include "point_store.h"
 #include "sample.h"
 #include "strtab.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,17 +32,13 @@ typedef struct agg_node {
 
 #define AGG_ROOT UINT32_MAX
 
-typedef struct agg_point {
-    uint32_t node;       /* leaf node of the stack (AGG_ROOT for an empty stack) */
-    uint64_t t_ns;       /* CLOCK_MONOTONIC time of the sample */
-    uint64_t weight_ns;  /* what it stands for */
-} agg_point;
-
+/* A profile's points (point_store.h): a thread profile merges consecutive samples of one stack
+ * into one point, a by-stack profile keeps one point per distinct stack. */
 typedef struct agg_profile {
     const char *name;    /* interned display name */
     pid_t tid;           /* thread id, or 0 for synthetic profiles */
-    agg_point *points;
-    size_t npoints, cap;
+    size_t npoints;      /* points (read them with agg_point_iter or agg_point_get) */
+    uint64_t nsamples;   /* samples added (the sum of the points' counts) */
     uint64_t total_ns;
 } agg_profile;
 
@@ -50,7 +48,13 @@ void agg_free(agg *a);
 /* The profile with this name (and tid), created on first use. NULL on allocation failure. */
 agg_profile *agg_profile_get(agg *a, const char *name, pid_t tid);
 
-/* Add one stack (outermost first) observed at t_ns standing for weight_ns. 0 or -1 (ENOMEM). */
+/* Make an empty synthetic profile keep one point per distinct stack (weights and counts add,
+ * t_ns is the newest sample's): for views with no time order, such as many tasks observed at
+ * one instant. Its memory then grows with distinct stacks only. -1 (EINVAL) if not empty. */
+int agg_profile_by_stack(agg *a, agg_profile *p);
+
+/* Add one stack (outermost first) observed at t_ns standing for weight_ns. 0 or -1 (ENOMEM).
+ * In a thread profile a sample with the same stack as the previous one adds to its point. */
 int agg_profile_add(agg *a, agg_profile *p, const aprof_frame *frames, uint32_t n,
                     uint64_t t_ns, uint64_t weight_ns);
 
@@ -66,6 +70,23 @@ int agg_add_sample(agg *a, const aprof_sample *s);
 
 /* The thread name of a thread profile (the newest one), NULL for a synthetic profile. */
 const char *agg_profile_thread_name(const agg_profile *p);
+
+/* Points of a profile in time order (by-stack profiles: in order of first sight). */
+typedef struct agg_point_iter {
+    point_iter it;
+} agg_point_iter;
+void agg_point_iter_init(agg_point_iter *it, const agg *a, const agg_profile *p, size_t first);
+/* false at the end (or if the spill file cannot be read: agg_spill_failed says so). */
+bool agg_point_iter_next(agg_point_iter *it, agg_point *out);
+bool agg_point_get(const agg *a, const agg_profile *p, size_t i, agg_point *out);
+
+/* A profile's samples summed per leaf: count[k] and weight[k] for node k, and at index
+ * agg_node_count(a) for the empty stack. Both arrays have agg_node_count(a) + 1 entries and are
+ * zeroed here. 0, or -1 if the spill file could not be read (EIO). */
+int agg_profile_leaf_totals(const agg *a, const agg_profile *p, uint64_t *count, uint64_t *weight);
+
+/* Did keeping old points in the temporary file fail (they stay in memory then)? */
+bool agg_spill_failed(const agg *a);
 
 size_t agg_profile_count(const agg *a);
 agg_profile *agg_profile_at(const agg *a, size_t i);

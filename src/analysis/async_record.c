@@ -40,6 +40,7 @@ struct async_record {
     uint32_t *order;     /* sites by wait time, for reporting */
     size_t norder;
     aprof_frame *buf;    /* scratch stack for the awaiting profile */
+    bool exact_task_names;
 };
 
 /* Empty t, with room for want records. */
@@ -96,11 +97,12 @@ static tracked *table_insert(track_table *t, uint64_t id)
     return r;
 }
 
-async_record *async_record_new(session *s, agg *a, double await_hz)
+async_record *async_record_new(session *s, agg *a, double await_hz, bool exact_task_names)
 {
     async_record *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
+    r->exact_task_names = exact_task_names;
     r->s = s;
     r->a = a;
     r->interval_ns = (uint64_t)(1e9 / (await_hz > 0 ? await_hz : ASYNC_RECORD_DEFAULT_AWAIT_HZ));
@@ -184,7 +186,7 @@ uint32_t async_record_stitch(async_record *r, const aprof_thread_sample *t, apro
     if (!r->have_snap)
         return 0;
     async_chain_check check = {asyncio_chain_still_valid, r->reader};
-    return async_stitch_thread(&r->snap, t, r->s->st, out, cap, &check);
+    return async_stitch_thread(&r->snap, t, r->s->st, out, cap, &check, r->exact_task_names);
 }
 
 const char *async_record_task_name(void *ud, uint64_t coro)
@@ -257,11 +259,16 @@ static void account(async_record *r, uint64_t now, uint64_t weight)
             r->sites[site - 1].waits += tr->site != site;
         }
         tr->site = site;
-        if (!awaiting)
+        if (!awaiting) {
+            /* Many tasks at one instant have no time order: one point per distinct await
+             * chain keeps its memory to what is distinct however long the recording. */
             awaiting = agg_profile_get(r->a, ASYNC_RECORD_AWAITING_PROFILE, 0);
+            if (awaiting && !awaiting->npoints)
+                agg_profile_by_stack(r->a, awaiting);
+        }
         if (awaiting) {
             uint32_t n = 0;
-            async_stitch_chain(s, i, r->s->st, r->buf, &n, APROF_MAX_FRAMES);
+            async_stitch_chain(s, i, r->s->st, r->buf, &n, APROF_MAX_FRAMES, r->exact_task_names);
             for (uint32_t f = 0; f < t->nframes && n < APROF_MAX_FRAMES; f++)
                 r->buf[n++] = s->frames[t->frame_start + f];
             agg_profile_add(r->a, awaiting, r->buf, n, now, weight);

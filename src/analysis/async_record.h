@@ -39,8 +39,10 @@ typedef struct async_await_site {
 
 typedef struct async_record async_record;
 
-/* NULL when out of memory. await_hz: snapshots (and awaiting-profile samples) per second. */
-async_record *async_record_new(session *s, agg *a, double await_hz);
+/* NULL when out of memory. await_hz: snapshots (and awaiting-profile samples) per second.
+ * exact_task_names: every task by its own name in stitched stacks (async_stitch.h: by default
+ * tasks with asyncio's default names are grouped). */
+async_record *async_record_new(session *s, agg *a, double await_hz, bool exact_task_names);
 void async_record_free(async_record *r);
 
 /* Feed every sample in order, before stitching its threads. Takes a new task snapshot when due

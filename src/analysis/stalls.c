@@ -1,5 +1,7 @@
 #include "stalls.h"
 
+#include "lag_hist.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -35,11 +37,7 @@ typedef struct loop_track {
     const char *cb_name;
     culprit_count culprits[MAX_CULPRITS];
     uint32_t nculprits;
-    /* lag: busy stretch durations and when each ended */
-    uint64_t *lags, *lag_end;
-    size_t nlags, cap_lags;
-    uint64_t busy_ns;
-    uint64_t max_lag;           /* longest completed busy stretch */
+    lag_hist *lag;              /* busy stretch durations (lag_hist.h) */
     uint64_t stalls;
 } loop_track;
 
@@ -77,8 +75,9 @@ void stall_detector_free(stall_detector *d)
         return;
     for (size_t i = 0; i < d->nloops; i++) {
         clear_culprits(&d->loops[i]);
-        free(d->loops[i].lags);
-        free(d->loops[i].lag_end);
+        if (d->loops[i].lag)
+            lag_hist_free(d->loops[i].lag);
+        free(d->loops[i].lag);
     }
     for (size_t i = 0; i < d->nevents; i++)
         free(d->events[i].stack);
@@ -138,24 +137,9 @@ static loop_track *track_of(stall_detector *d, const aprof_thread_sample *t)
 
 static int push_lag(loop_track *lt, uint64_t ns, uint64_t end)
 {
-    if (lt->nlags == lt->cap_lags) {
-        size_t ncap = lt->cap_lags ? lt->cap_lags * 2 : 256;
-        uint64_t *nl = realloc(lt->lags, ncap * sizeof(*nl));
-        if (nl)
-            lt->lags = nl;
-        uint64_t *ne = realloc(lt->lag_end, ncap * sizeof(*ne));
-        if (ne)
-            lt->lag_end = ne;
-        if (!nl || !ne)
-            return -1;
-        lt->cap_lags = ncap;
-    }
-    lt->lag_end[lt->nlags] = end;
-    lt->lags[lt->nlags++] = ns;
-    lt->busy_ns += ns;
-    if (ns > lt->max_lag)
-        lt->max_lag = ns;
-    return 0;
+    if (!lt->lag && !(lt->lag = calloc(1, sizeof(*lt->lag))))
+        return -1;
+    return lag_hist_add(lt->lag, ns, end);
 }
 
 /* The frame blamed for one sample of a callback run: the innermost frame of the program's own
@@ -437,18 +421,6 @@ size_t stall_loop_count(const stall_detector *d)
     return d->nloops;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct(const uint64_t *sorted, size_t n, double q)
-{
-    size_t k = (size_t)(q * (double)(n - 1) + 0.5);
-    return (double)sorted[k < n ? k : n - 1] / 1e9;
-}
-
 /* How long the loop's current busy stretch has lasted at `now` (0 when idle). */
 static uint64_t running_stretch(const loop_track *lt, uint64_t now)
 {
@@ -467,10 +439,11 @@ void stall_loop_lag(const stall_detector *d, size_t i, loop_lag *out)
     out->tid = lt->tid;
     out->thread_name = lt->thread_name;
     out->kind = lt->kind;
-    out->count = lt->nlags;
+    const lag_hist *h = lt->lag;
+    out->count = h ? h->count : 0;
     out->stalls = lt->stalls;
     out->observed_ns = lt->last_t - lt->first_t;
-    out->busy_ns = lt->busy_ns;
+    out->busy_ns = h ? h->sum_ns : 0;
     out->busy_now = lt->busy;
     out->busy_for_ns = running_stretch(lt, lt->last_t);
     out->busy_ns += out->busy_for_ns;
@@ -480,23 +453,14 @@ void stall_loop_lag(const stall_detector *d, size_t i, loop_lag *out)
     out->blocked_ratio = lt->weight_ns ? (double)lt->busy_weight_ns / (double)lt->weight_ns : 0;
     if (out->blocked_ratio > 1)
         out->blocked_ratio = 1;
-    if (lt->nlags == 0)
+    if (!h || h->count == 0)
         return;
-    uint64_t *sorted = malloc(lt->nlags * sizeof(*sorted));
-    if (!sorted)
-        return;
-    memcpy(sorted, lt->lags, lt->nlags * sizeof(*sorted));
-    qsort(sorted, lt->nlags, sizeof(*sorted), cmp_u64);
-    uint64_t sum = 0;
-    for (size_t k = 0; k < lt->nlags; k++)
-        sum += sorted[k];
-    out->min_s = (double)sorted[0] / 1e9;
-    out->max_s = (double)sorted[lt->nlags - 1] / 1e9;
-    out->mean_s = (double)sum / (double)lt->nlags / 1e9;
-    out->p50_s = pct(sorted, lt->nlags, 0.50);
-    out->p95_s = pct(sorted, lt->nlags, 0.95);
-    out->p99_s = pct(sorted, lt->nlags, 0.99);
-    free(sorted);
+    out->min_s = (double)h->min_ns / 1e9;
+    out->max_s = (double)h->max_ns / 1e9;
+    out->mean_s = (double)h->sum_ns / (double)h->count / 1e9;
+    out->p50_s = (double)lag_hist_quantile(h, 0.50) / 1e9;
+    out->p95_s = (double)lag_hist_quantile(h, 0.95) / 1e9;
+    out->p99_s = (double)lag_hist_quantile(h, 0.99) / 1e9;
 }
 
 void stall_loop_now(const stall_detector *d, size_t i, uint64_t now, uint64_t window_ns,
@@ -512,9 +476,11 @@ void stall_loop_now(const stall_detector *d, size_t i, uint64_t now, uint64_t wi
     out->busy = lt->busy;
     out->busy_for_ns = running_stretch(lt, now);
     out->current_ns = out->busy_for_ns;
-    out->worst_ns = lt->max_lag > out->busy_for_ns ? lt->max_lag : out->busy_for_ns;
-    /* stretches end in time order: walk back from the newest while inside the window */
-    for (size_t k = lt->nlags; k-- > 0 && lt->lag_end[k] + window_ns >= now;)
-        if (lt->lags[k] > out->current_ns)
-            out->current_ns = lt->lags[k];
+    uint64_t max_lag = lt->lag ? lt->lag->max_ns : 0;
+    out->worst_ns = max_lag > out->busy_for_ns ? max_lag : out->busy_for_ns;
+    if (lt->lag) {
+        uint64_t recent = lag_hist_recent_max(lt->lag, now > window_ns ? now - window_ns : 0, NULL);
+        if (recent > out->current_ns)
+            out->current_ns = recent;
+    }
 }

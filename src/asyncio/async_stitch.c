@@ -1,6 +1,7 @@
 #include "async_stitch.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #define MAX_CHAIN 64
 
@@ -10,31 +11,46 @@ static void push(aprof_frame *out, uint32_t *n, uint32_t cap, aprof_frame f)
         out[(*n)++] = f;
 }
 
-static aprof_frame task_frame(strtab *st, const async_task *t)
+/* asyncio's default name for a task created without one: "Task-" and its creation counter. */
+static bool default_task_name(const char *name)
+{
+    if (!name || strncmp(name, "Task-", 5) != 0 || !name[5])
+        return false;
+    for (const char *c = name + 5; *c; c++)
+        if (*c < '0' || *c > '9')
+            return false;
+    return true;
+}
+
+static aprof_frame task_frame(strtab *st, const async_task *t, bool exact_names)
 {
     char buf[512];
-    snprintf(buf, sizeof(buf), "<task %s>", t->name);
+    if (!exact_names && default_task_name(t->name))
+        snprintf(buf, sizeof(buf), "<task " ASYNC_STITCH_DEFAULT_NAMES ">");
+    else
+        snprintf(buf, sizeof(buf), "<task %s>", t->name);
     const char *name = strtab_intern_cstr(st, buf);
     return (aprof_frame){name ? name : "<task>", "", 0, FRAME_TASK, 0};
 }
 
 void async_stitch_chain(const async_snapshot *s, uint32_t i, strtab *st, aprof_frame *out,
-                        uint32_t *n, uint32_t cap)
+                        uint32_t *n, uint32_t cap, bool exact_names)
 {
     uint32_t chain[MAX_CHAIN];
     uint32_t len = async_root_chain(s, i, chain, MAX_CHAIN);
     for (uint32_t k = len; k-- > 1;) {
         const async_task *t = &s->tasks[chain[k]];
-        push(out, n, cap, task_frame(st, t));
+        push(out, n, cap, task_frame(st, t, exact_names));
         for (uint32_t f = 0; f < t->nframes; f++)
             push(out, n, cap, s->frames[t->frame_start + f]);
     }
     if (i < s->ntasks)
-        push(out, n, cap, task_frame(st, &s->tasks[i]));
+        push(out, n, cap, task_frame(st, &s->tasks[i], exact_names));
 }
 
 uint32_t async_stitch_thread(const async_snapshot *s, const aprof_thread_sample *t, strtab *st,
-                             aprof_frame *out, uint32_t cap, const async_chain_check *check)
+                             aprof_frame *out, uint32_t cap, const async_chain_check *check,
+                             bool exact_names)
 {
     if (!s || s->ntasks == 0)
         return 0;
@@ -60,11 +76,11 @@ uint32_t async_stitch_thread(const async_snapshot *s, const aprof_thread_sample 
     }
     for (uint32_t k = valid; k-- > 1;) {
         const async_task *a = &s->tasks[chain[k]];
-        push(out, &n, cap, task_frame(st, a));
+        push(out, &n, cap, task_frame(st, a, exact_names));
         for (uint32_t f = 0; f < a->nframes; f++)
             push(out, &n, cap, s->frames[a->frame_start + f]);
     }
-    push(out, &n, cap, task_frame(st, task));
+    push(out, &n, cap, task_frame(st, task, exact_names));
     for (uint32_t k = fi; k < t->nframes; k++)
         push(out, &n, cap, t->frames[k]);
     return n;

@@ -9,12 +9,18 @@
 #include "sample.h"
 #include "strtab.h"
 
+#include <stdbool.h>
 #include <stdint.h>
+
+/* Tasks that kept asyncio's default name ("Task-" and a counter: one per request in many
+ * services) are all `<task Task-*>` unless exact_names: one flame for them, and a recording's
+ * distinct stacks stay bounded however many tasks come and go. Named tasks keep their names. */
+#define ASYNC_STITCH_DEFAULT_NAMES "Task-*"
 
 /* Append to out[*n..cap): for each task awaiting task i, outermost (root) first, a
  * `<task NAME>` frame and that task's coroutine frames; then `<task NAME>` of i. */
 void async_stitch_chain(const async_snapshot *s, uint32_t i, strtab *st, aprof_frame *out,
-                        uint32_t *n, uint32_t cap);
+                        uint32_t *n, uint32_t cap, bool exact_names);
 
 /* Checks a snapshot's chain at the time of a sample: how many leading entries of chain (the
  * running task, then its awaiters) still hold. asyncio_chain_still_valid() is the real one. */
@@ -30,6 +36,7 @@ typedef struct async_chain_check {
  * holds; where one does not, the chain is cut and an "<awaiters unknown>" mark stands above the
  * part that holds. */
 uint32_t async_stitch_thread(const async_snapshot *s, const aprof_thread_sample *t, strtab *st,
-                             aprof_frame *out, uint32_t cap, const async_chain_check *check);
+                             aprof_frame *out, uint32_t cap, const async_chain_check *check,
+                             bool exact_names);
 
 #endif

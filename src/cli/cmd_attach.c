@@ -21,7 +21,7 @@ int cmd_attach(int argc, char **argv)
 {
     pid_t pid = 0;
     double rate = 1000, stall_ms = 100;
-    bool native = false, blocking = false, nonblocking = false;
+    bool native = false, blocking = false, nonblocking = false, exact_names = false;
     const char *unwinder_name = "libunwind";
     const cli_option opts[] = {
         CLI_OPT_PID(&pid, "process to attach to"),
@@ -30,6 +30,7 @@ int cmd_attach(int argc, char **argv)
         CLI_OPT_UNWINDER(&unwinder_name),
         CLI_OPT_BLOCKING(&blocking, "suspend running threads for each sample (exact stacks)"),
         CLI_OPT_NONBLOCKING(&nonblocking),
+        CLI_OPT_EXACT_TASK_NAMES(&exact_names),
         CLI_OPT_STALL_THRESHOLD(&stall_ms),
     };
     const cli_command c = {"attach", attach_usage, opts, sizeof(opts) / sizeof(opts[0]), NULL,
@@ -52,7 +53,7 @@ int cmd_attach(int argc, char **argv)
     }
     tui_options o = {.rate_hz = rate, .stall_threshold_ns = (uint64_t)(stall_ms * 1e6),
                      .native = native, .blocking = blocking && !native,
-                     .nonblocking = nonblocking};
+                     .nonblocking = nonblocking, .exact_task_names = exact_names};
     cli_install_stop_signals();
     tui_run(&s, &o, &err);
     session_close(&s);

@@ -38,6 +38,12 @@ static const char record_tail[] =
     "In launch mode aprof exits with the command's exit code. Exit codes: docs/exit-codes.md.\n";
 
 /* the order of format_names: "folded" is another name for collapsed */
+/* Past 10 minutes a time-ordered view at the sample rate is unreadable and its file huge: the
+ * speedscope output merges each thread's samples of one stack within 1 s (bench/long_run.py). */
+#define AUTO_RESOLUTION_AFTER_NS (600ull * 1000000000ull)
+#define AUTO_RESOLUTION_NS 1000000000ull
+#define AUTO_RESOLUTION_TEXT "1 s"
+
 typedef enum out_format { FMT_SPEEDSCOPE, FMT_COLLAPSED, FMT_FOLDED, FMT_PPROF } out_format;
 enum { MODE_WALL, MODE_CPU };
 static const char *const format_names[] = {"speedscope", "collapsed", "folded", "pprof", NULL};
@@ -201,8 +207,8 @@ typedef struct record_opts {
     char **cmd; /* launch mode: the command after --, NULL otherwise */
     const char *out_path, *summary_path, *folded_path, *unwinder_name;
     int fmt, mode;
-    double rate, duration, stall_ms, await_hz;
-    bool async_aware, blocking, nonblocking, quiet, native, gil_only;
+    double rate, duration, stall_ms, await_hz, time_resolution;
+    bool async_aware, blocking, nonblocking, quiet, native, gil_only, exact_task_names;
     thread_filter filter; /* used when filter.n || filter.nnames || filter.main */
 } record_opts;
 
@@ -210,7 +216,8 @@ typedef struct record_opts {
 static int parse_options(int argc, char **argv, record_opts *ro)
 {
     *ro = (record_opts){.unwinder_name = "libunwind", .rate = 1000, .stall_ms = 100,
-                        .await_hz = ASYNC_RECORD_DEFAULT_AWAIT_HZ, .async_aware = true};
+                        .await_hz = ASYNC_RECORD_DEFAULT_AWAIT_HZ, .async_aware = true,
+                        .time_resolution = -1};
     const cli_option opts[] = {
         CLI_OPT_PID(&ro->pid, "attach to a running process"),
         {.name = "output", .short_name = 'o', .arg = "FILE", .kind = OPT_STRING,
@@ -259,6 +266,13 @@ static int parse_options(int argc, char **argv, record_opts *ro)
          .help = "task snapshots per second for the 'asyncio: awaiting' profile and\n"
                  "the task summary (default 10)",
          .invalid = "is not a rate between 0.1 and 1000 Hz"},
+        CLI_OPT_EXACT_TASK_NAMES(&ro->exact_task_names),
+        {.name = "time-resolution", .arg = "SECS", .kind = OPT_DOUBLE,
+         .dest = &ro->time_resolution, .min = 0, .max = 3600,
+         .help = "speedscope: merge each thread's samples of one stack within windows\n"
+                 "this long (0: keep every sample; default: 0 up to 10 minutes of\n"
+                 "recording, " AUTO_RESOLUTION_TEXT " beyond, which keeps an hour under 100 MB)",
+         .invalid = "is not a number of seconds between 0 and 3600"},
         CLI_OPT_STALL_THRESHOLD(&ro->stall_ms),
         {.name = "quiet", .short_name = 'q', .kind = OPT_FLAG, .dest = &ro->quiet,
          .help = "no progress line and no summary on stderr"},
@@ -324,7 +338,7 @@ static bool make_ctx(record_ctx *r, session *s, const record_opts *ro)
     r->a = agg_new(s->st);
     r->stalls = stall_detector_new((uint64_t)(ro->stall_ms * 1e6), s->st);
     if (ro->async_aware && r->a) {
-        r->async = async_record_new(s, r->a, ro->await_hz);
+        r->async = async_record_new(s, r->a, ro->await_hz, ro->exact_task_names);
         r->stitched = malloc(APROF_MAX_FRAMES * sizeof(*r->stitched));
         if (r->async && r->stalls)
             stall_detector_set_task_resolver(r->stalls, async_record_task_name, r->async);
@@ -418,7 +432,12 @@ int cmd_record(int argc, char **argv)
                  "suspending it (see docs/troubleshooting.md)", strerror(st.freeze_errno));
     char meta_name[1200];
     snprintf(meta_name, sizeof(meta_name), "aprof: %s (pid %d)", s.cmdline, (int)ro.pid);
-    writer_meta meta = {meta_name, "aprof@" APROF_VERSION};
+    uint64_t recorded_ns = st.t_end_ns > st.t_start_ns ? st.t_end_ns - st.t_start_ns : 0;
+    writer_meta meta = {meta_name, "aprof@" APROF_VERSION, 0};
+    if (ro.time_resolution >= 0)
+        meta.resolution_ns = (uint64_t)(ro.time_resolution * 1e9);
+    else if (recorded_ns > AUTO_RESOLUTION_AFTER_NS)
+        meta.resolution_ns = AUTO_RESOLUTION_NS;
     uint64_t mono_now = aprof_now_ns();
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
@@ -427,7 +446,7 @@ int cmd_record(int argc, char **argv)
     pprof_meta pm = {
         .pid = ro.pid, .program = s.cmdline, .cpu = r.cpu_only,
         .time_nanos = wall_now > since_start ? wall_now - since_start : 0,
-        .duration_nanos = st.t_end_ns > st.t_start_ns ? st.t_end_ns - st.t_start_ns : 0,
+        .duration_nanos = recorded_ns,
         .period_nanos = ro.rate > 0 ? (uint64_t)(1e9 / ro.rate) : 0,
     };
     if (write_profile(r.a, ro.fmt, &meta, &pm, &of) != 0) {
@@ -443,6 +462,7 @@ int cmd_record(int argc, char **argv)
         .stall_threshold_s = ro.stall_ms / 1e3, .cpu_only = r.cpu_only,
         .thread_samples = r.thread_samples, .torn = r.torn, .marked = r.marked, .not_running = r.idle_skipped,
         .out_path = out_path, .format = format_labels[ro.fmt],
+        .resolution_s = ro.fmt == FMT_SPEEDSCOPE ? (double)meta.resolution_ns / 1e9 : 0,
     };
     if (ro.summary_path && record_report_write_json(&rep, ro.summary_path) != 0)
         exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", ro.summary_path, strerror(errno));

@@ -71,6 +71,11 @@ bool cli_parse_unwinder(const char *arg, void *dest); /* dest: const char * (the
      .invalid = "is not one of libunwind, dw"}
 #define CLI_OPT_BLOCKING(var, what)                                                            \
     {.name = "blocking", .short_name = 'b', .help = what, .kind = OPT_FLAG, .dest = var}
+#define CLI_OPT_EXACT_TASK_NAMES(var)                                                          \
+    {.name = "exact-task-names", .kind = OPT_FLAG, .dest = var,                                \
+     .help = "name every task in task-stitched stacks (by default the tasks that\n"            \
+             "kept asyncio's default name Task-N are grouped as <task Task-*>)"}
+
 #define CLI_OPT_NONBLOCKING(var)                                                               \
     {.name = "nonblocking", .kind = OPT_FLAG, .dest = var,                                     \
      .help = "never stop a thread: a stack that changes while it is read keeps\n"              \

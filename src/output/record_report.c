@@ -116,7 +116,10 @@ void record_report_print(const record_report *r, FILE *out)
     fputc('\n', out);
     if (r->native)
         native_report_print(r->native, out);
-    if (r->out_path)
+    if (r->out_path && r->resolution_s > 0)
+        fprintf(out, "aprof: wrote %s (%s, each thread's samples merged by stack within "
+                     "%.3g s windows)\n", r->out_path, r->format, r->resolution_s);
+    else if (r->out_path)
         fprintf(out, "aprof: wrote %s (%s)\n", r->out_path, r->format);
 
     agg_top_entry top[10];

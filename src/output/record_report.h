@@ -26,6 +26,7 @@ typedef struct record_report {
     uint64_t thread_samples, torn, marked, not_running;
     const char *out_path;         /* NULL when the profile could not be written */
     const char *format;           /* "speedscope" / "collapsed" */
+    double resolution_s;          /* speedscope samples merged by stack within windows this long */
 } record_report;
 
 void record_report_print(const record_report *r, FILE *out);

@@ -47,12 +47,6 @@ static void put_frame(FILE *out, const aprof_frame *f)
     }
 }
 
-static int cmp_u32(const void *x, const void *y)
-{
-    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
-    return a < b ? -1 : a > b;
-}
-
 int write_collapsed(const agg *a, FILE *out)
 {
     if (!a || !out) {
@@ -60,8 +54,14 @@ int write_collapsed(const agg *a, FILE *out)
         return -1;
     }
     uint32_t max_depth = agg_max_depth(a);
+    size_t nn = agg_node_count(a);
     uint32_t *stack = malloc((max_depth ? max_depth : 1) * sizeof(uint32_t));
-    if (!stack) {
+    uint64_t *count = malloc((nn + 1) * sizeof(uint64_t));
+    uint64_t *weight = malloc((nn + 1) * sizeof(uint64_t));
+    if (!stack || !count || !weight) {
+        free(stack);
+        free(count);
+        free(weight);
         errno = ENOMEM;
         return -1;
     }
@@ -73,30 +73,22 @@ int write_collapsed(const agg *a, FILE *out)
         const agg_profile *p = agg_profile_at(a, k % nprof);
         if (p->npoints == 0 || (p->tid != 0) != (k < nprof))
             continue;
-        /* Distinct leaves and their sample counts: sort the leaf ids, count runs. */
-        uint32_t *leaves = malloc(p->npoints * sizeof(uint32_t));
-        if (!leaves) {
-            errno = ENOMEM;
+        /* Sample counts per leaf (the empty stack last, as index nn). */
+        if (agg_profile_leaf_totals(a, p, count, weight) < 0) {
             rc = -1;
             break;
         }
-        for (size_t i = 0; i < p->npoints; i++)
-            leaves[i] = p->points[i].node;
-        qsort(leaves, p->npoints, sizeof(uint32_t), cmp_u32);
-        for (size_t i = 0; i < p->npoints;) {
-            size_t j = i;
-            while (j < p->npoints && leaves[j] == leaves[i])
-                j++;
+        for (size_t leaf = 0; leaf <= nn; leaf++) {
+            if (count[leaf] == 0)
+                continue;
             put_sanitised(out, p->name);
-            uint32_t depth = agg_stack_frames(a, leaves[i], stack, max_depth);
+            uint32_t depth = leaf == nn ? 0 : agg_stack_frames(a, (uint32_t)leaf, stack, max_depth);
             for (uint32_t d = 0; d < depth; d++) {
                 putc(';', out);
                 put_frame(out, agg_frame_at(a, stack[d]));
             }
-            fprintf(out, " %zu\n", j - i);
-            i = j;
+            fprintf(out, " %llu\n", (unsigned long long)count[leaf]);
         }
-        free(leaves);
         if (ferror(out)) {
             if (!errno)
                 errno = EIO;
@@ -104,6 +96,8 @@ int write_collapsed(const agg *a, FILE *out)
         }
     }
     free(stack);
+    free(count);
+    free(weight);
     if (rc == 0) {
         errno = 0;
         if (fflush(out) != 0 || ferror(out)) {

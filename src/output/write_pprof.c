@@ -245,49 +245,25 @@ static const char *task_name(const char *frame_name, char *buf, size_t size)
     return frame_name;
 }
 
-static int cmp_u32(const void *x, const void *y)
-{
-    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
-    return a < b ? -1 : a > b;
-}
-
 /* Samples of one thread profile, grouped by leaf. */
 static int add_samples(pbuf *prof, const agg *a, const agg_profile *p, const pprof_meta *m,
                        stab *st, uint32_t *stack, uint32_t max_depth)
 {
-    /* the leaves in order, so that equal stacks form runs; weights summed per node id */
-    uint32_t *leaves = malloc(p->npoints * sizeof(uint32_t));
-    if (!leaves)
-        return -1;
-    for (size_t i = 0; i < p->npoints; i++)
-        leaves[i] = p->points[i].node;
-    qsort(leaves, p->npoints, sizeof(uint32_t), cmp_u32);
-
     const char *tname = agg_profile_thread_name(p);
     pbuf s = {0}, packed = {0};
     int rc = 0;
     size_t nnodes = agg_node_count(a);
-    uint64_t *count = calloc(nnodes + 1, sizeof(uint64_t));
-    uint64_t *wsum = calloc(nnodes + 1, sizeof(uint64_t));
-    if (!count || !wsum) {
+    uint64_t *count = malloc((nnodes + 1) * sizeof(uint64_t));
+    uint64_t *wsum = malloc((nnodes + 1) * sizeof(uint64_t));
+    if (!count || !wsum || agg_profile_leaf_totals(a, p, count, wsum) < 0) {
         free(count);
         free(wsum);
-        free(leaves);
         return -1;
     }
-    for (size_t i = 0; i < p->npoints; i++) {
-        uint32_t node = p->points[i].node;
-        size_t k = node == AGG_ROOT ? nnodes : node;
-        count[k]++;
-        wsum[k] += p->points[i].weight_ns;
-    }
-    for (size_t i = 0; i < p->npoints && rc == 0;) {
-        uint32_t node = leaves[i];
-        size_t j = i;
-        while (j < p->npoints && leaves[j] == node)
-            j++;
-        i = j;
-        size_t k = node == AGG_ROOT ? nnodes : node;
+    for (size_t k = 0; k <= nnodes && rc == 0; k++) { /* the empty stack (k == nnodes) last */
+        if (count[k] == 0)
+            continue;
+        uint32_t node = k == nnodes ? AGG_ROOT : (uint32_t)k;
         uint32_t depth = node == AGG_ROOT ? 0 : agg_stack_frames(a, node, stack, max_depth);
         s.len = 0;
         packed.len = 0;
@@ -320,7 +296,6 @@ static int add_samples(pbuf *prof, const agg *a, const agg_profile *p, const ppr
     free(packed.p);
     free(count);
     free(wsum);
-    free(leaves);
     return rc;
 }
 

@@ -12,6 +12,8 @@
 typedef struct writer_meta {
     const char *name;        /* profile file name shown by speedscope, e.g. "aprof: python app.py (pid 42)" */
     const char *exporter;    /* "aprof@0.1.0" */
+    uint64_t resolution_ns;  /* speedscope: a thread's samples within each window this long are
+                                merged by stack (first seen first, weights added); 0: every one */
 } writer_meta;
 
 /* speedscope file format (https://www.speedscope.app/file-format-schema.json): one "sampled"

@@ -606,7 +606,8 @@ aprof_status tui_run(session *s, const tui_options *o, aprof_error *err)
 
     tui_live live;
     tui_live_opts lo = {.rate_hz = o->rate_hz, .stall_threshold_ns = o->stall_threshold_ns,
-                        .blocking = o->blocking, .nonblocking = o->nonblocking};
+                        .blocking = o->blocking, .nonblocking = o->nonblocking,
+                        .exact_task_names = o->exact_task_names};
     aprof_status rc = tui_live_start(&live, s, &lo, err);
     if (rc != APROF_OK)
         return rc;

@@ -13,6 +13,7 @@ typedef struct tui_options {
     bool native;      /* shown in the header; the session is already set up for it */
     bool blocking;
     bool nonblocking; /* never stop a thread (see sampler_opts) */
+    bool exact_task_names; /* no grouping of default-named tasks in stitched stacks */
 } tui_options;
 
 /* Run the TUI on an open session until the user quits (q, Ctrl-C, SIGTERM). Sampling runs in a

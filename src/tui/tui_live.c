@@ -57,7 +57,7 @@ static void process(tui_live *l, const aprof_sample *smp)
         /* Task-stitched, like record: time grouped by the tasks awaiting each other. */
         async_chain_check check = {asyncio_chain_still_valid, l->ar};
         uint32_t n = async_stitch_thread(l->tasks, t, l->s->st, l->stitched, APROF_MAX_FRAMES,
-                                         &check);
+                                         &check, l->o.exact_task_names);
         const aprof_frame *frames = n ? l->stitched : t->frames;
         if (!n)
             n = t->nframes;

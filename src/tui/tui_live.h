@@ -31,6 +31,7 @@ typedef struct tui_live_opts {
     uint64_t stall_threshold_ns;
     bool blocking;
     bool nonblocking;
+    bool exact_task_names;
 } tui_live_opts;
 
 typedef struct tui_live {

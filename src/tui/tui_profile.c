@@ -19,6 +19,7 @@ void tui_prof_free(tui_prof *p)
     free(p->stat);
     free(p->cursor);
     free(p->prev_leaf);
+    free(p->taken);
     free(p->depth);
     free(p->func);
     free(p->recursive);
@@ -36,6 +37,7 @@ static void reset_stats(tui_prof *p)
     for (size_t i = 0; i < p->nprof; i++) {
         p->cursor[i] = 0;
         p->prev_leaf[i] = AGG_ROOT;
+        p->taken[i] = (agg_point){0};
     }
     p->total_ns = p->matched_ns = p->samples = 0;
 }
@@ -168,13 +170,15 @@ static int extend_caches(tui_prof *p, const agg *a)
     p->nstat = nn;
     size_t np = agg_profile_count(a);
     if (np > p->nprof) {
-        size_t c1 = p->nprof, c2 = p->nprof;
+        size_t c1 = p->nprof, c2 = p->nprof, c3 = p->nprof;
         if (grow((void **)&p->cursor, &c1, np, sizeof(size_t)) < 0 ||
-            grow((void **)&p->prev_leaf, &c2, np, sizeof(uint32_t)) < 0)
+            grow((void **)&p->prev_leaf, &c2, np, sizeof(uint32_t)) < 0 ||
+            grow((void **)&p->taken, &c3, np, sizeof(agg_point)) < 0)
             return -1;
         for (size_t i = p->nprof; i < np; i++) {
             p->cursor[i] = 0;
             p->prev_leaf[i] = AGG_ROOT;
+            p->taken[i] = (agg_point){0};
         }
         p->nprof = np;
     }
@@ -183,12 +187,15 @@ static int extend_caches(tui_prof *p, const agg *a)
 
 /* ---- accumulation ----------------------------------------------------------------------------- */
 
-static size_t first_at_or_after(const agg_profile *pr, uint64_t t)
+static size_t first_at_or_after(const agg *a, const agg_profile *pr, uint64_t t)
 {
     size_t lo = 0, hi = pr->npoints;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (pr->points[mid].t_ns < t)
+        agg_point pt;
+        if (!agg_point_get(a, pr, mid, &pt))
+            return pr->npoints; /* unreadable: nothing selected rather than a wrong window */
+        if (pt.t_ns < t)
             lo = mid + 1;
         else
             hi = mid;
@@ -218,6 +225,28 @@ static void count_calls(tui_prof *p, const agg *a, uint32_t cur, uint32_t prev)
     }
 }
 
+/* Add a point's samples to the statistics; the leaf to remember as the previous one. */
+static uint32_t take(tui_prof *p, const agg *a, const agg_point *pt, uint32_t prev, bool new_point)
+{
+    p->total_ns += pt->weight_ns;
+    p->samples += pt->count;
+    uint32_t leaf = pt->node;
+    if (leaf == AGG_ROOT || leaf >= p->nstat)
+        return AGG_ROOT;
+    if (p->match[leaf]) {
+        p->matched_ns += pt->weight_ns;
+        p->stat[leaf].self_ns += pt->weight_ns;
+        p->stat[leaf].self_n += pt->count;
+        for (uint32_t n = leaf; n != AGG_ROOT; n = agg_node_at(a, n)->parent) {
+            p->stat[n].total_ns += pt->weight_ns;
+            p->stat[n].total_n += pt->count;
+        }
+        if (new_point)
+            count_calls(p, a, leaf, prev);
+    }
+    return leaf;
+}
+
 int tui_prof_update(tui_prof *p, const agg *a)
 {
     if (!a)
@@ -231,30 +260,25 @@ int tui_prof_update(tui_prof *p, const agg *a)
         if (!pr || pr->tid == 0 || (p->tid && pr->tid != p->tid))
             continue;
         size_t k = p->cursor[i];
+        agg_point pt;
+        /* The last point seen may have grown since: take what was added to it. */
+        if (k > 0 && agg_point_get(a, pr, k - 1, &pt) && pt.t_ns >= p->from_ns &&
+            pt.weight_ns > p->taken[i].weight_ns) {
+            agg_point more = pt;
+            more.weight_ns -= p->taken[i].weight_ns;
+            more.count -= pt.count >= p->taken[i].count ? p->taken[i].count : pt.count;
+            take(p, a, &more, AGG_ROOT, false);
+            p->taken[i] = pt;
+        }
         if (k == 0 && p->from_ns)
-            k = first_at_or_after(pr, p->from_ns);
-        for (; k < pr->npoints; k++) {
-            const agg_point *pt = &pr->points[k];
-            if (pt->t_ns < p->from_ns)
+            k = first_at_or_after(a, pr, p->from_ns);
+        agg_point_iter it;
+        agg_point_iter_init(&it, a, pr, k);
+        for (; agg_point_iter_next(&it, &pt); k++) {
+            p->taken[i] = pt;
+            if (pt.t_ns < p->from_ns)
                 continue;
-            p->total_ns += pt->weight_ns;
-            p->samples++;
-            uint32_t leaf = pt->node;
-            if (leaf == AGG_ROOT || leaf >= p->nstat) {
-                p->prev_leaf[i] = AGG_ROOT;
-                continue;
-            }
-            if (p->match[leaf]) {
-                p->matched_ns += pt->weight_ns;
-                p->stat[leaf].self_ns += pt->weight_ns;
-                p->stat[leaf].self_n++;
-                for (uint32_t n = leaf; n != AGG_ROOT; n = agg_node_at(a, n)->parent) {
-                    p->stat[n].total_ns += pt->weight_ns;
-                    p->stat[n].total_n++;
-                }
-                count_calls(p, a, leaf, p->prev_leaf[i]);
-            }
-            p->prev_leaf[i] = leaf;
+            p->prev_leaf[i] = take(p, a, &pt, p->prev_leaf[i], true);
         }
         p->cursor[i] = k;
     }

@@ -47,11 +47,13 @@ typedef struct tui_prof {
     tui_node_stat *stat;            /* per agg node */
     uint64_t total_ns;              /* weight of every selected point, filtered out or not */
     uint64_t matched_ns;            /* weight of the points that passed the filter */
-    uint64_t samples;               /* selected points */
+    uint64_t samples;               /* selected samples */
     size_t nstat;                   /* agg nodes covered by stat and the caches below */
     /* incremental state, per agg profile index */
-    size_t *cursor;
+    size_t *cursor;                 /* the next point not yet seen */
     uint32_t *prev_leaf;
+    agg_point *taken;               /* what was taken of point cursor - 1, which can still grow
+                                       (consecutive samples of one stack merge into it) */
     size_t nprof;
     /* per node caches: fixed for the life of the aggregate (match: for the filter) */
     uint32_t *depth, *func;

@@ -424,12 +424,12 @@ class Ctx:
         return Result(argv, proc.returncode, out.decode("utf-8", "replace"),
                       err.decode("utf-8", "replace"), time.monotonic() - start)
 
-    def aprof_background(self, *args, name="aprof"):
+    def aprof_background(self, *args, name="aprof", env=None):
         """Start aprof without waiting; stdout/stderr go to files NAME.stdout/.stderr."""
         argv = [aprof_binary()] + [str(a) for a in args]
         out_path, err_path = self.path(name + ".stdout"), self.path(name + ".stderr")
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = spawn(argv, out, err, cwd=self.tmp)
+            proc = spawn(argv, out, err, env=env, cwd=self.tmp)
         proc.argv, proc.stdout_path, proc.stderr_path = argv, out_path, err_path
         proc.started = time.monotonic()
         self.procs.append(proc)

@@ -75,6 +75,13 @@ static void stack_string(const agg *a, uint32_t leaf, char *buf, size_t size)
     }
 }
 
+static agg_point pt_at(const agg *a, const agg_profile *p, size_t i)
+{
+    agg_point pt = {0};
+    assert_true(agg_point_get(a, p, i, &pt));
+    return pt;
+}
+
 static void test_tree_building(void **state)
 {
     fixture *fx = *state;
@@ -93,18 +100,18 @@ static void test_tree_building(void **state)
     assert_int_equal(p->npoints, 5);
     char buf[128];
     for (int i = 0; i < 5; i++) {
-        stack_string(fx->a, p->points[i].node, buf, sizeof(buf));
+        stack_string(fx->a, pt_at(fx->a, p, i).node, buf, sizeof(buf));
         assert_string_equal(buf, stacks[i]);
-        assert_int_equal(p->points[i].t_ns, 1000 + i);
-        assert_int_equal(p->points[i].weight_ns, 10);
+        assert_int_equal(pt_at(fx->a, p, i).t_ns, 1000 + i);
+        assert_int_equal(pt_at(fx->a, p, i).weight_ns, 10);
     }
-    assert_int_equal(p->points[0].node, p->points[3].node); /* same stack, same node */
+    assert_int_equal(pt_at(fx->a, p, 0).node, pt_at(fx->a, p, 3).node); /* same stack, same node */
     /* parents point to the prefix and are older than their children */
     for (uint32_t i = 0; i < agg_node_count(fx->a); i++) {
         const agg_node *nd = agg_node_at(fx->a, i);
         assert_true(nd->parent == AGG_ROOT || nd->parent < i);
     }
-    const agg_node *leaf = agg_node_at(fx->a, p->points[1].node);
+    const agg_node *leaf = agg_node_at(fx->a, pt_at(fx->a, p, 1).node);
     assert_string_equal(frame_name(fx->a, leaf->frame), "d");
     assert_string_equal(frame_name(fx->a, agg_node_at(fx->a, leaf->parent)->frame), "b");
     assert_null(agg_node_at(fx->a, 1000));
@@ -125,7 +132,7 @@ static void test_frames_interned_by_all_fields(void **state)
     assert_int_equal(agg_profile_add(fx->a, p, fr, 6, 1, 1), 0);
     assert_int_equal(agg_frame_count(fx->a), 5); /* fr[3] == fr[0] */
     uint32_t idx[6];
-    assert_int_equal(agg_stack_frames(fx->a, p->points[0].node, idx, 6), 6);
+    assert_int_equal(agg_stack_frames(fx->a, pt_at(fx->a, p, 0).node, idx, 6), 6);
     assert_int_equal(idx[0], idx[3]);
     assert_true(idx[0] != idx[1] && idx[0] != idx[2] && idx[0] != idx[4]);
     const aprof_frame *unk = agg_frame_at(fx->a, idx[5]); /* NULLs become printable strings */
@@ -145,7 +152,7 @@ static void test_empty_stack_and_bad_arguments(void **state)
     uint32_t n = parse_stack(fx->st, "a b", fr, 2);
     assert_int_equal(agg_profile_add(fx->a, p, fr, n, 300, 5), 0);
     assert_int_equal(agg_profile_add(fx->a, p, fr, n, 900, 5), 0);
-    assert_int_equal(p->points[0].node, AGG_ROOT);
+    assert_int_equal(pt_at(fx->a, p, 0).node, AGG_ROOT);
     assert_int_equal(p->total_ns, 15);
     assert_int_equal(agg_profile_add(fx->a, NULL, fr, n, 1, 1), -1);
     assert_int_equal(agg_profile_add(fx->a, p, NULL, 3, 1, 1), -1);
@@ -159,9 +166,124 @@ static void test_stack_frames_keeps_outermost(void **state)
     uint32_t n = parse_stack(fx->st, "a b c d e f", fr, 6);
     assert_int_equal(agg_profile_add(fx->a, p, fr, n, 1, 1), 0);
     uint32_t idx[4];
-    assert_int_equal(agg_stack_frames(fx->a, p->points[0].node, idx, 3), 3);
+    assert_int_equal(agg_stack_frames(fx->a, pt_at(fx->a, p, 0).node, idx, 3), 3);
     assert_string_equal(frame_name(fx->a, idx[0]), "a");
     assert_string_equal(frame_name(fx->a, idx[2]), "c");
+}
+
+/* Consecutive samples of one stack merge in thread profiles (counts and weights add, t_ns is
+ * the newest); a different stack in between, or a synthetic profile, keeps them apart. */
+static void test_consecutive_samples_merge(void **state)
+{
+    fixture *fx = *state;
+    agg_profile *p = agg_profile_get(fx->a, "t", 7);
+    agg_profile *syn = agg_profile_get(fx->a, "synthetic", 0);
+    aprof_frame a[2], b[2];
+    uint32_t na = parse_stack(fx->st, "main idle", a, 2), nb = parse_stack(fx->st, "main work", b, 2);
+    const char *seq = "aaabaab";
+    for (int i = 0; seq[i]; i++) {
+        bool is_a = seq[i] == 'a';
+        assert_int_equal(agg_profile_add(fx->a, p, is_a ? a : b, is_a ? na : nb, 100 + i, 10 + i), 0);
+        assert_int_equal(agg_profile_add(fx->a, syn, a, na, 100 + i, 1), 0);
+    }
+    assert_int_equal(p->nsamples, 7);
+    assert_int_equal(p->npoints, 4); /* aaa b aa b */
+    assert_int_equal(syn->npoints, 7);
+    agg_point pt = pt_at(fx->a, p, 0);
+    assert_int_equal(pt.count, 3);
+    assert_int_equal(pt.weight_ns, 10 + 11 + 12);
+    assert_int_equal(pt.t_ns, 102);
+    pt = pt_at(fx->a, p, 2);
+    assert_int_equal(pt.count, 2);
+    assert_int_equal(pt.weight_ns, 14 + 15);
+    assert_int_equal(pt.t_ns, 105);
+    assert_int_equal(p->total_ns, 10 + 11 + 12 + 13 + 14 + 15 + 16);
+    uint64_t count[16], weight[16];
+    assert_true(agg_node_count(fx->a) + 1 <= 16);
+    assert_int_equal(agg_profile_leaf_totals(fx->a, p, count, weight), 0);
+    assert_int_equal(count[pt_at(fx->a, p, 0).node], 5);
+    assert_int_equal(weight[pt_at(fx->a, p, 1).node], 13 + 16);
+}
+
+/* A by-stack profile keeps one point per distinct stack, in order of first sight. */
+static void test_by_stack_profile(void **state)
+{
+    fixture *fx = *state;
+    agg_profile *p = agg_profile_get(fx->a, "asyncio: awaiting", 0);
+    assert_int_equal(agg_profile_by_stack(fx->a, p), 0);
+    const char *stacks[] = {"m t1 sleep", "m t2 sleep", "m t1 sleep", "m t3 read", "m t2 sleep"};
+    aprof_frame fr[3];
+    for (int round = 0; round < 100; round++)
+        for (int i = 0; i < 5; i++) {
+            uint32_t n = parse_stack(fx->st, stacks[i], fr, 3);
+            assert_int_equal(agg_profile_add(fx->a, p, fr, n, 1000 + round, 5), 0);
+        }
+    assert_int_equal(p->npoints, 3);
+    assert_int_equal(p->nsamples, 500);
+    char buf[64];
+    uint32_t want_count[3] = {200, 200, 100};
+    for (int i = 0; i < 3; i++) {
+        agg_point pt = pt_at(fx->a, p, (size_t)i);
+        stack_string(fx->a, pt.node, buf, sizeof buf);
+        assert_string_equal(buf, stacks[i == 2 ? 3 : i]);
+        assert_int_equal(pt.count, want_count[i]);
+        assert_int_equal(pt.weight_ns, 5 * want_count[i]);
+        assert_int_equal(pt.t_ns, 1099);
+    }
+    /* only an empty synthetic profile can change its kind */
+    assert_int_equal(agg_profile_by_stack(fx->a, agg_profile_get(fx->a, "thread", 9)), -1);
+}
+
+/* Many points: older blocks go to the spill file and read back exactly, through the iterator
+ * from any start and one by one; with no usable temporary directory they stay in memory. */
+static void check_spill(const char *tmpdir, bool expect_failed)
+{
+    char *old = getenv("TMPDIR") ? strdup(getenv("TMPDIR")) : NULL;
+    setenv("TMPDIR", tmpdir, 1);
+    strtab *st = strtab_new();
+    agg *a = agg_new(st);
+    agg_profile *p1 = agg_profile_get(a, "t1", 1), *p2 = agg_profile_get(a, "t2", 2);
+    aprof_frame fr[2];
+    uint32_t n0 = parse_stack(st, "main f0", fr, 2);
+    aprof_frame g[2];
+    uint32_t n1 = parse_stack(st, "main f1", g, 2);
+    enum { N = 5 * POINT_STORE_BLOCK + 123 };
+    for (uint32_t i = 0; i < N; i++) { /* alternating stacks: no merging */
+        assert_int_equal(agg_profile_add(a, p1, i % 2 ? g : fr, i % 2 ? n1 : n0, 10 * i, i), 0);
+        assert_int_equal(agg_profile_add(a, p2, fr, n0, 10 * i, 1), 0); /* merges into one */
+    }
+    assert_int_equal(p1->npoints, N);
+    assert_int_equal(p2->npoints, 1);
+    assert_int_equal(agg_spill_failed(a), expect_failed);
+    agg_point_iter it;
+    agg_point pt;
+    size_t from = POINT_STORE_BLOCK - 3, seen = 0;
+    agg_point_iter_init(&it, a, p1, from);
+    for (; agg_point_iter_next(&it, &pt); seen++) {
+        uint32_t i = (uint32_t)(from + seen);
+        assert_int_equal(pt.t_ns, 10ull * i);
+        assert_int_equal(pt.weight_ns, i);
+        assert_int_equal(pt.count, 1);
+    }
+    assert_int_equal(seen, N - from);
+    for (uint32_t i = 0; i < N; i += 977)
+        assert_int_equal(pt_at(a, p1, i).weight_ns, i);
+    assert_false(agg_point_get(a, p1, N, &pt));
+    assert_int_equal(pt_at(a, p2, 0).count, N);
+    agg_free(a);
+    strtab_free(st);
+    if (old) {
+        setenv("TMPDIR", old, 1);
+        free(old);
+    } else
+        unsetenv("TMPDIR");
+}
+
+static void test_points_spill_to_a_file(void **state)
+{
+    (void)state;
+    check_spill("/tmp", false);
+    check_spill("/nonexistent/aprof-test", true);
 }
 
 /* ---- naive model for weights ---- */
@@ -229,7 +351,7 @@ static void test_node_weights_match_model(void **state)
             }
         }
     }
-    assert_int_equal(p1->npoints + p2->npoints + syn->npoints, 3000);
+    assert_int_equal(p1->nsamples + p2->nsamples + syn->nsamples, 3000);
     size_t checked = 0;
     for (uint32_t i = 0; i < agg_node_count(fx->a); i++) {
         const agg_node *nd = agg_node_at(fx->a, i);
@@ -357,7 +479,8 @@ static void test_add_sample_routes_threads(void **state)
         agg_profile *p = agg_profile_at(fx->a, i);
         assert_string_equal(p->name, names[i]);
         assert_int_equal(p->tid, tids[i]);
-        assert_int_equal(p->npoints, counts[i]);
+        assert_int_equal(p->nsamples, counts[i]);
+        assert_int_equal(p->npoints, 1); /* one stack each: consecutive samples merged */
         assert_int_equal(p->total_ns, counts[i] * 1000000u);
         /* the same profile is found by thread id, whatever the name asked for */
         assert_ptr_equal(agg_thread_profile(fx->a, tids[i], thread_names[i]), p);
@@ -409,7 +532,7 @@ static void test_speed_and_memory(void **state)
         if (per < best)
             best = per;
         nodes = agg_node_count(a);
-        assert_int_equal(p->npoints, SAMPLES);
+        assert_int_equal(p->nsamples, SAMPLES);
         agg_free(a);
     }
     strtab_free(st);
@@ -433,6 +556,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_top_functions_merge_lines_and_recursion, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_add_sample_routes_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consecutive_samples_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_by_stack_profile, setup, teardown),
+        cmocka_unit_test(test_points_spill_to_a_file),
         cmocka_unit_test(test_speed_and_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

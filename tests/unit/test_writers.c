@@ -295,6 +295,68 @@ static void test_speedscope_empty_and_defaults(void **state)
     strtab_free(st);
 }
 
+/* --time-resolution: a thread's points within each window merged by stack, in order of first
+ * sight, weights added; synthetic profiles untouched; every total unchanged. */
+static void test_speedscope_time_windows(void **state)
+{
+    (void)state;
+    strtab *st = strtab_new();
+    agg *a = agg_new(st);
+    agg_profile *p = agg_thread_profile(a, 5, "main");
+    agg_profile *syn = agg_profile_get(a, "synthetic", 0);
+    const char *names[3] = {"A", "B", "C"};
+    aprof_frame fr[3][2];
+    for (int k = 0; k < 3; k++) {
+        fr[k][0] = (aprof_frame){strtab_intern_cstr(st, "root"), strtab_intern_cstr(st, "m.py"), 1,
+                                 FRAME_PYTHON, 0, 1};
+        fr[k][1] = (aprof_frame){strtab_intern_cstr(st, names[k]), strtab_intern_cstr(st, "m.py"),
+                                 10 + k, FRAME_PYTHON, 0, 10};
+    }
+    /* samples every 100 ms from t = 100 ms, each standing for 100 ms (origin 0):
+     * window 0 (t < 1 s): A B A C A B A C A;  window 1: B A B A ...;  window 2: C only */
+    const char *seq = "ABACABACA" "BABABABABA" "CCCCC";
+    uint64_t want_w[3][3] = {{0}};
+    for (int i = 0; seq[i]; i++) {
+        int k = seq[i] - 'A';
+        uint64_t t = 100000000ull * (uint64_t)(i + 1);
+        want_w[t / 1000000000ull][k] += 100000000ull;
+        assert_int_equal(agg_profile_add(a, p, fr[k], 2, t, 100000000ull), 0);
+        assert_int_equal(agg_profile_add(a, syn, fr[k], 2, t, 100000000ull), 0);
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    writer_meta meta = {"x", "aprof@test", 1000000000ull};
+    assert_int_equal(write_speedscope(a, &meta, f), 0);
+    fclose(f);
+    json_t *root = jparse(buf, len);
+    json_t *frames = jreq(jreq(root, "shared", JSON_OBJECT), "frames", JSON_ARRAY);
+    json_t *profiles = jreq(root, "profiles", JSON_ARRAY);
+    json_t *tp = json_array_get(profiles, 0), *sp = json_array_get(profiles, 1);
+    json_t *samples = jreq(tp, "samples", JSON_ARRAY), *weights = jreq(tp, "weights", JSON_ARRAY);
+    /* window 0: A B C; window 1: B A; window 2: C */
+    const char *order = "ABCBAC";
+    int window_of[6] = {0, 0, 0, 1, 1, 2};
+    assert_int_equal(json_array_size(samples), 6);
+    assert_int_equal(json_array_size(weights), 6);
+    for (size_t i = 0; i < 6; i++) {
+        json_t *stack = json_array_get(samples, i);
+        assert_int_equal(json_array_size(stack), 2);
+        json_t *leaf = json_array_get(frames, (size_t)json_integer_value(json_array_get(stack, 1)));
+        assert_int_equal(jstr(leaf, "name")[0], order[i]);
+        double w = jnum(json_array_get(weights, i)) * 1e9;
+        assert_true(fabs(w - (double)want_w[window_of[i]][order[i] - 'A']) < 1);
+    }
+    /* the synthetic profile keeps every sample; both end where the last sample ends */
+    assert_int_equal(json_array_size(jreq(sp, "samples", JSON_ARRAY)), strlen(seq));
+    assert_true(fabs(jnum(json_object_get(tp, "endValue")) - 2.4) < 1e-9);
+    assert_true(fabs(jnum(json_object_get(tp, "startValue")) - 0.0) < 1e-9);
+    json_decref(root);
+    free(buf);
+    agg_free(a);
+    strtab_free(st);
+}
+
 /* ==== collapsed ============================================================================== */
 
 static void format_frame(char *out, size_t size, const aprof_frame *f)
@@ -627,6 +689,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_speedscope_round_trip),
         cmocka_unit_test(test_speedscope_empty_and_defaults),
+        cmocka_unit_test(test_speedscope_time_windows),
         cmocka_unit_test(test_collapsed_matches_samples),
         cmocka_unit_test(test_writers_report_stream_errors),
         cmocka_unit_test(test_outfile_commit_replaces_atomically),
