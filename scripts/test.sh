@@ -7,10 +7,10 @@
 #   2. an AddressSanitizer + UndefinedBehaviorSanitizer build of the unit tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh build -DAPROF_WERROR=ON
+scripts/setup.sh --tests build -DAPROF_WERROR=ON
 APROF_SID_ROOT=$(scripts/sid_root.sh)
 export APROF_SID_ROOT
 ctest --test-dir build --output-on-failure --timeout 600 "$@"
-scripts/setup.sh build-asan -DAPROF_WERROR=ON -DAPROF_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+scripts/setup.sh --tests build-asan -DAPROF_WERROR=ON -DAPROF_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure --timeout 600 -R '^(unit|live)\.' "$@"

@@ -9,15 +9,15 @@
 static const char usage[] =
     "usage: aprof <command> [options]\n"
     "\n"
-    "Sample a running CPython 3.10-3.13 process from outside, asyncio-aware.\n"
+    "Sample a running CPython 3.10-3.15 process from outside, asyncio-aware.\n"
     "\n"
     "commands:\n"
     "  dump     print every thread's Python stack (and asyncio tasks) once\n"
-    "  record   sample a process (--pid PID, or -- CMD ARGS) into a speedscope or folded file\n"
+    "  record   sample a process (--pid PID, or -- CMD ARGS) into speedscope, folded or pprof\n"
     "  attach   live full-screen view of a running process: top, tasks, stalls, call tree\n"
     "  help     show help for a command: aprof help record\n"
     "\n"
-    "aprof --version prints the version. Documentation: docs/ in the source tree.\n";
+    "aprof --version prints the version. Documentation: man aprof, and docs/ in the source tree.\n";
 
 int main(int argc, char **argv)
 {
