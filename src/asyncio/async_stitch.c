@@ -1,5 +1,7 @@
 #include "async_stitch.h"
 
+#include "redact.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -11,21 +13,10 @@ static void push(aprof_frame *out, uint32_t *n, uint32_t cap, aprof_frame f)
         out[(*n)++] = f;
 }
 
-/* asyncio's default name for a task created without one: "Task-" and its creation counter. */
-static bool default_task_name(const char *name)
-{
-    if (!name || strncmp(name, "Task-", 5) != 0 || !name[5])
-        return false;
-    for (const char *c = name + 5; *c; c++)
-        if (*c < '0' || *c > '9')
-            return false;
-    return true;
-}
-
 static aprof_frame task_frame(strtab *st, const async_task *t, bool exact_names)
 {
     char buf[512];
-    if (!exact_names && default_task_name(t->name))
+    if (!exact_names && task_name_is_default(t->name))
         snprintf(buf, sizeof(buf), "<task " ASYNC_STITCH_DEFAULT_NAMES ">");
     else
         snprintf(buf, sizeof(buf), "<task %s>", t->name);

@@ -165,6 +165,7 @@ typedef struct asyncio_target {
     const pyruntime *rt;
     strtab *st;
     codecache *cc;
+    bool redact;    /* --redact: task names as placeholders (redact.h) */
 } asyncio_target;
 
 /* A reader of one target. NULL when out of memory. */

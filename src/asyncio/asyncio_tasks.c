@@ -2,6 +2,8 @@
  * of every task again after the analysis to catch tasks that ran meanwhile. */
 #include "asyncio_internal.h"
 
+#include "redact.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +19,19 @@ static const char *intern(asyncio_reader *r, const char *s)
     return p ? p : "?";
 }
 
+static const char *decode_task_name_as_is(asyncio_reader *r, uint64_t obj);
+
+/* A task's name as every output shows it: with --redact, its placeholder. */
 static const char *decode_task_name(asyncio_reader *r, uint64_t obj)
+{
+    const char *name = decode_task_name_as_is(r, obj);
+    if (!name || !r->t.redact)
+        return name;
+    char shown[64];
+    return redact_task_name(name, shown, sizeof(shown)) ? intern(r, shown) : name;
+}
+
+static const char *decode_task_name_as_is(asyncio_reader *r, uint64_t obj)
 {
     uint32_t cls = ar_classify(r, obj);
     if (cls & TC_STR) {

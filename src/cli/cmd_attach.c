@@ -21,7 +21,7 @@ int cmd_attach(int argc, char **argv)
 {
     pid_t pid = 0;
     double rate = 1000, stall_ms = 100;
-    bool native = false, blocking = false, nonblocking = false, exact_names = false;
+    bool native = false, blocking = false, nonblocking = false, exact_names = false, redact = false;
     const char *unwinder_name = "libunwind";
     const cli_option opts[] = {
         CLI_OPT_PID(&pid, "process to attach to"),
@@ -31,6 +31,7 @@ int cmd_attach(int argc, char **argv)
         CLI_OPT_BLOCKING(&blocking, "suspend running threads for each sample (exact stacks)"),
         CLI_OPT_NONBLOCKING(&nonblocking),
         CLI_OPT_EXACT_TASK_NAMES(&exact_names),
+        CLI_OPT_REDACT(&redact),
         CLI_OPT_STALL_THRESHOLD(&stall_ms),
     };
     const cli_command c = {"attach", attach_usage, opts, sizeof(opts) / sizeof(opts[0]), NULL,
@@ -46,6 +47,8 @@ int cmd_attach(int argc, char **argv)
     aprof_error err = {0};
     if (session_open(&s, pid, &err) != APROF_OK)
         return cli_report(&err);
+    if (redact)
+        session_enable_redaction(&s);
     if (native && (session_enable_native(&s, unwinder_name, &err) != APROF_OK ||
                    session_enable_marks(&s, &err) != APROF_OK)) {
         session_close(&s);

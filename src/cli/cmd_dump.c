@@ -15,7 +15,8 @@
 #include <string.h>
 
 static const char dump_usage[] =
-    "usage: aprof dump --pid PID [--json] [--blocking] [--no-async] [--native] [--watch MS]\n"
+    "usage: aprof dump --pid PID [--json] [--blocking] [--no-async] [--native] [--redact]\n"
+    "                  [--watch MS]\n"
     "\n"
     "Print every thread of a running CPython process with its Python stack, innermost frame\n"
     "first (--json: outermost first), then every asyncio task of every event loop as a tree\n"
@@ -205,7 +206,7 @@ int cmd_dump(int argc, char **argv)
     bool native = false;
     const char *unwinder_name = "libunwind";
     pid_t pid = 0;
-    bool json = false, blocking = false, with_async = true;
+    bool json = false, blocking = false, with_async = true, redact = false;
     double watch_ms = 100;
     const cli_option opts[] = {
         CLI_OPT_PID(&pid, "process to inspect"),
@@ -216,6 +217,7 @@ int cmd_dump(int argc, char **argv)
         CLI_OPT_NO_ASYNC(&with_async, "leave out the asyncio tasks"),
         CLI_OPT_NATIVE(&native),
         CLI_OPT_UNWINDER(&unwinder_name),
+        CLI_OPT_REDACT(&redact),
         {.name = "watch", .arg = "MS", .kind = OPT_DOUBLE, .dest = &watch_ms, .min = 0,
          .max = 60000,
          .help = "a busy event loop is watched this long (default 100; 0: not at all)\n"
@@ -234,6 +236,8 @@ int cmd_dump(int argc, char **argv)
     aprof_error err = {0};
     if (session_open(&s, pid, &err) != APROF_OK)
         return cli_report(&err);
+    if (redact)
+        session_enable_redaction(&s);
     s.want_state = true;
     if (native) {
         if (session_enable_native(&s, unwinder_name, &err) != APROF_OK) {

@@ -208,7 +208,7 @@ typedef struct record_opts {
     const char *out_path, *summary_path, *folded_path, *unwinder_name;
     int fmt, mode;
     double rate, duration, stall_ms, await_hz, time_resolution;
-    bool async_aware, blocking, nonblocking, quiet, native, gil_only, exact_task_names;
+    bool async_aware, blocking, nonblocking, quiet, native, gil_only, exact_task_names, redact;
     thread_filter filter; /* used when filter.n || filter.nnames || filter.main */
 } record_opts;
 
@@ -267,6 +267,7 @@ static int parse_options(int argc, char **argv, record_opts *ro)
                  "the task summary (default 10)",
          .invalid = "is not a rate between 0.1 and 1000 Hz"},
         CLI_OPT_EXACT_TASK_NAMES(&ro->exact_task_names),
+        CLI_OPT_REDACT(&ro->redact),
         {.name = "time-resolution", .arg = "SECS", .kind = OPT_DOUBLE,
          .dest = &ro->time_resolution, .min = 0, .max = 3600,
          .help = "speedscope: merge each thread's samples of one stack within windows\n"
@@ -318,6 +319,8 @@ static int open_target(record_opts *ro, session *s, pid_t *child)
     } else if (session_open(s, ro->pid, &err) != APROF_OK) {
         return cli_report(&err);
     }
+    if (ro->redact)
+        session_enable_redaction(s);
     s->want_state = ro->mode == MODE_CPU;
     if ((ro->native && session_enable_native(s, ro->unwinder_name, &err) != APROF_OK) ||
         ((ro->native || ro->gil_only) && session_enable_marks(s, &err) != APROF_OK)) {

@@ -76,6 +76,11 @@ bool cli_parse_unwinder(const char *arg, void *dest); /* dest: const char * (the
      .help = "name every task in task-stitched stacks (by default the tasks that\n"            \
              "kept asyncio's default name Task-N are grouped as <task Task-*>)"}
 
+#define CLI_OPT_REDACT(var)                                                                    \
+    {.name = "redact", .kind = OPT_FLAG, .dest = var,                                          \
+     .help = "for sharing: paths under home directories as ~/..., task names as\n"             \
+             "task-XXXXXXXX, the command line as <command line> (docs/record.md)"}
+
 #define CLI_OPT_NONBLOCKING(var)                                                               \
     {.name = "nonblocking", .kind = OPT_FLAG, .dest = var,                                     \
      .help = "never stop a thread: a stack that changes while it is read keeps\n"              \

@@ -4,6 +4,7 @@
 
 #include "linetable.h"
 #include "pyobj.h"
+#include "redact.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@ struct codecache {
     uint64_t code_type;
     code_info **slots; /* open addressing by address; NULL = empty, TOMB = deleted */
     size_t cap, count, used;
+    bool redact_paths;
 };
 
 static code_info tombstone;
@@ -61,6 +63,19 @@ void codecache_free(codecache *c)
         free_info(c->slots[i]);
     free(c->slots);
     free(c);
+}
+
+void codecache_redact_paths(codecache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->cap; i++) {
+        if (c->slots[i] && c->slots[i] != TOMB)
+            free_info(c->slots[i]);
+        c->slots[i] = NULL;
+    }
+    c->count = c->used = 0;
+    c->redact_paths = true;
 }
 
 static int rehash(codecache *c, size_t ncap)
@@ -181,6 +196,12 @@ static code_info *load(codecache *c, mem *m, uint64_t addr)
     if (pyobj_str_intern(&pc, fp[0], c->st, &ci->file) < 0 ||
         pyobj_str_intern(&pc, fp[1], c->st, &ci->name) < 0)
         goto fail;
+    if (c->redact_paths && ci->file) {
+        char shown[4096];
+        if (redact_path(ci->file, shown, sizeof(shown)) &&
+            !(ci->file = strtab_intern_cstr(c->st, shown)))
+            goto fail;
+    }
     int32_t i32;
     memcpy(&i32, hdr + L->code.firstlineno, 4);
     ci->firstlineno = i32;

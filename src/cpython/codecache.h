@@ -56,6 +56,10 @@ typedef struct codecache codecache;
 codecache *codecache_new(strtab *st, const py_layout *L, uint64_t code_type_addr);
 void codecache_free(codecache *c);
 
+/* --redact: from now on, file names under home directories are read as ~/... (redact.h).
+ * Entries read before are forgotten, so no code object keeps its real path. */
+void codecache_redact_paths(codecache *c);
+
 /* The code object at addr, read on first use. NULL when it cannot be read or is not a code
  * object. The pointer stays valid until the entry is evicted by codecache_invalidate() or
  * codecache_revalidate(); use it within one sample. */

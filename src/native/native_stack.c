@@ -36,6 +36,11 @@ int native_stack_open(native_stack **out, pid_t pid, strtab *st, unwinder_kind k
     return 0;
 }
 
+void native_stack_redact_paths(native_stack *ns)
+{
+    native_symbols_redact_paths(ns->syms);
+}
+
 void native_stack_close(native_stack *ns)
 {
     if (!ns)

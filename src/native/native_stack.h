@@ -88,6 +88,8 @@ typedef struct native_stack {
  * be ptraced, ESRCH when it is gone, ENOMEM. */
 int native_stack_open(native_stack **out, pid_t pid, strtab *st, unwinder_kind kind);
 void native_stack_close(native_stack *ns);
+/* --redact: native frames' files under home directories as ~/... (native_symbols.h). */
+void native_stack_redact_paths(native_stack *ns);
 
 /* Take one sample. `states`: when non-NULL, each thread's run state is read from /proc right
  * before it is stopped (t->state). Returns what `read_python` returned. Thread samples get

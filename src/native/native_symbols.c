@@ -5,6 +5,7 @@
 #include "clock.h"
 #include "native_functions.h"
 #include "native_inline.h"
+#include "redact.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -54,6 +55,7 @@ struct native_symbols {
     uint64_t gen;
     uint64_t last_refresh_ns, last_miss_refresh_ns;
     bool modules_removed;
+    bool redact_paths;
     sym_slot *syms;
     size_t nsyms;
     inline_index *inlines;
@@ -522,6 +524,12 @@ static void resolve(native_symbols *ns, uint64_t addr, native_sym *out)
     }
     if (!out->file)
         out->file = "";
+    if (ns->redact_paths) {
+        char shown[4096];
+        const char *r = redact_path(out->file, shown, sizeof(shown))
+                            ? strtab_intern_cstr(ns->st, shown) : out->file;
+        out->file = r ? r : "";
+    }
     if (!out->name)
         name_unsymbolized(ns, mod, mi, addr, out);
 }
@@ -593,6 +601,11 @@ native_symbols *native_symbols_new(pid_t pid, strtab *st)
         return NULL;
     }
     return ns;
+}
+
+void native_symbols_redact_paths(native_symbols *ns)
+{
+    ns->redact_paths = true;
 }
 
 void native_symbols_free(native_symbols *ns)

@@ -55,6 +55,8 @@ typedef struct native_symbols native_symbols;
 
 /* Reads the maps once. NULL on failure (errno: ESRCH process gone, ENOMEM). */
 native_symbols *native_symbols_new(pid_t pid, strtab *st);
+/* --redact: the files of native frames (libraries, sources) under home directories as ~/... */
+void native_symbols_redact_paths(native_symbols *ns);
 void native_symbols_free(native_symbols *ns);
 
 /* Reread /proc/PID/maps now. 0, or -1 (errno). */

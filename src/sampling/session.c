@@ -2,6 +2,7 @@
 
 #include "clock.h"
 #include "native_stack.h"
+#include "redact.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -94,7 +95,8 @@ static void classify_loop_thread(session *s, aprof_thread_sample *t)
 
 asyncio_reader *session_asyncio_reader(session *s)
 {
-    asyncio_target t = {.pid = s->pid, .m = &s->m, .rt = &s->rt, .st = s->st, .cc = s->ps.cc};
+    asyncio_target t = {.pid = s->pid, .m = &s->m, .rt = &s->rt, .st = s->st, .cc = s->ps.cc,
+                        .redact = s->redact};
     return asyncio_reader_new(&t);
 }
 
@@ -118,9 +120,23 @@ aprof_status session_enable_native(session *s, const char *unwinder_name, aprof_
         return aprof_error_set(err, APROF_E_INTERNAL,
                                "cannot prepare native unwinding of process %d: %s", (int)s->pid,
                                strerror(e));
+    if (s->redact)
+        native_stack_redact_paths(s->native);
     s->ps.want_gil = true;
     s->want_state = true;
     return APROF_OK;
+}
+
+void session_enable_redaction(session *s)
+{
+    s->redact = true;
+    codecache_redact_paths(s->ps.cc);
+    if (s->native)
+        native_stack_redact_paths(s->native);
+    snprintf(s->cmdline, sizeof(s->cmdline), "%s", REDACT_COMMAND_LINE);
+    char shown[sizeof(s->rt.binary)];
+    redact_path(s->rt.binary, shown, sizeof(shown));
+    memcpy(s->rt.binary, shown, sizeof(shown));
 }
 
 aprof_status session_enable_marks(session *s, aprof_error *err)

@@ -31,6 +31,7 @@ typedef struct session {
     bool mark_state;             /* root every stack in a <state> mark frame (--native, --gil;
                                   * session_enable_marks) */
     threadstate_marks marks;
+    bool redact;                 /* --redact (session_enable_redaction) */
 } session;
 
 /* Attach (read-only) to pid. APROF_OK, or a status with its message in err
@@ -51,6 +52,11 @@ aprof_status session_enable_native(session *s, const char *unwinder_name, aprof_
 /* --native / --gil output: read run states and the GIL holder, and put a FRAME_MARK frame such
  * as "<running, GIL>" or "<sleeping>" at the root of every stack (threadstate.h). */
 aprof_status session_enable_marks(session *s, aprof_error *err);
+
+/* --redact: from now on, paths under home directories read as ~/..., task names as
+ * placeholders, and the command line as REDACT_COMMAND_LINE in everything the session reads
+ * (redact.h). Call it right after session_open, before sampling. */
+void session_enable_redaction(session *s);
 
 /* An asyncio reader of the session's target, sharing its memory, runtime, strings and code
  * cache (the session must outlive it). NULL when out of memory. */
