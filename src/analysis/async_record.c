@@ -116,6 +116,11 @@ async_record *async_record_new(session *s, agg *a, double await_hz, bool exact_t
     return r;
 }
 
+void async_record_set_agg(async_record *r, agg *a)
+{
+    r->a = a;
+}
+
 void async_record_free(async_record *r)
 {
     if (!r)

@@ -45,6 +45,10 @@ typedef struct async_record async_record;
 async_record *async_record_new(session *s, agg *a, double await_hz, bool exact_task_names);
 void async_record_free(async_record *r);
 
+/* Add the awaiting profile to another aggregator from now on (record --segment starts a new
+ * one per segment). */
+void async_record_set_agg(async_record *r, agg *a);
+
 /* Feed every sample in order, before stitching its threads. Takes a new task snapshot when due
  * (and adds the awaiting profile's samples to the aggregator). */
 void async_record_observe(async_record *r, const aprof_sample *s);

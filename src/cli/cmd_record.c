@@ -10,6 +10,7 @@
 #include "options.h"
 #include "outfile.h"
 #include "record_report.h"
+#include "record_segments.h"
 #include "sampler.h"
 #include "session.h"
 #include "stalls.h"
@@ -78,6 +79,22 @@ typedef struct record_ctx {
     bool count_states;       /* --native / --gil: count run states and GIL holders */
     threadstate_counts states;
     uint64_t oom;
+    /* writing profiles (all of them, or one per --segment) */
+    strtab *st;
+    int fmt;
+    double time_resolution;  /* the option: -1 automatic */
+    char meta_name[1200];
+    const char *program;     /* the target's command line */
+    int64_t pid;
+    double rate;
+    int64_t wall_minus_mono; /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
+    size_t stalls_added;     /* stall events already in a profile */
+    /* --segment */
+    uint64_t seg_ns, seg_start_ns;
+    const char *seg_template;
+    unsigned segments, segments_failed;
+    char first_segment[4096], last_segment[4096];
+    uint64_t last_resolution_ns;
 } record_ctx;
 
 /* --threads: dest is a thread_filter; the spec (in argv) is cut into its names. */
@@ -117,6 +134,8 @@ static bool filter_match(const thread_filter *f, const aprof_thread_sample *t)
     return false;
 }
 
+static void roll_segment(record_ctx *r, uint64_t end_ns, bool last);
+
 static bool consume(void *ud, const aprof_sample *s, const sampler_stats *st)
 {
     (void)st;
@@ -155,6 +174,8 @@ static bool consume(void *ud, const aprof_sample *s, const sampler_stats *st)
         r->thread_samples++;
         r->marked += (t->flags & TSF_MARKED) != 0;
     }
+    if (r->seg_ns && s->t_ns >= r->seg_start_ns + r->seg_ns)
+        roll_segment(r, s->t_ns, false);
     return true;
 }
 
@@ -162,13 +183,14 @@ static bool consume(void *ud, const aprof_sample *s, const sampler_stats *st)
  * duration, so the blocking code is one flame graph. */
 static void add_stall_profile(record_ctx *r)
 {
-    if (stall_count(r->stalls) == 0)
+    if (stall_count(r->stalls) <= r->stalls_added)
         return;
     agg_profile *p = agg_profile_get(r->a, "event loop stalls", 0);
-    for (size_t i = 0; p && i < stall_count(r->stalls); i++) {
+    for (size_t i = r->stalls_added; p && i < stall_count(r->stalls); i++) {
         const stall_event *e = stall_at(r->stalls, i);
         agg_profile_add(r->a, p, e->stack, e->nstack, e->start_ns, e->end_ns - e->start_ns);
     }
+    r->stalls_added = stall_count(r->stalls); /* with --segment: in the segment they ended in */
 }
 
 /* The live progress line on stderr (a terminal), wiped at the end. */
@@ -201,13 +223,69 @@ static int write_profile(const agg *a, int fmt, const writer_meta *meta, const p
     return outfile_commit(of);
 }
 
+/* Write what r->a holds, sampled over [start_ns, end_ns] (CLOCK_MONOTONIC), to an open
+ * outfile as format fmt. 0, or -1 (errno; the outfile is aborted). */
+static int write_recording(record_ctx *r, int fmt, outfile *of, uint64_t start_ns, uint64_t end_ns)
+{
+    uint64_t recorded_ns = end_ns > start_ns ? end_ns - start_ns : 0;
+    writer_meta meta = {r->meta_name, "aprof@" APROF_VERSION, 0};
+    if (r->time_resolution >= 0)
+        meta.resolution_ns = (uint64_t)(r->time_resolution * 1e9);
+    else if (recorded_ns > AUTO_RESOLUTION_AFTER_NS)
+        meta.resolution_ns = AUTO_RESOLUTION_NS;
+    if (fmt == r->fmt)
+        r->last_resolution_ns = fmt == FMT_SPEEDSCOPE ? meta.resolution_ns : 0;
+    int64_t wall = (int64_t)start_ns + r->wall_minus_mono;
+    pprof_meta pm = {
+        .pid = r->pid, .program = r->program, .cpu = r->cpu_only,
+        .time_nanos = wall > 0 ? (uint64_t)wall : 0, .duration_nanos = recorded_ns,
+        .period_nanos = r->rate > 0 ? (uint64_t)(1e9 / r->rate) : 0,
+    };
+    return write_profile(r->a, fmt, &meta, &pm, of);
+}
+
+/* --segment: write the segment that ends at end_ns to its own file and start the next one
+ * with an empty aggregator. A file that cannot be written is reported and counted; sampling
+ * goes on. Writing happens in the sampling thread: the target is not sampled meanwhile (tens
+ * of milliseconds for a minute of samples). */
+static void roll_segment(record_ctx *r, uint64_t end_ns, bool last)
+{
+    add_stall_profile(r);
+    char path[4096];
+    int64_t wall = (int64_t)r->seg_start_ns + r->wall_minus_mono;
+    outfile of;
+    bool named = segment_path(path, sizeof(path), r->seg_template, format_exts[r->fmt],
+                              wall > 0 ? (uint64_t)wall : 0);
+    if (!named)
+        errno = ENAMETOOLONG;
+    if (!named || outfile_open(&of, path) != 0 ||
+        write_recording(r, r->fmt, &of, r->seg_start_ns, end_ns) != 0) {
+        if (r->segments_failed++ == 0)
+            cli_note("cannot write segment %s: %s (sampling goes on)", path, strerror(errno));
+    } else {
+        if (r->segments++ == 0)
+            snprintf(r->first_segment, sizeof(r->first_segment), "%s", path);
+        snprintf(r->last_segment, sizeof(r->last_segment), "%s", path);
+    }
+    if (last)
+        return; /* the summary's top functions: those of the last segment */
+    agg *next = agg_new(r->st);
+    if (next) {
+        agg_free(r->a);
+        r->a = next;
+        if (r->async)
+            async_record_set_agg(r->async, next);
+    } /* else: out of memory; the next segment also holds this one's samples */
+    r->seg_start_ns = end_ns;
+}
+
 /* Everything the command line asks for. */
 typedef struct record_opts {
     pid_t pid;
     char **cmd; /* launch mode: the command after --, NULL otherwise */
     const char *out_path, *summary_path, *folded_path, *unwinder_name;
     int fmt, mode;
-    double rate, duration, stall_ms, await_hz, time_resolution;
+    double rate, duration, stall_ms, await_hz, time_resolution, segment_s;
     bool async_aware, blocking, nonblocking, quiet, native, gil_only, exact_task_names, redact;
     thread_filter filter; /* used when filter.n || filter.nnames || filter.main */
 } record_opts;
@@ -268,6 +346,11 @@ static int parse_options(int argc, char **argv, record_opts *ro)
          .invalid = "is not a rate between 0.1 and 1000 Hz"},
         CLI_OPT_EXACT_TASK_NAMES(&ro->exact_task_names),
         CLI_OPT_REDACT(&ro->redact),
+        {.name = "segment", .arg = "SECS", .kind = OPT_DOUBLE, .dest = &ro->segment_s,
+         .min = 1, .max = 86400,
+         .help = "write a complete profile every SECS seconds until stopped, each\n"
+                 "named after its start time: -o out.json gives out-20261206T012345Z.json",
+         .invalid = "is not a number of seconds between 1 and 86400"},
         {.name = "time-resolution", .arg = "SECS", .kind = OPT_DOUBLE,
          .dest = &ro->time_resolution, .min = 0, .max = 3600,
          .help = "speedscope: merge each thread's samples of one stack within windows\n"
@@ -291,6 +374,10 @@ static int parse_options(int argc, char **argv, record_opts *ro)
         return cli_fail(EXIT_USAGE, "record: --pid and a command are mutually exclusive");
     if (ro->fmt == FMT_FOLDED)
         ro->fmt = FMT_COLLAPSED;
+    if (ro->segment_s > 0 && ro->out_path && strcmp(ro->out_path, "-") == 0)
+        return cli_fail(EXIT_USAGE, "record: --segment writes files: it cannot write to standard output (-o -)");
+    if (ro->segment_s > 0 && ro->folded_path)
+        return cli_fail(EXIT_USAGE, "record: --folded cannot be combined with --segment (use -f collapsed)");
     return -1;
 }
 
@@ -337,7 +424,14 @@ static bool make_ctx(record_ctx *r, session *s, const record_opts *ro)
 {
     bool filtered = ro->filter.n || ro->filter.nnames || ro->filter.main;
     *r = (record_ctx){.cpu_only = ro->mode == MODE_CPU, .filter = filtered ? &ro->filter : NULL,
-                      .gil_only = ro->gil_only, .count_states = ro->native || ro->gil_only};
+                      .gil_only = ro->gil_only, .count_states = ro->native || ro->gil_only,
+                      .st = s->st, .fmt = ro->fmt, .time_resolution = ro->time_resolution,
+                      .program = s->cmdline, .pid = ro->pid, .rate = ro->rate};
+    snprintf(r->meta_name, sizeof(r->meta_name), "aprof: %s (pid %d)", s->cmdline, (int)ro->pid);
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    uint64_t mono = aprof_now_ns();
+    r->wall_minus_mono = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec - (int64_t)mono;
     r->a = agg_new(s->st);
     r->stalls = stall_detector_new((uint64_t)(ro->stall_ms * 1e6), s->st);
     if (ro->async_aware && r->a) {
@@ -395,17 +489,27 @@ int cmd_record(int argc, char **argv)
                  format_exts[ro.fmt]);
         out_path = default_out;
     }
-    /* Open the output now, so that an unwritable path fails before any sampling. */
+    /* Open the output now, so that an unwritable path fails before any sampling (with
+     * --segment: a file of the same name pattern, removed again). */
     outfile of, folded;
     record_ctx r;
     int exit_code = EXIT_OK;
-    if (outfile_open(&of, out_path) != 0) {
-        exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", out_path, strerror(errno));
+    char probe[4096];
+    if (ro.segment_s > 0 &&
+        !segment_path(probe, sizeof(probe), out_path, format_exts[ro.fmt], 0))
+        exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", out_path, strerror(ENAMETOOLONG));
+    else if (outfile_open(&of, ro.segment_s > 0 ? probe : out_path) != 0) {
+        exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s",
+                             ro.segment_s > 0 ? probe : out_path, strerror(errno));
+    } else if (ro.segment_s > 0) {
+        outfile_abort(&of);
     } else if (ro.folded_path && outfile_open(&folded, ro.folded_path) != 0) {
         exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", ro.folded_path, strerror(errno));
         outfile_abort(&of);
-    } else if (!make_ctx(&r, &s, &ro)) {
-        outfile_abort(&of);
+    }
+    if (exit_code == EXIT_OK && !make_ctx(&r, &s, &ro)) {
+        if (!ro.segment_s)
+            outfile_abort(&of);
         if (ro.folded_path)
             outfile_abort(&folded);
         free_ctx(&r);
@@ -416,6 +520,11 @@ int cmd_record(int argc, char **argv)
         if (child)
             launch_terminate(child, 1.0);
         return exit_code;
+    }
+    if (ro.segment_s > 0) {
+        r.seg_ns = (uint64_t)(ro.segment_s * 1e9);
+        r.seg_template = out_path;
+        r.seg_start_ns = aprof_now_ns();
     }
 
     sampler_opts so = {.rate_hz = ro.rate, .duration_s = ro.duration, .blocking = ro.blocking,
@@ -433,31 +542,22 @@ int cmd_record(int argc, char **argv)
     if (ro.blocking && st.freeze_errno)
         cli_note("could not suspend the target with ptrace (%s); samples were taken without "
                  "suspending it (see docs/troubleshooting.md)", strerror(st.freeze_errno));
-    char meta_name[1200];
-    snprintf(meta_name, sizeof(meta_name), "aprof: %s (pid %d)", s.cmdline, (int)ro.pid);
-    uint64_t recorded_ns = st.t_end_ns > st.t_start_ns ? st.t_end_ns - st.t_start_ns : 0;
-    writer_meta meta = {meta_name, "aprof@" APROF_VERSION, 0};
-    if (ro.time_resolution >= 0)
-        meta.resolution_ns = (uint64_t)(ro.time_resolution * 1e9);
-    else if (recorded_ns > AUTO_RESOLUTION_AFTER_NS)
-        meta.resolution_ns = AUTO_RESOLUTION_NS;
-    uint64_t mono_now = aprof_now_ns();
-    struct timespec wall;
-    clock_gettime(CLOCK_REALTIME, &wall);
-    uint64_t wall_now = (uint64_t)wall.tv_sec * 1000000000ull + (uint64_t)wall.tv_nsec;
-    uint64_t since_start = mono_now > st.t_start_ns ? mono_now - st.t_start_ns : 0;
-    pprof_meta pm = {
-        .pid = ro.pid, .program = s.cmdline, .cpu = r.cpu_only,
-        .time_nanos = wall_now > since_start ? wall_now - since_start : 0,
-        .duration_nanos = recorded_ns,
-        .period_nanos = ro.rate > 0 ? (uint64_t)(1e9 / ro.rate) : 0,
-    };
-    if (write_profile(r.a, ro.fmt, &meta, &pm, &of) != 0) {
-        exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", out_path, strerror(errno));
-        out_path = NULL;
+    if (r.seg_ns) {
+        roll_segment(&r, st.t_end_ns > r.seg_start_ns ? st.t_end_ns : r.seg_start_ns, true);
+        if (r.segments_failed)
+            exit_code = cli_fail(EXIT_OUTPUT, "%u of %u segments could not be written",
+                                 r.segments_failed, r.segments + r.segments_failed);
+        out_path = r.segments ? r.last_segment : NULL;
+    } else {
+        if (write_recording(&r, ro.fmt, &of, st.t_start_ns, st.t_end_ns) != 0) {
+            exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", out_path, strerror(errno));
+            out_path = NULL;
+        }
+        if (ro.folded_path && write_recording(&r, FMT_COLLAPSED, &folded, st.t_start_ns,
+                                              st.t_end_ns) != 0)
+            exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", ro.folded_path,
+                                 strerror(errno));
     }
-    if (ro.folded_path && write_profile(r.a, FMT_COLLAPSED, &meta, &pm, &folded) != 0)
-        exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", ro.folded_path, strerror(errno));
     native_report nrep = {&s, r.count_states ? &r.states : NULL, ro.gil_only, r.not_gil};
     record_report rep = {
         .s = &s, .st = &st, .a = r.a, .stalls = r.stalls, .async = r.async, .native = &nrep,
@@ -465,7 +565,8 @@ int cmd_record(int argc, char **argv)
         .stall_threshold_s = ro.stall_ms / 1e3, .cpu_only = r.cpu_only,
         .thread_samples = r.thread_samples, .torn = r.torn, .marked = r.marked, .not_running = r.idle_skipped,
         .out_path = out_path, .format = format_labels[ro.fmt],
-        .resolution_s = ro.fmt == FMT_SPEEDSCOPE ? (double)meta.resolution_ns / 1e9 : 0,
+        .resolution_s = (double)r.last_resolution_ns / 1e9,
+        .segments = r.segments, .first_segment = r.first_segment,
     };
     if (ro.summary_path && record_report_write_json(&rep, ro.summary_path) != 0)
         exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", ro.summary_path, strerror(errno));

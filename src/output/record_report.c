@@ -116,7 +116,10 @@ void record_report_print(const record_report *r, FILE *out)
     fputc('\n', out);
     if (r->native)
         native_report_print(r->native, out);
-    if (r->out_path && r->resolution_s > 0)
+    if (r->out_path && r->segments > 1)
+        fprintf(out, "aprof: wrote %u segments (%s), %s ... %s\n", r->segments, r->format,
+                r->first_segment, r->out_path);
+    else if (r->out_path && r->resolution_s > 0)
         fprintf(out, "aprof: wrote %s (%s, each thread's samples merged by stack within "
                      "%.3g s windows)\n", r->out_path, r->format, r->resolution_s);
     else if (r->out_path)
@@ -131,7 +134,8 @@ void record_report_print(const record_report *r, FILE *out)
             total += p->total_ns;
     }
     if (n && total) {
-        fprintf(out, "top functions by own time (all threads, %s):\n", r->cpu_only ? "cpu" : "wall");
+        fprintf(out, "top functions by own time (all threads, %s%s):\n", r->cpu_only ? "cpu" : "wall",
+                r->segments > 1 ? ", last segment" : "");
         for (size_t i = 0; i < n; i++) {
             fprintf(out, "  %5.1f%%  %8.3fs  %s", 100.0 * (double)top[i].self_ns / (double)total,
                     seconds(top[i].self_ns), top[i].name);

@@ -27,6 +27,8 @@ typedef struct record_report {
     const char *out_path;         /* NULL when the profile could not be written */
     const char *format;           /* "speedscope" / "collapsed" */
     double resolution_s;          /* speedscope samples merged by stack within windows this long */
+    unsigned segments;            /* --segment: files written (out_path: the last one) */
+    const char *first_segment;
 } record_report;
 
 void record_report_print(const record_report *r, FILE *out);
