@@ -11,6 +11,7 @@
 #include "outfile.h"
 #include "record_report.h"
 #include "record_segments.h"
+#include "pyroscope_push.h"
 #include "sampler.h"
 #include "session.h"
 #include "stalls.h"
@@ -44,6 +45,8 @@ static const char record_tail[] =
 #define AUTO_RESOLUTION_AFTER_NS (600ull * 1000000000ull)
 #define AUTO_RESOLUTION_NS 1000000000ull
 #define AUTO_RESOLUTION_TEXT "1 s"
+#define DEFAULT_PUSH_SEGMENT_S 10.0 /* as Pyroscope's own agents upload */
+#define PUSH_GRACE_S 5.0            /* at the end, how long unsent segments may still take */
 
 typedef enum out_format { FMT_SPEEDSCOPE, FMT_COLLAPSED, FMT_FOLDED, FMT_PPROF } out_format;
 enum { MODE_WALL, MODE_CPU };
@@ -95,6 +98,11 @@ typedef struct record_ctx {
     unsigned segments, segments_failed;
     char first_segment[4096], last_segment[4096];
     uint64_t last_resolution_ns;
+    bool segment_files;      /* --segment writes files (with --push: only when -o is given) */
+    pyroscope_push *push;    /* --push */
+    unsigned segments_pushed;
+    const char *push_url;
+    bool push_warned;
 } record_ctx;
 
 /* --threads: dest is a thread_filter; the spec (in argv) is cut into its names. */
@@ -223,34 +231,72 @@ static int write_profile(const agg *a, int fmt, const writer_meta *meta, const p
     return outfile_commit(of);
 }
 
-/* Write what r->a holds, sampled over [start_ns, end_ns] (CLOCK_MONOTONIC), to an open
- * outfile as format fmt. 0, or -1 (errno; the outfile is aborted). */
-static int write_recording(record_ctx *r, int fmt, outfile *of, uint64_t start_ns, uint64_t end_ns)
+/* The writers' metadata of a recording sampled over [start_ns, end_ns] (CLOCK_MONOTONIC). */
+static void recording_meta(const record_ctx *r, uint64_t start_ns, uint64_t end_ns,
+                           writer_meta *meta, pprof_meta *pm)
 {
     uint64_t recorded_ns = end_ns > start_ns ? end_ns - start_ns : 0;
-    writer_meta meta = {r->meta_name, "aprof@" APROF_VERSION, 0};
+    *meta = (writer_meta){r->meta_name, "aprof@" APROF_VERSION, 0};
     if (r->time_resolution >= 0)
-        meta.resolution_ns = (uint64_t)(r->time_resolution * 1e9);
+        meta->resolution_ns = (uint64_t)(r->time_resolution * 1e9);
     else if (recorded_ns > AUTO_RESOLUTION_AFTER_NS)
-        meta.resolution_ns = AUTO_RESOLUTION_NS;
-    if (fmt == r->fmt)
-        r->last_resolution_ns = fmt == FMT_SPEEDSCOPE ? meta.resolution_ns : 0;
+        meta->resolution_ns = AUTO_RESOLUTION_NS;
     int64_t wall = (int64_t)start_ns + r->wall_minus_mono;
-    pprof_meta pm = {
+    *pm = (pprof_meta){
         .pid = r->pid, .program = r->program, .cpu = r->cpu_only,
         .time_nanos = wall > 0 ? (uint64_t)wall : 0, .duration_nanos = recorded_ns,
         .period_nanos = r->rate > 0 ? (uint64_t)(1e9 / r->rate) : 0,
     };
+}
+
+/* Write what r->a holds, sampled over [start_ns, end_ns], to an open outfile as format fmt.
+ * 0, or -1 (errno; the outfile is aborted). */
+static int write_recording(record_ctx *r, int fmt, outfile *of, uint64_t start_ns, uint64_t end_ns)
+{
+    writer_meta meta;
+    pprof_meta pm;
+    recording_meta(r, start_ns, end_ns, &meta, &pm);
+    if (fmt == r->fmt)
+        r->last_resolution_ns = fmt == FMT_SPEEDSCOPE ? meta.resolution_ns : 0;
     return write_profile(r->a, fmt, &meta, &pm, of);
+}
+
+/* --push: queue the segment [start_ns, end_ns] as pprof for the sending thread. */
+static void push_segment(record_ctx *r, uint64_t start_ns, uint64_t end_ns)
+{
+    writer_meta meta;
+    pprof_meta pm;
+    recording_meta(r, start_ns, end_ns, &meta, &pm);
+    char *body = NULL;
+    size_t len = 0;
+    FILE *mf = open_memstream(&body, &len);
+    if (!mf)
+        return;
+    int rc = write_pprof(r->a, &pm, mf);
+    if (fclose(mf) != 0 || rc != 0) {
+        free(body);
+        return;
+    }
+    uint64_t from = pm.time_nanos / 1000000000ull;
+    uint64_t until = (pm.time_nanos + pm.duration_nanos + 999999999ull) / 1000000000ull;
+    pyroscope_push_enqueue(r->push, body, len, from, until > from ? until : from + 1);
+    r->segments_pushed++;
+    push_stats ps;
+    pyroscope_push_stats(r->push, &ps);
+    if (ps.failures && !r->push_warned) {
+        r->push_warned = true;
+        cli_note("cannot push to %s: %s (retrying in the background; recording goes on)",
+                 r->push_url, ps.last_error);
+    }
 }
 
 /* --segment: write the segment that ends at end_ns to its own file and start the next one
  * with an empty aggregator. A file that cannot be written is reported and counted; sampling
  * goes on. Writing happens in the sampling thread: the target is not sampled meanwhile (tens
  * of milliseconds for a minute of samples). */
-static void roll_segment(record_ctx *r, uint64_t end_ns, bool last)
+/* --segment: the segment's file, named after its start. A failure is reported once. */
+static void write_segment_file(record_ctx *r, uint64_t end_ns)
 {
-    add_stall_profile(r);
     char path[4096];
     int64_t wall = (int64_t)r->seg_start_ns + r->wall_minus_mono;
     outfile of;
@@ -262,11 +308,20 @@ static void roll_segment(record_ctx *r, uint64_t end_ns, bool last)
         write_recording(r, r->fmt, &of, r->seg_start_ns, end_ns) != 0) {
         if (r->segments_failed++ == 0)
             cli_note("cannot write segment %s: %s (sampling goes on)", path, strerror(errno));
-    } else {
-        if (r->segments++ == 0)
-            snprintf(r->first_segment, sizeof(r->first_segment), "%s", path);
-        snprintf(r->last_segment, sizeof(r->last_segment), "%s", path);
+        return;
     }
+    if (r->segments++ == 0)
+        snprintf(r->first_segment, sizeof(r->first_segment), "%s", path);
+    snprintf(r->last_segment, sizeof(r->last_segment), "%s", path);
+}
+
+static void roll_segment(record_ctx *r, uint64_t end_ns, bool last)
+{
+    add_stall_profile(r);
+    if (r->push)
+        push_segment(r, r->seg_start_ns, end_ns);
+    if (r->segment_files)
+        write_segment_file(r, end_ns);
     if (last)
         return; /* the summary's top functions: those of the last segment */
     agg *next = agg_new(r->st);
@@ -283,7 +338,7 @@ static void roll_segment(record_ctx *r, uint64_t end_ns, bool last)
 typedef struct record_opts {
     pid_t pid;
     char **cmd; /* launch mode: the command after --, NULL otherwise */
-    const char *out_path, *summary_path, *folded_path, *unwinder_name;
+    const char *out_path, *summary_path, *folded_path, *unwinder_name, *push_url, *push_name;
     int fmt, mode;
     double rate, duration, stall_ms, await_hz, time_resolution, segment_s;
     bool async_aware, blocking, nonblocking, quiet, native, gil_only, exact_task_names, redact;
@@ -351,6 +406,13 @@ static int parse_options(int argc, char **argv, record_opts *ro)
          .help = "write a complete profile every SECS seconds until stopped, each\n"
                  "named after its start time: -o out.json gives out-20261206T012345Z.json",
          .invalid = "is not a number of seconds between 1 and 86400"},
+        {.name = "push", .arg = "URL", .kind = OPT_STRING, .dest = &ro->push_url,
+         .help = "send every segment (--segment, default 10 s) as pprof to a Grafana\n"
+                 "Pyroscope server's /ingest API at URL (http://HOST:PORT); files are\n"
+                 "written too only with -o"},
+        {.name = "push-name", .arg = "NAME", .kind = OPT_STRING, .dest = &ro->push_name,
+         .help = "the application name for --push (default aprof); labels pid and\n"
+                 "hostname are added"},
         {.name = "time-resolution", .arg = "SECS", .kind = OPT_DOUBLE,
          .dest = &ro->time_resolution, .min = 0, .max = 3600,
          .help = "speedscope: merge each thread's samples of one stack within windows\n"
@@ -376,6 +438,11 @@ static int parse_options(int argc, char **argv, record_opts *ro)
         ro->fmt = FMT_COLLAPSED;
     if (ro->segment_s > 0 && ro->out_path && strcmp(ro->out_path, "-") == 0)
         return cli_fail(EXIT_USAGE, "record: --segment writes files: it cannot write to standard output (-o -)");
+    char why[512];
+    if (ro->push_url && !pyroscope_push_check_url(ro->push_url, why, sizeof(why)))
+        return cli_fail(EXIT_USAGE, "record: %s", why);
+    if (ro->push_url && ro->segment_s == 0)
+        ro->segment_s = DEFAULT_PUSH_SEGMENT_S;
     if (ro->segment_s > 0 && ro->folded_path)
         return cli_fail(EXIT_USAGE, "record: --folded cannot be combined with --segment (use -f collapsed)");
     return -1;
@@ -445,6 +512,7 @@ static bool make_ctx(record_ctx *r, session *s, const record_opts *ro)
 
 static void free_ctx(record_ctx *r)
 {
+    pyroscope_push_finish(r->push, 0, NULL);
     stall_detector_free(r->stalls);
     async_record_free(r->async);
     free(r->stitched);
@@ -481,6 +549,22 @@ int cmd_record(int argc, char **argv)
     pid_t child;
     if ((rc = open_target(&ro, &s, &child)) >= 0)
         return rc;
+    pyroscope_push *push = NULL;
+    if (ro.push_url) {
+        /* NAME{pid=PID,hostname=HOST}: how Pyroscope takes labels */
+        char host[256] = "unknown", name[600], why[512];
+        gethostname(host, sizeof(host) - 1);
+        host[sizeof(host) - 1] = 0;
+        snprintf(name, sizeof(name), "%s{pid=%d,hostname=%s}",
+                 ro.push_name ? ro.push_name : "aprof", (int)ro.pid, host);
+        push = pyroscope_push_start(ro.push_url, name, ro.rate, why, sizeof(why));
+        if (!push) {
+            session_close(&s);
+            if (child)
+                launch_terminate(child, 1.0);
+            return cli_fail(EXIT_INTERNAL, "%s", why);
+        }
+    }
 
     char default_out[64];
     const char *out_path = ro.out_path;
@@ -495,7 +579,10 @@ int cmd_record(int argc, char **argv)
     record_ctx r;
     int exit_code = EXIT_OK;
     char probe[4096];
-    if (ro.segment_s > 0 &&
+    bool files = !(ro.push_url && !ro.out_path); /* --push alone writes no file */
+    if (!files)
+        ;
+    else if (ro.segment_s > 0 &&
         !segment_path(probe, sizeof(probe), out_path, format_exts[ro.fmt], 0))
         exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", out_path, strerror(ENAMETOOLONG));
     else if (outfile_open(&of, ro.segment_s > 0 ? probe : out_path) != 0) {
@@ -508,7 +595,7 @@ int cmd_record(int argc, char **argv)
         outfile_abort(&of);
     }
     if (exit_code == EXIT_OK && !make_ctx(&r, &s, &ro)) {
-        if (!ro.segment_s)
+        if (!ro.segment_s && files)
             outfile_abort(&of);
         if (ro.folded_path)
             outfile_abort(&folded);
@@ -516,6 +603,7 @@ int cmd_record(int argc, char **argv)
         exit_code = cli_fail(EXIT_INTERNAL, "out of memory");
     }
     if (exit_code != EXIT_OK) {
+        pyroscope_push_finish(push, 0, NULL);
         session_close(&s);
         if (child)
             launch_terminate(child, 1.0);
@@ -525,6 +613,9 @@ int cmd_record(int argc, char **argv)
         r.seg_ns = (uint64_t)(ro.segment_s * 1e9);
         r.seg_template = out_path;
         r.seg_start_ns = aprof_now_ns();
+        r.segment_files = files;
+        r.push = push;
+        r.push_url = ro.push_url;
     }
 
     sampler_opts so = {.rate_hz = ro.rate, .duration_s = ro.duration, .blocking = ro.blocking,
@@ -548,6 +639,19 @@ int cmd_record(int argc, char **argv)
             exit_code = cli_fail(EXIT_OUTPUT, "%u of %u segments could not be written",
                                  r.segments_failed, r.segments + r.segments_failed);
         out_path = r.segments ? r.last_segment : NULL;
+        if (r.push) {
+            push_stats ps;
+            unsigned queued = r.segments_pushed;
+            pyroscope_push_finish(r.push, PUSH_GRACE_S, &ps);
+            r.push = NULL;
+            if (!ro.quiet || ps.dropped || ps.rejected)
+                fprintf(stderr, "aprof: pushed %llu of %u segments to %s%s%s\n",
+                        (unsigned long long)ps.sent, queued, ro.push_url,
+                        ps.sent < queued ? ", last error: " : "",
+                        ps.sent < queued ? ps.last_error : "");
+            if (ps.sent < queued && !files)
+                exit_code = EXIT_OUTPUT; /* segments that exist nowhere */
+        }
     } else {
         if (write_recording(&r, ro.fmt, &of, st.t_start_ns, st.t_end_ns) != 0) {
             exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", out_path, strerror(errno));
