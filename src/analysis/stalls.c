@@ -1,5 +1,7 @@
 #include "stalls.h"
 
+#include "stall_groups.h"
+
 #include "lag_hist.h"
 
 #include <errno.h>
@@ -409,6 +411,11 @@ void stall_detector_finish(stall_detector *d, uint64_t end_ns)
 size_t stall_count(const stall_detector *d)
 {
     return d->nevents;
+}
+
+const stall_event *stall_events(const stall_detector *d)
+{
+    return d ? d->events : NULL;
 }
 
 const stall_event *stall_at(const stall_detector *d, size_t i)

@@ -1,5 +1,7 @@
 #include "record_report.h"
 
+#include "stall_groups.h"
+
 #include "json.h"
 #include "outfile.h"
 
@@ -160,6 +162,23 @@ void record_report_print(const record_report *r, FILE *out)
                 lag.p99_s * 1e3, lag.max_s * 1e3, (unsigned long long)lag.stalls,
                 r->stall_threshold_s * 1e3);
     }
+    stall_group *groups = NULL;
+    size_t ng = stall_group_by_culprit(stall_events(r->stalls), NULL, stall_count(r->stalls),
+                                       &groups);
+    if (ng)
+        fprintf(out, "event loop stalls by culprit line:\n"
+                     "    count      total        max  worst     culprit\n");
+    for (size_t i = 0; i < ng && i < WORST_STALLS_SHOWN; i++) {
+        const stall_group *g = &groups[i];
+        fprintf(out, "  %7u  %7.1f ms %7.1f ms  %-8s  %s (%s:%d)\n", g->count,
+                seconds(g->total_ns) * 1e3, seconds(g->max_ns) * 1e3,
+                impact_name(g->worst_impact), g->culprit.name, g->culprit.file,
+                (int)g->culprit.line);
+    }
+    if (ng > WORST_STALLS_SHOWN)
+        fprintf(out, "  ... %zu more lines (--summary FILE lists them all)\n",
+                ng - WORST_STALLS_SHOWN);
+    free(groups);
     size_t ns;
     size_t *idx = stalls_by_duration(r->stalls, &ns);
     if (ns)
@@ -183,6 +202,36 @@ static void frame_object(json_writer *w, const aprof_frame *f)
     json_kv_string(w, "file", f->file);
     json_kv_int(w, "line", f->line);
     json_end_object(w);
+}
+
+/* "stall_culprits": the stalls grouped by culprit line, most total time first. */
+static void write_stall_culprits(json_writer *w, const record_report *r)
+{
+    stall_group *groups = NULL;
+    size_t ng = r->stalls ? stall_group_by_culprit(stall_events(r->stalls), NULL,
+                                                   stall_count(r->stalls), &groups)
+                          : 0;
+    json_key(w, "stall_culprits");
+    json_begin_array(w);
+    for (size_t i = 0; i < ng; i++) {
+        const stall_group *g = &groups[i];
+        const stall_event *longest = stall_at(r->stalls, g->longest);
+        json_begin_object(w);
+        json_key(w, "culprit");
+        frame_object(w, &g->culprit);
+        json_kv_int(w, "count", g->count);
+        json_key(w, "total_s");
+        json_seconds_ns(w, g->total_ns);
+        json_key(w, "max_s");
+        json_seconds_ns(w, g->max_ns);
+        json_kv_string(w, "worst_impact", impact_name(g->worst_impact));
+        json_kv_int(w, "clipped", g->clipped);
+        json_key(w, "longest_start_s");
+        json_seconds_ns(w, longest->start_ns - r->st->t_start_ns);
+        json_end_object(w);
+    }
+    json_end_array(w);
+    free(groups);
 }
 
 static void write_stalls(json_writer *w, const record_report *r)
@@ -297,6 +346,7 @@ int record_report_write_json(const record_report *r, const char *path)
         json_key(&w, "stall_threshold_s");
         json_double(&w, r->stall_threshold_s);
         write_stalls(&w, r);
+        write_stall_culprits(&w, r);
         write_loops(&w, r);
     }
     json_end_object(&w);

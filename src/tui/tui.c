@@ -223,7 +223,7 @@ static void draw_status(tui_app *app)
     }
     const char *hints = app->view == TUI_VIEW_TOP   ? "s/S sort  l window"
                         : app->view == TUI_VIEW_TASKS ? "d finished tasks"
-                        : app->view == TUI_VIEW_STALLS ? "Enter stack"
+                        : app->view == TUI_VIEW_STALLS ? "Enter stack  c by line/each"
                                                        : "Enter/arrows expand  z/Z zoom  l window";
     snprintf(buf, sizeof(buf), "q quit  ? help  1-4/Tab views  %s  p pause  r reset  / filter  "
              "t thread  w write", hints);
@@ -243,7 +243,8 @@ static const char *help_lines[] = {
     "",
     "  Top:    s next sort column, S reverse; o own, T total, c calls, n name",
     "  Tasks:  d show or hide finished tasks",
-    "  Stalls: Enter shows the full stack of a stall",
+    "  Stalls: Enter shows the full stack of a stall (of a line's longest);",
+    "          c one row per culprit line (count, total, max) or per stall",
     "  Tree:   Enter toggles, Right expands, Left collapses or goes up,",
     "          z zooms into the selected subtree, Z / u / Backspace zooms out",
     "",
@@ -332,7 +333,7 @@ static void reset_data(tui_app *app)
     tui_prof_clear(&app->prof);
     tui_tree_state_clear(&app->tree);
     tui_stall_list_clear(&app->stalls);
-    app->ntop = app->ntree = app->nstall_rows = 0;
+    app->ntop = app->ntree = app->nstall_rows = app->nstall_groups = 0;
     for (int v = 0; v < TUI_VIEW_COUNT; v++)
         app->list[v] = (tui_list){0, 0};
     tui_reselect(app);
@@ -383,7 +384,7 @@ static int view_rows(const tui_app *app)
     switch (app->view) {
     case TUI_VIEW_TOP: return (int)app->ntop;
     case TUI_VIEW_TASKS: return (int)app->ntask_rows;
-    case TUI_VIEW_STALLS: return (int)app->nstall_rows;
+    case TUI_VIEW_STALLS: return (int)(app->stalls_by_culprit ? app->nstall_groups : app->nstall_rows);
     case TUI_VIEW_TREE: return (int)app->ntree;
     default: return 0;
     }
@@ -585,6 +586,7 @@ static void free_app(tui_app *app)
     free(app->tree_rows);
     free(app->task_rows);
     free(app->stall_rows);
+    free(app->stall_groups);
 }
 
 aprof_status tui_run(session *s, const tui_options *o, aprof_error *err)

@@ -5,6 +5,7 @@
 #ifndef APROF_TUI_APP_H
 #define APROF_TUI_APP_H
 
+#include "stall_groups.h"
 #include "tui.h"
 #include "tui_live.h"
 #include "tui_loops.h"
@@ -89,6 +90,9 @@ typedef struct tui_app {
     tui_stall_list stalls;
     uint32_t *stall_rows;
     size_t nstall_rows, cap_stall_rows;
+    bool stalls_by_culprit;        /* c: one row per culprit line instead of per stall */
+    stall_group *stall_groups;     /* of stall_rows, when stalls_by_culprit */
+    size_t nstall_groups;
 
     /* popups, prompt, message line */
     tui_popup popup;

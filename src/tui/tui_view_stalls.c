@@ -34,11 +34,55 @@ static void order(tui_app *app)
     }
     app->nstall_rows = app->stalls.n ? tui_stalls_order(&app->stalls, app->filter, app->stall_rows)
                                      : 0;
+    if (app->stalls_by_culprit) {
+        free(app->stall_groups);
+        app->stall_groups = NULL;
+        app->nstall_groups = stall_group_by_culprit(app->stalls.ev, app->stall_rows,
+                                                    app->nstall_rows, &app->stall_groups);
+        return;
+    }
     for (size_t i = 0; sel_ev != UINT32_MAX && i < app->nstall_rows; i++)
         if (app->stall_rows[i] == sel_ev) {
             l->sel = (int)i;
             break;
         }
+}
+
+/* c: one row per culprit line, most total time first. */
+static void draw_groups(tui_app *app, int y0, int h)
+{
+    enum { W_COUNT = 7, W_TOTAL = 10, W_MAX = 10 };
+    int xtot = W_COUNT, xmax = xtot + W_TOTAL, ximp = xmax + W_MAX, xcul = ximp + W_IMPACT;
+    char head[256];
+    snprintf(head, sizeof(head), "%*s%*s%*s  %-*s%s", W_COUNT - 1, "COUNT", W_TOTAL, "TOTAL",
+             W_MAX, "MAX", W_IMPACT, "WORST", "CULPRIT function (file:line)");
+    tui_put(app, y0 - 1, 0, head, app->cols, true, A_BOLD);
+    tui_list *l = &app->list[TUI_VIEW_STALLS];
+    tui_list_clamp(l, (int)app->nstall_groups, h);
+    for (int r = 0; r < h && l->top + r < (int)app->nstall_groups; r++) {
+        const stall_group *g = &app->stall_groups[l->top + r];
+        int y = y0 + r;
+        bool sel = l->top + r == l->sel;
+        int base = sel ? A_REVERSE : 0;
+        char cell[32], dur[16];
+        tui_put(app, y, 0, "", app->cols, true, base);
+        snprintf(cell, sizeof(cell), "%*u", W_COUNT - 1, g->count);
+        tui_put(app, y, 0, cell, W_COUNT - 1, false, base);
+        tui_format_duration(dur, sizeof(dur), g->total_ns);
+        snprintf(cell, sizeof(cell), "%*s", W_TOTAL, dur);
+        tui_put(app, y, xtot, cell, W_TOTAL, false, base);
+        tui_format_duration(dur, sizeof(dur), g->max_ns);
+        snprintf(cell, sizeof(cell), "%*s", W_MAX, dur);
+        tui_put(app, y, xmax, cell, W_MAX, false, base);
+        bool crit = g->worst_impact == STALL_CRITICAL;
+        tui_put(app, y, ximp + 2, crit ? "critical" : "warning", W_IMPACT - 1, false,
+                base | (sel ? 0 : tui_attr(app, crit ? TUI_C_CRIT : TUI_C_WARN)));
+        char fr[TUI_TEXT_CAP(512)];
+        int w = app->cols - xcul - 2;
+        tui_format_frame(fr, sizeof(fr), g->culprit.name, g->culprit.file, g->culprit.line,
+                         w > 512 ? 512 : w, app->utf8);
+        tui_put(app, y, xcul + 2, fr, w, false, base);
+    }
 }
 
 static void at_text(const tui_app *app, const stall_event *e, char *out, size_t cap)
@@ -52,6 +96,10 @@ static void at_text(const tui_app *app, const stall_event *e, char *out, size_t 
 void tui_stalls_draw(tui_app *app, int y0, int h)
 {
     order(app);
+    if (app->stalls_by_culprit && app->nstall_rows) {
+        draw_groups(app, y0, h);
+        return;
+    }
     int xdur = W_AT, ximp = xdur + W_DUR, xtask = ximp + W_IMPACT, xcul = xtask + W_TASK;
     char head[256];
     snprintf(head, sizeof(head), "%-*s%*s  %-*s%-*s%s", W_AT, "AT", W_DUR - 2, "DURATION",
@@ -99,10 +147,17 @@ void tui_stalls_draw(tui_app *app, int y0, int h)
 bool tui_stalls_on_key(tui_app *app, int key)
 {
     tui_list *l = &app->list[TUI_VIEW_STALLS];
+    if (key == 'c') {
+        app->stalls_by_culprit = !app->stalls_by_culprit;
+        *l = (tui_list){0, 0};
+        return true;
+    }
+    size_t nrows = app->stalls_by_culprit ? app->nstall_groups : app->nstall_rows;
     if ((key == '\n' || key == '\r' || key == KEY_ENTER || key == KEY_RIGHT) &&
-        l->sel >= 0 && (size_t)l->sel < app->nstall_rows) {
+        l->sel >= 0 && (size_t)l->sel < nrows) {
         app->popup = TUI_POPUP_STACK;
-        app->popup_stall = app->stall_rows[l->sel];
+        app->popup_stall = app->stalls_by_culprit ? app->stall_groups[l->sel].longest
+                                                  : app->stall_rows[l->sel];
         app->popup_list = (tui_list){0, 0};
         return true;
     }

@@ -89,6 +89,27 @@ def check_stalls_against_truth(t, summary, truth):
     for s in stalls:
         t.check(any(overlaps(s, b) and b["duration"] >= THRESHOLD for b in blocks),
                 "a stall that matches no block of the fixture: %s" % json.dumps(s)[:400])
+    # Grouped by culprit line: one group per blocking line, with the fixture's own count and
+    # total (each stall exact to within its uncertainty).
+    lines = {}
+    for b in blocks:
+        if b["duration"] >= THRESHOLD:
+            n, total = lines.get(b["line"], (0, 0.0))
+            lines[b["line"]] = (n + 1, total + b["duration"])
+    groups = {g["culprit"]["line"]: g for g in summary.get("stall_culprits", [])}
+    t.eq(sorted(groups), sorted(lines), "stall_culprits lines")
+    unc = {}
+    for s in stalls:
+        unc[s["culprit"]["line"]] = unc.get(s["culprit"]["line"], 0) + float(s["uncertainty_s"])
+    for line, (n, total) in lines.items():
+        g = groups.get(line)
+        if not g:
+            continue
+        t.eq(g["count"], n, "stall_culprits: stalls at line %d" % line)
+        t.near(float(g["total_s"]), total, unc.get(line, 0) + n * SLACK,
+               "stall_culprits: total at line %d" % line)
+    totals = [float(g["total_s"]) for g in summary.get("stall_culprits", [])]
+    t.eq(totals, sorted(totals, reverse=True), "stall_culprits ordered by total")
 
 
 def check_loop_lag(t, summary, kind):

@@ -177,6 +177,24 @@ def test_stalls_view_shows_blocking_lines(t):
     t.check(re.search(r"\* .*%s:\d+\)" % re.escape(base), stack),
             "the stack popup does not mark the culprit frame:\n" + stack)
     tmux.keys("Escape")
+    # c: one row per culprit line, with the fixture's own count and total for each line
+    tmux.keys("c")
+    grouped = tmux.wait_for(lambda s: "COUNT" in s and "TOTAL" in s, 5, "the by-line view")
+    lines = {}
+    for b in blocks:
+        n, total = lines.get(b["line"], (0, 0.0))
+        lines[b["line"]] = (n + 1, total + b["duration"])
+    grows = [r for r in grouped.split("\n") if re.search(r"\b(critical|warning)\b", r)]
+    t.eq(len(grows), len(lines), "rows in the by-line view (one per blocking line)")
+    for line, (n, total) in lines.items():
+        found = [r for r in grows if "%s:%d)" % (base, line) in r]
+        t.require(found, "line %d is not in the by-line view:\n%s" % (line, grouped))
+        m = re.match(r"\s*(\d+)\s+([0-9.]+)(ms|s)\s", found[0])
+        t.require(m, "cannot read count and total of %r" % found[0])
+        t.eq(int(m.group(1)), n, "stalls at line %d" % line)
+        shown = float(m.group(2)) / (1e3 if m.group(3) == "ms" else 1)
+        # each stall's duration is measured to within the sampling gaps at its ends (1 kHz)
+        t.near(shown, total, 0.02 * n + 0.01 * total, "total stalled at line %d" % line)
     tmux.keys("q")
     check_restored(t, tmux)
 

@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include "stall_groups.h"
 #include "stalls.h"
 
 #include <stdlib.h>
@@ -248,6 +249,55 @@ static void test_own_code(void **state)
     assert_false(stall_is_own_code(""));
 }
 
+/* Stalls grouped by culprit line: counts, totals, maxima, worst impact and the longest one's
+ * index, most total time first; a subset of indices groups only those. */
+static void test_group_by_culprit(void **state)
+{
+    (void)state;
+    static const char *fa = "a.py", *fb = "b.py", *fn = "f";
+    aprof_frame l1 = {fn, fa, 10, FRAME_PYTHON, 0, 1}, l2 = {fn, fa, 20, FRAME_PYTHON, 0, 1};
+    aprof_frame l3 = {fn, fb, 10, FRAME_PYTHON, 0, 1};
+    /* durations in ms: line 10 of a.py: 100 + 300; line 20: 150 + 150 + 150; b.py:10: 500 */
+    struct { aprof_frame *f; uint64_t ms; uint8_t impact; } spec[] = {
+        {&l1, 100, STALL_WARNING}, {&l2, 150, STALL_WARNING}, {&l1, 300, STALL_CRITICAL},
+        {&l2, 150, STALL_WARNING}, {&l3, 500, STALL_CRITICAL}, {&l2, 150, STALL_WARNING},
+    };
+    stall_event ev[6];
+    memset(ev, 0, sizeof(ev));
+    for (int i = 0; i < 6; i++) {
+        ev[i].start_ns = 1000000000ull * (uint64_t)i;
+        ev[i].end_ns = ev[i].start_ns + spec[i].ms * 1000000ull;
+        ev[i].culprit = *spec[i].f;
+        ev[i].impact = spec[i].impact;
+        ev[i].clipped = i == 5;
+    }
+    stall_group *g = NULL;
+    size_t n = stall_group_by_culprit(ev, NULL, 6, &g);
+    assert_int_equal(n, 3);
+    /* totals: b.py:10 500, a.py:10 400, a.py:20 450 -> 500, 450, 400 */
+    assert_ptr_equal(g[0].culprit.file, fb);
+    assert_int_equal(g[0].count, 1);
+    assert_int_equal(g[1].culprit.line, 20);
+    assert_int_equal(g[1].count, 3);
+    assert_int_equal(g[1].total_ns, 450000000ull);
+    assert_int_equal(g[1].max_ns, 150000000ull);
+    assert_int_equal(g[1].worst_impact, STALL_WARNING);
+    assert_int_equal(g[1].clipped, 1);
+    assert_int_equal(g[2].culprit.line, 10);
+    assert_int_equal(g[2].total_ns, 400000000ull);
+    assert_int_equal(g[2].worst_impact, STALL_CRITICAL);
+    assert_int_equal(g[2].longest, 2);
+    free(g);
+    uint32_t subset[2] = {0, 3};
+    n = stall_group_by_culprit(ev, subset, 2, &g);
+    assert_int_equal(n, 2);
+    assert_int_equal(g[0].culprit.line, 20); /* 150 > 100 */
+    assert_int_equal(g[0].longest, 3);
+    free(g);
+    assert_int_equal(stall_group_by_culprit(ev, NULL, 0, &g), 0);
+    assert_null(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +308,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_below_threshold_and_clipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_now, setup, teardown),
         cmocka_unit_test(test_own_code),
+        cmocka_unit_test(test_group_by_culprit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
