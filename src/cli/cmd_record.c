@@ -101,6 +101,7 @@ typedef struct record_ctx {
     bool segment_files;      /* --segment writes files (with --push: only when -o is given) */
     pyroscope_push *push;    /* --push */
     unsigned segments_pushed;
+    uint64_t seg_write_max_ns;  /* the longest pause of sampling to end a segment */
     const char *push_url;
     bool push_warned;
 } record_ctx;
@@ -317,11 +318,15 @@ static void write_segment_file(record_ctx *r, uint64_t end_ns)
 
 static void roll_segment(record_ctx *r, uint64_t end_ns, bool last)
 {
+    uint64_t t0 = aprof_now_ns();
     add_stall_profile(r);
     if (r->push)
         push_segment(r, r->seg_start_ns, end_ns);
     if (r->segment_files)
         write_segment_file(r, end_ns);
+    uint64_t took = aprof_now_ns() - t0;
+    if (took > r->seg_write_max_ns)
+        r->seg_write_max_ns = took;
     if (last)
         return; /* the summary's top functions: those of the last segment */
     agg *next = agg_new(r->st);
@@ -671,6 +676,7 @@ int cmd_record(int argc, char **argv)
         .out_path = out_path, .format = format_labels[ro.fmt],
         .resolution_s = (double)r.last_resolution_ns / 1e9,
         .segments = r.segments, .first_segment = r.first_segment,
+        .segment_pause_max_s = (double)r.seg_write_max_ns / 1e9,
     };
     if (ro.summary_path && record_report_write_json(&rep, ro.summary_path) != 0)
         exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", ro.summary_path, strerror(errno));

@@ -119,8 +119,9 @@ void record_report_print(const record_report *r, FILE *out)
     if (r->native)
         native_report_print(r->native, out);
     if (r->out_path && r->segments > 1)
-        fprintf(out, "aprof: wrote %u segments (%s), %s ... %s\n", r->segments, r->format,
-                r->first_segment, r->out_path);
+        fprintf(out, "aprof: wrote %u segments (%s), %s ... %s; sampling paused at most "
+                     "%.1f ms per segment\n", r->segments, r->format, r->first_segment,
+                r->out_path, r->segment_pause_max_s * 1e3);
     else if (r->out_path && r->resolution_s > 0)
         fprintf(out, "aprof: wrote %s (%s, each thread's samples merged by stack within "
                      "%.3g s windows)\n", r->out_path, r->format, r->resolution_s);

@@ -29,6 +29,7 @@ typedef struct record_report {
     double resolution_s;          /* speedscope samples merged by stack within windows this long */
     unsigned segments;            /* --segment: files written (out_path: the last one) */
     const char *first_segment;
+    double segment_pause_max_s;   /* the longest a segment's end paused sampling */
 } record_report;
 
 void record_report_print(const record_report *r, FILE *out);
