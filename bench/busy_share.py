@@ -71,8 +71,10 @@ def run_one(aprof, interp, mode, rate, seconds, tmp, austin=None):
             return {"error": "fixture did not start: %s" % fx.stderr.read1(500)}
         time.sleep(1.0)  # past start-up
         out, summ = os.path.join(tmp, "out.json"), os.path.join(tmp, "summary.json")
+        folded = os.path.join(tmp, "out.txt")
         res = subprocess.run([aprof, "record", "--pid", str(fx.pid), "--rate", str(rate),
-                              "--duration", str(seconds), "-o", out, "-s", summ, "-q"]
+                              "--duration", str(seconds), "-o", out, "-s", summ, "-q",
+                              "--folded", folded]
                              + MODES[mode], capture_output=True, text=True, timeout=seconds + 60)
         if res.returncode != 0:
             return {"error": "aprof exited %d: %s" % (res.returncode, res.stderr.strip()[-300:])}
@@ -85,7 +87,9 @@ def run_one(aprof, interp, mode, rate, seconds, tmp, austin=None):
         end = start + float(summary["duration_s"])
         rows = loopshare.read_clock(clock)
         truth = loopshare.fixture_busy_share(rows, start, end)
-        share, secs, n, marked = loopshare.aprof_busy_share(doc, fx.pid)
+        share, secs, _, _ = loopshare.aprof_busy_share(doc, fx.pid)
+        with open(folded, encoding="utf-8") as f:  # sample counts (speedscope merges runs)
+            n, marked = loopshare.folded_loop_counts(harness.parse_collapsed(f.read()), fx.pid)
         bad, checked = loopshare.impossible_edges(doc, fx.pid,
                                                   loopshare.load_edges(clock + ".edges.json"))
         result = {"truth": truth, "aprof": share, "samples": n, "marked": marked,

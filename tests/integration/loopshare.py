@@ -88,7 +88,9 @@ def is_python(frame):
 
 
 def aprof_busy_share(doc, tid):
-    """(busy share, seconds, samples, marked samples) of the loop thread in an aprof profile:
+    """(busy share, seconds, entries, marked entries) of the loop thread in an aprof profile
+    (an entry is one or more consecutive samples of one stack: folded_loop_counts counts
+    samples):
     busy is every sample whose innermost Python frame is not the selector's select (marked
     samples, whose leaf could not be read, are busy: an idle loop's stack does not change).
     With --native, the C frames under select (epoll_wait) are part of the wait."""
@@ -105,6 +107,16 @@ def aprof_busy_share(doc, tid):
         if leaf not in IDLE_LEAVES:
             busy += w
     return (busy / total if total else None), total, len(samples), marked
+
+
+def folded_loop_counts(rows, tid):
+    """(samples, marked samples) of thread tid in folded stacks (parse_collapsed rows): the
+    speedscope file merges consecutive samples of one stack, the folded stacks count them."""
+    prefix = 'Thread %d "' % tid
+    n = sum(c for thread, _, c in rows if thread.startswith(prefix))
+    marked = sum(c for thread, names, c in rows
+                 if thread.startswith(prefix) and "<unreadable>" in names)
+    return n, marked
 
 
 def binomial_sigma(p, n):
