@@ -285,7 +285,7 @@ static bool point_is(const void *ctx, uint32_t idx)
 static int add_point(agg *a, profile_impl *p, uint32_t leaf, uint64_t t_ns, uint64_t weight_ns)
 {
     agg_point *pt = NULL;
-    uint32_t h = hash32(leaf);
+    uint32_t h = p->by_stack ? hash32(leaf) : 0;
     if (p->by_stack) {
         point_query q = {p, leaf};
         uint32_t i = hmap_find(&p->stack_map, h, point_is, &q);

@@ -145,7 +145,7 @@ static void write_frames(json_writer *w, const agg *a)
 static bool write_profile(json_writer *w, const agg *a, const agg_profile *p, uint64_t origin,
                           uint64_t res, uint32_t *stack, uint32_t max_depth)
 {
-    size_t nsamples = 0, nweights = 0, npoints = 0;
+    size_t nsamples = 0, nweights = 0;
     window_iter wi;
     uint64_t start = UINT64_MAX, end = 0;
     agg_point_iter it;
@@ -177,6 +177,8 @@ static bool write_profile(json_writer *w, const agg *a, const agg_profile *p, ui
         json_end_array(w);
         nsamples++;
     }
+    /* the points were all read back (the spill file answered): the raw iterator is at the end */
+    bool complete = !wi.failed && wi.it.it.next == p->npoints;
     window_iter_free(&wi);
     json_end_array(w);
     json_key(w, "weights");
@@ -186,15 +188,11 @@ static bool write_profile(json_writer *w, const agg *a, const agg_profile *p, ui
         json_seconds_ns(w, pt.weight_ns);
         nweights++;
     }
-    bool failed = wi.failed;
+    complete = complete && !wi.failed && wi.it.it.next == p->npoints;
     window_iter_free(&wi);
     json_end_array(w);
     json_end_object(w);
-    /* every point read back: the spill file answered, and samples pair with weights */
-    agg_point_iter_init(&it, a, p, 0);
-    while (agg_point_iter_next(&it, &pt))
-        npoints++;
-    return !failed && npoints == p->npoints && nsamples == nweights;
+    return complete && nsamples == nweights;
 }
 
 int write_speedscope(const agg *a, const writer_meta *meta, FILE *out)
