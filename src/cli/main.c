@@ -1,6 +1,7 @@
 /* aprof: an out-of-process sampling profiler for CPython and asyncio. One file per subcommand
  * (cmd_*.c); this file only dispatches. */
 #include "cli.h"
+#include "crash_report.h"
 #include "exitcodes.h"
 
 #include <stdio.h>
@@ -24,6 +25,7 @@ int main(int argc, char **argv)
     /* First thing: a SIGINT/SIGTERM from now on stops sampling cleanly instead of killing aprof
      * between attaching and writing what it has. */
     cli_install_stop_signals();
+    crash_report_install();
     if (argc < 2) {
         fputs(usage, stderr);
         return EXIT_USAGE;

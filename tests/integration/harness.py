@@ -362,8 +362,34 @@ class Result:
         self.end = time.monotonic()  # CLOCK_MONOTONIC when aprof had exited, as in fixtures
 
     def describe(self):
-        return "command: %s\nexit code: %s (%.2f s)\nstdout: %s\nstderr: %s" % (
-            " ".join(self.argv), self.rc, self.elapsed, short(self.stdout), short(self.stderr))
+        return "command: %s\nexit code: %s (%.2f s)\nstdout: %s\nstderr: %s%s" % (
+            " ".join(self.argv), self.rc, self.elapsed, short(self.stdout), short(self.stderr),
+            symbolized_backtrace(self.stderr))
+
+
+def symbolized_backtrace(stderr):
+    """aprof's crash report (src/cli/crash_report.c) prints the failing stack as "FILE(+0xOFF)"
+    program counters: their functions and lines, from addr2line, so that a crash seen once in CI
+    says where it happened."""
+    if not isinstance(stderr, str) or "aprof: backtrace:" not in stderr:
+        return ""
+    out = []
+    for line in stderr.split("aprof: backtrace:", 1)[1].splitlines():
+        m = re.match(r"\s*(\S+?)\((\S*?)\+(0x[0-9a-f]+)\)", line)
+        if not m:
+            continue
+        path, sym, off = m.groups()
+        where = "%s+%s" % (sym, off) if sym else "?"
+        if not sym and os.path.exists(path):
+            try:
+                # a return address: the call is the instruction before it
+                pc = "0x%x" % max(0, int(off, 16) - 1)
+                where = subprocess.run(["addr2line", "-f", "-i", "-C", "-p", "-e", path, pc],
+                                       capture_output=True, text=True, timeout=30).stdout.strip()
+            except (OSError, subprocess.SubprocessError):
+                pass
+        out.append("  %s %s: %s" % (os.path.basename(path), off, where.replace("\n", " | ")))
+    return "\nbacktrace, symbolized:\n" + "\n".join(out) if out else ""
 
 
 def aprof_binary():

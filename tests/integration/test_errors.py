@@ -143,5 +143,37 @@ def test_launch_failure(t):
         h.one_error_line(t, res, EXIT_LAUNCH, "record -- %s" % cmd)
 
 
+# A busy target: writes argv[1] once running, then computes.
+SPINNER = ("import os, sys\nopen(sys.argv[1] + '.tmp', 'w').write('{}')\n"
+           "os.rename(sys.argv[1] + '.tmp', sys.argv[1])\nn = 0\nwhile True: n += 1\n")
+
+
+@h.once
+def test_crash_report(t):
+    """aprof dying of a fatal signal (as a heap check's abort would make it) says so in one line,
+    prints its stack (symbolized here by addr2line, as every failing test's description is), and
+    leaves no thread of the target stopped: the kernel lets them go."""
+    ready = t.path("spin.ready")
+    fx = t.start(None, "-c", SPINNER, ready, name="spinner")
+    fx.wait_json(ready)
+    for sig, mode in ((11, "--blocking"), (6, "--native")):
+        proc = t.aprof_background("record", "--pid", fx.pid, "--rate", 1000, mode,
+                                  "-o", t.path("crash.json"), name="crash-%d" % sig)
+        time.sleep(1.5)
+        t.require(proc.poll() is None, "aprof record %s ended early" % mode)
+        os.kill(proc.pid, sig)
+        res = t.finish(proc, timeout=30)
+        t.eq(res.rc, -sig, "aprof's fate after signal %d" % sig)
+        t.check(("aprof: internal error: fatal signal %d " % sig) in res.stderr,
+                "no crash line on stderr:\n%s" % res.describe())
+        trace = h.symbolized_backtrace(res.stderr)
+        t.check("cmd_record at " in trace and "main at " in trace and "src/cli/" in trace,
+                "the crash's stack is not symbolized to aprof's functions:\n%s" % res.describe())
+        time.sleep(0.3)
+        stopped = [tid for tid, (state, _) in h.proc_state(fx.pid).items() if state[:1] in "tT"]
+        t.check(not stopped, "threads %s of the target left stopped" % stopped)
+        t.check(fx.alive(), "the target died with aprof")
+
+
 if __name__ == "__main__":
     h.main()
