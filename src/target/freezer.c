@@ -61,6 +61,12 @@ static void settle_lagging(freezer *f)
     f->nlagging = keep;
 }
 
+void freezer_settle(freezer *f)
+{
+    if (f->nlagging)
+        settle_lagging(f);
+}
+
 void freezer_free(freezer *f)
 {
     freezer_resume(f);

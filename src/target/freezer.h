@@ -68,6 +68,12 @@ int freezer_stop_thread(freezer *f, pid_t tid, uint64_t timeout_ns);
 /* Let every stopped thread run again. Always safe to call. */
 void freezer_resume(freezer *f);
 
+/* Detach the threads that did not stop in time (lagging) and have stopped since. Every
+ * freezer call does this first; a caller that may not call the freezer again for long (the
+ * default mode stops a thread only when its stack tears, and a stopped thread never tears) must
+ * call it regularly, or such a thread stays stopped. Cheap when nothing lags. */
+void freezer_settle(freezer *f);
+
 /* Let one stopped thread run again now (the others stay stopped until freezer_resume). */
 void freezer_release(freezer *f, pid_t tid);
 

@@ -95,6 +95,31 @@ bool proc_alive(pid_t pid)
     return rp && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
 }
 
+void proc_cmdline_label(const char *cmdline, size_t max, char *buf, size_t len)
+{
+    if (!len)
+        return;
+    if (max + 4 > len)
+        max = len > 4 ? len - 4 : 0;
+    size_t n = 0;
+    const char *p = cmdline ? cmdline : "";
+    while (*p && n < max) {
+        const char *end = strchr(p, ' ');
+        if (!end)
+            end = p + strlen(p);
+        const char *base = p;
+        for (const char *q = p; q < end; q++)
+            if (*q == '/' && q + 1 < end)
+                base = q + 1;
+        while (base < end && n < max)
+            buf[n++] = *base++;
+        p = *end ? end + 1 : end;
+        if (*p && n < max)
+            buf[n++] = ' ';
+    }
+    snprintf(buf + n, len - n, "%s", *p ? "..." : "");
+}
+
 static int cmp_pid(const void *a, const void *b)
 {
     pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
@@ -228,22 +253,29 @@ static long slot_of_tid(proc_stat_cache *c, pid_t tid)
     return -1; /* table full: more than STAT_SLOTS live threads */
 }
 
-static int *stat_fd(proc_stat_cache *c, pid_t tid)
+/* A thread id is reused once the kernel's pid counter wraps (a process that starts thousands of
+ * threads a second wraps it within seconds): the descriptors of a slot may belong to a thread
+ * that has exited while a new one has its id. When a read through them fails, the slot is opened
+ * again in place (keeping its probe chain); -1 if the thread is really gone. */
+static int reopen_slot(proc_stat_cache *c, long i)
 {
-    long i = slot_of_tid(c, tid);
-    return i < 0 ? NULL : &c->fd[i];
+    pid_t tid = c->tid[i];
+    close_slot(c, (size_t)i);
+    c->tid[i] = tid;
+    c->syscall_fd[i] = c->sched_fd[i] = -1;
+    char path[96];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)c->pid, (int)tid);
+    c->fd[i] = open(path, O_RDONLY | O_CLOEXEC);
+    return c->fd[i];
 }
 
 /* Read a per-thread /proc file through a descriptor opened on first use; bytes read or -1. */
-static ssize_t read_cached(proc_stat_cache *c, pid_t tid, int *fds, const char *name, char *buf,
-                           size_t len)
+static ssize_t read_slot(proc_stat_cache *c, long i, int *fds, const char *name, char *buf,
+                         size_t len)
 {
-    long i = slot_of_tid(c, tid);
-    if (i < 0)
-        return -1;
     if (fds[i] < 0) {
         char path[96];
-        snprintf(path, sizeof(path), "/proc/%d/task/%d/%s", (int)c->pid, (int)tid, name);
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/%s", (int)c->pid, (int)c->tid[i], name);
         fds[i] = open(path, O_RDONLY | O_CLOEXEC);
         if (fds[i] < 0)
             return -1;
@@ -252,6 +284,18 @@ static ssize_t read_cached(proc_stat_cache *c, pid_t tid, int *fds, const char *
     if (n <= 0)
         return -1;
     buf[n] = '\0';
+    return n;
+}
+
+static ssize_t read_cached(proc_stat_cache *c, pid_t tid, int *fds, const char *name, char *buf,
+                           size_t len)
+{
+    long i = slot_of_tid(c, tid);
+    if (i < 0)
+        return -1;
+    ssize_t n = read_slot(c, i, fds, name, buf, len);
+    if (n < 0 && reopen_slot(c, i) >= 0)
+        n = read_slot(c, i, fds, name, buf, len); /* the id of an exited thread, reused */
     return n;
 }
 
@@ -305,14 +349,9 @@ bool proc_thread_cpu_ns(proc_stat_cache *c, pid_t tid, uint64_t *ns)
 
 char proc_thread_state(proc_stat_cache *c, pid_t tid)
 {
-    int *fd = stat_fd(c, tid);
-    if (!fd)
-        return 0;
     char buf[512];
-    ssize_t n = pread(*fd, buf, sizeof(buf) - 1, 0);
-    if (n <= 0)
-        return 0; /* ESRCH once the thread has exited */
-    buf[n] = '\0';
+    if (read_cached(c, tid, c->fd, "stat", buf, sizeof(buf)) < 0)
+        return 0; /* the thread has exited */
     const char *rp = strrchr(buf, ')');
     if (!rp || rp[1] != ' ')
         return 0;

@@ -41,6 +41,9 @@ int proc_list_threads(pid_t pid, pid_t *tids, size_t max);
 
 /* The command line with NULs turned into spaces (truncated to len-1); "" when unreadable. */
 void proc_cmdline(pid_t pid, char *buf, size_t len);
+/* A short label for a command line: every path cut to its file name, at most max characters,
+ * then "..." when cut ("/usr/bin/python3 /srv/app/main.py -w 2" -> "python3 main.py -w 2"). */
+void proc_cmdline_label(const char *cmdline, size_t max, char *buf, size_t len);
 /* /proc/PID/task/TID/comm without the newline; "" when unreadable. */
 void proc_thread_comm(pid_t pid, pid_t tid, char *buf, size_t len);
 
