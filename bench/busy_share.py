@@ -8,7 +8,9 @@ aprof had to mark (stack unreadable) and stitched stacks holding an edge the pro
 
     python3 bench/busy_share.py [--seconds 6] [--rates 97,1000,4000]
                                 [--modes default,blocking,native] [--pythons 3.12,debian-3.11]
-                                [--austin PATH]
+                                [--sleep-ms 100] [--austin PATH]
+
+--sleep-ms: the fixture's mean sleep between a task's steps (longer: a less busy loop).
 
 --austin: Austin built beside the project (never part of it), run on the same fixture for a
 third column (its share of samples not in the select line)."""
@@ -58,13 +60,13 @@ def austin_share(austin, pid, seconds, tmp):
     return busy / total if total else None
 
 
-def run_one(aprof, interp, mode, rate, seconds, tmp, austin=None):
+def run_one(aprof, interp, mode, rate, seconds, tmp, austin=None, sleep_ms=100.0):
     clock = os.path.join(tmp, "clock.txt")
     for p in (clock, clock + ".edges.json"):
         if os.path.exists(p):
             os.unlink(p)
     fx = subprocess.Popen([interp.path, os.path.join(ROOT, "fixtures", "busy_loop.py"), clock,
-                           "--seconds", str(seconds + 30)], stdin=subprocess.DEVNULL,
+                           "--seconds", str(seconds + 30), "--sleep-ms", str(sleep_ms)], stdin=subprocess.DEVNULL,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         if not wait_for(clock):
@@ -111,6 +113,7 @@ def main():
     ap.add_argument("--modes", default="default,blocking,native")
     ap.add_argument("--pythons", default="")
     ap.add_argument("--austin", default="")
+    ap.add_argument("--sleep-ms", type=float, default=100.0)
     args = ap.parse_args()
     if args.pythons:
         os.environ["APROF_TEST_PYTHONS"] = args.pythons
@@ -123,13 +126,17 @@ def main():
         "python", "mode", "Hz", "own", "aprof", "diff", "stalls", "samples", "marked",
         "impossible", "  austin" if args.austin else ""))
     worst = 0.0
-    with tempfile.TemporaryDirectory(prefix="aprof-busy-") as tmp:
-        for interp in harness.interpreters():
+    for interp in harness.interpreters():
+        # a chrooted interpreter sees only paths inside its root
+        tmpdir = interp.root + "/tmp" if interp.root else None
+        with tempfile.TemporaryDirectory(prefix="aprof-busy-", dir=tmpdir) as tmp:
+            os.chmod(tmp, 0o755)
             for mode in modes:
                 for rate in rates:
                     # at least 1,500 samples: a share's standard error then stays near 1 point
                     secs = max(args.seconds, 1500.0 / rate)
-                    r = run_one(aprof, interp, mode, rate, secs, tmp, args.austin or None)
+                    r = run_one(aprof, interp, mode, rate, secs, tmp, args.austin or None,
+                                args.sleep_ms)
                     if "error" in r or r["truth"] is None or r["aprof"] is None:
                         print("%-12s %-11s %6.0f  %s" % (interp.label, mode, rate,
                                                         r.get("error", "no figure")))

@@ -3,7 +3,7 @@
 #   scripts/setup.sh [--tests] [BUILD_DIR] [extra cmake args...]
 # Without --tests only what building and running aprof needs (compiler, CMake, the libraries'
 # headers, python3 for the demo); with --tests also what the test suite uses (cmocka, jansson,
-# Debian's python3.11 with aiohttp/uvloop/uvicorn, tmux, chromium and the npm speedscope
+# Debian's python3.11 with aiohttp/uvloop/uvicorn/gunicorn/starlette, tmux, chromium and the npm speedscope
 # package, Go's pprof, dpkg-dev and man-db for the package test...).
 # Idempotent: packages already present are not reinstalled; npm packages for the speedscope
 # tests are installed from tests/web/package-lock.json.
@@ -21,7 +21,8 @@ packages=(build-essential cmake pkg-config libunwind-dev libdw-dev libelf-dev li
           zlib1g-dev python3 procps)
 if ((tests)); then
     packages+=(libcmocka-dev libjansson-dev dwarves elfutils tmux python3.11 python3-aiohttp
-               python3-uvloop python3-uvicorn chromium nodejs npm util-linux strace golang-go
+               python3-uvloop python3-uvicorn python3-gunicorn python3-starlette chromium nodejs npm
+               util-linux strace golang-go
                dpkg-dev man-db)
 fi
 missing=()

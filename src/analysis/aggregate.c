@@ -47,6 +47,11 @@ struct agg {
     size_t nprofiles, cap_profiles;
     hmap profile_map; /* (name, tid) */
     hmap thread_map;  /* tid, for agg_thread_profile */
+    struct proc_label {
+        pid_t pid;
+        const char *label; /* interned */
+    } *labels;        /* agg_process_label */
+    size_t nlabels, cap_labels;
     point_spill spill; /* older points of every profile */
 };
 
@@ -104,6 +109,7 @@ void agg_free(agg *a)
         free(p);
     }
     free(a->profiles);
+    free(a->labels);
     free(a->frames);
     free(a->nodes);
     hmap_free(&a->frame_map);
@@ -399,13 +405,15 @@ nomem:
 
 typedef struct thread_query {
     const agg *a;
-    pid_t tid;
+    pid_t pid, tid;
 } thread_query;
 
 static bool thread_is(const void *ctx, uint32_t idx)
 {
     const thread_query *q = ctx;
-    return q->a->profiles[idx]->pub.tid == q->tid;
+    const agg_profile *p = &q->a->profiles[idx]->pub;
+    /* a reused thread id in another process is another thread */
+    return p->tid == q->tid && (p->pid == q->pid || !p->pid || !q->pid);
 }
 
 const char *agg_profile_thread_name(const agg_profile *p)
@@ -413,7 +421,60 @@ const char *agg_profile_thread_name(const agg_profile *p)
     return p && p->tid ? ((const profile_impl *)p)->thread_name : NULL;
 }
 
-agg_profile *agg_thread_profile(agg *a, pid_t tid, const char *thread_name)
+const char *agg_process_label_of(const agg *a, pid_t pid)
+{
+    for (size_t i = 0; a && pid && i < a->nlabels; i++)
+        if (a->labels[i].pid == pid)
+            return a->labels[i].label;
+    return NULL;
+}
+
+/* A thread profile's display name. */
+static void thread_profile_name(const agg *a, pid_t pid, pid_t tid, const char *tname, char *buf,
+                                size_t len)
+{
+    const char *label = agg_process_label_of(a, pid);
+    if (label)
+        snprintf(buf, len, "Process %d \"%s\": Thread %d \"%s\"", (int)pid, label, (int)tid,
+                 tname);
+    else
+        snprintf(buf, len, "Thread %d \"%s\"", (int)tid, tname);
+}
+
+int agg_process_label(agg *a, pid_t pid, const char *label)
+{
+    const char *il = strtab_intern_cstr(a->strings, label ? label : "");
+    if (!il) {
+        errno = ENOMEM;
+        return -1;
+    }
+    size_t i = 0;
+    while (i < a->nlabels && a->labels[i].pid != pid)
+        i++;
+    if (i == a->nlabels) {
+        if (grow_array((void **)&a->labels, &a->cap_labels, sizeof(*a->labels), i + 1) < 0) {
+            errno = ENOMEM;
+            return -1;
+        }
+        a->nlabels++;
+    }
+    a->labels[i].pid = pid;
+    a->labels[i].label = il;
+    /* rename the process's existing thread profiles */
+    char buf[1024];
+    for (size_t k = 0; k < a->nprofiles; k++) {
+        profile_impl *p = a->profiles[k];
+        if (!p->pub.tid || p->pub.pid != pid)
+            continue;
+        thread_profile_name(a, pid, p->pub.tid, p->thread_name, buf, sizeof(buf));
+        const char *iname = strtab_intern_cstr(a->strings, buf);
+        if (iname)
+            p->pub.name = iname;
+    }
+    return 0;
+}
+
+agg_profile *agg_thread_profile(agg *a, pid_t pid, pid_t tid, const char *thread_name)
 {
     if (!a) {
         errno = EINVAL;
@@ -425,11 +486,11 @@ agg_profile *agg_thread_profile(agg *a, pid_t tid, const char *thread_name)
         return NULL;
     }
     uint32_t h = hash32((uint64_t)(uint32_t)tid);
-    thread_query q = {a, tid};
+    thread_query q = {a, pid, tid};
     uint32_t found = hmap_find(&a->thread_map, h, thread_is, &q);
     profile_impl *p = found != HMAP_NONE ? a->profiles[found] : NULL;
-    char buf[512];
-    snprintf(buf, sizeof(buf), "Thread %d \"%s\"", (int)tid, tname);
+    char buf[1024];
+    thread_profile_name(a, pid, tid, tname, buf, sizeof(buf));
     if (p) {
         if (p->thread_name != tname) {
             /* The thread got (another) name, e.g. `threading` registered it after its first
@@ -456,6 +517,7 @@ agg_profile *agg_thread_profile(agg *a, pid_t tid, const char *thread_name)
         return NULL;
     }
     p->thread_name = tname;
+    p->pub.pid = pid;
     return &p->pub;
 }
 
@@ -470,7 +532,7 @@ int agg_add_sample(agg *a, const aprof_sample *s)
         const aprof_thread_sample *th = &s->threads[t];
         if ((th->flags & TSF_TORN) && !(th->flags & TSF_PARTIAL))
             continue;
-        agg_profile *p = agg_thread_profile(a, th->tid, th->name);
+        agg_profile *p = agg_thread_profile(a, s->pid, th->tid, th->name);
         if (!p) {
             rc = -1;
             continue;

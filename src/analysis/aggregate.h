@@ -37,6 +37,7 @@ typedef struct agg_node {
 typedef struct agg_profile {
     const char *name;    /* interned display name */
     pid_t tid;           /* thread id, or 0 for synthetic profiles */
+    pid_t pid;           /* a thread profile's process (0 when not known) */
     size_t npoints;      /* points (read them with agg_point_iter or agg_point_get) */
     uint64_t nsamples;   /* samples added (the sum of the points' counts) */
     uint64_t total_ns;
@@ -58,13 +59,20 @@ int agg_profile_by_stack(agg *a, agg_profile *p);
 int agg_profile_add(agg *a, agg_profile *p, const aprof_frame *frames, uint32_t n,
                     uint64_t t_ns, uint64_t weight_ns);
 
-/* The profile of thread tid, created on first use and named `Thread TID "NAME"`. A thread keeps
- * one profile for its whole life: when its name changes (Python names a thread only once
+/* The profile of thread tid of process pid, created on first use and named `Thread TID "NAME"`,
+ * or `Process PID "LABEL": Thread TID "NAME"` once the process has a label. A thread keeps one
+ * profile for its whole life: when its name changes (Python names a thread only once
  * `threading` has registered it), the profile takes the newest name. Thread profiles are reached
  * through this function, not agg_profile_get(). NULL on allocation failure. */
-agg_profile *agg_thread_profile(agg *a, pid_t tid, const char *thread_name);
+agg_profile *agg_thread_profile(agg *a, pid_t pid, pid_t tid, const char *thread_name);
 
-/* Route every thread of a sample to its thread profile, named `Thread TID "NAME"`. Threads with
+/* Name the thread profiles of process pid after it from now on (recordings of several
+ * processes): label is what the process is, e.g. its command line. 0, or -1 (ENOMEM). */
+int agg_process_label(agg *a, pid_t pid, const char *label);
+/* The label of process pid, NULL when it has none. */
+const char *agg_process_label_of(const agg *a, pid_t pid);
+
+/* Route every thread of a sample to its thread profile (agg_thread_profile). Threads with
  * TSF_TORN are not added (the caller counts them). */
 int agg_add_sample(agg *a, const aprof_sample *s);
 

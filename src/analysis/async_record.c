@@ -41,6 +41,7 @@ struct async_record {
     size_t norder;
     aprof_frame *buf;    /* scratch stack for the awaiting profile */
     bool exact_task_names;
+    char awaiting_name[600]; /* the awaiting profile's name */
 };
 
 /* Empty t, with room for want records. */
@@ -103,6 +104,7 @@ async_record *async_record_new(session *s, agg *a, double await_hz, bool exact_t
     if (!r)
         return NULL;
     r->exact_task_names = exact_task_names;
+    snprintf(r->awaiting_name, sizeof(r->awaiting_name), "%s", ASYNC_RECORD_AWAITING_PROFILE);
     r->s = s;
     r->a = a;
     r->interval_ns = (uint64_t)(1e9 / (await_hz > 0 ? await_hz : ASYNC_RECORD_DEFAULT_AWAIT_HZ));
@@ -119,6 +121,12 @@ async_record *async_record_new(session *s, agg *a, double await_hz, bool exact_t
 void async_record_set_agg(async_record *r, agg *a)
 {
     r->a = a;
+}
+
+void async_record_set_profile_prefix(async_record *r, const char *prefix)
+{
+    snprintf(r->awaiting_name, sizeof(r->awaiting_name), "%s%s", prefix ? prefix : "",
+             ASYNC_RECORD_AWAITING_PROFILE);
 }
 
 void async_record_free(async_record *r)
@@ -194,9 +202,10 @@ uint32_t async_record_stitch(async_record *r, const aprof_thread_sample *t, apro
     return async_stitch_thread(&r->snap, t, r->s->st, out, cap, &check, r->exact_task_names);
 }
 
-const char *async_record_task_name(void *ud, uint64_t coro)
+const char *async_record_task_name(void *ud, pid_t pid, uint64_t coro)
 {
     async_record *r = ud;
+    (void)pid; /* the session's process: the only one this record reads */
     if (!r->have_snap)
         return NULL;
     uint32_t i = async_find_by_coro(&r->snap, coro);
@@ -267,7 +276,7 @@ static void account(async_record *r, uint64_t now, uint64_t weight)
         if (!awaiting) {
             /* Many tasks at one instant have no time order: one point per distinct await
              * chain keeps its memory to what is distinct however long the recording. */
-            awaiting = agg_profile_get(r->a, ASYNC_RECORD_AWAITING_PROFILE, 0);
+            awaiting = agg_profile_get(r->a, r->awaiting_name, 0);
             if (awaiting && !awaiting->npoints)
                 agg_profile_by_stack(r->a, awaiting);
         }

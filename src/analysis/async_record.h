@@ -49,6 +49,9 @@ void async_record_free(async_record *r);
  * one per segment). */
 void async_record_set_agg(async_record *r, agg *a);
 
+/* Name the awaiting profile PREFIX + "asyncio: awaiting" (recordings of several processes). */
+void async_record_set_profile_prefix(async_record *r, const char *prefix);
+
 /* Feed every sample in order, before stitching its threads. Takes a new task snapshot when due
  * (and adds the awaiting profile's samples to the aggregator). */
 void async_record_observe(async_record *r, const aprof_sample *s);
@@ -59,7 +62,7 @@ uint32_t async_record_stitch(async_record *r, const aprof_thread_sample *t, apro
                              uint32_t cap);
 
 /* Name of the task whose coroutine is `coro`, for stall reports (stall_task_fn). */
-const char *async_record_task_name(void *r, uint64_t coro);
+const char *async_record_task_name(void *r, pid_t pid, uint64_t coro);
 
 /* True once the target was seen using asyncio. */
 bool async_record_active(const async_record *r);

@@ -20,7 +20,7 @@ typedef struct culprit_count {
 } culprit_count;
 
 typedef struct loop_track {
-    pid_t tid;
+    pid_t pid, tid;
     const char *thread_name;
     uint8_t kind;
     uint64_t first_t, last_t;   /* first and last sample seen */
@@ -122,7 +122,7 @@ static loop_track *find_track(stall_detector *d, pid_t tid)
     return NULL;
 }
 
-static loop_track *track_of(stall_detector *d, const aprof_thread_sample *t)
+static loop_track *track_of(stall_detector *d, pid_t pid, const aprof_thread_sample *t)
 {
     for (size_t i = 0; i < d->nloops; i++)
         if (d->loops[i].tid == t->tid)
@@ -131,6 +131,7 @@ static loop_track *track_of(stall_detector *d, const aprof_thread_sample *t)
         return NULL;
     loop_track *lt = &d->loops[d->nloops++];
     memset(lt, 0, sizeof(*lt));
+    lt->pid = pid;
     lt->tid = t->tid;
     lt->thread_name = t->name;
     lt->kind = t->loop;
@@ -227,11 +228,13 @@ static size_t end_callback(stall_detector *d, loop_track *lt, uint64_t at, uint6
         culprit_count *c = &lt->culprits[best];
         /* Resolved at the end: a task created just before it ran may be known only now. */
         if (lt->cb_coro && d->task_fn)
-            lt->cb_task = d->task_fn(d->task_ud, lt->cb_coro);
+            lt->cb_task = d->task_fn(d->task_ud, lt->pid, lt->cb_coro);
         stall_event *e = &d->events[d->nevents++];
         *e = (stall_event){
-            .start_ns = lt->cb_start, .end_ns = at, .tid = lt->tid,
-            .thread_name = lt->thread_name, .task = lt->cb_task, .callback = lt->cb_name,
+            .start_ns = lt->cb_start, .end_ns = at, .pid = lt->pid, .tid = lt->tid,
+            .thread_name = lt->thread_name, .callback = lt->cb_name,
+            /* a snapshot's task names do not live forever (asyncio_reader.h) */
+            .task = lt->cb_task ? strtab_intern_cstr(d->st, lt->cb_task) : NULL,
             .culprit = c->frame, .stack = c->stack, .nstack = c->nstack,
             .samples = lt->cb_samples,
             .uncertainty_ns = lt->cb_start_gap / 2 + gap / 2,
@@ -282,9 +285,9 @@ static void become_busy(loop_track *lt, const aprof_thread_sample *t, uint64_t n
 
 /* A torn sample whose reader found the running callback otherwise (TSF_STEP_PROBED): the run in
  * progress still runs (same identity), has ended (0), or another one runs (another identity). */
-static size_t feed_probe(stall_detector *d, const aprof_thread_sample *t, uint64_t now)
+static size_t feed_probe(stall_detector *d, pid_t pid, const aprof_thread_sample *t, uint64_t now)
 {
-    loop_track *lt = track_of(d, t);
+    loop_track *lt = track_of(d, pid, t);
     if (!lt || !lt->first_t || now <= lt->last_t)
         return 0;
     size_t reported = 0;
@@ -303,9 +306,10 @@ static size_t feed_probe(stall_detector *d, const aprof_thread_sample *t, uint64
 /* A torn sample without a probe: the thread was busy (a waiting thread's stack does not change)
  * running something that could not be read. A run of a callback of known identity may still be
  * going on (the next readable sample tells); anything else, or an idle loop, has changed. */
-static size_t feed_unknown(stall_detector *d, const aprof_thread_sample *t, uint64_t now)
+static size_t feed_unknown(stall_detector *d, pid_t pid, const aprof_thread_sample *t,
+                           uint64_t now)
 {
-    loop_track *lt = track_of(d, t);
+    loop_track *lt = track_of(d, pid, t);
     if (!lt || !lt->first_t || now <= lt->last_t)
         return 0;
     size_t reported = 0;
@@ -327,7 +331,7 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
         /* A torn read may not reach the loop's frames: a thread known to run a loop still does */
         if (t->loop == LOOP_NONE && !((t->flags & TSF_TORN) && find_track(d, t->tid)))
             continue;
-        loop_track *wt = track_of(d, t);
+        loop_track *wt = track_of(d, s->pid, t);
         if (wt) {
             /* torn samples are busy (a waiting thread's stack does not change), unless the
              * read began in the selector (the loop woke while read: idle then) */
@@ -338,12 +342,12 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
         /* (a torn sample that began in the selector is an idle one: the regular path below) */
         if ((t->flags & TSF_TORN) && !t->loop_idle) {
             if (t->flags & TSF_STEP_PROBED)
-                reported += feed_probe(d, t, s->t_ns);
+                reported += feed_probe(d, s->pid, t, s->t_ns);
             else
-                reported += feed_unknown(d, t, s->t_ns);
+                reported += feed_unknown(d, s->pid, t, s->t_ns);
             continue;
         }
-        loop_track *lt = track_of(d, t);
+        loop_track *lt = track_of(d, s->pid, t);
         if (!lt)
             continue;
         lt->thread_name = t->name;
@@ -443,6 +447,7 @@ void stall_loop_lag(const stall_detector *d, size_t i, loop_lag *out)
     if (i >= d->nloops)
         return;
     const loop_track *lt = &d->loops[i];
+    out->pid = lt->pid;
     out->tid = lt->tid;
     out->thread_name = lt->thread_name;
     out->kind = lt->kind;
@@ -477,6 +482,7 @@ void stall_loop_now(const stall_detector *d, size_t i, uint64_t now, uint64_t wi
     if (i >= d->nloops)
         return;
     const loop_track *lt = &d->loops[i];
+    out->pid = lt->pid;
     out->tid = lt->tid;
     out->thread_name = lt->thread_name;
     out->kind = lt->kind;

@@ -23,6 +23,7 @@ typedef enum stall_impact { STALL_WARNING = 1, STALL_CRITICAL = 2 } stall_impact
 
 typedef struct stall_event {
     uint64_t start_ns, end_ns;  /* CLOCK_MONOTONIC */
+    pid_t pid;                  /* the loop's process */
     pid_t tid;
     const char *thread_name;
     const char *task;           /* task name, or NULL when the callback was not a task step */
@@ -40,7 +41,7 @@ typedef struct stall_event {
 } stall_event;
 
 typedef struct loop_lag {
-    pid_t tid;
+    pid_t pid, tid;
     const char *thread_name;
     uint8_t kind;               /* loop_kind */
     uint64_t count;             /* busy stretches */
@@ -52,9 +53,9 @@ typedef struct loop_lag {
     uint64_t busy_for_ns;       /* when busy_now: how long the current stretch has lasted */
 } loop_lag;
 
-/* Name of the task a callback run belongs to, from the coroutine that owns its first frame
- * (0 when none). May return NULL. */
-typedef const char *(*stall_task_fn)(void *ud, uint64_t coroutine);
+/* Name of the task a callback run in process pid belongs to, from the coroutine that owns its
+ * first frame (0 when none). May return NULL. */
+typedef const char *(*stall_task_fn)(void *ud, pid_t pid, uint64_t coroutine);
 
 typedef struct stall_detector stall_detector;
 
@@ -81,7 +82,7 @@ void stall_loop_lag(const stall_detector *d, size_t i, loop_lag *out);
  * "now" (the running stretch, or the longest that ended within window_ns before now) and its
  * worst stretch so far (the running one included). */
 typedef struct loop_now {
-    pid_t tid;
+    pid_t pid, tid;
     const char *thread_name;
     uint8_t kind;               /* loop_kind */
     bool busy;

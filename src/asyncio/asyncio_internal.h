@@ -155,6 +155,11 @@ struct asyncio_reader {
     uint32_t nfiles;
     name_entry *names;   /* open addressing, names_mask + 1 entries */
     uint32_t names_mask, nnames;
+    /* Task names, in a table of their own (asyncio_reader.h: how long they live): a service
+     * that names every task differently (Task-1234567) would otherwise grow aprof's memory
+     * forever. names_old is the generation before names_cur. */
+    strtab *names_cur, *names_old;
+    uint64_t name_rotations;
     kind_entry kinds[KIND_CACHE];
 
     /* scratch, reused */

@@ -93,7 +93,9 @@ asyncio_reader *asyncio_reader_new(const asyncio_target *t)
     r->c.m = t->m;
     r->c.L = r->L;
     r->max_tasks = ASYNC_MAX_TASKS;
-    if (pagecache_init(&r->pc, t->pid, PC_SLOTS, PC_GROUP) != 0) {
+    r->names_cur = strtab_new();
+    if (!r->names_cur || pagecache_init(&r->pc, t->pid, PC_SLOTS, PC_GROUP) != 0) {
+        strtab_free(r->names_cur);
         free(r);
         return NULL;
     }
@@ -114,8 +116,15 @@ void asyncio_reader_free(asyncio_reader *r)
     free(r->stack);
     free(r->stack_edge);
     free(r->names);
+    strtab_free(r->names_cur);
+    strtab_free(r->names_old);
     pagecache_free(&r->pc);
     free(r);
+}
+
+uint64_t asyncio_reader_name_rotations(const asyncio_reader *r)
+{
+    return r->name_rotations;
 }
 
 void asyncio_reader_set_max_tasks(asyncio_reader *r, uint32_t max_tasks)
@@ -280,9 +289,29 @@ static void reset_snapshot(async_snapshot *out)
     out->cost_ns = 0;
 }
 
+/* Once the current name table holds ASYNC_NAMES_ROTATE names, it becomes the old one and the
+ * one before is freed: names read by a snapshot before the previous rotation go. The name
+ * cache points into the tables: it starts over. */
+static void rotate_names(asyncio_reader *r)
+{
+    if (strtab_count(r->names_cur) < ASYNC_NAMES_ROTATE)
+        return;
+    strtab *fresh = strtab_new();
+    if (!fresh)
+        return; /* keep growing rather than fail */
+    strtab_free(r->names_old);
+    r->names_old = r->names_cur;
+    r->names_cur = fresh;
+    if (r->names)
+        memset(r->names, 0, (size_t)(r->names_mask + 1) * sizeof(*r->names));
+    r->nnames = 0;
+    r->name_rotations++;
+}
+
 int asyncio_snapshot(asyncio_reader *r, const aprof_sample *threads, async_snapshot *out)
 {
     uint64_t t0 = aprof_now_ns();
+    rotate_names(r);
     reset_snapshot(out);
     mem_begin_sample(r->c.m);
     pagecache_forget(&r->pc);

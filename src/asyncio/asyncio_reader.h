@@ -39,6 +39,12 @@
 #include <sys/types.h>
 
 #define ASYNC_MAX_TASKS 100000u   /* default cap on tasks per snapshot */
+/* Task names are kept in the reader's own table, not the target's string table: a program
+ * that names every task differently would otherwise grow aprof forever. Once that table holds
+ * this many names, the next snapshot starts a new one and the one before goes: a task name
+ * of a snapshot stays valid until the second such rotation after it was taken. A consumer
+ * that keeps a name longer (a stall report, a screen row) copies or interns it. */
+#define ASYNC_NAMES_ROTATE 4096u
 #define ASYNC_MAX_DEPTH 64u       /* coroutines followed per await chain */
 #define ASYNC_MAX_FRAMES 2000000u /* frames per snapshot, all tasks together */
 #define ASYNC_MAX_LOOPS 256u
@@ -156,8 +162,8 @@ void async_snapshot_free(async_snapshot *s);
 
 typedef struct asyncio_reader asyncio_reader;
 
-/* What a reader reads through: the target's memory, its runtime, the string table names go
- * to, and the stack reader's code cache (shared: a code object is decoded once). All must
+/* What a reader reads through: the target's memory, its runtime, the string table code and
+ * thread names go to (task names: see ASYNC_NAMES_ROTATE), and the stack reader's code cache (shared: a code object is decoded once). All must
  * outlive the reader. */
 typedef struct asyncio_target {
     pid_t pid;
@@ -171,6 +177,8 @@ typedef struct asyncio_target {
 /* A reader of one target. NULL when out of memory. */
 asyncio_reader *asyncio_reader_new(const asyncio_target *t);
 void asyncio_reader_free(asyncio_reader *r);
+/* How many times the task-name table was started over (ASYNC_NAMES_ROTATE). */
+uint64_t asyncio_reader_name_rotations(const asyncio_reader *r);
 /* Change the task cap (default ASYNC_MAX_TASKS, at least 1). */
 void asyncio_reader_set_max_tasks(asyncio_reader *r, uint32_t max_tasks);
 

@@ -15,7 +15,7 @@ enum { FUT_PENDING = 0, FUT_CANCELLED = 1, FUT_FINISHED = 2 };
 
 static const char *intern(asyncio_reader *r, const char *s)
 {
-    const char *p = strtab_intern_cstr(r->t.st, s);
+    const char *p = strtab_intern_cstr(r->names_cur, s);
     return p ? p : "?";
 }
 
@@ -36,7 +36,7 @@ static const char *decode_task_name_as_is(asyncio_reader *r, uint64_t obj)
     uint32_t cls = ar_classify(r, obj);
     if (cls & TC_STR) {
         const char *name;
-        if (pyobj_str_intern(&r->c, obj, r->t.st, &name) >= 0 && name)
+        if (pyobj_str_intern(&r->c, obj, r->names_cur, &name) >= 0 && name)
             return name;
     } else if (cls & TC_INT) {
         /* 3.13 names tasks lazily: the counter until the first get_name() */

@@ -7,6 +7,9 @@
 #include "json.h"
 #include "loop_watch.h"
 #include "options.h"
+#include "proc.h"
+#include "proc_tree.h"
+#include "redact.h"
 #include "session.h"
 
 #include <errno.h>
@@ -15,12 +18,13 @@
 #include <string.h>
 
 static const char dump_usage[] =
-    "usage: aprof dump --pid PID [--json] [--blocking] [--no-async] [--native] [--redact]\n"
-    "                  [--watch MS]\n"
+    "usage: aprof dump --pid PID [--json] [--blocking | --nonblocking] [--no-async] [--native]\n"
+    "                  [--redact] [--subprocesses] [--watch MS]\n"
     "\n"
     "Print every thread of a running CPython process with its Python stack, innermost frame\n"
     "first (--json: outermost first), then every asyncio task of every event loop as a tree\n"
-    "of who awaits whom, with each task's coroutine stack (docs/asyncio.md).\n"
+    "of who awaits whom, with each task's coroutine stack (docs/asyncio.md). With\n"
+    "--subprocesses, the same for each of its descendants in turn.\n"
     "\n";
 
 static const char *state_name(uint8_t st)
@@ -106,11 +110,11 @@ static void print_text(const session *s, const aprof_sample *smp, const async_sn
         async_print_text(stdout, as);
 }
 
-static int print_json(const session *s, const aprof_sample *smp, const async_snapshot *as,
-                      const loop_view *lv)
+/* One process as a JSON object (the whole output, or an element of "processes"). */
+static void write_json(json_writer *wp, const session *s, const aprof_sample *smp,
+                       const async_snapshot *as, const loop_view *lv)
 {
-    json_writer w;
-    json_init(&w, stdout);
+#define w (*wp)
     json_begin_object(&w);
     json_kv_int(&w, "pid", s->pid);
     json_kv_string(&w, "python_version", s->rt.version);
@@ -162,9 +166,7 @@ static int print_json(const session *s, const aprof_sample *smp, const async_sna
     if (as)
         async_print_json(&w, as);
     json_end_object(&w);
-    if (json_finish(&w) != 0)
-        return -1;
-    return fputc('\n', stdout) == EOF || fflush(stdout) != 0 ? -1 : 0;
+#undef w
 }
 
 static bool sample_torn(const aprof_sample *smp)
@@ -175,15 +177,34 @@ static bool sample_torn(const aprof_sample *smp)
     return false;
 }
 
-/* A non-blocking read can catch a stack mid-change: try a few times for a clean one. The asyncio
- * snapshot (when ar is set) is taken right after the clean (or last) thread sample, inside the
- * same suspension in blocking mode. */
-static int take_clean_sample(session *s, aprof_sample *smp, bool blocking, freezer *fz,
-                             asyncio_reader *ar, async_snapshot *as)
+/* Stopping a torn thread on its own for a whole read (pystack_stopped.c), as record's default
+ * mode does: a thread that keeps running Python code may tear every non-stopping read (3.10's
+ * heap frames most of all: a healthy event loop was seen torn 20 times in a row about once in
+ * 30 dumps). */
+#define THREAD_STOP_TIMEOUT_NS 10000000ull
+static int stop_one(void *ud, pid_t tid)
 {
-    enum { ATTEMPTS = 20 };
+    return freezer_stop_thread(ud, tid, THREAD_STOP_TIMEOUT_NS);
+}
+
+static void resume_one(void *ud, pid_t tid)
+{
+    (void)tid;
+    freezer_resume(ud);
+}
+
+/* A non-blocking read can catch a stack mid-change: try a few times for a clean one, then
+ * (unless nonblocking) with torn threads stopped for their read. The asyncio snapshot (when ar
+ * is set) is taken right after the clean (or last) thread sample, inside the same suspension
+ * in blocking mode. */
+static int take_clean_sample(session *s, aprof_sample *smp, bool blocking, bool nonblocking,
+                             freezer *fz, asyncio_reader *ar, async_snapshot *as)
+{
+    enum { ATTEMPTS = 20, FREE_ATTEMPTS = 5 };
     int rc = -1;
     for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
+        if (attempt == FREE_ATTEMPTS && !blocking && !nonblocking && !s->native)
+            s->ps.stopper = (thread_stop_fn){stop_one, resume_one, fz};
         sample_reset(smp);
         if (blocking && freezer_stop(fz) < 0)
             return -2;
@@ -191,34 +212,208 @@ static int take_clean_sample(session *s, aprof_sample *smp, bool blocking, freez
         bool torn = rc >= 0 && sample_torn(smp);
         if (rc >= 0 && ar && (!torn || attempt + 1 == ATTEMPTS) && asyncio_snapshot(ar, smp, as) < 0)
             rc = -1;
+        int read_errno = errno;
         if (blocking)
             freezer_resume(fz);
-        if (rc < 0)
-            return -1;
-        if (!torn)
+        freezer_settle(fz);
+        errno = read_errno; /* the caller tells an exited target by it */
+        if (rc < 0 || !torn)
             break;
     }
+    s->ps.stopper = (thread_stop_fn){0};
+    return rc < 0 ? -1 : rc;
+}
+
+typedef struct dump_opts {
+    bool json, blocking, nonblocking, with_async, redact, native, subprocesses;
+    const char *unwinder_name;
+    double watch_ms;
+} dump_opts;
+
+/* Dump one process: as text on stdout, or as a JSON object to w. APROF_OK, or a status with
+ * its message in err (nothing printed then). */
+static aprof_status dump_process(pid_t pid, const dump_opts *o, json_writer *w, aprof_error *err)
+{
+    session s;
+    if (session_open(&s, pid, err) != APROF_OK)
+        return err->status;
+    if (o->redact)
+        session_enable_redaction(&s);
+    s.want_state = true;
+    bool blocking = o->blocking;
+    if (o->native) {
+        if (session_enable_native(&s, o->unwinder_name, err) != APROF_OK) {
+            session_close(&s);
+            return err->status;
+        }
+        blocking = false; /* --native stops the target for the sample itself */
+    }
+    freezer fz;
+    freezer_init(&fz, pid);
+    aprof_sample smp;
+    sample_init(&smp);
+    async_snapshot as;
+    async_snapshot_init(&as);
+    asyncio_reader *ar = o->with_async ? session_asyncio_reader(&s) : NULL;
+    aprof_status rc = APROF_OK;
+    int n = o->with_async && !ar ? -3
+                                 : take_clean_sample(&s, &smp, blocking, o->nonblocking, &fz, ar, &as);
+    if (n == -3) {
+        rc = aprof_error_set(err, APROF_E_INTERNAL, "out of memory");
+    } else if (n == -2) {
+        rc = fz.last_errno == ESRCH
+                 ? aprof_error_set(err, APROF_E_NO_PROCESS, "process %d exited", (int)pid)
+                 : aprof_error_set(err, APROF_E_PERMISSION,
+                                   "cannot suspend process %d with ptrace: %s (see "
+                                   "docs/troubleshooting.md)", (int)pid, strerror(fz.last_errno));
+    } else if (n < 0) {
+        rc = errno == ESRCH ? aprof_error_set(err, APROF_E_NO_PROCESS, "process %d exited", (int)pid)
+                            : aprof_error_set(err, APROF_E_INTERNAL,
+                                              "cannot read the threads of process %d", (int)pid);
+    } else {
+        qsort(smp.threads, smp.nthreads, sizeof(*smp.threads), thread_order);
+        const async_snapshot *asp = ar ? &as : NULL;
+        loop_state loops[MAX_LOOPS];
+        loop_view lv = {loops, loop_watch(&s, &smp, (uint64_t)(o->watch_ms * 1e6), loops, MAX_LOOPS)};
+        if (w)
+            write_json(w, &s, &smp, asp, &lv);
+        else
+            print_text(&s, &smp, asp, &lv);
+    }
+    async_snapshot_free(&as);
+    asyncio_reader_free(ar);
+    sample_free(&smp);
+    freezer_free(&fz);
+    session_close(&s);
     return rc;
+}
+
+static int finish_output(json_writer *w)
+{
+    if (w && json_finish(w) != 0)
+        return -1;
+    if (w && fputc('\n', stdout) == EOF)
+        return -1;
+    return fflush(stdout) != 0 || ferror(stdout) ? -1 : 0;
+}
+
+/* Why a process of --subprocesses is not dumped, in a few words (the unsupported version's
+ * message names it). */
+static const char *skip_reason(const aprof_error *e)
+{
+    switch (e->status) {
+    case APROF_E_NOT_PYTHON: return "not Python";
+    case APROF_E_NOT_READY: return "its interpreter is not initialised yet";
+    case APROF_E_PERMISSION: return "permission denied";
+    case APROF_E_NO_PROCESS: return "exited";
+    default: return e->msg;
+    }
+}
+
+#define MAX_DUMPED 1024
+
+/* --subprocesses: the root and its descendants, each dumped in turn; the processes that
+ * cannot be are listed with the reason. Fails only when none could be dumped. */
+static int dump_tree(pid_t root, const dump_opts *o)
+{
+    pid_t *pids = malloc(MAX_DUMPED * sizeof(*pids));
+    if (!pids)
+        return cli_fail(EXIT_INTERNAL, "out of memory");
+    pids[0] = root;
+    int nd = proc_descendants(root, pids + 1, MAX_DUMPED - 1);
+    if (nd < 0) {
+        free(pids);
+        return cli_fail(EXIT_NO_PROCESS, "no process %d", (int)root);
+    }
+    size_t n = 1 + (size_t)(nd < MAX_DUMPED - 1 ? nd : MAX_DUMPED - 1);
+    json_writer jw, *w = NULL;
+    if (o->json) {
+        w = &jw;
+        json_init(w, stdout);
+        json_begin_object(w);
+        json_kv_int(w, "pid", root);
+        json_key(w, "processes");
+        json_begin_array(w);
+    }
+    aprof_error root_err = {0};
+    size_t dumped = 0;
+    struct skipped {
+        pid_t pid;
+        aprof_error err;
+    } *skipped = calloc(n, sizeof(*skipped));
+    size_t nskipped = 0;
+    for (size_t i = 0; i < n; i++) {
+        aprof_error err = {0};
+        if (!o->json && dumped)
+            printf("\n");
+        if (dump_process(pids[i], o, w, &err) == APROF_OK) {
+            dumped++;
+            continue;
+        }
+        if (i == 0)
+            root_err = err;
+        if (skipped)
+            skipped[nskipped++] = (struct skipped){pids[i], err};
+    }
+    if (w) {
+        json_end_array(w);
+        json_key(w, "skipped");
+        json_begin_array(w);
+    } else if (nskipped && dumped) {
+        printf("\nNot dumped:\n");
+    }
+    for (size_t i = 0; i < nskipped && dumped; i++) {
+        char cmd[512];
+        proc_cmdline(skipped[i].pid, cmd, sizeof(cmd));
+        if (o->redact)
+            snprintf(cmd, sizeof(cmd), "%s", REDACT_COMMAND_LINE);
+        if (w) {
+            json_begin_object(w);
+            json_kv_int(w, "pid", skipped[i].pid);
+            json_kv_string(w, "command", cmd);
+            json_kv_string(w, "reason", skip_reason(&skipped[i].err));
+            json_end_object(w);
+        } else {
+            printf("  %d  %s  (%s)\n", (int)skipped[i].pid, cmd, skip_reason(&skipped[i].err));
+        }
+    }
+    if (w) {
+        json_end_array(w);
+        json_end_object(w);
+    }
+    free(skipped);
+    free(pids);
+    if (!dumped) {
+        /* nothing at all: the root's own error (not Python, permission...) */
+        if (root_err.status == APROF_OK)
+            aprof_error_set(&root_err, APROF_E_NOT_PYTHON, "no Python process found");
+        aprof_error e;
+        aprof_error_set(&e, root_err.status, "%s; none of its %zu subprocesses could be dumped either",
+                        root_err.msg, n - 1);
+        return cli_report(&e);
+    }
+    if (finish_output(w) != 0)
+        return cli_fail(EXIT_OUTPUT, "cannot write the output: %s", strerror(errno));
+    return EXIT_OK;
 }
 
 int cmd_dump(int argc, char **argv)
 {
-    bool native = false;
-    const char *unwinder_name = "libunwind";
+    dump_opts o = {.with_async = true, .unwinder_name = "libunwind", .watch_ms = 100};
     pid_t pid = 0;
-    bool json = false, blocking = false, with_async = true, redact = false;
-    double watch_ms = 100;
     const cli_option opts[] = {
         CLI_OPT_PID(&pid, "process to inspect"),
-        {.name = "json", .short_name = 'j', .kind = OPT_FLAG, .dest = &json,
+        {.name = "json", .short_name = 'j', .kind = OPT_FLAG, .dest = &o.json,
          .help = "machine-readable output (docs/formats.md)"},
-        CLI_OPT_BLOCKING(&blocking,
+        CLI_OPT_BLOCKING(&o.blocking,
                          "suspend the target's threads while reading (exact, but pauses it)"),
-        CLI_OPT_NO_ASYNC(&with_async, "leave out the asyncio tasks"),
-        CLI_OPT_NATIVE(&native),
-        CLI_OPT_UNWINDER(&unwinder_name),
-        CLI_OPT_REDACT(&redact),
-        {.name = "watch", .arg = "MS", .kind = OPT_DOUBLE, .dest = &watch_ms, .min = 0,
+        CLI_OPT_NONBLOCKING(&o.nonblocking),
+        CLI_OPT_NO_ASYNC(&o.with_async, "leave out the asyncio tasks"),
+        CLI_OPT_NATIVE(&o.native),
+        CLI_OPT_UNWINDER(&o.unwinder_name),
+        CLI_OPT_REDACT(&o.redact),
+        CLI_OPT_SUBPROCESSES(&o.subprocesses),
+        {.name = "watch", .arg = "MS", .kind = OPT_DOUBLE, .dest = &o.watch_ms, .min = 0,
          .max = 60000,
          .help = "a busy event loop is watched this long (default 100; 0: not at all)\n"
                  "to tell how long it stays busy",
@@ -231,57 +426,15 @@ int cmd_dump(int argc, char **argv)
         return rc;
     if (!pid)
         return cli_fail(EXIT_USAGE, "dump: --pid is required (see aprof dump --help)");
-
-    session s;
+    if (o.subprocesses)
+        return dump_tree(pid, &o);
+    json_writer jw;
+    if (o.json)
+        json_init(&jw, stdout);
     aprof_error err = {0};
-    if (session_open(&s, pid, &err) != APROF_OK)
+    if (dump_process(pid, &o, o.json ? &jw : NULL, &err) != APROF_OK)
         return cli_report(&err);
-    if (redact)
-        session_enable_redaction(&s);
-    s.want_state = true;
-    if (native) {
-        if (session_enable_native(&s, unwinder_name, &err) != APROF_OK) {
-            session_close(&s);
-            return cli_report(&err);
-        }
-        blocking = false; /* --native stops the target for the sample itself */
-    }
-    freezer fz;
-    freezer_init(&fz, pid);
-    aprof_sample smp;
-    sample_init(&smp);
-    async_snapshot as;
-    async_snapshot_init(&as);
-    asyncio_reader *ar = with_async ? session_asyncio_reader(&s) : NULL;
-    if (with_async && !ar) {
-        freezer_free(&fz);
-        session_close(&s);
-        return cli_fail(EXIT_INTERNAL, "out of memory");
-    }
-    int n = take_clean_sample(&s, &smp, blocking, &fz, ar, &as);
-    int exit_code = EXIT_OK;
-    if (n == -2) {
-        exit_code = fz.last_errno == ESRCH ? cli_fail(EXIT_NO_PROCESS, "process %d exited", (int)pid)
-                  : cli_fail(EXIT_PERMISSION, "cannot suspend process %d with ptrace: %s (see "
-                             "docs/troubleshooting.md)", (int)pid, strerror(fz.last_errno));
-    } else if (n < 0) {
-        exit_code = errno == ESRCH ? cli_fail(EXIT_NO_PROCESS, "process %d exited", (int)pid)
-                                   : cli_fail(EXIT_INTERNAL, "cannot read the threads of process %d",
-                                              (int)pid);
-    } else {
-        qsort(smp.threads, smp.nthreads, sizeof(*smp.threads), thread_order);
-        const async_snapshot *asp = ar ? &as : NULL;
-        loop_state loops[MAX_LOOPS];
-        loop_view lv = {loops, loop_watch(&s, &smp, (uint64_t)(watch_ms * 1e6), loops, MAX_LOOPS)};
-        int wrc = json ? print_json(&s, &smp, asp, &lv)
-                       : (print_text(&s, &smp, asp, &lv), fflush(stdout));
-        if (wrc != 0)
-            exit_code = cli_fail(EXIT_OUTPUT, "cannot write the output: %s", strerror(errno));
-    }
-    async_snapshot_free(&as);
-    asyncio_reader_free(ar);
-    sample_free(&smp);
-    freezer_free(&fz);
-    session_close(&s);
-    return exit_code;
+    if (finish_output(o.json ? &jw : NULL) != 0)
+        return cli_fail(EXIT_OUTPUT, "cannot write the output: %s", strerror(errno));
+    return EXIT_OK;
 }

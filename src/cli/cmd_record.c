@@ -11,6 +11,9 @@
 #include "outfile.h"
 #include "record_report.h"
 #include "record_segments.h"
+#include "proc.h"
+#include "procset.h"
+#include "redact.h"
 #include "pyroscope_push.h"
 #include "sampler.h"
 #include "session.h"
@@ -104,7 +107,25 @@ typedef struct record_ctx {
     uint64_t seg_write_max_ns;  /* the longest pause of sampling to end a segment */
     const char *push_url;
     bool push_warned;
+    /* --subprocesses */
+    procset *procs;          /* the processes followed (NULL: one target) */
+    const struct record_opts *ro;
+    double await_hz;
+    bool exact_task_names;
+    record_proc_info *pinfo; /* every process met */
+    size_t npinfo, cap_pinfo;
+    bool finishing;          /* the recording has ended: processes leave with it */
+    strtab *own_st;          /* the strings of every process (one target: its session's) */
+    char root_cmd[1024];
+    aprof_status skip_status; /* why the root could not be sampled (APROF_OK: it was) */
+    char skip_msg[768];
 } record_ctx;
+
+/* A followed process's part of the recording (procset_proc.user). */
+typedef struct proc_unit {
+    async_record *async;     /* NULL with --no-async */
+    size_t info;             /* index in record_ctx.pinfo */
+} proc_unit;
 
 /* --threads: dest is a thread_filter; the spec (in argv) is cut into its names. */
 static bool parse_threads(const char *arg, void *dest)
@@ -145,12 +166,61 @@ static bool filter_match(const thread_filter *f, const aprof_thread_sample *t)
 
 static void roll_segment(record_ctx *r, uint64_t end_ns, bool last);
 
+/* --subprocesses: a process's label in profile names (its command line, shortened). */
+#define LABEL_MAX 60
+static void process_label(const session *s, char *buf, size_t len)
+{
+    proc_cmdline_label(s->cmdline, LABEL_MAX, buf, len);
+}
+
+/* Name its thread profiles and its awaiting profile after the process (in r->a). */
+static void label_process(record_ctx *r, procset_proc *p)
+{
+    char label[80], prefix[128];
+    process_label(p->s, label, sizeof(label));
+    agg_process_label(r->a, p->s->pid, label);
+    proc_unit *u = p->user;
+    if (u && u->async) {
+        async_record_set_agg(u->async, r->a);
+        snprintf(prefix, sizeof(prefix), "Process %d \"%s\": ", (int)p->s->pid, label);
+        async_record_set_profile_prefix(u->async, prefix);
+    }
+}
+
+static record_proc_info *new_info(record_ctx *r, pid_t pid)
+{
+    if (r->npinfo == r->cap_pinfo) {
+        size_t ncap = r->cap_pinfo ? r->cap_pinfo * 2 : 16;
+        record_proc_info *v = realloc(r->pinfo, ncap * sizeof(*v));
+        if (!v)
+            return NULL;
+        r->pinfo = v;
+        r->cap_pinfo = ncap;
+    }
+    record_proc_info *i = &r->pinfo[r->npinfo++];
+    memset(i, 0, sizeof(*i));
+    i->pid = pid;
+    return i;
+}
+
+/* procset hooks: a Python process joined; turn on what the options ask for. */
+static bool proc_joined(void *ud, procset_proc *p, char *why, size_t whylen);
+static void proc_left(void *ud, procset_proc *p);
+static void proc_skipped(void *ud, pid_t pid, const char *cmdline, aprof_status st,
+                         const char *msg);
+
 static bool consume(void *ud, const aprof_sample *s, const sampler_stats *st)
 {
     (void)st;
     record_ctx *r = ud;
-    if (r->async)
-        async_record_observe(r->async, s);
+    async_record *async = r->async;
+    if (r->procs) {
+        procset_proc *pp = procset_find(r->procs, s->pid);
+        proc_unit *u = pp ? pp->user : NULL;
+        async = u ? u->async : NULL;
+    }
+    if (async)
+        async_record_observe(async, s);
     if (r->stalls)
         stall_detector_feed(r->stalls, s);
     for (uint32_t i = 0; i < s->nthreads; i++) {
@@ -171,8 +241,8 @@ static bool consume(void *ud, const aprof_sample *s, const sampler_stats *st)
             r->not_gil++;
             continue;
         }
-        agg_profile *p = agg_thread_profile(r->a, t->tid, t->name);
-        uint32_t n = r->async ? async_record_stitch(r->async, t, r->stitched, APROF_MAX_FRAMES) : 0;
+        agg_profile *p = agg_thread_profile(r->a, s->pid, t->tid, t->name);
+        uint32_t n = async ? async_record_stitch(async, t, r->stitched, APROF_MAX_FRAMES) : 0;
         const aprof_frame *frames = n ? r->stitched : t->frames;
         if (!n)
             n = t->nframes;
@@ -335,6 +405,8 @@ static void roll_segment(record_ctx *r, uint64_t end_ns, bool last)
         r->a = next;
         if (r->async)
             async_record_set_agg(r->async, next);
+        for (size_t i = 0; r->procs && i < r->procs->n; i++)
+            label_process(r, r->procs->procs[i]);
     } /* else: out of memory; the next segment also holds this one's samples */
     r->seg_start_ns = end_ns;
 }
@@ -347,6 +419,7 @@ typedef struct record_opts {
     int fmt, mode;
     double rate, duration, stall_ms, await_hz, time_resolution, segment_s;
     bool async_aware, blocking, nonblocking, quiet, native, gil_only, exact_task_names, redact;
+    bool subprocesses;
     thread_filter filter; /* used when filter.n || filter.nnames || filter.main */
 } record_opts;
 
@@ -406,6 +479,7 @@ static int parse_options(int argc, char **argv, record_opts *ro)
          .invalid = "is not a rate between 0.1 and 1000 Hz"},
         CLI_OPT_EXACT_TASK_NAMES(&ro->exact_task_names),
         CLI_OPT_REDACT(&ro->redact),
+        CLI_OPT_SUBPROCESSES(&ro->subprocesses),
         {.name = "segment", .arg = "SECS", .kind = OPT_DOUBLE, .dest = &ro->segment_s,
          .min = 1, .max = 86400,
          .help = "write a complete profile every SECS seconds until stopped, each\n"
@@ -450,7 +524,100 @@ static int parse_options(int argc, char **argv, record_opts *ro)
         ro->segment_s = DEFAULT_PUSH_SEGMENT_S;
     if (ro->segment_s > 0 && ro->folded_path)
         return cli_fail(EXIT_USAGE, "record: --folded cannot be combined with --segment (use -f collapsed)");
+    if (ro->subprocesses && ro->native)
+        return cli_fail(EXIT_USAGE, "record: --native cannot be combined with --subprocesses yet (docs/limits.md)");
     return -1;
+}
+
+/* ---- --subprocesses: the processes of a recording ------------------------------------------- */
+
+static const char *skip_reason(aprof_status st)
+{
+    switch (st) {
+    case APROF_E_NOT_PYTHON: return "not Python";
+    case APROF_E_NOT_READY: return "its interpreter never started";
+    case APROF_E_UNSUPPORTED: return "unsupported Python";
+    case APROF_E_PERMISSION: return "permission denied";
+    default: return "unreadable";
+    }
+}
+
+static void proc_skipped(void *ud, pid_t pid, const char *cmdline, aprof_status st,
+                         const char *msg)
+{
+    record_ctx *r = ud;
+    record_proc_info *info = new_info(r, pid);
+    if (!info)
+        return;
+    snprintf(info->command, sizeof(info->command), "%s",
+             r->ro->redact ? REDACT_COMMAND_LINE : cmdline);
+    /* the unsupported version's message names it; the others say the same for every process */
+    snprintf(info->reason, sizeof(info->reason), "%s",
+             st == APROF_E_UNSUPPORTED || st == APROF_E_INTERNAL ? msg : skip_reason(st));
+}
+
+static bool proc_joined(void *ud, procset_proc *p, char *why, size_t whylen)
+{
+    record_ctx *r = ud;
+    const record_opts *ro = r->ro;
+    session *s = p->s;
+    aprof_error err = {0};
+    if (ro->redact)
+        session_enable_redaction(s);
+    s->want_state = ro->mode == MODE_CPU;
+    if (ro->gil_only && session_enable_marks(s, &err) != APROF_OK) {
+        snprintf(why, whylen, "%s", err.msg);
+        return false;
+    }
+    proc_unit *u = calloc(1, sizeof(*u));
+    if (u && ro->async_aware)
+        u->async = async_record_new(s, r->a, ro->await_hz, ro->exact_task_names);
+    record_proc_info *info = u && (u->async || !ro->async_aware) ? new_info(r, s->pid) : NULL;
+    if (!info) {
+        if (u)
+            async_record_free(u->async);
+        free(u);
+        snprintf(why, whylen, "out of memory");
+        return false;
+    }
+    snprintf(info->command, sizeof(info->command), "%s", s->cmdline);
+    snprintf(info->python_version, sizeof(info->python_version), "%s", s->rt.version);
+    info->sampled = true;
+    info->joined_ns = aprof_now_ns();
+    u->info = r->npinfo - 1;
+    p->user = u;
+    label_process(r, p);
+    return true;
+}
+
+static void proc_left(void *ud, procset_proc *p)
+{
+    record_ctx *r = ud;
+    proc_unit *u = p->user;
+    if (!u)
+        return;
+    record_proc_info *info = &r->pinfo[u->info];
+    info->samples = p->samples;
+    if (!r->finishing) {
+        info->left_ns = aprof_now_ns();
+        info->exited = p->exited;
+    }
+    if (u->async && async_record_active(u->async)) {
+        info->tasks_known = true;
+        info->tasks = *async_record_task_stats(u->async);
+    }
+    async_record_free(u->async);
+    free(u);
+    p->user = NULL;
+}
+
+/* The task of a stalled callback, from its process's task snapshot. */
+static const char *proc_task_name(void *ud, pid_t pid, uint64_t coro)
+{
+    record_ctx *r = ud;
+    procset_proc *p = procset_find(r->procs, pid);
+    proc_unit *u = p ? p->user : NULL;
+    return u && u->async ? async_record_task_name(u->async, pid, coro) : NULL;
 }
 
 /* Open the session: launch the command and wait for its interpreter, or attach; then turn on
@@ -460,6 +627,18 @@ static int open_target(record_opts *ro, session *s, pid_t *child)
 {
     aprof_error err = {0};
     *child = 0;
+    if (ro->subprocesses) {
+        /* the processes are opened as they are found (procset.h), the root too */
+        if (ro->cmd) {
+            *child = launch_spawn(ro->cmd);
+            if (*child < 0)
+                return cli_fail(EXIT_LAUNCH, "cannot run '%s': %s", ro->cmd[0], strerror(errno));
+            ro->pid = *child;
+        } else if (!proc_alive(ro->pid)) {
+            return cli_fail(EXIT_NO_PROCESS, "no process %d", (int)ro->pid);
+        }
+        return -1;
+    }
     if (ro->cmd) {
         *child = launch_spawn(ro->cmd);
         if (*child < 0)
@@ -498,14 +677,35 @@ static bool make_ctx(record_ctx *r, session *s, const record_opts *ro)
     *r = (record_ctx){.cpu_only = ro->mode == MODE_CPU, .filter = filtered ? &ro->filter : NULL,
                       .gil_only = ro->gil_only, .count_states = ro->native || ro->gil_only,
                       .st = s->st, .fmt = ro->fmt, .time_resolution = ro->time_resolution,
-                      .program = s->cmdline, .pid = ro->pid, .rate = ro->rate};
-    snprintf(r->meta_name, sizeof(r->meta_name), "aprof: %s (pid %d)", s->cmdline, (int)ro->pid);
+                      .program = s->cmdline, .pid = ro->pid, .rate = ro->rate, .ro = ro};
+    if (ro->subprocesses) {
+        r->st = r->own_st = strtab_new();
+        if (!r->st)
+            return false;
+        if (ro->redact)
+            snprintf(r->root_cmd, sizeof(r->root_cmd), "%s", REDACT_COMMAND_LINE);
+        else
+            proc_cmdline(ro->pid, r->root_cmd, sizeof(r->root_cmd));
+        r->program = r->root_cmd;
+        snprintf(r->meta_name, sizeof(r->meta_name), "aprof: %s (pid %d and its subprocesses)",
+                 r->root_cmd, (int)ro->pid);
+    } else {
+        snprintf(r->meta_name, sizeof(r->meta_name), "aprof: %s (pid %d)", s->cmdline,
+                 (int)ro->pid);
+    }
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
     uint64_t mono = aprof_now_ns();
     r->wall_minus_mono = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec - (int64_t)mono;
-    r->a = agg_new(s->st);
-    r->stalls = stall_detector_new((uint64_t)(ro->stall_ms * 1e6), s->st);
+    r->a = agg_new(r->st);
+    r->stalls = stall_detector_new((uint64_t)(ro->stall_ms * 1e6), r->st);
+    if (ro->subprocesses) {
+        /* each process's asyncio part is made when it joins (proc_joined) */
+        r->stitched = malloc(APROF_MAX_FRAMES * sizeof(*r->stitched));
+        if (r->stalls)
+            stall_detector_set_task_resolver(r->stalls, proc_task_name, r);
+        return r->a && r->stalls && r->stitched;
+    }
     if (ro->async_aware && r->a) {
         r->async = async_record_new(s, r->a, ro->await_hz, ro->exact_task_names);
         r->stitched = malloc(APROF_MAX_FRAMES * sizeof(*r->stitched));
@@ -522,6 +722,8 @@ static void free_ctx(record_ctx *r)
     async_record_free(r->async);
     free(r->stitched);
     agg_free(r->a);
+    free(r->pinfo);
+    strtab_free(r->own_st);
 }
 
 /* Launch mode: wait for the command (or stop it after Ctrl-C) and take its exit code when
@@ -551,6 +753,7 @@ int cmd_record(int argc, char **argv)
         return rc;
     cli_install_stop_signals();
     session s;
+    memset(&s, 0, sizeof(s)); /* --subprocesses: no session of its own (session_close: none) */
     pid_t child;
     if ((rc = open_target(&ro, &s, &child)) >= 0)
         return rc;
@@ -627,9 +830,23 @@ int cmd_record(int argc, char **argv)
                        .nonblocking = ro.nonblocking, .child = child,
                        .progress = !ro.quiet && isatty(STDERR_FILENO) ? progress_line : NULL};
     sampler_stats st;
-    sampler_run(&s, &so, consume, &r, &st);
+    procset procs;
+    if (ro.subprocesses) {
+        procset_hooks hooks = {proc_joined, proc_left, proc_skipped, &r};
+        procset_init(&procs, ro.pid, true, r.st, &hooks);
+        r.procs = &procs;
+        sampler_run_set(&procs, &so, consume, &r, &st);
+    } else {
+        sampler_run(&s, &so, consume, &r, &st);
+    }
     stall_detector_finish(r.stalls, st.t_end_ns);
     add_stall_profile(&r);
+    if (r.procs) {
+        r.skip_status = procs.root_status;
+        snprintf(r.skip_msg, sizeof(r.skip_msg), "%s", procs.root_msg);
+        r.finishing = true;
+        procset_free(&procs); /* each process's figures go to r.pinfo */
+    }
 
     if (!ro.nonblocking && !ro.blocking && !ro.native && s.ps.stats.stop_failures &&
         !s.ps.stats.stopped_reads)
@@ -667,9 +884,16 @@ int cmd_record(int argc, char **argv)
             exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", ro.folded_path,
                                  strerror(errno));
     }
-    native_report nrep = {&s, r.count_states ? &r.states : NULL, ro.gil_only, r.not_gil};
+    native_report nrep = {r.procs ? NULL : &s, r.count_states ? &r.states : NULL, ro.gil_only,
+                          r.not_gil};
+    const char *root_version = "";
+    for (size_t i = 0; i < r.npinfo; i++)
+        if (r.pinfo[i].pid == ro.pid && r.pinfo[i].sampled)
+            root_version = r.pinfo[i].python_version;
     record_report rep = {
-        .s = &s, .st = &st, .a = r.a, .stalls = r.stalls, .async = r.async, .native = &nrep,
+        .pid = ro.pid, .command = r.procs ? r.root_cmd : s.cmdline,
+        .python_version = r.procs ? root_version : s.rt.version,
+        .procs = r.procs ? r.pinfo : NULL, .nprocs = r.npinfo, .st = &st, .a = r.a, .stalls = r.stalls, .async = r.async, .native = &nrep,
         .requested_rate = ro.rate,
         .stall_threshold_s = ro.stall_ms / 1e3, .cpu_only = r.cpu_only,
         .thread_samples = r.thread_samples, .torn = r.torn, .marked = r.marked, .not_running = r.idle_skipped,
@@ -684,6 +908,13 @@ int cmd_record(int argc, char **argv)
         record_report_print(&rep, stderr);
     if (st.samples == 0 && aprof_stop_requested && exit_code == EXIT_OK && !child)
         exit_code = EXIT_INTERRUPTED;
+    else if (r.procs && st.samples == 0 && exit_code == EXIT_OK && r.skip_status != APROF_OK) {
+        /* nothing to sample: the root is not a Python aprof reads, and no descendant was */
+        aprof_error err;
+        aprof_error_set(&err, r.skip_status, "%s; none of its subprocesses was sampled either",
+                        r.skip_msg);
+        exit_code = cli_report(&err);
+    }
     if (child)
         exit_code = finish_child(child, &st, ro.quiet, exit_code);
     else if (st.target_exited && !ro.quiet)

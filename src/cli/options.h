@@ -81,6 +81,11 @@ bool cli_parse_unwinder(const char *arg, void *dest); /* dest: const char * (the
      .help = "for sharing: paths under home directories as ~/..., task names as\n"             \
              "task-XXXXXXXX, the command line as <command line> (docs/record.md)"}
 
+#define CLI_OPT_SUBPROCESSES(var)                                                              \
+    {.name = "subprocesses", .kind = OPT_FLAG, .dest = var,                                    \
+     .help = "also sample the target's child processes, theirs, and new ones as\n"            \
+             "they start (worker processes); non-Python ones are listed and skipped"}
+
 #define CLI_OPT_NONBLOCKING(var)                                                               \
     {.name = "nonblocking", .kind = OPT_FLAG, .dest = var,                                     \
      .help = "never stop a thread: a stack that changes while it is read keeps\n"              \

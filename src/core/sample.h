@@ -96,6 +96,7 @@ typedef struct aprof_thread_sample {
 } aprof_thread_sample;
 
 typedef struct aprof_sample {
+    pid_t pid;               /* the process sampled (a recording may follow several) */
     uint64_t t_ns;           /* CLOCK_MONOTONIC when the sample was started */
     uint64_t weight_ns;      /* time this sample stands for: since the previous sample */
     uint32_t cost_ns;        /* how long taking it took */

@@ -17,6 +17,11 @@ struct strtab {
     hmap map; /* hash of the bytes -> index in entries */
 };
 
+size_t strtab_count(const strtab *t)
+{
+    return t ? t->count : 0;
+}
+
 strtab *strtab_new(void)
 {
     strtab *t = calloc(1, sizeof(*t));

@@ -17,6 +17,8 @@ void strtab_free(strtab *t);
  * NUL-terminated copy, or NULL on allocation failure. */
 const char *strtab_intern(strtab *t, const char *s, size_t len);
 const char *strtab_intern_cstr(strtab *t, const char *s);
+/* How many distinct strings the table holds. */
+size_t strtab_count(const strtab *t);
 
 
 #endif

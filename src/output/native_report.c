@@ -13,7 +13,7 @@ void native_report_print(const native_report *r, FILE *out)
                     (unsigned long long)r->not_gil);
         fputc('\n', out);
     }
-    const native_stack *n = r->s->native;
+    const native_stack *n = r->s ? r->s->native : NULL;
     if (n) {
         const native_stack_stats *ns = &n->stats;
         native_sleepers_stats zs = native_sleepers_get_stats(n->sleepers);
@@ -35,7 +35,7 @@ void native_report_print(const native_report *r, FILE *out)
 
 uint64_t native_report_stopped_ns(const native_report *r)
 {
-    return r->s->native ? r->s->native->stats.stopped_ns_total : 0;
+    return r->s && r->s->native ? r->s->native->stats.stopped_ns_total : 0;
 }
 
 void native_report_json(const native_report *r, json_writer *w)
@@ -54,7 +54,7 @@ void native_report_json(const native_report *r, json_writer *w)
             json_kv_uint(w, "not_holding_gil_skipped", r->not_gil);
         json_end_object(w);
     }
-    const native_stack *n = r->s->native;
+    const native_stack *n = r->s ? r->s->native : NULL;
     if (n) {
         const native_stack_stats *ns = &n->stats;
         json_key(w, "native");

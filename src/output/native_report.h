@@ -13,7 +13,7 @@
 #include <stdio.h>
 
 typedef struct native_report {
-    const session *s;
+    const session *s;                 /* NULL: no native stacks (several processes) */
     const threadstate_counts *states; /* NULL when not counted */
     bool gil_only;                    /* --gil */
     uint64_t not_gil;                 /* thread samples --gil dropped */

@@ -9,19 +9,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Summary JSON member "tasks" (with "snapshots" when >= 0). */
+static void task_stats_json(json_writer *w, const async_task_stats *t, int64_t snapshots)
+{
+    json_key(w, "tasks");
+    json_begin_object(w);
+    json_kv_uint(w, "seen", t->seen);
+    json_kv_uint(w, "created", t->created);
+    json_kv_uint(w, "finished", t->finished);
+    json_kv_uint(w, "cancelled", t->cancelled);
+    json_kv_uint(w, "max_alive", t->max_alive);
+    if (snapshots >= 0)
+        json_kv_uint(w, "snapshots", (uint64_t)snapshots);
+    json_end_object(w);
+}
+
 /* Summary JSON members "tasks" and "await_sites". */
 static void write_async_json(async_record *r, json_writer *w, size_t max_sites)
 {
-    const async_task_stats *st = async_record_task_stats(r);
-    json_key(w, "tasks");
-    json_begin_object(w);
-    json_kv_uint(w, "seen", st->seen);
-    json_kv_uint(w, "created", st->created);
-    json_kv_uint(w, "finished", st->finished);
-    json_kv_uint(w, "cancelled", st->cancelled);
-    json_kv_uint(w, "max_alive", st->max_alive);
-    json_kv_uint(w, "snapshots", async_record_snapshots(r));
-    json_end_object(w);
+    task_stats_json(w, async_record_task_stats(r), (int64_t)async_record_snapshots(r));
     json_key(w, "await_sites");
     json_begin_array(w);
     size_t n = async_record_site_count(r);
@@ -64,6 +70,9 @@ static double seconds(uint64_t ns)
     return (double)ns / 1e9;
 }
 
+static void print_processes(const record_report *r, FILE *out);
+static const char *proc_prefix(const record_report *r, pid_t pid, char *buf, size_t len);
+
 static const char *impact_name(uint8_t impact)
 {
     return impact == STALL_CRITICAL ? "critical" : "warning";
@@ -104,9 +113,15 @@ void record_report_print(const record_report *r, FILE *out)
 {
     const sampler_stats *st = r->st;
     double dur = seconds(st->t_end_ns - st->t_start_ns);
-    fprintf(out, "aprof: %llu samples in %.2f s (%.1f Hz), %zu threads; %llu stacks marked "
+    size_t sampled = 0;
+    for (size_t i = 0; r->procs && i < r->nprocs; i++)
+        sampled += r->procs[i].sampled;
+    char across[64] = "";
+    if (r->procs)
+        snprintf(across, sizeof(across), " across %zu processes", sampled);
+    fprintf(out, "aprof: %llu samples in %.2f s (%.1f Hz%s), %zu threads; %llu stacks marked "
             "<unreadable> (%.1f%%), %llu dropped, %llu errors", (unsigned long long)st->samples,
-            dur, dur > 0 ? (double)st->samples / dur : 0.0, agg_profile_count(r->a),
+            dur, dur > 0 ? (double)st->samples / dur : 0.0, across, agg_profile_count(r->a),
             (unsigned long long)r->marked,
             r->thread_samples ? 100.0 * (double)r->marked / (double)r->thread_samples : 0.0,
             (unsigned long long)r->torn, (unsigned long long)st->errors);
@@ -149,16 +164,20 @@ void record_report_print(const record_report *r, FILE *out)
         }
     }
 
+    if (r->procs)
+        print_processes(r, out);
     if (r->async && async_record_active(r->async))
         print_async(r->async, out, 5);
     if (!r->stalls)
         return;
+    char pfx[48];
     for (size_t i = 0; i < stall_loop_count(r->stalls); i++) {
         loop_lag lag;
         stall_loop_lag(r->stalls, i, &lag);
-        fprintf(out, "event loop in thread %d \"%s\" (%s): busy %.1f%% of the time, %llu busy "
+        fprintf(out, "event loop in %sthread %d \"%s\" (%s): busy %.1f%% of the time, %llu busy "
                 "stretches, lag p50 %.1f ms, p99 %.1f ms, max %.1f ms; %llu stalls >= %.0f ms\n",
-                (int)lag.tid, lag.thread_name ? lag.thread_name : "?", loop_kind_name(lag.kind),
+                proc_prefix(r, lag.pid, pfx, sizeof(pfx)), (int)lag.tid,
+                lag.thread_name ? lag.thread_name : "?", loop_kind_name(lag.kind),
                 100 * lag.blocked_ratio, (unsigned long long)lag.count, lag.p50_s * 1e3,
                 lag.p99_s * 1e3, lag.max_s * 1e3, (unsigned long long)lag.stalls,
                 r->stall_threshold_s * 1e3);
@@ -186,10 +205,10 @@ void record_report_print(const record_report *r, FILE *out)
         fprintf(out, "worst event loop stalls:\n");
     for (size_t i = 0; i < ns && i < WORST_STALLS_SHOWN; i++) {
         const stall_event *e = stall_at(r->stalls, idx[i]);
-        fprintf(out, "  %s%7.1f ms  %-8s  at %7.3f s  %s %s: %s (%s:%d)\n",
+        fprintf(out, "  %s%7.1f ms  %-8s  at %7.3f s  %s%s %s: %s (%s:%d)\n",
                 e->clipped ? ">=" : "  ", seconds(e->end_ns - e->start_ns) * 1e3,
-                impact_name(e->impact),
-                seconds(e->start_ns - st->t_start_ns), e->task ? "task" : "callback",
+                impact_name(e->impact), seconds(e->start_ns - st->t_start_ns),
+                proc_prefix(r, e->pid, pfx, sizeof(pfx)), e->task ? "task" : "callback",
                 e->task ? e->task : (e->callback ? e->callback : "?"), e->culprit.name,
                 e->culprit.file, (int)e->culprit.line);
     }
@@ -250,6 +269,8 @@ static void write_stalls(json_writer *w, const record_report *r)
         json_seconds_ns(w, e->end_ns - e->start_ns);
         json_key(w, "uncertainty_s");
         json_seconds_ns(w, e->uncertainty_ns);
+        if (r->procs)
+            json_kv_int(w, "pid", e->pid);
         json_kv_int(w, "thread", e->tid);
         json_kv_string(w, "thread_name", e->thread_name);
         json_kv_string(w, "loop", loop_kind_name(e->loop));
@@ -281,6 +302,8 @@ static void write_loops(json_writer *w, const record_report *r)
         loop_lag lag;
         stall_loop_lag(r->stalls, i, &lag);
         json_begin_object(w);
+        if (r->procs)
+            json_kv_int(w, "pid", lag.pid);
         json_kv_int(w, "thread", lag.tid);
         json_kv_string(w, "thread_name", lag.thread_name);
         json_kv_string(w, "kind", loop_kind_name(lag.kind));
@@ -301,6 +324,74 @@ static void write_loops(json_writer *w, const record_report *r)
     json_end_array(w);
 }
 
+/* "processes": every process a --subprocesses recording met. */
+static void write_processes(json_writer *w, const record_report *r)
+{
+    json_key(w, "processes");
+    json_begin_array(w);
+    for (size_t i = 0; i < r->nprocs; i++) {
+        const record_proc_info *p = &r->procs[i];
+        json_begin_object(w);
+        json_kv_int(w, "pid", p->pid);
+        json_kv_string(w, "command", p->command);
+        json_kv_string(w, "status", p->sampled ? "sampled" : "skipped");
+        if (!p->sampled) {
+            json_kv_string(w, "reason", p->reason);
+            json_end_object(w);
+            continue;
+        }
+        json_kv_string(w, "python_version", p->python_version);
+        json_kv_uint(w, "samples", p->samples);
+        json_key(w, "joined_s");
+        json_seconds_ns(w, p->joined_ns > r->st->t_start_ns ? p->joined_ns - r->st->t_start_ns : 0);
+        if (p->left_ns) {
+            json_key(w, "left_s");
+            json_seconds_ns(w, p->left_ns - r->st->t_start_ns);
+        }
+        json_key(w, "exited");
+        json_bool(w, p->exited);
+        if (p->tasks_known)
+            task_stats_json(w, &p->tasks, -1);
+        json_end_object(w);
+    }
+    json_end_array(w);
+}
+
+/* The stderr lines of a --subprocesses recording: one per process. */
+static void print_processes(const record_report *r, FILE *out)
+{
+    size_t sampled = 0;
+    for (size_t i = 0; i < r->nprocs; i++)
+        sampled += r->procs[i].sampled;
+    fprintf(out, "processes: %zu sampled, %zu skipped\n", sampled, r->nprocs - sampled);
+    for (size_t i = 0; i < r->nprocs; i++) {
+        const record_proc_info *p = &r->procs[i];
+        if (!p->sampled) {
+            fprintf(out, "  %7d  skipped: %s  %.60s\n", (int)p->pid, p->reason, p->command);
+            continue;
+        }
+        fprintf(out, "  %7d  %-8s %8llu samples", (int)p->pid, p->python_version,
+                (unsigned long long)p->samples);
+        if (p->joined_ns > r->st->t_start_ns + 500000000ull)
+            fprintf(out, ", from %.1f s", seconds(p->joined_ns - r->st->t_start_ns));
+        if (p->left_ns)
+            fprintf(out, ", %s at %.1f s", p->exited ? "exited" : "left (unreadable)",
+                    seconds(p->left_ns - r->st->t_start_ns));
+        if (p->tasks_known)
+            fprintf(out, ", %llu tasks seen", (unsigned long long)p->tasks.seen);
+        fprintf(out, "  %.60s\n", p->command);
+    }
+}
+
+/* "process N " before a loop's thread, when a recording follows several processes. */
+static const char *proc_prefix(const record_report *r, pid_t pid, char *buf, size_t len)
+{
+    if (!r->procs || !pid)
+        return "";
+    snprintf(buf, len, "process %d ", (int)pid);
+    return buf;
+}
+
 int record_report_write_json(const record_report *r, const char *path)
 {
     outfile of;
@@ -313,10 +404,12 @@ int record_report_write_json(const record_report *r, const char *path)
     json_begin_object(&w);
     json_key(&w, "target");
     json_begin_object(&w);
-    json_kv_int(&w, "pid", r->s->pid);
-    json_kv_string(&w, "command", r->s->cmdline);
-    json_kv_string(&w, "python_version", r->s->rt.version);
+    json_kv_int(&w, "pid", r->pid);
+    json_kv_string(&w, "command", r->command);
+    json_kv_string(&w, "python_version", r->python_version);
     json_end_object(&w);
+    if (r->procs)
+        write_processes(&w, r);
     json_key(&w, "start_monotonic_s");
     json_seconds_ns(&w, st->t_start_ns);
     json_key(&w, "duration_s");

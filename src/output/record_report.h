@@ -13,8 +13,25 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+/* A process of a recording that follows several (--subprocesses). */
+typedef struct record_proc_info {
+    pid_t pid;
+    char command[1024];
+    char python_version[32];
+    bool sampled;                 /* else skipped: `reason` says why */
+    char reason[256];
+    uint64_t samples;
+    uint64_t joined_ns, left_ns;  /* CLOCK_MONOTONIC; left_ns 0: still there at the end */
+    bool exited;                  /* it left because it exited (else unreadable, or the end) */
+    bool tasks_known;             /* asyncio was seen in it: tasks holds its task figures */
+    async_task_stats tasks;
+} record_proc_info;
+
 typedef struct record_report {
-    const session *s;
+    /* the target: the process given (or launched); with --subprocesses the root */
+    pid_t pid;
+    const char *command;
+    const char *python_version;   /* "" when the root is not a Python aprof reads */
     const sampler_stats *st;
     const agg *a;
     const stall_detector *stalls; /* NULL when stall detection was off */
@@ -30,6 +47,8 @@ typedef struct record_report {
     unsigned segments;            /* --segment: files written (out_path: the last one) */
     const char *first_segment;
     double segment_pause_max_s;   /* the longest a segment's end paused sampling */
+    const record_proc_info *procs; /* --subprocesses: every process met, else NULL */
+    size_t nprocs;
 } record_report;
 
 void record_report_print(const record_report *r, FILE *out);

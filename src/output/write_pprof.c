@@ -280,7 +280,7 @@ static int add_samples(pbuf *prof, const agg *a, const agg_profile *p, const ppr
         pb_varint(&packed, count[k]);
         pb_varint(&packed, wsum[k]);
         pb_sub(&s, 2, &packed);
-        label(&s, st, "pid", NULL, m->pid);
+        label(&s, st, "pid", NULL, p->pid ? p->pid : m->pid); /* several with --subprocesses */
         label(&s, st, "thread_id", NULL, p->tid);
         if (tname && tname[0])
             label(&s, st, "thread_name", tname, 0);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <math.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -61,12 +62,22 @@ static uint64_t exp_gap(jitter *j, uint64_t mean)
     return d ? d : 1;
 }
 
-/* The sampler sleeps and takes each sample under real-time scheduling (SCHED_FIFO, lowest
- * priority) when it may, and drops to normal scheduling for the rest (aggregation, task
- * snapshots). Why: when a busy target thread runs on the CPU the sampler wakes up on, the normal
- * scheduler lets it run on until it blocks, and the sample lands when the target is idle: an
- * event loop sharing a CPU with aprof was seen 96% idle at the sampled moments while 76% idle by
- * its own clock. Waking as a real-time thread preempts it at once. */
+/* The sampler runs under real-time scheduling (SCHED_FIFO, lowest priority) when it may: it
+ * sleeps, takes each sample and does the bookkeeping after it (aggregation, task snapshots)
+ * that way. It drops to normal scheduling only while threads of the target are held stopped
+ * (--blocking, --native, a torn thread in the default mode, once the stops are asked for): a
+ * thread that shares its CPU must be let run to reach the stop.
+ * Why real time: sample times must not depend on what the target does.
+ *  - Waking: when a busy target thread runs on the CPU the sampler wakes up on, the normal
+ *    scheduler lets it run on until it blocks, and the sample lands when the target is idle: an
+ *    event loop sharing a CPU with aprof was seen 96% idle at the sampled moments while 76%
+ *    idle by its own clock. A real-time thread preempts it at once.
+ *  - The bookkeeping: at normal priority it takes turns with a busy target thread on a shared
+ *    CPU, so that the target's busy spells (never its waits, which need no CPU) are lengthened
+ *    exactly while no sample can be taken, and the next sample is late until the target blocks:
+ *    a loop 40% busy by its own clock read 4 to 6 points under in every such run (within a
+ *    point on a CPU of its own). In real time a thread on the shared CPU stands still, in
+ *    whatever state the sample found it; one on another CPU runs on undisturbed. */
 static bool realtime(bool on)
 {
     struct sched_param sp = {.sched_priority = on ? 1 : 0};
@@ -83,10 +94,13 @@ typedef struct rt_state {
     bool allowed, on;
 } rt_state;
 
-/* Back to normal scheduling once the sample's moment is fixed: non-blocking reads are done, or
- * (--blocking, --native) every thread has been sent its interrupt. A thread that shares our CPU
- * was preempted by us and cannot move before it stops, and it must be let run to reach the
- * stop, which a real-time waiter would not do. */
+static void enter_realtime(rt_state *rt)
+{
+    if (rt->allowed && !rt->on)
+        rt->on = realtime(true);
+}
+
+/* Normal scheduling while stopped threads are waited for (see above). */
 static void leave_realtime(void *ud)
 {
     rt_state *rt = ud;
@@ -149,148 +163,249 @@ static bool reap_child(pid_t child, sampler_stats *st)
     return false;
 }
 
-int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, void *ud,
-                sampler_stats *st)
-{
-    memset(st, 0, sizeof(*st));
-    /* The default 50 us timer slack would smear a 1 kHz schedule; ask for precise wakeups. */
-    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-    uint64_t interval = (uint64_t)(1e9 / o->rate_hz);
-    if (interval == 0)
-        interval = 1;
+/* The sampler's state for one process of the set. */
+typedef struct slot {
     freezer fz;
-    freezer_init(&fz, s->pid);
-    aprof_sample smp;
-    sample_init(&smp);
-    uint64_t start = aprof_now_ns();
-    uint64_t end = o->duration_s > 0 ? start + (uint64_t)(o->duration_s * 1e9) : UINT64_MAX;
-    uint64_t next = start, last_progress = 0, last_revalidate = start, credited = 0;
-    uint64_t prev_end = 0, free_total = 0, nfree = 0;
-    /* Threads are stopped for every sample (--blocking, --native), or only a torn one for a
-     * second read (default). */
-    bool stopping = o->blocking || s->native;
-    jitter jit = {start ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull};
+    thread_stopper stopper;
+    uint64_t prev_end, free_total, nfree, last_revalidate;
+    uint64_t credited; /* time its samples stand for */
+    int consecutive_errors;
+} slot;
+
+static slot *slot_of(procset_proc *p, sampler_stats *st, rt_state *rt, uint64_t now)
+{
+    if (p->sampler)
+        return p->sampler;
+    slot *sl = calloc(1, sizeof(*sl));
+    if (!sl)
+        return NULL;
+    session *s = p->s;
+    freezer_init(&sl->fz, s->pid);
     /* --blocking stops only threads that are running: one asleep in a system call cannot
      * change its stack before it wakes (and if it wakes during the read, the read's own checks
      * see it), and stopping it would end its wait early: an event loop's epoll_wait, retried
      * with its timeout rounded up to a whole millisecond, would then idle longer each time it
      * is sampled, and a sampler at 1 kHz would keep it idle. */
-    fz.skip = skip_sleeper;
-    fz.skip_ud = s->stat;
-    st->realtime = realtime(true);
-    rt_state rt = {st->realtime, st->realtime};
-    fz.on_interrupted = leave_realtime;
-    fz.on_interrupted_ud = &rt;
+    sl->fz.skip = skip_sleeper;
+    sl->fz.skip_ud = s->stat;
+    sl->fz.on_interrupted = leave_realtime;
+    sl->fz.on_interrupted_ud = rt;
     if (s->native) {
         s->native->fz.on_interrupted = leave_realtime;
-        s->native->fz.on_interrupted_ud = &rt;
+        s->native->fz.on_interrupted_ud = rt;
     }
-    thread_stopper stopper = {&fz, st, start};
+    sl->stopper = (thread_stopper){&sl->fz, st, st->t_start_ns};
+    sl->last_revalidate = now;
+    p->sampler = sl;
+    return sl;
+}
+
+static void slot_release(procset_proc *p)
+{
+    slot *sl = p->sampler;
+    if (!sl)
+        return;
+    p->s->ps.stopper = (thread_stop_fn){0};
+    if (p->s->native)
+        p->s->native->fz.on_interrupted = NULL;
+    freezer_free(&sl->fz);
+    free(sl);
+    p->sampler = NULL;
+}
+
+typedef struct run {
+    const sampler_opts *o;
+    sampler_stats *st;
+    rt_state rt;
+    uint64_t interval;
+    uint64_t credited; /* time the samples of the most sampled process stand for */
+    aprof_sample smp;
+} run;
+
+/* Sample one process. false when it is to leave the set (exited, or unreadable for long). */
+static bool sample_one(run *r, procset_proc *p, slot *sl, sampler_consumer consume, void *ud,
+                       bool *stop)
+{
+    const sampler_opts *o = r->o;
+    sampler_stats *st = r->st;
+    session *s = p->s;
     /* Above STOP_MAX_RATE_HZ the default mode reads like --nonblocking: at 4 kHz a busy loop's
      * busy share came out 2 to 5 points low with these stops (docs/limits.md), without them
      * within one. */
+    bool stopping = o->blocking || s->native;
     if (!stopping && !o->nonblocking && o->rate_hz <= STOP_MAX_RATE_HZ)
-        s->ps.stopper = (thread_stop_fn){stop_thread, resume_thread, &stopper};
-    int consecutive_errors = 0;
+        s->ps.stopper = (thread_stop_fn){stop_thread, resume_thread, &sl->stopper};
+    /* A thread that took longer than THREAD_STOP_TIMEOUT_NS to stop (for a torn read) stops
+     * later, and would stay stopped: nothing else calls the freezer until a read tears again,
+     * and a stopped thread's stack never does. */
+    freezer_settle(&sl->fz);
+    uint64_t t0 = aprof_now_ns();
+    aprof_sample *smp = &r->smp;
+    sample_reset(smp);
+    bool frozen = false;
+    int nfrozen = 0;
+    if (o->blocking && !s->native) { /* --native stops the target itself */
+        nfrozen = freezer_stop(&sl->fz);
+        frozen = nfrozen >= 0;
+        /* an exited process not reaped yet (a zombie) refuses PTRACE_SEIZE with EPERM */
+        if (!frozen && sl->fz.last_errno != ESRCH && !st->freeze_errno && proc_alive(s->pid))
+            st->freeze_errno = sl->fz.last_errno;
+    }
+    int n = session_sample(s, smp);
+    int read_errno = errno;
+    if (frozen && nfrozen > 0) /* what a stopped thread lost: counted before it resumes */
+        st->stopped_ns += aprof_now_ns() - sl->fz.first_stop_ns;
+    if (frozen)
+        freezer_resume(&sl->fz);
+    uint64_t t1 = aprof_now_ns();
+    enter_realtime(&r->rt); /* every thread runs free again: the bookkeeping (see above) */
+    if (n < 0) {
+        /* A failed read of a process that is exiting is the end, not an error. */
+        if (read_errno == ESRCH || !proc_alive(s->pid)) {
+            p->exited = true;
+            return false;
+        }
+        st->errors++;
+        return ++sl->consecutive_errors <= MAX_CONSECUTIVE_ERRORS;
+    }
+    sl->consecutive_errors = 0;
+    smp->t_ns = t0;
+    /* The mean free-running time between samples so far, plus this sample's own time when
+     * threads were stopped for it (see exp_gap), the latter capped: a read held up for long
+     * (aprof starved of CPU) is no evidence that the target sat in this state all along. The
+     * mean, not this sample's own gap: how long the target ran free before a sample is not
+     * independent of the state it is then found in. */
+    sl->free_total += sl->prev_end ? t0 - sl->prev_end : r->interval;
+    sl->nfree++;
+    /* No sample can be taken while one is: its own time is dead time that follows the state
+     * it found (threads stopped for it stay in that state; in the default mode a running
+     * thread is stopped and read again, a waiting one is read at once). Not crediting it would
+     * under-count the states that take longer to read: busy code. */
+    uint64_t own = t1 - t0 > MAX_WEIGHT_INTERVALS * r->interval ? MAX_WEIGHT_INTERVALS * r->interval
+                                                                : t1 - t0;
+    smp->weight_ns = sl->free_total / sl->nfree + own;
+    sl->prev_end = t1;
+    smp->cost_ns = (uint32_t)(t1 - t0 > UINT32_MAX ? UINT32_MAX : t1 - t0);
+    st->cost_ns_total += t1 - t0;
+    st->samples++;
+    p->samples++;
+    sl->credited += smp->weight_ns;
+    if (sl->credited > r->credited)
+        r->credited = sl->credited;
+    if (!consume(ud, smp, st))
+        *stop = true;
+    if (t1 - sl->last_revalidate >= CODECACHE_REVALIDATE_NS) {
+        codecache_revalidate(s->ps.cc, &s->m);
+        session_prune_threads(s);
+        sl->last_revalidate = t1;
+    }
+    return true;
+}
+
+/* Drop procs[i]: the sampler's state first, then the set's entry. */
+static void drop(procset *ps, size_t i, bool exited)
+{
+    slot_release(ps->procs[i]);
+    procset_drop(ps, i, exited);
+}
+
+int sampler_run_set(procset *ps, const sampler_opts *o, sampler_consumer consume, void *ud,
+                    sampler_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    /* The default 50 us timer slack would smear a 1 kHz schedule; ask for precise wakeups. */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    run r = {.o = o, .st = st, .interval = (uint64_t)(1e9 / o->rate_hz)};
+    if (r.interval == 0)
+        r.interval = 1;
+    sample_init(&r.smp);
+    uint64_t start = aprof_now_ns();
+    uint64_t end = o->duration_s > 0 ? start + (uint64_t)(o->duration_s * 1e9) : UINT64_MAX;
+    uint64_t next = start, last_progress = 0;
+    jitter jit = {start ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull};
+    st->realtime = realtime(true);
+    r.rt = (rt_state){st->realtime, st->realtime};
     st->t_start_ns = start;
-    while (!aprof_stop_requested) {
+    procset_refresh(ps, start, true);
+    bool stop = false;
+    while (!aprof_stop_requested && !stop) {
         uint64_t t0 = aprof_now_ns();
         if (t0 >= end)
             break;
-        st->ticks++;
-        sample_reset(&smp);
-        bool frozen = false;
-        int nfrozen = 0;
-        if (o->blocking && !s->native) { /* --native stops the target itself */
-            nfrozen = freezer_stop(&fz);
-            frozen = nfrozen >= 0;
-            if (!frozen && fz.last_errno != ESRCH && !st->freeze_errno)
-                st->freeze_errno = fz.last_errno;
+        procset_refresh(ps, t0, false);
+        if (ps->n == 0 && (!ps->follow || ps->root_gone)) {
+            st->target_exited = true;
+            break;
         }
-        int n = session_sample(s, &smp);
-        int read_errno = errno;
-        if (frozen && nfrozen > 0) /* what a stopped thread lost: counted before it resumes */
-            st->stopped_ns += aprof_now_ns() - fz.first_stop_ns;
-        if (frozen)
-            freezer_resume(&fz);
-        uint64_t t1 = aprof_now_ns();
-        leave_realtime(&rt);
-        if (n < 0) {
-            /* A failed read of a process that is exiting is the end, not an error. */
-            if (read_errno == ESRCH || !proc_alive(s->pid)) {
-                st->target_exited = true;
-                break;
+        if (ps->n)
+            st->ticks++;
+        for (size_t i = 0; i < ps->n && !stop;) {
+            procset_proc *p = ps->procs[i];
+            enter_realtime(&r.rt); /* the one before may have left it */
+            slot *sl = slot_of(p, st, &r.rt, t0);
+            if (!sl) {
+                i++;
+                continue;
             }
-            st->errors++;
-            if (++consecutive_errors > MAX_CONSECUTIVE_ERRORS)
-                break;
-        } else {
-            consecutive_errors = 0;
-            smp.t_ns = t0;
-            /* The mean free-running time between samples so far, plus this sample's own time
-             * when threads were stopped for it (see exp_gap), the latter capped: a read held
-             * up for long (aprof starved of CPU) is no evidence that the target sat in this
-             * state all along. The mean, not this sample's own gap: how long the target ran
-             * free before a sample is not independent of the state it is then found in. */
-            free_total += prev_end ? t0 - prev_end : interval;
-            nfree++;
-            /* No sample can be taken while one is: its own time is dead time that follows the
-             * state it found (threads stopped for it stay in that state; in the default mode a
-             * running thread is stopped and read again, a waiting one is read at once). Not
-             * crediting it would under-count the states that take longer to read: busy code. */
-            uint64_t own = t1 - t0 > MAX_WEIGHT_INTERVALS * interval
-                               ? MAX_WEIGHT_INTERVALS * interval
-                               : t1 - t0;
-            smp.weight_ns = free_total / nfree + own;
-            credited += smp.weight_ns;
-            prev_end = t1;
-            smp.cost_ns = (uint32_t)(t1 - t0 > UINT32_MAX ? UINT32_MAX : t1 - t0);
-            st->cost_ns_total += t1 - t0;
-            st->samples++;
-            if (!consume(ud, &smp, st))
-                break;
+            if (sample_one(&r, p, sl, consume, ud, &stop)) {
+                i++;
+                continue;
+            }
+            bool exited = p->exited;
+            drop(ps, i, exited);
+            if (!ps->follow) {
+                st->target_exited = exited;
+                stop = true;
+            }
         }
         if (o->child && reap_child(o->child, st)) {
             st->target_exited = true;
             break;
         }
-        if (t1 - last_revalidate >= CODECACHE_REVALIDATE_NS) {
-            codecache_revalidate(s->ps.cc, &s->m);
-            session_prune_threads(s);
-            last_revalidate = t1;
-        }
+        uint64_t t1 = aprof_now_ns();
         if (o->progress && t1 - last_progress >= 250000000ull) {
             o->progress(o->progress_ud, st, t1, false);
             last_progress = t1;
         }
-        next += exp_gap(&jit, interval);
-        if (rt.allowed && !rt.on)
-            rt.on = realtime(true);
+        next += exp_gap(&jit, r.interval);
+        enter_realtime(&r.rt);
         uint64_t now = aprof_now_ns();
         if (next < now) {
             /* The sample time passed while aprof was busy: start the draw again from now
              * (a Poisson process has no memory). Sampling at once instead would catch the
              * target just after it was let go, when a stopped event loop works off what
              * piled up: a rate aprof cannot keep up with would then overstate busy time. */
-            st->late++;
-            next = now + exp_gap(&jit, interval);
+            if (ps->n)
+                st->late++;
+            next = now + exp_gap(&jit, r.interval);
         }
-        if (next > now) {
+        if (next > now)
             sleep_until(next < end ? next : end);
-        }
     }
-    leave_realtime(&rt);
-    s->ps.stopper = (thread_stop_fn){0};
-    if (s->native)
-        s->native->fz.on_interrupted = NULL;
+    leave_realtime(&r.rt);
+    for (size_t i = 0; i < ps->n; i++)
+        slot_release(ps->procs[i]);
     st->t_end_ns = aprof_now_ns();
     /* Time no sample stands for: aprof did not get to sample as often as asked (starved of
      * CPU, or the asked rate is more than it can take). */
     uint64_t wall = st->t_end_ns - st->t_start_ns;
-    st->unaccounted_ns = wall > credited ? wall - credited : 0;
+    st->unaccounted_ns = wall > r.credited ? wall - r.credited : 0;
     if (o->progress)
         o->progress(o->progress_ud, st, st->t_end_ns, true);
-    sample_free(&smp);
-    freezer_free(&fz);
+    sample_free(&r.smp);
     return 0;
+}
+
+int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, void *ud,
+                sampler_stats *st)
+{
+    procset ps;
+    procset_init(&ps, s->pid, false, s->st, NULL);
+    if (procset_add_session(&ps, s) != 0) {
+        memset(st, 0, sizeof(*st));
+        return -1;
+    }
+    int rc = sampler_run_set(&ps, o, consume, ud, st);
+    procset_free(&ps);
+    return rc;
 }

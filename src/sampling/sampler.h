@@ -5,6 +5,7 @@
 #ifndef APROF_SAMPLER_H
 #define APROF_SAMPLER_H
 
+#include "procset.h"
 #include "sample.h"
 #include "session.h"
 
@@ -49,5 +50,13 @@ typedef bool (*sampler_consumer)(void *ud, const aprof_sample *s, const sampler_
 /* Run until done. Returns 0. */
 int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, void *ud,
                 sampler_stats *st);
+
+/* The same over a set of processes (procset.h): each one is sampled at the rate, one after
+ * the other at each sample time, and each of its samples goes to the consumer (s->pid says
+ * whose). A process that exits or stays unreadable leaves the set; the run ends when the set is
+ * empty and (following) its root has exited too, or as sampler_run does. The set is refreshed
+ * between samples. With o->child, the run ends when that child exits. */
+int sampler_run_set(procset *ps, const sampler_opts *o, sampler_consumer consume, void *ud,
+                    sampler_stats *st);
 
 #endif

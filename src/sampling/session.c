@@ -26,6 +26,11 @@ aprof_status session_status_of(pyrt_status st)
 
 aprof_status session_open(session *s, pid_t pid, aprof_error *err)
 {
+    return session_open_shared(s, pid, NULL, err);
+}
+
+aprof_status session_open_shared(session *s, pid_t pid, strtab *strings, aprof_error *err)
+{
     memset(s, 0, sizeof(*s));
     s->pid = pid;
     char msg[512];
@@ -38,7 +43,8 @@ aprof_status session_open(session *s, pid_t pid, aprof_error *err)
         return aprof_error_set(err, session_status_of(st), "%s", msg);
     if (mem_init(&s->m, pid) != 0)
         return aprof_error_set(err, APROF_E_INTERNAL, "out of memory");
-    s->st = strtab_new();
+    s->shared_strings = strings != NULL;
+    s->st = strings ? strings : strtab_new();
     s->stat = proc_stat_cache_new(pid);
     if (!s->st || !s->stat || pystack_init(&s->ps, &s->rt, &s->m, s->st) != 0) {
         session_close(s);
@@ -58,11 +64,14 @@ aprof_status session_open(session *s, pid_t pid, aprof_error *err)
 
 void session_close(session *s)
 {
+    if (!s->pid)
+        return; /* never opened */
     native_stack_close(s->native);
     pystack_free(&s->ps);
     threadnames_free(s->names);
     proc_stat_cache_free(s->stat);
-    strtab_free(s->st);
+    if (!s->shared_strings)
+        strtab_free(s->st);
     mem_free(&s->m);
     memset(s, 0, sizeof(*s));
 }
@@ -184,6 +193,7 @@ int session_sample(session *s, aprof_sample *out)
                       : read_python(s, out);
     if (n < 0)
         return -1;
+    out->pid = s->pid;
     for (uint32_t i = 0; i < out->nthreads; i++) {
         aprof_thread_sample *t = &out->threads[i];
         if (t->loop != LOOP_NONE && !(t->flags & TSF_TORN))

@@ -22,6 +22,7 @@ typedef struct session {
     pyruntime rt;
     mem m;
     strtab *st;
+    bool shared_strings;         /* st belongs to the caller (session_open_shared) */
     pystack ps;
     threadnames *names;
     proc_stat_cache *stat;
@@ -37,6 +38,9 @@ typedef struct session {
 /* Attach (read-only) to pid. APROF_OK, or a status with its message in err
  * (APROF_E_NOT_READY: a CPython interpreter not initialised yet; launch mode polls). */
 aprof_status session_open(session *s, pid_t pid, aprof_error *err);
+/* The same, interning the session's strings in `strings`, which the caller owns and which must
+ * outlive the session: the sessions of several processes then share frames and names. */
+aprof_status session_open_shared(session *s, pid_t pid, strtab *strings, aprof_error *err);
 void session_close(session *s);
 
 /* Take one sample of every Python thread. Returns the number of threads, or -1 when the target

@@ -5,6 +5,8 @@
 #include "clock.h"
 #include "stop.h"
 #include "outfile.h"
+#include "proc.h"
+#include "redact.h"
 #include "tui_app.h"
 #include "tui_text.h"
 #include "writers.h"
@@ -46,7 +48,7 @@ static void fill_header_locked(tui_app *app)
         loop_now ln;
         for (size_t i = 0; i < h->nloops; i++) {
             stall_loop_now(l->stalls, i, h->now_ns, TUI_LAG_WINDOW_NS, &ln);
-            if (ln.tid == app->s->pid)
+            if (ln.tid == app->pid)
                 main_loop = i;
             if (app->tid && ln.tid == app->tid)
                 selected = i;
@@ -60,6 +62,12 @@ static void fill_header_locked(tui_app *app)
     h->tasks_unsupported = l->tasks && (l->tasks->flags & ASF_UNSUPPORTED);
     h->tasks_alive = l->tasks ? tui_tasks_alive(l->tasks) : 0;
     h->tasks_total = l->tasks ? l->tasks->ntasks : 0;
+    h->tasks_pid = l->tasks_pid;
+    h->nprocs = l->nprocs;
+    h->shown = l->shown;
+    h->procs_joined = l->procs_joined;
+    snprintf(h->tasks_label, sizeof(h->tasks_label), "%s",
+             l->nprocs && l->shown < l->nprocs ? l->procs[l->shown]->label : "");
     h->finished = l->finished;
     h->exited = l->target_exited;
     app->nthreads = 0;
@@ -111,9 +119,13 @@ static void draw_header(tui_app *app)
     char buf[2048], a[32], b[32], c[32];
     /* line 0: who */
     char right[128];
-    snprintf(right, sizeof(right), " Python %s ", app->s->rt.version);
+    if (app->opts.follow_root)
+        snprintf(right, sizeof(right), " %zu processes ", app->hdr.nprocs);
+    else
+        snprintf(right, sizeof(right), " Python %s ", app->version);
     int rw = (int)strlen(right);
-    snprintf(buf, sizeof(buf), " aprof attach  pid %d  %s", (int)app->s->pid, app->s->cmdline);
+    snprintf(buf, sizeof(buf), " aprof attach  pid %d%s  %s", (int)app->pid,
+             app->opts.follow_root ? " and its subprocesses" : "", app->cmdline);
     bool version = app->cols > rw + 30;
     tui_put(app, 0, 0, "", app->cols, true, tui_attr(app, TUI_C_TITLE));
     tui_put(app, 0, 0, buf, app->cols - (version ? rw + 1 : 0), false, tui_attr(app, TUI_C_TITLE));
@@ -125,8 +137,12 @@ static void draw_header(tui_app *app)
     tui_format_duration(a, sizeof(a), up);
     double rate = h->sampling_ns ? (double)h->samples * 1e9 / (double)h->sampling_ns : 0;
     tui_format_count(b, sizeof(b), h->samples);
-    int n = snprintf(buf, sizeof(buf), "up %s  samples %s (%.0f Hz of %.0f)  threads %zu", a, b,
-                     rate, app->opts.rate_hz, app->nthreads);
+    int n = app->opts.follow_root && h->nprocs > 1
+                ? snprintf(buf, sizeof(buf), "up %s  samples %s (%.0f Hz in %zu processes, "
+                           "%.0f of %.0f each)  threads %zu", a, b, rate, h->nprocs,
+                           rate / (double)h->nprocs, app->opts.rate_hz, app->nthreads)
+                : snprintf(buf, sizeof(buf), "up %s  samples %s (%.0f Hz of %.0f)  threads %zu",
+                           a, b, rate, app->opts.rate_hz, app->nthreads);
     if (h->marked)
         n += snprintf(buf + n, sizeof(buf) - (size_t)n, "  unreadable %llu",
                       (unsigned long long)h->marked);
@@ -149,7 +165,10 @@ static void draw_header(tui_app *app)
         const loop_now *lp = &h->loop;
         uint64_t busy = lp->busy_for_ns;
         tui_format_duration(a, sizeof(a), busy);
-        snprintf(buf, sizeof(buf), "loop %s%s: ", lp->thread_name ? lp->thread_name : "?",
+        char who[32] = "";
+        if (app->opts.follow_root)
+            snprintf(who, sizeof(who), "%d ", (int)lp->pid);
+        snprintf(buf, sizeof(buf), "loop %s%s%s: ", who, lp->thread_name ? lp->thread_name : "?",
                  h->nloops > 1 ? " (+more)" : "");
         x += tui_put(app, 2, x, buf, app->cols - x, false, 0);
         if (busy)
@@ -216,13 +235,14 @@ static void draw_status(tui_app *app)
         return;
     }
     if (app->hdr.exited) {
-        snprintf(buf, sizeof(buf), "process %d exited: the last data stays on screen; q quits",
-                 (int)app->s->pid);
+        snprintf(buf, sizeof(buf), "process %d exited%s: the last data stays on screen; q quits",
+                 (int)app->pid, app->opts.follow_root ? " with its subprocesses" : "");
         tui_put(app, y, 0, buf, app->cols, true, tui_attr(app, TUI_C_CRIT));
         return;
     }
     const char *hints = app->view == TUI_VIEW_TOP   ? "s/S sort  l window"
-                        : app->view == TUI_VIEW_TASKS ? "d finished tasks"
+                        : app->view == TUI_VIEW_TASKS
+                            ? (app->opts.follow_root ? "d finished  n/N process" : "d finished tasks")
                         : app->view == TUI_VIEW_STALLS ? "Enter stack  c by line/each"
                                                        : "Enter/arrows expand  z/Z zoom  l window";
     snprintf(buf, sizeof(buf), "q quit  ? help  1-4/Tab views  %s  p pause  r reset  / filter  "
@@ -242,7 +262,8 @@ static const char *help_lines[] = {
     "  q   quit (the target keeps running); also Ctrl-C",
     "",
     "  Top:    s next sort column, S reverse; o own, T total, c calls, n name",
-    "  Tasks:  d show or hide finished tasks",
+    "  Tasks:  d show or hide finished tasks; n/N next/previous process",
+    "          (with --subprocesses)",
     "  Stalls: Enter shows the full stack of a stall (of a line's longest);",
     "          c one row per culprit line (count, total, max) or per stall",
     "  Tree:   Enter toggles, Right expands, Left collapses or goes up,",
@@ -348,9 +369,9 @@ static void write_file(tui_app *app)
     localtime_r(&t, &tmv);
     char stamp[32];
     strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tmv);
-    snprintf(name, sizeof(name), "aprof-%d-%s.json", (int)app->s->pid, stamp);
+    snprintf(name, sizeof(name), "aprof-%d-%s.json", (int)app->pid, stamp);
     for (int k = 2; access(name, F_OK) == 0 && k < 100; k++)
-        snprintf(name, sizeof(name), "aprof-%d-%s-%d.json", (int)app->s->pid, stamp, k);
+        snprintf(name, sizeof(name), "aprof-%d-%s-%d.json", (int)app->pid, stamp, k);
     if (!getcwd(cwd, sizeof(cwd)))
         snprintf(cwd, sizeof(cwd), ".");
     outfile of;
@@ -359,7 +380,8 @@ static void write_file(tui_app *app)
         return;
     }
     char meta_name[1200];
-    snprintf(meta_name, sizeof(meta_name), "aprof: %s (pid %d)", app->s->cmdline, (int)app->s->pid);
+    snprintf(meta_name, sizeof(meta_name), "aprof: %s (pid %d%s)", app->cmdline, (int)app->pid,
+             app->opts.follow_root ? " and its subprocesses" : "");
     writer_meta meta = {meta_name, "aprof@" APROF_VERSION};
     tui_live_lock(app->live);
     uint64_t samples = app->live->thread_samples;
@@ -600,7 +622,15 @@ aprof_status tui_run(session *s, const tui_options *o, aprof_error *err)
 
     static tui_app app; /* large; one TUI per process */
     memset(&app, 0, sizeof(app));
-    app.s = s;
+    app.pid = s ? s->pid : o->follow_root;
+    if (s) {
+        snprintf(app.cmdline, sizeof(app.cmdline), "%s", s->cmdline);
+        snprintf(app.version, sizeof(app.version), "%s", s->rt.version);
+    } else if (o->redact) {
+        snprintf(app.cmdline, sizeof(app.cmdline), "%s", REDACT_COMMAND_LINE);
+    } else {
+        proc_cmdline(o->follow_root, app.cmdline, sizeof(app.cmdline));
+    }
     app.opts = *o;
     app.utf8 = cs && strcmp(cs, "UTF-8") == 0;
     tui_prof_init(&app.prof);
@@ -609,7 +639,8 @@ aprof_status tui_run(session *s, const tui_options *o, aprof_error *err)
     tui_live live;
     tui_live_opts lo = {.rate_hz = o->rate_hz, .stall_threshold_ns = o->stall_threshold_ns,
                         .blocking = o->blocking, .nonblocking = o->nonblocking,
-                        .exact_task_names = o->exact_task_names};
+                        .exact_task_names = o->exact_task_names, .follow_root = o->follow_root,
+                        .redact = o->redact};
     aprof_status rc = tui_live_start(&live, s, &lo, err);
     if (rc != APROF_OK)
         return rc;
@@ -660,6 +691,6 @@ aprof_status tui_run(session *s, const tui_options *o, aprof_error *err)
     free_app(&app);
     aprof_error_set(err, APROF_OK, "%s", "");
     if (exited)
-        aprof_error_set(err, APROF_OK, "process %d exited", (int)s->pid);
+        aprof_error_set(err, APROF_OK, "process %d exited", (int)app.pid);
     return APROF_OK;
 }

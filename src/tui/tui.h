@@ -14,9 +14,11 @@ typedef struct tui_options {
     bool blocking;
     bool nonblocking; /* never stop a thread (see sampler_opts) */
     bool exact_task_names; /* no grouping of default-named tasks in stitched stacks */
+    pid_t follow_root;     /* --subprocesses: this process and its descendants (session NULL) */
+    bool redact;           /* following: applied to each process found */
 } tui_options;
 
-/* Run the TUI on an open session until the user quits (q, Ctrl-C, SIGTERM). Sampling runs in a
+/* Run the TUI on an open session (or, with o->follow_root, on that process tree) until the user quits (q, Ctrl-C, SIGTERM). Sampling runs in a
  * background thread. Returns the exit code. The terminal is restored in every case. */
 aprof_status tui_run(session *s, const tui_options *o, aprof_error *err);
 

@@ -43,6 +43,11 @@ typedef struct tui_header {
     bool have_tasks, no_asyncio;
     bool tasks_unsupported; /* this Python keeps its tasks where aprof cannot read them yet */
     uint32_t tasks_alive, tasks_total;
+    pid_t tasks_pid;               /* whose tasks the Tasks view shows */
+    char tasks_label[80];
+    size_t nprocs;                 /* processes sampled now */
+    size_t shown;                  /* index of tasks_pid among them */
+    uint64_t procs_joined;
     bool finished, exited;
 } tui_header;
 
@@ -53,7 +58,9 @@ typedef struct tui_thread_item {
 
 typedef struct tui_app {
     tui_live *live;
-    session *s;
+    pid_t pid;                     /* the process attached to (with --subprocesses, the root) */
+    char cmdline[1024];
+    char version[32];              /* its Python version ("" when following) */
     tui_options opts;
     bool utf8, color;
     int rows, cols;

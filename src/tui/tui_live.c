@@ -2,9 +2,11 @@
 
 #include "async_stitch.h"
 #include "clock.h"
+#include "proc.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +18,7 @@
 static int sample_copy(aprof_sample *dst, const aprof_sample *src)
 {
     sample_reset(dst);
+    dst->pid = src->pid;
     dst->t_ns = src->t_ns;
     dst->weight_ns = src->weight_ns;
     dst->cost_ns = src->cost_ns;
@@ -42,8 +45,17 @@ static int sample_copy(aprof_sample *dst, const aprof_sample *src)
 }
 
 /* Everything one sample feeds; with the lock held. */
+static tui_proc *proc_of(const tui_live *l, pid_t pid)
+{
+    for (size_t i = 0; i < l->nprocs; i++)
+        if (l->procs[i]->pid == pid)
+            return l->procs[i];
+    return NULL;
+}
+
 static void process(tui_live *l, const aprof_sample *smp)
 {
+    tui_proc *tp = proc_of(l, smp->pid); /* NULL: it has left (a backlog sample) */
     if (l->stalls)
         stall_detector_feed(l->stalls, smp);
     for (uint32_t i = 0; i < smp->nthreads; i++) {
@@ -53,11 +65,14 @@ static void process(tui_live *l, const aprof_sample *smp)
             continue;
         }
         l->marked += (t->flags & TSF_MARKED) != 0;
-        agg_profile *p = agg_thread_profile(l->a, t->tid, t->name);
+        agg_profile *p = agg_thread_profile(l->a, smp->pid, t->tid, t->name);
         /* Task-stitched, like record: time grouped by the tasks awaiting each other. */
-        async_chain_check check = {asyncio_chain_still_valid, l->ar};
-        uint32_t n = async_stitch_thread(l->tasks, t, l->s->st, l->stitched, APROF_MAX_FRAMES,
-                                         &check, l->o.exact_task_names);
+        uint32_t n = 0;
+        if (tp && tp->tasks) {
+            async_chain_check check = {asyncio_chain_still_valid, tp->ar};
+            n = async_stitch_thread(tp->tasks, t, l->st, l->stitched, APROF_MAX_FRAMES, &check,
+                                    l->o.exact_task_names);
+        }
         const aprof_frame *frames = n ? l->stitched : t->frames;
         if (!n)
             n = t->nframes;
@@ -94,70 +109,181 @@ static void enqueue(tui_live *l, const aprof_sample *smp)
 
 /* ---- task snapshots ----------------------------------------------------------------------------- */
 
-static async_snapshot *back_buffer(tui_live *l)
+static async_snapshot *back_buffer(tui_proc *p)
 {
-    return l->tasks == &l->snap[0] ? &l->snap[1] : &l->snap[0];
+    return p->tasks == &p->snap[0] ? &p->snap[1] : &p->snap[0];
 }
 
-static void publish_snapshot(tui_live *l)
+/* The Tasks view's snapshot follows the process shown (lock held). */
+static void sync_shown(tui_live *l)
 {
-    if (!l->snap_pending)
+    if (l->shown >= l->nprocs)
+        l->shown = 0;
+    tui_proc *p = l->nprocs ? l->procs[l->shown] : NULL;
+    l->tasks = p ? p->tasks : NULL;
+    l->tasks_t_ns = p ? p->tasks_t_ns : 0;
+    l->tasks_pid = p ? p->pid : 0;
+}
+
+static void publish_snapshot(tui_live *l, tui_proc *p)
+{
+    if (!p->snap_pending)
         return;
-    l->tasks = back_buffer(l);
-    l->tasks_t_ns = l->snap_last_ns;
-    l->snap_pending = false;
+    p->tasks = back_buffer(p);
+    p->tasks_t_ns = p->snap_last_ns;
+    p->snap_pending = false;
+    sync_shown(l);
 }
 
-static const char *lookup_task(const tui_live *l, uint64_t coro)
+static void publish_all(tui_live *l)
 {
-    uint32_t i = l->tasks ? async_find_by_coro(l->tasks, coro) : ASYNC_NO_INDEX;
-    return i == ASYNC_NO_INDEX ? NULL : l->tasks->tasks[i].name;
+    for (size_t i = 0; i < l->nprocs; i++)
+        publish_snapshot(l, l->procs[i]);
+}
+
+static const char *lookup_task(const tui_proc *p, uint64_t coro)
+{
+    uint32_t i = p->tasks ? async_find_by_coro(p->tasks, coro) : ASYNC_NO_INDEX;
+    return i == ASYNC_NO_INDEX ? NULL : p->tasks->tasks[i].name;
 }
 
 /* The stall detector asks which task a callback run belongs to (on the sampler thread, lock
  * held). The latest snapshot usually knows; a task newer than it gets a fresh snapshot right
  * away (at most every MISS_SNAPSHOT_NS), so that a stall in a new task still names it. */
 #define MISS_SNAPSHOT_NS 200000000ull
-static const char *task_of_coroutine(void *ud, uint64_t coro)
+static const char *task_of_coroutine(void *ud, pid_t pid, uint64_t coro)
 {
     tui_live *l = ud;
-    const char *name = lookup_task(l, coro);
-    if (name || !l->ar)
+    tui_proc *p = proc_of(l, pid);
+    if (!p)
+        return NULL;
+    const char *name = lookup_task(p, coro);
+    if (name || !p->ar)
         return name;
-    publish_snapshot(l);
-    if ((name = lookup_task(l, coro)) != NULL)
+    publish_snapshot(l, p);
+    if ((name = lookup_task(p, coro)) != NULL)
         return name;
     uint64_t now = aprof_now_ns();
-    if (now - l->miss_snap_ns < MISS_SNAPSHOT_NS)
+    if (now - p->miss_snap_ns < MISS_SNAPSHOT_NS)
         return NULL;
-    l->miss_snap_ns = now;
+    p->miss_snap_ns = now;
     uint64_t t0 = now;
-    if (asyncio_snapshot(l->ar, l->feeding, back_buffer(l)) >= 0) {
-        l->snap_last_ns = aprof_now_ns();
-        l->snap_cost_ns = l->snap_last_ns - t0;
-        l->snap_pending = true;
-        publish_snapshot(l);
+    const aprof_sample *feeding = l->feeding && l->feeding->pid == pid ? l->feeding : NULL;
+    if (asyncio_snapshot(p->ar, feeding, back_buffer(p)) >= 0) {
+        p->snap_last_ns = aprof_now_ns();
+        p->snap_cost_ns = p->snap_last_ns - t0;
+        p->snap_pending = true;
+        publish_snapshot(l, p);
     }
-    return lookup_task(l, coro);
+    return lookup_task(p, coro);
 }
 
 static void maybe_snapshot(tui_live *l, const aprof_sample *smp)
 {
-    if (!l->ar || l->snap_pending)
+    tui_proc *p = proc_of(l, smp->pid); /* the list changes on this thread only */
+    if (!p || !p->ar || p->snap_pending)
         return;
     uint64_t now = aprof_now_ns();
     uint64_t every = atomic_load(&l->tasks_interval_ns);
-    if (every < SNAPSHOT_MAX_SHARE * l->snap_cost_ns)
-        every = SNAPSHOT_MAX_SHARE * l->snap_cost_ns;
-    if (now - l->snap_last_ns < every)
+    if (every < SNAPSHOT_MAX_SHARE * p->snap_cost_ns)
+        every = SNAPSHOT_MAX_SHARE * p->snap_cost_ns;
+    if (now - p->snap_last_ns < every)
         return;
-    async_snapshot *back = back_buffer(l);
-    int n = asyncio_snapshot(l->ar, smp, back);
+    async_snapshot *back = back_buffer(p);
+    int n = asyncio_snapshot(p->ar, smp, back);
     uint64_t end = aprof_now_ns();
-    l->snap_cost_ns = end - now;
-    l->snap_last_ns = end;
+    p->snap_cost_ns = end - now;
+    p->snap_last_ns = end;
     if (n >= 0)
-        l->snap_pending = true;
+        p->snap_pending = true;
+}
+
+/* ---- the processes ------------------------------------------------------------------------------ */
+
+static tui_proc *proc_new(session *s)
+{
+    tui_proc *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->pid = s->pid;
+    p->s = s;
+    proc_cmdline_label(s->cmdline, 60, p->label, sizeof(p->label));
+    async_snapshot_init(&p->snap[0]);
+    async_snapshot_init(&p->snap[1]);
+    p->ar = session_asyncio_reader(s);
+    if (!p->ar) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void proc_free(tui_proc *p)
+{
+    if (!p)
+        return;
+    asyncio_reader_free(p->ar);
+    async_snapshot_free(&p->snap[0]);
+    async_snapshot_free(&p->snap[1]);
+    free(p);
+}
+
+/* Following: thread profiles named after their process. */
+static void label_procs(tui_live *l)
+{
+    for (size_t i = 0; l->o.follow_root && i < l->nprocs; i++)
+        agg_process_label(l->a, l->procs[i]->pid, l->procs[i]->label);
+}
+
+static bool on_joined(void *ud, procset_proc *pp, char *why, size_t whylen)
+{
+    tui_live *l = ud;
+    if (l->o.redact)
+        session_enable_redaction(pp->s);
+    tui_proc *p = proc_new(pp->s);
+    if (!p) {
+        snprintf(why, whylen, "out of memory");
+        return false;
+    }
+    pthread_mutex_lock(&l->lock);
+    l->procs[l->nprocs++] = p; /* the set holds at most as many */
+    l->procs_joined++;
+    label_procs(l);
+    sync_shown(l);
+    pthread_mutex_unlock(&l->lock);
+    pp->user = p;
+    return true;
+}
+
+static void on_left(void *ud, procset_proc *pp)
+{
+    tui_live *l = ud;
+    tui_proc *p = pp->user;
+    if (!p)
+        return;
+    pthread_mutex_lock(&l->lock);
+    size_t i = 0;
+    while (i < l->nprocs && l->procs[i] != p)
+        i++;
+    if (i < l->nprocs) {
+        memmove(&l->procs[i], &l->procs[i + 1], (l->nprocs - i - 1) * sizeof(l->procs[0]));
+        l->nprocs--;
+        if (l->shown > i)
+            l->shown--;
+    }
+    sync_shown(l);
+    pthread_mutex_unlock(&l->lock);
+    proc_free(p);
+    pp->user = NULL;
+}
+
+void tui_live_show_process_locked(tui_live *l, int step)
+{
+    if (l->nprocs == 0)
+        return;
+    int n = (int)l->nprocs;
+    l->shown = (size_t)(((int)l->shown + step % n + n) % n);
+    sync_shown(l);
 }
 
 /* ---- the sampler thread ------------------------------------------------------------------------- */
@@ -173,7 +299,7 @@ static bool consume(void *ud, const aprof_sample *smp, const sampler_stats *st)
         process(l, smp);
         l->feeding = NULL;
         l->stats = *st;
-        publish_snapshot(l);
+        publish_all(l);
         pthread_mutex_unlock(&l->lock);
     } else {
         enqueue(l, smp);
@@ -197,7 +323,14 @@ static void *sampler_main(void *arg)
     sampler_opts so = {.rate_hz = l->o.rate_hz, .blocking = l->o.blocking,
                        .nonblocking = l->o.nonblocking};
     sampler_stats st;
-    sampler_run(l->s, &so, consume, l, &st);
+    procset ps;
+    if (l->o.follow_root) {
+        procset_hooks hooks = {on_joined, on_left, NULL, l};
+        procset_init(&ps, l->o.follow_root, true, l->st, &hooks);
+        sampler_run_set(&ps, &so, consume, l, &st);
+    } else {
+        sampler_run(l->s, &so, consume, l, &st);
+    }
     pthread_mutex_lock(&l->lock);
     drain_backlog(l);
     l->stats = st;
@@ -208,6 +341,8 @@ static void *sampler_main(void *arg)
     }
     l->finished = true;
     pthread_mutex_unlock(&l->lock);
+    if (l->o.follow_root)
+        procset_free(&ps); /* on_left takes the lock: not held here */
     return NULL;
 }
 
@@ -216,18 +351,21 @@ aprof_status tui_live_start(tui_live *l, session *s, const tui_live_opts *o, apr
     memset(l, 0, sizeof(*l));
     l->s = s;
     l->o = *o;
+    l->st = s ? s->st : (l->own_st = strtab_new());
     pthread_mutex_init(&l->lock, NULL);
     atomic_init(&l->stop, false);
     atomic_init(&l->dropped, 0);
     atomic_init(&l->tasks_interval_ns, 1000000000ull);
-    async_snapshot_init(&l->snap[0]);
-    async_snapshot_init(&l->snap[1]);
-    l->a = agg_new(s->st);
+    l->a = l->st ? agg_new(l->st) : NULL;
     l->stitched = malloc(APROF_MAX_FRAMES * sizeof(*l->stitched));
-    l->stalls = stall_detector_new(o->stall_threshold_ns, s->st);
+    l->stalls = l->st ? stall_detector_new(o->stall_threshold_ns, l->st) : NULL;
     l->backlog = calloc(TUI_BACKLOG_MAX, sizeof(*l->backlog));
-    l->ar = session_asyncio_reader(s);
-    if (!l->a || !l->stalls || !l->backlog || !l->ar || !l->stitched) {
+    if (s && (l->single = proc_new(s)) != NULL) {
+        l->procs[l->nprocs++] = l->single;
+        l->procs_joined = 1;
+        sync_shown(l);
+    }
+    if (!l->a || !l->stalls || !l->backlog || (s && !l->single) || !l->stitched) {
         tui_live_free(l);
         return aprof_error_set(err, APROF_E_INTERNAL, "out of memory");
     }
@@ -274,12 +412,11 @@ void tui_live_free(tui_live *l)
             sample_free(&l->backlog[i]);
         free(l->backlog);
     }
-    asyncio_reader_free(l->ar);
-    async_snapshot_free(&l->snap[0]);
-    async_snapshot_free(&l->snap[1]);
+    proc_free(l->single);
     stall_detector_free(l->stalls);
     agg_free(l->a);
     free(l->stitched);
+    strtab_free(l->own_st);
     pthread_mutex_destroy(&l->lock);
     memset(l, 0, sizeof(*l));
 }
@@ -296,8 +433,8 @@ void tui_live_unlock(tui_live *l)
 
 int tui_live_reset_locked(tui_live *l)
 {
-    agg *a = agg_new(l->s->st);
-    stall_detector *d = stall_detector_new(l->o.stall_threshold_ns, l->s->st);
+    agg *a = agg_new(l->st);
+    stall_detector *d = stall_detector_new(l->o.stall_threshold_ns, l->st);
     if (!a || !d) {
         agg_free(a);
         stall_detector_free(d);
@@ -308,6 +445,7 @@ int tui_live_reset_locked(tui_live *l)
     stall_detector_free(l->stalls);
     l->a = a;
     l->stalls = d;
+    label_procs(l);
     l->thread_samples = l->torn = l->marked = l->oom = 0;
     atomic_store(&l->dropped, 0);
     l->reset_ns = aprof_now_ns();

@@ -14,6 +14,7 @@
 
 #include "aggregate.h"
 #include "asyncio_reader.h"
+#include "procset.h"
 #include "sampler.h"
 #include "session.h"
 #include "stalls.h"
@@ -32,10 +33,31 @@ typedef struct tui_live_opts {
     bool blocking;
     bool nonblocking;
     bool exact_task_names;
+    /* --subprocesses: follow this process and its descendants (tui_live_start's session is
+     * then NULL); each one found is opened with redact as asked */
+    pid_t follow_root;
+    bool redact;
 } tui_live_opts;
 
-typedef struct tui_live {
+/* A process being sampled, with its asyncio task snapshots. */
+typedef struct tui_proc {
+    pid_t pid;
     session *s;
+    char label[80];               /* its command line, paths cut to file names */
+    /* ---- sampler thread only ---- */
+    asyncio_reader *ar;
+    async_snapshot snap[2];       /* one is `tasks`, the other the back buffer */
+    bool snap_pending;            /* back buffer holds a snapshot not yet published */
+    uint64_t snap_last_ns, snap_cost_ns, miss_snap_ns;
+    /* ---- guarded by the lock ---- */
+    async_snapshot *tasks;        /* latest published snapshot (NULL before the first) */
+    uint64_t tasks_t_ns;
+} tui_proc;
+
+typedef struct tui_live {
+    session *s;                   /* the one process, or NULL when following (o.follow_root) */
+    strtab *st;                   /* the strings of every process */
+    strtab *own_st;               /* following: owned here */
     tui_live_opts o;
     aprof_frame *stitched;    /* scratch: a task-stitched stack (sampler thread, lock held) */
     pthread_mutex_t lock;
@@ -48,8 +70,13 @@ typedef struct tui_live {
     uint64_t marked;              /* thread stacks kept with an <unreadable> leaf (TSF_PARTIAL) */
     uint64_t oom;
     uint64_t reset_ns;            /* when the data was last reset (session start at first) */
-    async_snapshot *tasks;        /* latest task snapshot (NULL before the first) */
+    tui_proc *procs[PROCSET_MAX]; /* the processes sampled now */
+    size_t nprocs;
+    size_t shown;                 /* the process whose tasks the Tasks view shows */
+    async_snapshot *tasks;        /* its latest task snapshot (NULL before the first) */
     uint64_t tasks_t_ns;          /* when it was taken */
+    pid_t tasks_pid;              /* whose they are */
+    uint64_t procs_joined;        /* processes sampled at some point */
     bool finished;                /* the sampler thread is done */
     bool target_exited;
     /* ---- atomics ---- */
@@ -59,10 +86,7 @@ typedef struct tui_live {
     /* ---- sampler thread only ---- */
     pthread_t thread;
     bool started;
-    asyncio_reader *ar;
-    async_snapshot snap[2];       /* one is `tasks`, the other the back buffer */
-    bool snap_pending;            /* back buffer holds a snapshot not yet published */
-    uint64_t snap_last_ns, snap_cost_ns, miss_snap_ns;
+    tui_proc *single;             /* one process: its entry (not following) */
     const aprof_sample *feeding;  /* the live sample being added, NULL for backlog ones */
     aprof_sample *backlog;        /* ring of copies */
     size_t bl_head, bl_len;
@@ -85,6 +109,9 @@ void tui_live_unlock(tui_live *l);
 /* Forget everything collected so far (with the lock held). 0, or -1 when out of memory (the
  * old data is kept then). */
 int tui_live_reset_locked(tui_live *l);
+
+/* Show the tasks of the next (step 1) or previous (-1) process (with the lock held). */
+void tui_live_show_process_locked(tui_live *l, int step);
 
 /* How often to take task snapshots (the UI asks more often while the Tasks view is shown). */
 void tui_live_set_tasks_interval(tui_live *l, uint64_t ns);

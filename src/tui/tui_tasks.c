@@ -3,6 +3,7 @@
 #include "tui_text.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,11 +53,13 @@ static bool task_row(const async_snapshot *s, uint32_t i, uint32_t depth, bool a
     if (reserve(rows, cap, *n + 1) < 0)
         return false;
     const async_task *t = &s->tasks[i];
-    (*rows)[(*n)++] = (tui_task_row){
-        .loop = t->loop_index, .task = i, .id = t->id, .depth = depth, .again = again, .name = t->name,
+    tui_task_row *row = &(*rows)[(*n)++];
+    *row = (tui_task_row){
+        .loop = t->loop_index, .task = i, .id = t->id, .depth = depth, .again = again,
         .tid = t->tid, .state = t->state, .wait_kind = t->wait_kind, .flags = t->flags,
         .where = where_of(s, t),
     };
+    snprintf(row->name, sizeof(row->name), "%s", t->name ? t->name : "");
     return true;
 }
 
@@ -130,10 +133,11 @@ size_t tui_tasks_build(const async_snapshot *s, const char *filter, bool show_do
         if (reserve(rows, cap, n + 1) < 0)
             goto out;
         const async_loop *L = loop != ASYNC_NO_INDEX ? &s->loops[loop] : NULL;
-        (*rows)[n++] = (tui_task_row){.is_loop = true, .loop = loop, .ntasks = count,
-                                      .id = L ? L->id : 0,
-                                      .name = L && L->thread_name ? L->thread_name : "",
-                                      .tid = L ? L->tid : 0};
+        tui_task_row *head = &(*rows)[n++];
+        *head = (tui_task_row){.is_loop = true, .loop = loop, .ntasks = count,
+                               .id = L ? L->id : 0, .tid = L ? L->tid : 0};
+        snprintf(head->name, sizeof(head->name), "%s",
+                 L && L->thread_name ? L->thread_name : "");
         size_t heading = n - 1, before = n;
         /* roots (awaited by nobody) first, then whatever is left (await cycles); by name */
         uint32_t norder = 0;

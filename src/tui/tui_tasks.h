@@ -16,7 +16,9 @@ typedef struct tui_task_row {
     uint64_t id;           /* the task object's address (task rows), the loop's (loop rows) */
     uint32_t depth;        /* 0 for tasks that nothing awaits */
     bool again;            /* awaited by several: shown in full under its first awaiter only */
-    const char *name;      /* task name; loop rows: the loop's thread name */
+    char name[96];         /* task name (a copy: a snapshot's names do not outlive it for long,
+                            * and rows stay on screen while the display is paused); loop rows:
+                            * the loop's thread name */
     pid_t tid;             /* loop rows: the loop's thread */
     uint32_t ntasks;       /* loop rows: its tasks */
     uint8_t state;         /* async_task_state */

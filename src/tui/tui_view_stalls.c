@@ -103,7 +103,8 @@ void tui_stalls_draw(tui_app *app, int y0, int h)
     int xdur = W_AT, ximp = xdur + W_DUR, xtask = ximp + W_IMPACT, xcul = xtask + W_TASK;
     char head[256];
     snprintf(head, sizeof(head), "%-*s%*s  %-*s%-*s%s", W_AT, "AT", W_DUR - 2, "DURATION",
-             W_IMPACT, "IMPACT", W_TASK, "TASK", "CULPRIT function (file:line)");
+             W_IMPACT, "IMPACT", W_TASK, app->opts.follow_root ? "PID TASK" : "TASK",
+             "CULPRIT function (file:line)");
     tui_put(app, y0 - 1, 0, head, app->cols, true, A_BOLD);
     tui_list *l = &app->list[TUI_VIEW_STALLS];
     tui_list_clamp(l, (int)app->nstall_rows, h);
@@ -135,7 +136,12 @@ void tui_stalls_draw(tui_app *app, int y0, int h)
         tui_put(app, y, ximp, crit ? "critical" : "warning", W_IMPACT - 1, false,
                 base | (sel ? 0 : tui_attr(app, crit ? TUI_C_CRIT : TUI_C_WARN)));
         const char *task = e->task ? e->task : e->callback ? e->callback : "-";
-        tui_put(app, y, xtask, task, W_TASK - 1, false, base);
+        char tcell[256];
+        if (app->opts.follow_root) /* several processes: whose loop */
+            snprintf(tcell, sizeof(tcell), "%d %s", (int)e->pid, task);
+        else
+            snprintf(tcell, sizeof(tcell), "%s", task);
+        tui_put(app, y, xtask, tcell, W_TASK - 1, false, base);
         char fr[TUI_TEXT_CAP(512)];
         int w = app->cols - xcul;
         tui_format_frame(fr, sizeof(fr), e->culprit.name, e->culprit.file, e->culprit.line,
@@ -176,9 +182,10 @@ void tui_stack_popup_draw(tui_app *app)
     char dur[16], at[32], title[512];
     tui_format_duration(dur, sizeof(dur), e->end_ns - e->start_ns);
     at_text(app, e, at, sizeof(at));
-    snprintf(title, sizeof(title), " stall at %s: %s %s, task %s, thread %d \"%s\" ", at, dur,
-             e->impact == STALL_CRITICAL ? "critical" : "warning", e->task ? e->task : "-",
-             (int)e->tid, e->thread_name ? e->thread_name : "");
+    snprintf(title, sizeof(title), " stall at %s: %s %s, task %s, process %d thread %d \"%s\" ",
+             at, dur, e->impact == STALL_CRITICAL ? "critical" : "warning",
+             e->task ? e->task : "-", (int)e->pid, (int)e->tid,
+             e->thread_name ? e->thread_name : "");
     for (int y = y0; y < y0 + h; y++)
         tui_put(app, y, x0, "", w, true, 0);
     tui_put(app, y0, x0, title, w, true, tui_attr(app, TUI_C_TITLE));

@@ -55,7 +55,14 @@ void tui_tasks_draw(tui_app *app, int y0, int h)
     int xkind = W_STATE + wname + 1, xwhere = xkind + W_KIND;
     tui_put(app, y0 - 1, 0, "", app->cols, true, A_BOLD);
     tui_put(app, y0 - 1, 0, "STATE", W_STATE, false, A_BOLD);
-    tui_put(app, y0 - 1, W_STATE, "TASK (awaited-by tree)", wname, false, A_BOLD);
+    char head[256];
+    if (app->opts.follow_root && app->hdr.nprocs)
+        snprintf(head, sizeof(head), "TASKS OF PROCESS %d (%zu/%zu, n next) %s",
+                 (int)app->hdr.tasks_pid, app->hdr.shown + 1, app->hdr.nprocs,
+                 app->hdr.tasks_label);
+    else
+        snprintf(head, sizeof(head), "TASK (awaited-by tree)");
+    tui_put(app, y0 - 1, W_STATE, head, wname, false, A_BOLD);
     tui_put(app, y0 - 1, xkind, "AWAITING", W_KIND, false, A_BOLD);
     tui_put(app, y0 - 1, xwhere, "WHERE (innermost coroutine frame)", app->cols - xwhere, false,
             A_BOLD);
@@ -111,6 +118,17 @@ void tui_tasks_draw(tui_app *app, int y0, int h)
 
 bool tui_tasks_on_key(tui_app *app, int key)
 {
+    if ((key == 'n' || key == 'N') && app->opts.follow_root) {
+        tui_live_lock(app->live);
+        tui_live_show_process_locked(app->live, key == 'n' ? 1 : -1);
+        pid_t pid = app->live->tasks_pid;
+        tui_live_unlock(app->live);
+        app->list[TUI_VIEW_TASKS].sel = 0;
+        app->list[TUI_VIEW_TASKS].top = 0;
+        app->dirty = true;
+        tui_message(app, "tasks of process %d", (int)pid);
+        return true;
+    }
     if (key != 'd')
         return false;
     app->show_done = !app->show_done;

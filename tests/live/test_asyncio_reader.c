@@ -246,6 +246,99 @@ static void test_no_asyncio(void **state)
     session_close(&s);
 }
 
+/* A program that names every task differently (fixture below: about 2,000 live tasks replaced
+ * every ~50 ms, "n-COUNTER"): the reader keeps task names in a table of its own that starts
+ * over (ASYNC_NAMES_ROTATE), so the session's string table does not grow with them, and every
+ * name of every snapshot is still one the program gave (under ASan: still readable memory). */
+static const char churn_names_code[] =
+    "import asyncio, sys\n"
+    "async def one():\n"
+    "    await asyncio.sleep(0.05)\n"
+    "async def main():\n"
+    "    n = 0\n"
+    "    live = set()\n"
+    "    open(sys.argv[1], 'w').close()\n"
+    "    while True:\n"
+    "        while len(live) < 2000:\n"
+    "            n += 1\n"
+    "            t = asyncio.create_task(one(), name='n-%d' % n)\n"
+    "            live.add(t)\n"
+    "            t.add_done_callback(live.discard)\n"
+    "        await asyncio.sleep(0.005)\n"
+    "asyncio.run(main())\n";
+
+static bool digits_after(const char *name, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (strncmp(name, prefix, n) != 0 || !name[n])
+        return false;
+    for (const char *p = name + n; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    return true;
+}
+
+/* "n-N" as the program names them, or "Task-N": main(), and on 3.10 every task for a moment
+ * (asyncio.create_task names a task only after creating it with its default name). */
+static bool well_formed(const char *name)
+{
+    return digits_after(name, "n-") || digits_after(name, "Task-");
+}
+
+static void test_task_names_rotate(void **state)
+{
+    (void)state;
+    assert_true(ntargets > 0);
+    char flag[256];
+    snprintf(flag, sizeof flag, "/tmp/aprof-unit-names-%d", (int)getpid());
+    unlink(flag);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        execl(targets[0]->python, targets[0]->python, "-c", churn_names_code, flag, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 3000 && access(flag, F_OK) != 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    unlink(flag);
+    session s;
+    assert_int_equal(session_open(&s, pid, NULL), APROF_OK);
+    asyncio_reader *r = session_asyncio_reader(&s);
+    assert_non_null(r);
+    async_snapshot snap[2];
+    async_snapshot_init(&snap[0]);
+    async_snapshot_init(&snap[1]);
+    size_t strings_before = 0;
+    uint64_t names_read = 0;
+    for (int k = 0; k < 400 && asyncio_reader_name_rotations(r) < 2; k++) {
+        async_snapshot *cur = &snap[k % 2], *prev = &snap[(k + 1) % 2];
+        assert_true(asyncio_snapshot(r, NULL, cur) >= 0);
+        names_read += cur->ntasks;
+        if (k == 0)
+            strings_before = strtab_count(s.st);
+        for (uint32_t i = 0; i < cur->ntasks; i++)
+            if (!(cur->tasks[i].flags & (ATF_UNREADABLE | ATF_PARTIAL)))
+                assert_true(well_formed(cur->tasks[i].name));
+        /* the snapshot before stays readable after a rotation (one generation is kept) */
+        for (uint32_t i = 0; k > 0 && i < prev->ntasks; i++)
+            if (!(prev->tasks[i].flags & (ATF_UNREADABLE | ATF_PARTIAL)))
+                assert_true(well_formed(prev->tasks[i].name));
+        struct timespec ts = {0, 40 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_true(asyncio_reader_name_rotations(r) >= 2);
+    assert_true(names_read > 2 * ASYNC_NAMES_ROTATE);
+    /* code and thread names only: no task name went to the session's table */
+    assert_true(strtab_count(s.st) < strings_before + 100);
+    stop(pid);
+    asyncio_reader_free(r);
+    async_snapshot_free(&snap[0]);
+    async_snapshot_free(&snap[1]);
+    session_close(&s);
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -264,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_api_on_every_interpreter),
         cmocka_unit_test(test_no_asyncio),
+        cmocka_unit_test(test_task_names_rotate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -483,7 +483,7 @@ static void test_add_sample_routes_threads(void **state)
         assert_int_equal(p->npoints, 1); /* one stack each: consecutive samples merged */
         assert_int_equal(p->total_ns, counts[i] * 1000000u);
         /* the same profile is found by thread id, whatever the name asked for */
-        assert_ptr_equal(agg_thread_profile(fx->a, tids[i], thread_names[i]), p);
+        assert_ptr_equal(agg_thread_profile(fx->a, 0, tids[i], thread_names[i]), p);
         assert_string_equal(p->name, names[i]);
     }
     assert_null(agg_profile_at(fx->a, 3));

@@ -157,7 +157,7 @@ static void add(fx *f, pid_t tid, const int *fn, const int *line, int depth, uin
         frames[i] = (aprof_frame){f->names[fn[i]], f->files[fn[i]], line[i], FRAME_PYTHON, 0};
     char tname[32];
     snprintf(tname, sizeof(tname), "T%d", (int)tid);
-    agg_profile *p = agg_thread_profile(f->a, tid, strtab_intern_cstr(f->st, tname));
+    agg_profile *p = agg_thread_profile(f->a, 0, tid, strtab_intern_cstr(f->st, tname));
     assert_non_null(p);
     assert_int_equal(agg_profile_add(f->a, p, frames, (uint32_t)depth, t, w), 0);
     model_sample *m = &f->ms[f->n++];

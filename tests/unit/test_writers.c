@@ -302,7 +302,7 @@ static void test_speedscope_time_windows(void **state)
     (void)state;
     strtab *st = strtab_new();
     agg *a = agg_new(st);
-    agg_profile *p = agg_thread_profile(a, 5, "main");
+    agg_profile *p = agg_thread_profile(a, 0, 5, "main");
     agg_profile *syn = agg_profile_get(a, "synthetic", 0);
     const char *names[3] = {"A", "B", "C"};
     aprof_frame fr[3][2];

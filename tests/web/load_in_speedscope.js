@@ -111,7 +111,8 @@ function colourStats(img, top, bottom) {
       const i = (y * img.width + x) * img.channels;
       const r = img.px[i], g = img.px[i + 1], b = img.px[i + 2];
       total++;
-      if (Math.max(r, g, b) - Math.min(r, g, b) > 40) {
+      // tinted, not grey: speedscope's palest bars differ by about 40 between channels
+      if (Math.max(r, g, b) - Math.min(r, g, b) > 12) {
         coloured++;
         colours.add((r >> 3) << 10 | (g >> 3) << 5 | (b >> 3));
       }
