@@ -10,6 +10,16 @@
 #include <string.h>
 
 #define MIN_REFRESH_NS 10000000ull /* refresh early at most every 10 ms */
+/* An early refresh is asked for by a sample whose loop runs a task the snapshot does not know
+ * (looked for from MIN_REFRESH_NS / 2 after a snapshot), and taken at a later sample, at least
+ * REFRESH_DELAY_NS on, never at the asking one. Why: a snapshot takes milliseconds (3 ms for
+ * 2,000 tasks), in which no sample can be taken, and a target thread on aprof's CPU stands still
+ * meanwhile (the sampler runs in real time) in the state the sample found. Taken at the asking
+ * sample, that state is always a busy loop: the loop's busy time grew by every refresh while
+ * aprof's samples could not see it, and a loop 35% busy by its own clock read 3 to 5 points
+ * under (3.12, 15 refreshes a second). 5 ms on, a loop sharing aprof's CPU was still found busy
+ * more often than not (1 to 3 points over); 20 ms on, no more often than by any other sample. */
+#define REFRESH_DELAY_NS 20000000ull
 
 typedef struct tracked {
     uint64_t id, coro;   /* id 1: carried over to the next snapshot (never a real address) */
@@ -32,6 +42,7 @@ struct async_record {
     bool have_snap, active;
     bool baseline;       /* the first snapshot was taken: later tasks count as created */
     uint64_t interval_ns, last_snap_ns, gen;
+    uint64_t refresh_asked_ns; /* when a sample asked for an early refresh; 0: none asked */
     async_task_stats stats;
     track_table cur, prev;
     async_await_site *sites;
@@ -325,10 +336,15 @@ void async_record_observe(async_record *r, const aprof_sample *s)
 {
     uint64_t now = s->t_ns;
     bool due = !r->have_snap || now - r->last_snap_ns >= r->interval_ns;
-    if (!due && r->active && now - r->last_snap_ns >= MIN_REFRESH_NS)
-        due = unknown_running_task(r, s);
+    if (!due && r->refresh_asked_ns)
+        due = now - r->last_snap_ns >= MIN_REFRESH_NS &&
+              now - r->refresh_asked_ns >= REFRESH_DELAY_NS;
+    else if (!due && r->active && now - r->last_snap_ns >= MIN_REFRESH_NS / 2 &&
+             unknown_running_task(r, s))
+        r->refresh_asked_ns = now;
     if (!due)
         return;
+    r->refresh_asked_ns = 0;
     uint64_t weight = r->have_snap ? now - r->last_snap_ns : r->interval_ns;
     if (asyncio_snapshot(r->reader, s, &r->snap) < 0)
         return;

@@ -57,14 +57,15 @@ def start_loop(t):
     return fx, clock
 
 
-def record(t, fx, rate, seconds, mode, name):
+def record(t, fx, rate, seconds, mode, name, prefix=()):
     """(summary, speedscope doc); the doc also carries the same recording's folded stacks
     (sample counts: the speedscope file merges consecutive samples of one stack) as
     doc["_folded"]."""
     out, summary = t.path(name + ".json"), t.path(name + ".summary.json")
     folded = t.path(name + ".txt")
     res = t.aprof("record", "--pid", fx.pid, "--rate", rate, "--duration", seconds, "-o", out,
-                  "-s", summary, "--folded", folded, "-q", *MODES[mode], timeout=seconds + 90)
+                  "-s", summary, "--folded", folded, "-q", *MODES[mode], timeout=seconds + 90,
+                  prefix=prefix)
     t.require_rc(res, 0, "aprof record %s at %s Hz" % (mode, rate))
     time.sleep(0.05)  # the fixture's clock line after the window
     with open(summary) as f:
@@ -87,14 +88,15 @@ STOPPING_4KHZ_POINTS = 0.05
 STOPPING_LOW_RATE_BIAS = 0.035
 
 
-def check_share(t, fx, clock, rate, seconds, mode):
+def check_share(t, fx, clock, rate, seconds, mode, prefix=()):
     """aprof's busy share of the loop thread (and the stall detector's) against the loop's own
     clock, in one recording window. A window off by more than the margin is recorded once more:
     about one window in fifteen reads 3-3.5 points off (either way, docs/limits.md), a bias
     fails both."""
     first = None
     for attempt in (1, 2):
-        summary, doc = record(t, fx, rate, seconds, mode, "%s-%d-%d" % (mode, rate, attempt))
+        summary, doc = record(t, fx, rate, seconds, mode, "%s-%d-%d" % (mode, rate, attempt),
+                              prefix)
         start = float(summary["start_monotonic_s"])
         end = start + float(summary["duration_s"])
         rows = loopshare.read_clock(clock)
@@ -195,6 +197,41 @@ def test_busy_share_default_mode(t):
     t.check(fx.alive(), "the fixture died")
 
 
+def realtime_allowed():
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    except (OSError, AttributeError):
+        return False
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    return True
+
+
+@h.once
+def test_busy_share_sharing_aprofs_cpu(t):
+    """Every thread of the fixture and aprof on one CPU, where whatever aprof does after a sample
+    holds the loop in the state the sample found (aprof runs in real time). Two biases seen that
+    way, each 3 to 6 points under the loop's own clock in every run, and on 2-CPU CI hosts now
+    and then unpinned: the bookkeeping after a sample at normal priority (taking turns with the
+    busy loop), and task snapshots taken at the very sample that found the loop running a task
+    they did not know yet (src/analysis/async_record.c). On 3.12, where such snapshots were the
+    most frequent (15 a second)."""
+    import shutil
+    import subprocess
+    interp = next((i for i in h.interpreters() if i.label.startswith("3.12")), None)
+    if interp is None:
+        raise h.Skip("no CPython 3.12 under pyenv")
+    if not shutil.which("taskset") or not realtime_allowed():
+        raise h.Skip("no taskset, or real-time scheduling not allowed (aprof then samples late)")
+    t.interp = interp
+    cpu = str(max(os.sched_getaffinity(0)))
+    fx, clock = start_loop(t)
+    subprocess.run(["taskset", "-a", "-p", "-c", cpu, str(fx.pid)], check=True,
+                   capture_output=True)
+    time.sleep(0.5)
+    check_share(t, fx, clock, 1000, 4, "default", prefix=("taskset", "-c", cpu))
+    t.check(fx.alive(), "the fixture died")
+
+
 @h.once
 def test_busy_share_modes_and_rates(t):
     """--blocking and --native on the newest interpreter, and every mode at 97 and 4000 Hz
@@ -215,8 +252,9 @@ def check_edges(t, fx, clock, mode, rate=4000, seconds=4):
     edges = loopshare.load_edges(clock + ".edges.json")
     _, doc = record(t, fx, rate, seconds, mode, "edges-" + mode)
     bad, checked = loopshare.impossible_edges(doc, fx.pid, edges)
-    # (checked counts speedscope entries: consecutive samples of one stack are one entry)
-    t.require(checked >= 2000, "only %d loop-thread entries to check" % checked)
+    # (checked counts speedscope entries: consecutive samples of one stack are one entry, so a
+    # less busy loop gives fewer: 1,865 to 1,970 in 6 s at 1 kHz with the loop 19% busy)
+    t.require(checked >= 1500, "only %d loop-thread entries to check" % checked)
     # Issue 9's aim is one in 10,000, met on the CI hosts of earlier sessions; on a slow host
     # up to 2 in 3,248 were seen at 1 kHz (docs/limits.md). One in 500 still fails the splicing
     # this test was written for (6 in 1,000 of all loop samples).
