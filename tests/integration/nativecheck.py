@@ -144,7 +144,10 @@ def check_merged_dumps(t, pid, truth, unwinder, what=""):
                         pending[key].append(why)
         if not pending:
             break
-        time.sleep(0.05)
+        # A random pause: at a fixed one, dumps can keep landing at the same phase of the
+        # ctypes thread's 60 ms cycle (20 ms in usleep, then ~40 ms in its Python callback)
+        # and never see it in usleep (seen on sid's interpreters, whose dumps take longer).
+        time.sleep(t.rng.uniform(0.02, 0.09))
     for key, whys in pending.items():
         t.check(False, "%s%s: no dump (of %d) showed the expected merged stack; reasons: %s"
                 % (what, key, attempt + 1, sorted(set(whys))[:6]))
