@@ -94,7 +94,7 @@ asyncio_reader *asyncio_reader_new(const asyncio_target *t)
     r->c.L = r->L;
     r->max_tasks = ASYNC_MAX_TASKS;
     r->names_cur = strtab_new();
-    if (!r->names_cur || pagecache_init(&r->pc, t->pid, PC_SLOTS, PC_GROUP) != 0) {
+    if (!r->names_cur || pagecache_init(&r->pc, (target_src){t->pid, t->core}, PC_SLOTS, PC_GROUP) != 0) {
         strtab_free(r->names_cur);
         free(r);
         return NULL;
@@ -319,8 +319,10 @@ int asyncio_snapshot(asyncio_reader *r, const aprof_sample *threads, async_snaps
         r->refreshed_ns = t0;
         if (!ar_refresh_registries(r)) {
             out->flags |= ASF_NO_ASYNCIO;
-            if (kill(r->t.pid, 0) != 0 && errno == ESRCH)
+            if (!target_src_alive(&r->pc.src)) {
+                errno = ESRCH;
                 return -1;
+            }
             out->cost_ns = aprof_now_ns() - t0;
             return 0;
         }
@@ -336,8 +338,10 @@ int asyncio_snapshot(asyncio_reader *r, const aprof_sample *threads, async_snaps
         errno = ENOMEM;
         return -1;
     }
-    if (kill(r->t.pid, 0) != 0 && errno == ESRCH)
+    if (!target_src_alive(&r->pc.src)) {
+        errno = ESRCH;
         return -1;
+    }
     r->ncur = 0;
     if (r->current)
         pyobj_dict_iter(&r->c, r->current, ar_current_cb, r);

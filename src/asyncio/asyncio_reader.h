@@ -167,6 +167,7 @@ typedef struct asyncio_reader asyncio_reader;
  * outlive the reader. */
 typedef struct asyncio_target {
     pid_t pid;
+    struct core_file *core; /* set when the target is a core file (target_src.h) */
     mem *m;
     const pyruntime *rt;
     strtab *st;

@@ -28,7 +28,7 @@ static bool may_hold_asyncio(const char *base)
 static bool apply_asyncio_offsets(asyncio_reader *r)
 {
     proc_maps maps;
-    if (proc_maps_read(r->t.pid, &maps) != 0)
+    if (target_src_maps(&r->pc.src, &maps) != 0)
         return false;
     bool ok = false;
     for (size_t i = 0; i < maps.n && !ok; i++) {
@@ -37,8 +37,8 @@ static bool apply_asyncio_offsets(asyncio_reader *r)
             continue;
         char hp[PATH_MAX + 32];
         elf_image img;
-        if (!proc_mapped_file_path(r->t.pid, maps.maps[i].start, maps.maps[i].end, path, hp,
-                                   sizeof hp) ||
+        if (!target_src_file_path(&r->pc.src, maps.maps[i].start, maps.maps[i].end, path, hp,
+                                  sizeof hp) ||
             elf_image_open(hp, &img) != 0)
             continue;
         uint64_t addr, size;

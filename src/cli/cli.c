@@ -90,6 +90,7 @@ int cli_exit_code(aprof_status st)
     case APROF_E_LAUNCH: return EXIT_LAUNCH;
     case APROF_E_INTERNAL: break;
     case APROF_E_BAD_INPUT: return EXIT_BAD_INPUT;
+    case APROF_E_MISSING_FILE: return EXIT_MISSING_FILE;
     case APROF_E_INTERRUPTED: return EXIT_INTERRUPTED;
     }
     return EXIT_INTERNAL;

@@ -2,6 +2,7 @@
 #include "asyncio_print.h"
 #include "asyncio_reader.h"
 #include "cli.h"
+#include "core_file.h"
 #include "exitcodes.h"
 #include "freezer.h"
 #include "json.h"
@@ -20,11 +21,14 @@
 static const char dump_usage[] =
     "usage: aprof dump --pid PID [--json] [--blocking | --nonblocking] [--no-async] [--native]\n"
     "                  [--redact] [--subprocesses] [--watch MS]\n"
+    "       aprof dump --core FILE [--executable PATH] [--lib-search DIR]... [--json]\n"
+    "                  [--no-async] [--native] [--redact]\n"
     "\n"
     "Print every thread of a running CPython process with its Python stack, innermost frame\n"
     "first (--json: outermost first), then every asyncio task of every event loop as a tree\n"
     "of who awaits whom, with each task's coroutine stack (docs/asyncio.md). With\n"
-    "--subprocesses, the same for each of its descendants in turn.\n"
+    "--subprocesses, the same for each of its descendants in turn. With --core, the same from\n"
+    "a core file (gcore or the kernel's) of a CPython process (docs/dump.md#core-files).\n"
     "\n";
 
 static const char *state_name(uint8_t st)
@@ -68,9 +72,12 @@ static const char *loop_kind_name(uint8_t kind)
     return kind == LOOP_NATIVE ? "uvloop" : "asyncio";
 }
 
-static void print_loop_text(const loop_state *l)
+static void print_loop_text(const loop_state *l, bool core)
 {
-    if (!l->busy)
+    if (l->busy && core)
+        printf("    event loop (%s): busy (running a callback when the core was written)\n",
+               loop_kind_name(l->kind));
+    else if (!l->busy)
         printf("    event loop (%s): idle, waiting in its selector\n", loop_kind_name(l->kind));
     else if (l->ended)
         printf("    event loop (%s): busy; back in its selector %.1f ms later\n",
@@ -83,7 +90,11 @@ static void print_loop_text(const loop_state *l)
 static void print_text(const session *s, const aprof_sample *smp, const async_snapshot *as,
                        const loop_view *lv)
 {
-    printf("Process %d: %s\n", (int)s->pid, s->cmdline);
+    if (s->src.core)
+        printf("Core file %s of process %d: %s\n", core_path(s->src.core), (int)s->pid,
+               s->cmdline);
+    else
+        printf("Process %d: %s\n", (int)s->pid, s->cmdline);
     printf("Python %s (%s%s)\n", s->rt.version, s->rt.binary, s->rt.stripped ? ", stripped" : "");
     for (uint32_t i = 0; i < smp->nthreads; i++) {
         const aprof_thread_sample *t = &smp->threads[i];
@@ -91,7 +102,7 @@ static void print_text(const session *s, const aprof_sample *smp, const async_sn
                state_name(t->state));
         const loop_state *l = loop_of(lv, t->tid);
         if (l)
-            print_loop_text(l);
+            print_loop_text(l, s->src.core != NULL);
         if (t->flags & TSF_TORN)
             printf("    (stack changed while it was read; incomplete)\n");
         if (t->nframes == 0)
@@ -117,6 +128,8 @@ static void write_json(json_writer *wp, const session *s, const aprof_sample *sm
 #define w (*wp)
     json_begin_object(&w);
     json_kv_int(&w, "pid", s->pid);
+    if (s->src.core)
+        json_kv_string(&w, "core", core_path(s->src.core));
     json_kv_string(&w, "python_version", s->rt.version);
     json_kv_string(&w, "command", s->cmdline);
     json_kv_string(&w, "binary", s->rt.binary);
@@ -224,11 +237,29 @@ static int take_clean_sample(session *s, aprof_sample *smp, bool blocking, bool 
     return rc < 0 ? -1 : rc;
 }
 
+#define MAX_LIB_SEARCH 16
+
+typedef struct lib_search {
+    const char *dirs[MAX_LIB_SEARCH];
+    size_t n;
+} lib_search;
+
 typedef struct dump_opts {
     bool json, blocking, nonblocking, with_async, redact, native, subprocesses;
     const char *unwinder_name;
     double watch_ms;
+    const char *core, *executable; /* --core, --executable */
+    lib_search search;             /* --lib-search, in the order given */
 } dump_opts;
+
+static bool parse_lib_search(const char *arg, void *dest)
+{
+    lib_search *ls = dest;
+    if (ls->n >= MAX_LIB_SEARCH || !arg[0])
+        return false;
+    ls->dirs[ls->n++] = arg;
+    return true;
+}
 
 /* Dump one process: as text on stdout, or as a JSON object to w. APROF_OK, or a status with
  * its message in err (nothing printed then). */
@@ -271,7 +302,8 @@ static aprof_status dump_process(pid_t pid, const dump_opts *o, json_writer *w, 
                             : aprof_error_set(err, APROF_E_INTERNAL,
                                               "cannot read the threads of process %d", (int)pid);
     } else {
-        qsort(smp.threads, smp.nthreads, sizeof(*smp.threads), thread_order);
+        if (smp.nthreads > 1) /* none: threads may be NULL, which qsort must not get */
+            qsort(smp.threads, smp.nthreads, sizeof(*smp.threads), thread_order);
         const async_snapshot *asp = ar ? &as : NULL;
         loop_state loops[MAX_LOOPS];
         loop_view lv = {loops, loop_watch(&s, &smp, (uint64_t)(o->watch_ms * 1e6), loops, MAX_LOOPS)};
@@ -285,6 +317,72 @@ static aprof_status dump_process(pid_t pid, const dump_opts *o, json_writer *w, 
     sample_free(&smp);
     freezer_free(&fz);
     session_close(&s);
+    return rc;
+}
+
+static aprof_status core_error(core_status st, const char *msg, aprof_error *err)
+{
+    return aprof_error_set(err, st == CORE_NO_MEMORY ? APROF_E_INTERNAL : APROF_E_BAD_INPUT, "%s",
+                           msg);
+}
+
+/* dump --core: one look at the process a core file holds. Nothing moves in a core: one sample,
+ * no retries, no watching. */
+static aprof_status dump_core(const dump_opts *o, json_writer *w, aprof_error *err)
+{
+    core_file *core;
+    char msg[768];
+    core_status cst = core_open(o->core, &core, msg, sizeof msg);
+    if (cst != CORE_OK)
+        return core_error(cst, msg, err);
+    for (size_t i = 0; i < o->search.n; i++)
+        if (core_add_lib_search(core, o->search.dirs[i]) != 0) {
+            core_close(core);
+            return aprof_error_set(err, APROF_E_INTERNAL, "out of memory");
+        }
+    if (o->executable && core_set_executable(core, o->executable) != 0) {
+        core_close(core);
+        return aprof_error_set(err, APROF_E_INTERNAL, "out of memory");
+    }
+    session s;
+    if (session_open_core(&s, core, err) != APROF_OK) {
+        core_close(core);
+        return err->status;
+    }
+    if (o->redact)
+        session_enable_redaction(&s);
+    s.want_state = true;
+    aprof_status rc = APROF_OK;
+    if (o->native && session_enable_native(&s, o->unwinder_name, err) != APROF_OK) {
+        session_close(&s);
+        core_close(core);
+        return err->status;
+    }
+    aprof_sample smp;
+    sample_init(&smp);
+    async_snapshot as;
+    async_snapshot_init(&as);
+    asyncio_reader *ar = o->with_async ? session_asyncio_reader(&s) : NULL;
+    if (o->with_async && !ar)
+        rc = aprof_error_set(err, APROF_E_INTERNAL, "out of memory");
+    else if (session_sample(&s, &smp) < 0 || (ar && asyncio_snapshot(ar, &smp, &as) < 0))
+        rc = aprof_error_set(err, APROF_E_BAD_INPUT, "cannot read the threads of the process in "
+                             "core file %s (its interpreter state is not in the core)", o->core);
+    if (rc == APROF_OK) {
+        if (smp.nthreads > 1) /* none: threads may be NULL, which qsort must not get */
+            qsort(smp.threads, smp.nthreads, sizeof(*smp.threads), thread_order);
+        loop_state loops[MAX_LOOPS];
+        loop_view lv = {loops, loop_watch(&s, &smp, 0, loops, MAX_LOOPS)};
+        if (w)
+            write_json(w, &s, &smp, ar ? &as : NULL, &lv);
+        else
+            print_text(&s, &smp, ar ? &as : NULL, &lv);
+    }
+    async_snapshot_free(&as);
+    asyncio_reader_free(ar);
+    sample_free(&smp);
+    session_close(&s);
+    core_close(core);
     return rc;
 }
 
@@ -403,6 +501,14 @@ int cmd_dump(int argc, char **argv)
     pid_t pid = 0;
     const cli_option opts[] = {
         CLI_OPT_PID(&pid, "process to inspect"),
+        {.name = "core", .arg = "FILE", .kind = OPT_STRING, .dest = &o.core,
+         .help = "read a core file (gcore PID, or the kernel's) instead of a live process"},
+        {.name = "executable", .arg = "PATH", .kind = OPT_STRING, .dest = &o.executable,
+         .help = "with --core: the program file, when not where the core says"},
+        {.name = "lib-search", .arg = "DIR", .kind = OPT_CUSTOM, .dest = &o.search,
+         .parse = parse_lib_search, .invalid = "cannot be added (at most 16, not empty)",
+         .help = "with --core: look for the files the core maps in DIR first, as DIR/PATH\n"
+                 "then DIR/NAME (repeatable; for cores moved off their machine)"},
         {.name = "json", .short_name = 'j', .kind = OPT_FLAG, .dest = &o.json,
          .help = "machine-readable output (docs/formats.md)"},
         CLI_OPT_BLOCKING(&o.blocking,
@@ -424,8 +530,24 @@ int cmd_dump(int argc, char **argv)
     int rc = cli_options_parse(&c, argc, argv, &first);
     if (rc >= 0)
         return rc;
+    if (o.core && (pid || o.subprocesses || o.blocking || o.nonblocking))
+        return cli_fail(EXIT_USAGE, "dump: --core reads a core file: it does not go with --pid, "
+                        "--subprocesses, --blocking or --nonblocking");
+    if (!o.core && (o.executable || o.search.n))
+        return cli_fail(EXIT_USAGE, "dump: --executable and --lib-search go with --core");
+    if (o.core) {
+        json_writer jw;
+        if (o.json)
+            json_init(&jw, stdout);
+        aprof_error err = {0};
+        if (dump_core(&o, o.json ? &jw : NULL, &err) != APROF_OK)
+            return cli_report(&err);
+        if (finish_output(o.json ? &jw : NULL) != 0)
+            return cli_fail(EXIT_OUTPUT, "cannot write the output: %s", strerror(errno));
+        return EXIT_OK;
+    }
     if (!pid)
-        return cli_fail(EXIT_USAGE, "dump: --pid is required (see aprof dump --help)");
+        return cli_fail(EXIT_USAGE, "dump: --pid or --core is required (see aprof dump --help)");
     if (o.subprocesses)
         return dump_tree(pid, &o);
     json_writer jw;

@@ -12,7 +12,8 @@ enum aprof_exit {
     EXIT_OUTPUT = 7,         /* output file could not be written */
     EXIT_LAUNCH = 8,         /* `record -- cmd`: the command could not be started */
     EXIT_INTERNAL = 9,       /* a bug or resource failure inside aprof */
-    EXIT_BAD_INPUT = 10,     /* a malformed input file */
+    EXIT_BAD_INPUT = 10,     /* a malformed input file (a corrupt or truncated core too) */
+    EXIT_MISSING_FILE = 11,  /* dump --core: a file the core maps is missing or another build */
     EXIT_INTERRUPTED = 130,  /* stopped by Ctrl-C before anything could be sampled */
 };
 

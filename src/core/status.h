@@ -16,6 +16,7 @@ typedef enum aprof_status {
     APROF_E_LAUNCH,      /* a command could not be started */
     APROF_E_INTERNAL,    /* out of memory, or a bug */
     APROF_E_BAD_INPUT,   /* a malformed input file */
+    APROF_E_MISSING_FILE,/* a file a core file maps is not here, or is another build */
     APROF_E_INTERRUPTED, /* stopped by a signal before anything was done */
 } aprof_status;
 

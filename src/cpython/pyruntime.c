@@ -1,5 +1,6 @@
 #include "pyruntime.h"
 
+#include "core_file.h"
 #include "debug_offsets.h"
 #include "elfimage.h"
 #include "proc.h"
@@ -157,10 +158,37 @@ static bool detect_version(pyruntime *rt, elf_image *img, const char *path, mem 
 
 pyrt_status pyruntime_locate(pid_t pid, pyruntime *rt, char *msg, size_t msglen)
 {
+    target_src t = target_src_live(pid);
+    return pyruntime_locate_src(&t, rt, msg, msglen);
+}
+
+/* The file a candidate names, opened as the target mapped it. A core's file may be missing on
+ * this machine or be another build: that ends the search with its own message. */
+static pyrt_status open_candidate(const target_src *t, const candidate *c, elf_image *img,
+                                  char *msg, size_t msglen)
+{
+    char hp[PATH_MAX + 32];
+    if (t->core) {
+        char why[512];
+        if (core_mapped_file_path(t->core, c->first_start, c->path, hp, sizeof hp, why,
+                                  sizeof why) != CORE_FILE_FOUND) {
+            snprintf(msg, msglen, "%s", why);
+            return PYRT_MISSING_FILE;
+        }
+    } else if (!proc_mapped_file_path(t->pid, c->first_start, c->first_end, c->path, hp,
+                                      sizeof hp)) {
+        return PYRT_NOT_PYTHON;
+    }
+    return elf_image_open(hp, img) == 0 ? PYRT_OK : PYRT_NOT_PYTHON;
+}
+
+pyrt_status pyruntime_locate_src(const target_src *t, pyruntime *rt, char *msg, size_t msglen)
+{
+    pid_t pid = t->pid;
     memset(rt, 0, sizeof(*rt));
     rt->pid = pid;
     proc_maps maps;
-    if (proc_maps_read(pid, &maps) != 0) {
+    if (target_src_maps(t, &maps) != 0) {
         int err = errno;
         pyrt_status st = read_error_status(err);
         if (st == PYRT_NO_PROCESS)
@@ -172,22 +200,31 @@ pyrt_status pyruntime_locate(pid_t pid, pyruntime *rt, char *msg, size_t msglen)
         return st;
     }
     mem m;
-    if (mem_init(&m, pid) != 0) {
+    if (mem_init(&m, *t) != 0) {
         proc_maps_free(&maps);
         snprintf(msg, msglen, "out of memory");
         return PYRT_INTERNAL;
     }
+    /* who the messages name: "process 4242", or the process of a core file */
+    char who[PATH_MAX + 64];
+    if (t->core)
+        snprintf(who, sizeof who, "the process of core file %s (pid %d)", core_path(t->core),
+                 (int)pid);
+    else
+        snprintf(who, sizeof who, "process %d", (int)pid);
     candidate cands[16];
     size_t nc = collect_candidates(&maps, cands, 16);
     pyrt_status st = PYRT_NOT_PYTHON;
-    snprintf(msg, msglen, "process %d is not a CPython process (no libpython or python binary "
-                          "with _PyRuntime mapped)", (int)pid);
+    snprintf(msg, msglen, "%s is not a CPython process (no libpython or python binary "
+                          "with _PyRuntime mapped)", who);
     for (size_t i = 0; i < nc; i++) {
-        char hp[PATH_MAX + 32];
         elf_image img;
-        if (!proc_mapped_file_path(pid, cands[i].first_start, cands[i].first_end, cands[i].path,
-                                   hp, sizeof(hp)) ||
-            elf_image_open(hp, &img) != 0)
+        pyrt_status ost = open_candidate(t, &cands[i], &img, msg, msglen);
+        if (ost == PYRT_MISSING_FILE) {
+            st = ost;
+            break;
+        }
+        if (ost != PYRT_OK)
             continue;
         uint64_t bias = img.is_pie_or_so ? cands[i].first_start - img.first_load : 0;
         uint64_t runtime_sym = 0;
@@ -197,8 +234,8 @@ pyrt_status pyruntime_locate(pid_t pid, pyruntime *rt, char *msg, size_t msglen)
             uint64_t dummy;
             if (elf_image_symbol(&img, "Py_Initialize", &dummy, NULL) == 0 &&
                 detect_version(rt, &img, cands[i].path, &m, bias)) {
-                snprintf(msg, msglen, "Python %s found in process %d is not supported "
-                         "(aprof supports CPython 3.%d to 3.%d)", rt->version, (int)pid,
+                snprintf(msg, msglen, "Python %s found in %s is not supported "
+                         "(aprof supports CPython 3.%d to 3.%d)", rt->version, who,
                          APROF_PY_MIN_MINOR, APROF_PY_MAX_MINOR);
                 st = PYRT_UNSUPPORTED;
             }
@@ -214,13 +251,13 @@ pyrt_status pyruntime_locate(pid_t pid, pyruntime *rt, char *msg, size_t msglen)
             /* A later version's _Py_DebugOffsets would describe much of it, but the layout of
              * that struct itself changes with every minor version: this aprof cannot parse it. */
             if (rt->major == 3 && rt->minor > APROF_PY_MAX_MINOR)
-                snprintf(msg, msglen, "Python %s found in process %d is newer than this aprof "
+                snprintf(msg, msglen, "Python %s found in %s is newer than this aprof "
                          "(it reads CPython 3.%d to 3.%d): the layout of its _Py_DebugOffsets "
                          "and of the structures they do not describe is not known here",
-                         rt->version, (int)pid, APROF_PY_MIN_MINOR, APROF_PY_MAX_MINOR);
+                         rt->version, who, APROF_PY_MIN_MINOR, APROF_PY_MAX_MINOR);
             else
-                snprintf(msg, msglen, "Python %s found in process %d is not supported "
-                         "(aprof supports CPython 3.%d to 3.%d)", rt->version, (int)pid,
+                snprintf(msg, msglen, "Python %s found in %s is not supported "
+                         "(aprof supports CPython 3.%d to 3.%d)", rt->version, who,
                          APROF_PY_MIN_MINOR, APROF_PY_MAX_MINOR);
             st = PYRT_UNSUPPORTED;
             elf_image_close(&img);
@@ -242,12 +279,12 @@ pyrt_status pyruntime_locate(pid_t pid, pyruntime *rt, char *msg, size_t msglen)
             int err = errno;
             st = read_error_status(err);
             if (st == PYRT_PERMISSION)
-                snprintf(msg, msglen, "permission denied reading the memory of process %d",
-                         (int)pid);
+                snprintf(msg, msglen, "permission denied reading the memory of %s",
+                         who);
             else if (st == PYRT_NO_PROCESS)
-                snprintf(msg, msglen, "process %d exited", (int)pid);
+                snprintf(msg, msglen, "%s exited", who);
             else
-                snprintf(msg, msglen, "cannot read the memory of process %d: %s", (int)pid,
+                snprintf(msg, msglen, "cannot read the memory of %s: %s", who,
                          strerror(err));
             break;
         }
@@ -256,15 +293,15 @@ pyrt_status pyruntime_locate(pid_t pid, pyruntime *rt, char *msg, size_t msglen)
         dbgoff_status dst = refine_with_debug_offsets(rt, &m);
         if (dst == DBGOFF_FREE_THREADED ||
             (dst != DBGOFF_OK && rt->layout.facts.debug_offsets == DEBUG_OFFSETS_REQUIRED)) {
-            snprintf(msg, msglen, "Python %s found in process %d is not supported: %s",
-                     rt->version, (int)pid, debug_offsets_strerror(dst));
+            snprintf(msg, msglen, "Python %s found in %s is not supported: %s",
+                     rt->version, who, debug_offsets_strerror(dst));
             st = PYRT_UNSUPPORTED;
             break;
         }
         st = pyruntime_first_interp(rt, &m) ? PYRT_OK : PYRT_NOT_READY;
         if (st == PYRT_NOT_READY)
-            snprintf(msg, msglen, "the Python interpreter in process %d is not initialised yet",
-                     (int)pid);
+            snprintf(msg, msglen, "the Python interpreter in %s is not initialised yet",
+                     who);
         else
             msg[0] = '\0';
         break;

@@ -5,6 +5,7 @@
 
 #include "layouts.h"
 #include "memory.h"
+#include "target_src.h"
 
 #include <limits.h>
 #include <stdbool.h>
@@ -18,6 +19,7 @@ typedef enum pyrt_status {
     PYRT_NOT_PYTHON,  /* no interpreter found */
     PYRT_UNSUPPORTED, /* found, version outside 3.10-3.13 */
     PYRT_NOT_READY,   /* interpreter not initialised yet (launch mode: retry) */
+    PYRT_MISSING_FILE,/* a core's interpreter file is missing here, or another build */
     PYRT_INTERNAL,
 } pyrt_status;
 
@@ -38,6 +40,8 @@ typedef struct pyruntime {
 
 /* Locate the interpreter. On failure, msg holds one human sentence (no "aprof: " prefix). */
 pyrt_status pyruntime_locate(pid_t pid, pyruntime *rt, char *msg, size_t msglen);
+/* The same in a live process or a core file. */
+pyrt_status pyruntime_locate_src(const target_src *t, pyruntime *rt, char *msg, size_t msglen);
 
 /* First interpreter state (interpreters.head), 0 when not initialised or unreadable. */
 uint64_t pyruntime_first_interp(const pyruntime *rt, mem *m);

@@ -138,8 +138,10 @@ const char *threadnames_lookup(void *ud, uint64_t ident, pid_t tid, bool is_main
     char comm[64];
     if (is_main)
         snprintf(comm, sizeof(comm), "MainThread");
-    else
+    else if (tn->pid)
         proc_thread_comm(tn->pid, tid, comm, sizeof(comm));
+    else
+        comm[0] = '\0'; /* a core file: no kernel names */
     const char *name = strtab_intern_cstr(tn->st, comm[0] ? comm : "?");
     if (!name)
         return "?";

@@ -1,7 +1,7 @@
 /* Thread names of a target: the `threading` module's names (Thread.name) where the thread is a
- * Python thread known to `threading`, else the kernel's /proc comm. Resolved lazily and cached;
- * the Python-level table is reread at most every THREADNAMES_REFRESH_NS, and only when a thread
- * without a cached name shows up. */
+ * Python thread known to `threading`, else the kernel's /proc comm (none when pid is 0: a core
+ * file has no thread names). Resolved lazily and cached; the Python-level table is reread at
+ * most every THREADNAMES_REFRESH_NS, and only when a thread without a cached name shows up. */
 #ifndef APROF_THREADNAMES_H
 #define APROF_THREADNAMES_H
 

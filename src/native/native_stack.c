@@ -6,25 +6,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-int native_stack_open(native_stack **out, pid_t pid, strtab *st, unwinder_kind kind)
+int native_stack_open(native_stack **out, target_src src, strtab *st, unwinder_kind kind)
 {
     *out = NULL;
-    int perm = freezer_probe(pid);
+    pid_t pid = src.pid;
+    int perm = src.core ? 0 : freezer_probe(pid);
     if (perm != 0)
         return perm;
     native_stack *ns = calloc(1, sizeof(*ns));
     if (!ns)
         return ENOMEM;
     ns->pid = pid;
+    ns->src = src;
     ns->st = st;
     freezer_init(&ns->fz, pid);
-    ns->syms = native_symbols_new(pid, st);
+    ns->syms = native_symbols_new(src, st);
     if (!ns->syms) {
         int e = errno ? errno : ENOMEM;
         native_stack_close(ns);
         return e;
     }
-    ns->uw = unwinder_new(kind, pid, ns->syms);
+    ns->uw = unwinder_new(kind, src, ns->syms);
     ns->sleepers = native_sleepers_new();
     const char *mark = strtab_intern_cstr(st, "<unmerged>");
     if (!ns->uw || !mark || !ns->sleepers) {
@@ -201,10 +203,36 @@ static void release_non_python(native_stack *ns, const aprof_sample *out, bool f
     }
 }
 
+/* A core: every thread is as still as a stopped one; unwind each from its saved registers. */
+static int sample_core(native_stack *ns, aprof_sample *out, native_python_reader read_python,
+                       void *ud)
+{
+    int n = read_python(ud, out);
+    if (n < 0)
+        return n;
+    unwinder_begin_sample(ns->uw);
+    ns->used_frames = 0;
+    for (uint32_t i = 0; i < out->nthreads; i++) {
+        aprof_thread_sample *t = &out->threads[i];
+        unwind_info info;
+        unwind_frame *room = frames_room(ns);
+        int nf = room ? unwinder_unwind(ns->uw, t->tid, room, NATIVE_MAX_FRAMES, &info) : -1;
+        if (nf < 0) {
+            ns->stats.unwind_failures++;
+            continue;
+        }
+        t->syscall = info.syscall >= 0 ? (int32_t)info.syscall : -1;
+        merge_thread(ns, t, room, (uint32_t)nf, info.complete);
+    }
+    return n;
+}
+
 int native_stack_sample(native_stack *ns, aprof_sample *out, native_python_reader read_python,
                         void *ud, proc_stat_cache *states)
 {
     ns->stats.samples++;
+    if (ns->src.core)
+        return sample_core(ns, out, read_python, ud);
     uint64_t now = aprof_now_ns();
     native_symbols_tick(ns->syms, now);
     unwinder_begin_sample(ns->uw);

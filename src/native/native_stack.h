@@ -52,6 +52,7 @@ typedef int (*native_python_reader)(void *ud, aprof_sample *out);
 
 typedef struct native_stack {
     pid_t pid;
+    target_src src;             /* a core file: nothing to stop, registers from the core */
     strtab *st;
     native_symbols *syms;
     unwinder *uw;
@@ -84,9 +85,9 @@ typedef struct native_stack {
     int last_freeze_errno;
 } native_stack;
 
-/* Prepare native sampling of pid. Returns 0, or an errno: EPERM/EACCES when the process may not
- * be ptraced, ESRCH when it is gone, ENOMEM. */
-int native_stack_open(native_stack **out, pid_t pid, strtab *st, unwinder_kind kind);
+/* Prepare native sampling of a process, or of a core file. Returns 0, or an errno: EPERM/EACCES
+ * when the process may not be ptraced, ESRCH when it is gone, ENOMEM. */
+int native_stack_open(native_stack **out, target_src src, strtab *st, unwinder_kind kind);
 void native_stack_close(native_stack *ns);
 /* --redact: native frames' files under home directories as ~/... (native_symbols.h). */
 void native_stack_redact_paths(native_stack *ns);

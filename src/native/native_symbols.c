@@ -3,6 +3,7 @@
 #include "hash.h"
 
 #include "clock.h"
+#include "core_file.h"
 #include "native_functions.h"
 #include "native_inline.h"
 #include "redact.h"
@@ -46,6 +47,7 @@ typedef struct module_info {
 
 struct native_symbols {
     pid_t pid;
+    target_src src; /* a core: its maps, files found through it (core_maps_text) */
     strtab *st;
     Dwfl *dwfl;
     native_map *maps;
@@ -217,12 +219,22 @@ static void clear_symbols(native_symbols *ns)
     ns->nsyms = 0;
 }
 
-static int report_modules(native_symbols *ns)
+static int report_modules(native_symbols *ns, const char *maps_text, size_t maps_len)
 {
     dwfl_report_begin(ns->dwfl);
     /* Reads /proc/PID/maps (and auxv, for the vDSO) itself; modules reported again with the
-     * same name and range keep their loaded ELF, DWARF and userdata. */
-    int rc = dwfl_linux_proc_report(ns->dwfl, ns->pid);
+     * same name and range keep their loaded ELF, DWARF and userdata. A core's maps are given as
+     * text naming the files where they were found. */
+    int rc = -1;
+    if (!ns->src.core) {
+        rc = dwfl_linux_proc_report(ns->dwfl, ns->pid);
+    } else {
+        FILE *f = fmemopen((void *)maps_text, maps_len, "r");
+        if (f) {
+            rc = dwfl_linux_proc_maps_report(ns->dwfl, f);
+            fclose(f);
+        }
+    }
     ns->modules_removed = false;
     if (dwfl_report_end(ns->dwfl, on_removed, ns) != 0)
         rc = -1;
@@ -238,27 +250,30 @@ int native_symbols_refresh(native_symbols *ns)
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/maps", (int)ns->pid);
     size_t len = 0;
-    char *text = read_whole(path, &len);
+    char *text = ns->src.core ? core_maps_text(ns->src.core, &len) : read_whole(path, &len);
     if (!text)
         return -1;
     ns->last_refresh_ns = aprof_now_ns();
     char *sig = NULL;
     size_t sig_len = 0;
     int rc = parse_maps(ns, text, &sig, &sig_len);
-    free(text);
     if (rc != 0) {
+        free(text);
         errno = ENOMEM;
         return -1;
     }
     if (ns->code_sig && sig_len == ns->code_sig_len && memcmp(sig, ns->code_sig, sig_len) == 0) {
         free(sig);
+        free(text);
         return 0;
     }
     free(ns->code_sig);
     ns->code_sig = sig;
     ns->code_sig_len = sig_len;
     ns->gen++;
-    if (report_modules(ns) != 0 && !ns->nmaps) {
+    rc = report_modules(ns, text, len);
+    free(text);
+    if (rc != 0 && !ns->nmaps) {
         errno = ESRCH;
         return -1;
     }
@@ -576,7 +591,7 @@ static int free_userdata(Dwfl_Module *mod, void **userdata, const char *name, Dw
     return DWARF_CB_OK;
 }
 
-native_symbols *native_symbols_new(pid_t pid, strtab *st)
+native_symbols *native_symbols_new(target_src src, strtab *st)
 {
     /* Never let libdw ask a debuginfod server for debug info: a sampler must not block on the
      * network. Only local files (build-id paths under /usr/lib/debug, .gnu_debuglink) count. */
@@ -584,7 +599,8 @@ native_symbols *native_symbols_new(pid_t pid, strtab *st)
     native_symbols *ns = calloc(1, sizeof(*ns));
     if (!ns)
         return NULL;
-    ns->pid = pid;
+    ns->pid = src.pid;
+    ns->src = src;
     ns->st = st;
     ns->syms = calloc(SYMCACHE_SLOTS, sizeof(*ns->syms));
     ns->inlines = inline_index_new();

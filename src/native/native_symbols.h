@@ -18,6 +18,7 @@
 #define APROF_NATIVE_SYMBOLS_H
 
 #include "strtab.h"
+#include "target_src.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -54,7 +55,7 @@ typedef struct native_unwind_table {
 typedef struct native_symbols native_symbols;
 
 /* Reads the maps once. NULL on failure (errno: ESRCH process gone, ENOMEM). */
-native_symbols *native_symbols_new(pid_t pid, strtab *st);
+native_symbols *native_symbols_new(target_src src, strtab *st);
 /* --redact: the files of native frames (libraries, sources) under home directories as ~/... */
 void native_symbols_redact_paths(native_symbols *ns);
 void native_symbols_free(native_symbols *ns);

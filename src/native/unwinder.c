@@ -2,6 +2,8 @@
  * of the target's memory both implementations use. */
 #include "unwinder_impl.h"
 
+#include "core_file.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,17 +31,18 @@ const char *unwinder_kind_name(unwinder_kind kind)
     return kind == UNWINDER_DW ? "dw" : "libunwind";
 }
 
-unwinder *unwinder_new(unwinder_kind kind, pid_t pid, native_symbols *ns)
+unwinder *unwinder_new(unwinder_kind kind, target_src src, native_symbols *ns)
 {
     unwinder *u = calloc(1, sizeof(*u));
     if (!u)
         return NULL;
     u->kind = kind;
-    u->pid = pid;
+    u->pid = src.pid;
+    u->src = src;
     u->ns = ns;
     u->ops = kind == UNWINDER_DW ? &unwind_libdw_ops : &unwind_libunwind_ops;
     u->gen = native_symbols_generation(ns);
-    if (pagecache_init(&u->pages, pid, UNW_PAGE_SLOTS, 1) != 0) {
+    if (pagecache_init(&u->pages, src, UNW_PAGE_SLOTS, 1) != 0) {
         free(u);
         return NULL;
     }
@@ -95,7 +98,7 @@ static ssize_t read_remote(unwinder *u, uint64_t addr, void *dst, size_t len)
     struct iovec local = {dst, len};
     struct iovec remote = {(void *)(uintptr_t)addr, len};
     u->stats.read_syscalls++;
-    return process_vm_readv(u->pid, &local, 1, &remote, 1, 0);
+    return target_src_readv(&u->src, &local, 1, &remote);
 }
 
 /* Make the stack copy cover [addr, addr + len). The copy starts at the page of the stack
@@ -183,12 +186,29 @@ int unwinder_read(unwinder *u, uint64_t addr, void *dst, size_t len)
 
 /* ------------------------------------------------------------------ unwinding */
 
+/* A core's NT_PRSTATUS registers are the kernel's user_regs_struct, in its order. */
+_Static_assert(sizeof(((core_thread *)0)->regs) == sizeof(struct user_regs_struct),
+               "core registers are a user_regs_struct");
+
+static bool read_registers(unwinder *u, pid_t tid)
+{
+    if (!u->src.core)
+        return ptrace(PTRACE_GETREGS, tid, NULL, &u->regs) == 0;
+    const core_thread *ct = core_thread_of(u->src.core, tid);
+    if (!ct) {
+        errno = ESRCH;
+        return false;
+    }
+    memcpy(&u->regs, ct->regs, sizeof(u->regs));
+    return true;
+}
+
 int unwinder_unwind(unwinder *u, pid_t tid, unwind_frame *frames, uint32_t max, unwind_info *info)
 {
     info->complete = false;
     info->syscall = -1;
     u->stats.threads++;
-    if (ptrace(PTRACE_GETREGS, tid, NULL, &u->regs) != 0) {
+    if (!read_registers(u, tid)) {
         u->stats.failures++;
         return -1;
     }

@@ -6,7 +6,8 @@
  * read-only file mappings (.eh_frame, .eh_frame_hdr) are kept across samples until the target's
  * mappings change. Modules, unwind tables and symbols come from native_symbols.
  *
- * The caller must have the thread stopped (freezer.h) for the whole unwinder_unwind() call.
+ * The caller must have the thread stopped (freezer.h) for the whole unwinder_unwind() call. Of
+ * a core file (target_src.h) the registers are the ones it saved, the memory its own.
  */
 #ifndef APROF_UNWINDER_H
 #define APROF_UNWINDER_H
@@ -47,7 +48,7 @@ typedef struct unwinder_stats {
 typedef struct unwinder unwinder;
 
 /* NULL on failure (out of memory, or the unwinder could not attach its state). */
-unwinder *unwinder_new(unwinder_kind kind, pid_t pid, native_symbols *ns);
+unwinder *unwinder_new(unwinder_kind kind, target_src src, native_symbols *ns);
 void unwinder_free(unwinder *u);
 
 /* "libunwind" / "dw" <-> kind. Returns false for an unknown name. */

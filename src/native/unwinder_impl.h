@@ -21,6 +21,7 @@ typedef struct unwinder_ops {
 struct unwinder {
     unwinder_kind kind;
     pid_t pid;
+    target_src src;        /* a core: registers and memory from it */
     native_symbols *ns;
     const unwinder_ops *ops;
     void *impl;

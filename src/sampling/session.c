@@ -1,6 +1,7 @@
 #include "session.h"
 
 #include "clock.h"
+#include "core_file.h"
 #include "native_stack.h"
 #include "redact.h"
 
@@ -19,6 +20,7 @@ aprof_status session_status_of(pyrt_status st)
     case PYRT_NOT_PYTHON: return APROF_E_NOT_PYTHON;
     case PYRT_NOT_READY: return APROF_E_NOT_READY;
     case PYRT_UNSUPPORTED: return APROF_E_UNSUPPORTED;
+    case PYRT_MISSING_FILE: return APROF_E_MISSING_FILE;
     case PYRT_INTERNAL: break;
     }
     return APROF_E_INTERNAL;
@@ -29,28 +31,30 @@ aprof_status session_open(session *s, pid_t pid, aprof_error *err)
     return session_open_shared(s, pid, NULL, err);
 }
 
-aprof_status session_open_shared(session *s, pid_t pid, strtab *strings, aprof_error *err)
+static aprof_status open_src(session *s, target_src src, strtab *strings, aprof_error *err)
 {
     memset(s, 0, sizeof(*s));
+    pid_t pid = src.pid;
     s->pid = pid;
-    char msg[512];
-    pyrt_status st = pyruntime_locate(pid, &s->rt, msg, sizeof(msg));
+    s->src = src;
+    char msg[768];
+    pyrt_status st = pyruntime_locate_src(&src, &s->rt, msg, sizeof(msg));
     if (st == PYRT_PERMISSION)
         return aprof_error_set(err, APROF_E_PERMISSION,
                                "%s: run aprof as root or the target's user with CAP_SYS_PTRACE, "
                                "and check kernel.yama.ptrace_scope (docs/troubleshooting.md)", msg);
     if (st != PYRT_OK)
         return aprof_error_set(err, session_status_of(st), "%s", msg);
-    if (mem_init(&s->m, pid) != 0)
+    if (mem_init(&s->m, src) != 0)
         return aprof_error_set(err, APROF_E_INTERNAL, "out of memory");
     s->shared_strings = strings != NULL;
     s->st = strings ? strings : strtab_new();
-    s->stat = proc_stat_cache_new(pid);
-    if (!s->st || !s->stat || pystack_init(&s->ps, &s->rt, &s->m, s->st) != 0) {
+    s->stat = src.core ? NULL : proc_stat_cache_new(pid);
+    if (!s->st || (!s->stat && !src.core) || pystack_init(&s->ps, &s->rt, &s->m, s->st) != 0) {
         session_close(s);
         return aprof_error_set(err, APROF_E_INTERNAL, "out of memory");
     }
-    s->names = threadnames_new(pid, &s->m, &s->rt.layout, s->st,
+    s->names = threadnames_new(src.core ? 0 : pid, &s->m, &s->rt.layout, s->st,
                                pyruntime_first_interp(&s->rt, &s->m));
     if (!s->names) {
         session_close(s);
@@ -58,8 +62,21 @@ aprof_status session_open_shared(session *s, pid_t pid, strtab *strings, aprof_e
     }
     s->ps.names.lookup = threadnames_lookup;
     s->ps.names.ud = s->names;
-    proc_cmdline(pid, s->cmdline, sizeof(s->cmdline));
+    if (src.core)
+        snprintf(s->cmdline, sizeof(s->cmdline), "%s", core_command(src.core));
+    else
+        proc_cmdline(pid, s->cmdline, sizeof(s->cmdline));
     return APROF_OK;
+}
+
+aprof_status session_open_shared(session *s, pid_t pid, strtab *strings, aprof_error *err)
+{
+    return open_src(s, target_src_live(pid), strings, err);
+}
+
+aprof_status session_open_core(session *s, core_file *core, aprof_error *err)
+{
+    return open_src(s, (target_src){core_pid(core), core}, NULL, err);
 }
 
 void session_close(session *s)
@@ -69,7 +86,8 @@ void session_close(session *s)
     native_stack_close(s->native);
     pystack_free(&s->ps);
     threadnames_free(s->names);
-    proc_stat_cache_free(s->stat);
+    if (s->stat)
+        proc_stat_cache_free(s->stat);
     if (!s->shared_strings)
         strtab_free(s->st);
     mem_free(&s->m);
@@ -84,9 +102,20 @@ static bool is_poll_syscall(long nr)
 
 /* A loop thread is idle when it is back in its selector. For loops written in C, like uvloop,
  * the kernel (a poll syscall) is the only witness. */
+/* The syscall a thread is blocked in (-1: in user space, -2: unknown): from /proc, or from the
+ * registers a core saved (orig_rax is the syscall number while in one, else -1). */
+static long thread_syscall(session *s, pid_t tid)
+{
+    if (s->src.core) {
+        const core_thread *ct = core_thread_of(s->src.core, tid);
+        return ct ? (long)(int64_t)ct->regs[CORE_ORIG_RAX] : -2;
+    }
+    return proc_thread_syscall_cached(s->stat, tid);
+}
+
 static void classify_loop_thread(session *s, aprof_thread_sample *t)
 {
-    long nr = proc_thread_syscall_cached(s->stat, t->tid);
+    long nr = thread_syscall(s, t->tid);
     t->syscall = (int32_t)nr;
     /* Polling = in the selector's select() (Python view; this includes a non-blocking poll
      * between two busy iterations), or blocked in a poll syscall while no callback runs (a poll
@@ -104,7 +133,7 @@ static void classify_loop_thread(session *s, aprof_thread_sample *t)
 
 asyncio_reader *session_asyncio_reader(session *s)
 {
-    asyncio_target t = {.pid = s->pid, .m = &s->m, .rt = &s->rt, .st = s->st, .cc = s->ps.cc,
+    asyncio_target t = {.pid = s->pid, .core = s->src.core, .m = &s->m, .rt = &s->rt, .st = s->st, .cc = s->ps.cc,
                         .redact = s->redact};
     return asyncio_reader_new(&t);
 }
@@ -115,7 +144,7 @@ aprof_status session_enable_native(session *s, const char *unwinder_name, aprof_
     if (!unwinder_parse_kind(unwinder_name, &kind))
         return aprof_error_set(err, APROF_E_USAGE, "--unwinder: '%s' is not one of libunwind, dw",
                                unwinder_name);
-    int e = native_stack_open(&s->native, s->pid, s->st, kind);
+    int e = native_stack_open(&s->native, s->src, s->st, kind);
     if (e == EPERM || e == EACCES)
         return aprof_error_set(
             err, APROF_E_PERMISSION,
@@ -167,7 +196,7 @@ static int read_python(void *ud, aprof_sample *out)
 {
     session *s = ud;
     /* --native reads run states itself, right before stopping each thread */
-    s->ps.states.read = s->want_state && !s->native ? read_state : NULL;
+    s->ps.states.read = s->want_state && !s->native && s->stat ? read_state : NULL;
     s->ps.states.ud = s->stat;
     return pystack_sample(&s->ps, out, aprof_now_ns());
 }
@@ -175,6 +204,8 @@ static int read_python(void *ud, aprof_sample *out)
 void session_prune_threads(session *s)
 {
     enum { MAX_TIDS = 8192 };
+    if (!s->stat)
+        return; /* a core file */
     pid_t *tids = malloc(MAX_TIDS * sizeof(*tids));
     if (!tids)
         return;
@@ -196,6 +227,11 @@ int session_sample(session *s, aprof_sample *out)
     out->pid = s->pid;
     for (uint32_t i = 0; i < out->nthreads; i++) {
         aprof_thread_sample *t = &out->threads[i];
+        /* A core keeps no run state; its saved registers tell a thread blocked in a syscall
+         * (sleeping, as the kernel would have said but for a busy-waiting syscall) from one
+         * in user space (running or runnable). */
+        if (s->src.core && s->want_state)
+            t->state = thread_syscall(s, t->tid) >= 0 ? TS_SLEEPING : TS_RUNNING;
         if (t->loop != LOOP_NONE && !(t->flags & TSF_TORN))
             classify_loop_thread(s, t);
         if (s->mark_state)

@@ -10,6 +10,7 @@
 #include "pystack.h"
 #include "sample.h"
 #include "strtab.h"
+#include "target_src.h"
 #include "threadnames.h"
 #include "threadstate.h"
 
@@ -19,6 +20,7 @@ struct native_stack;
 
 typedef struct session {
     pid_t pid;
+    target_src src;              /* the live process pid, or a core file (session_open_core) */
     pyruntime rt;
     mem m;
     strtab *st;
@@ -41,6 +43,10 @@ aprof_status session_open(session *s, pid_t pid, aprof_error *err);
 /* The same, interning the session's strings in `strings`, which the caller owns and which must
  * outlive the session: the sessions of several processes then share frames and names. */
 aprof_status session_open_shared(session *s, pid_t pid, strtab *strings, aprof_error *err);
+/* A session on a core file (core_file.h), which the caller owns and which must outlive it: the
+ * same samples and asyncio reader as of a live process, without run states or kernel thread
+ * names (a core has neither); a loop thread's syscall comes from its saved registers. */
+aprof_status session_open_core(session *s, struct core_file *core, aprof_error *err);
 void session_close(session *s);
 
 /* Take one sample of every Python thread. Returns the number of threads, or -1 when the target

@@ -5,11 +5,11 @@
 #include <string.h>
 #include <sys/uio.h>
 
-int mem_init(mem *m, pid_t pid)
+int mem_init(mem *m, target_src src)
 {
     memset(m, 0, sizeof(*m));
-    m->pid = pid;
-    return pagecache_init(&m->cache, pid, MEM_CACHE_PAGES, 1);
+    m->src = src;
+    return pagecache_init(&m->cache, src, MEM_CACHE_PAGES, 1);
 }
 
 void mem_free(mem *m)
@@ -27,7 +27,7 @@ ssize_t mem_read_direct(mem *m, uint64_t addr, void *dst, size_t len)
     struct iovec local = {dst, len};
     struct iovec remote = {(void *)(uintptr_t)addr, len};
     m->stats.syscalls++;
-    ssize_t n = process_vm_readv(m->pid, &local, 1, &remote, 1, 0);
+    ssize_t n = target_src_readv(&m->src, &local, 1, &remote);
     if (n < 0) {
         m->stats.failures++;
         return -1;
@@ -52,7 +52,7 @@ ssize_t mem_readv(mem *m, const uint64_t *addrs, void *const *dsts, const size_t
             want += lens[i + j];
         }
         m->stats.syscalls++;
-        ssize_t got = process_vm_readv(m->pid, local, k, remote, k, 0);
+        ssize_t got = target_src_readv(&m->src, local, k, remote);
         if (got < 0) {
             m->stats.failures++;
             return total ? total : -1;

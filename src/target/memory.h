@@ -1,4 +1,4 @@
-/* Reading another process's memory with process_vm_readv.
+/* Reading another process's memory with process_vm_readv (or a core file's: target_src.h).
  *
  * All remote memory is hostile: any read may fail (unmapped, freed) or return bytes that were
  * being written at that moment. Callers check every return value; nothing here ever crashes on
@@ -29,13 +29,13 @@ typedef struct mem_stats {
 } mem_stats;
 
 typedef struct mem {
-    pid_t pid;
+    target_src src;
     mem_stats stats;
     pagecache cache; /* MEM_CACHE_PAGES pages, one per miss */
 } mem;
 
 /* 0 on success, -1 with errno set (ENOMEM only) */
-int mem_init(mem *m, pid_t pid);
+int mem_init(mem *m, target_src src);
 void mem_free(mem *m);
 
 /* Forget every cached page: the next reads see the target as it is now. */
@@ -45,7 +45,7 @@ void mem_begin_sample(mem *m);
  * read (errno: EFAULT for bad addresses, ESRCH when the process is gone, EPERM). */
 int mem_read(mem *m, uint64_t addr, void *dst, size_t len);
 
-/* One process_vm_readv, no cache. Returns bytes read (may be short), or -1. */
+/* One read (process_vm_readv), no cache. Returns bytes read (may be short), or -1. */
 ssize_t mem_read_direct(mem *m, uint64_t addr, void *dst, size_t len);
 
 /* Many ranges in one syscall. Returns total bytes read (the kernel stops at the first

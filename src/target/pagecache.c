@@ -6,7 +6,7 @@
 
 #define MAX_GROUP 16u
 
-int pagecache_init(pagecache *c, pid_t pid, uint32_t slots, uint32_t group)
+int pagecache_init(pagecache *c, target_src src, uint32_t slots, uint32_t group)
 {
     memset(c, 0, sizeof(*c));
     if (group == 0 || group > MAX_GROUP || (group & (group - 1)))
@@ -14,7 +14,7 @@ int pagecache_init(pagecache *c, pid_t pid, uint32_t slots, uint32_t group)
     uint32_t n = group;
     while (n < slots)
         n *= 2;
-    c->pid = pid;
+    c->src = src;
     c->slots = n;
     c->group = group;
     c->epoch = 1;
@@ -47,7 +47,7 @@ static pagecache_page *slot_page(pagecache *c, uint32_t slot)
     return c->pages[slot];
 }
 
-/* One process_vm_readv of n pages from remote address at into the cache's pages starting at
+/* One read (process_vm_readv for a live target) of n pages from remote address at into the cache's pages starting at
  * slot; bytes copied, or 0. */
 static uint64_t read_pages(pagecache *c, uint64_t at, uint32_t slot, uint32_t n)
 {
@@ -58,7 +58,7 @@ static uint64_t read_pages(pagecache *c, uint64_t at, uint32_t slot, uint32_t n)
                                    PAGECACHE_PAGE};
     }
     c->stats.syscalls++;
-    ssize_t got = process_vm_readv(c->pid, local, n, remote, n, 0);
+    ssize_t got = target_src_readv(&c->src, local, n, remote);
     if (got < 0) {
         c->stats.failures++;
         return 0;

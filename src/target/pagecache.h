@@ -16,6 +16,8 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "target_src.h"
+
 #define PAGECACHE_PAGE 4096u
 
 typedef struct pagecache_page {
@@ -30,7 +32,7 @@ typedef struct pagecache_stats {
 } pagecache_stats;
 
 typedef struct pagecache {
-    pid_t pid;
+    target_src src;
     uint32_t slots;  /* a power of two, at least group */
     uint32_t group;  /* pages read per miss, a power of two */
     uint64_t epoch;
@@ -40,7 +42,7 @@ typedef struct pagecache {
 
 /* 0, or -1 (ENOMEM). slots is rounded up to a power of two (a mask, not a division, picks a
  * page's slot on the hot path). */
-int pagecache_init(pagecache *c, pid_t pid, uint32_t slots, uint32_t group);
+int pagecache_init(pagecache *c, target_src src, uint32_t slots, uint32_t group);
 void pagecache_free(pagecache *c);
 /* Forget every page: the next reads see the target as it is now. */
 void pagecache_forget(pagecache *c);

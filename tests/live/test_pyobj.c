@@ -184,7 +184,7 @@ static int start_target(void **state)
         t->report = NULL;
         return -1;
     }
-    if (mem_init(&t->m, pid) != 0)
+    if (mem_init(&t->m, target_src_live(pid)) != 0)
         return -1;
     return 0;
 }

@@ -21,7 +21,7 @@ static void test_all_ranges_copied(void **state)
 {
     (void)state;
     mem m;
-    assert_int_equal(mem_init(&m, getpid()), 0);
+    assert_int_equal(mem_init(&m, target_src_live(getpid())), 0);
     uint64_t a = 0x1122334455667788ull, a2 = 0;
     uint8_t blob[300], blob2[300];
     for (size_t i = 0; i < sizeof(blob); i++)
@@ -50,7 +50,7 @@ static void test_stops_at_first_unreadable(void **state)
 {
     (void)state;
     mem m;
-    assert_int_equal(mem_init(&m, getpid()), 0);
+    assert_int_equal(mem_init(&m, target_src_live(getpid())), 0);
     long page = sysconf(_SC_PAGESIZE);
     uint8_t *map = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
