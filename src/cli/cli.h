@@ -31,6 +31,7 @@ int cli_report(const aprof_error *e);
 
 /* Subcommands (one file each). */
 int cmd_dump(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
 

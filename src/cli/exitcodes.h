@@ -4,6 +4,7 @@
 
 enum aprof_exit {
     EXIT_OK = 0,
+    EXIT_DIFF_FAILED = 1,    /* diff: a --fail-on condition holds */
     EXIT_USAGE = 2,          /* bad command line or option value */
     EXIT_NO_PROCESS = 3,     /* no such process, or it exited before aprof could read it */
     EXIT_NOT_PYTHON = 4,     /* the process has no CPython interpreter aprof can find */

@@ -16,6 +16,7 @@ static const char usage[] =
     "  dump     print every thread's Python stack (and asyncio tasks) once\n"
     "  record   sample a process (--pid PID, or -- CMD ARGS) into speedscope, folded or pprof\n"
     "  attach   live full-screen view of a running process: top, tasks, stalls, call tree\n"
+    "  diff     compare two recordings; --fail-on conditions for CI\n"
     "  help     show help for a command: aprof help record\n"
     "\n"
     "aprof --version prints the version. Documentation: man aprof, and docs/ in the source tree.\n";
@@ -57,5 +58,7 @@ int main(int argc, char **argv)
         return cmd_record(argc - 1, argv + 1);
     if (strcmp(cmd, "attach") == 0)
         return cmd_attach(argc - 1, argv + 1);
+    if (strcmp(cmd, "diff") == 0)
+        return cmd_diff(argc - 1, argv + 1);
     return cli_fail(EXIT_USAGE, "unknown command '%s' (try: aprof --help)", cmd);
 }

@@ -52,7 +52,8 @@ int cli_options_parse(const cli_command *c, int argc, char **argv, int *first_ar
     struct option lo[MAX_OPTS + 2];
     char shorts[3 * MAX_OPTS + 4];
     size_t ns = 0, n = c->nopts < MAX_OPTS ? c->nopts : MAX_OPTS;
-    shorts[ns++] = '+'; /* stop at the first non-option: a launched command's own options */
+    if (!c->operands)
+        shorts[ns++] = '+'; /* stop at the first non-option: a launched command's own options */
     for (size_t i = 0; i < n; i++) {
         const cli_option *o = &c->opts[i];
         lo[i] = (struct option){o->name, takes_arg(o) ? required_argument : no_argument, NULL,
@@ -87,7 +88,12 @@ int cli_options_parse(const cli_command *c, int argc, char **argv, int *first_ar
         if (!apply(o, optarg))
             return cli_fail(EXIT_USAGE, "--%s: '%s' %s", o->name, optarg, o->invalid);
     }
-    if (optind < argc) {
+    if (c->operands) {
+        /* getopt moved the operands after the options */
+        if ((size_t)(argc - optind) != c->operands)
+            return cli_fail(EXIT_USAGE, "%s: expected %zu file arguments, got %d (see aprof %s "
+                            "--help)", c->name, c->operands, argc - optind, c->name);
+    } else if (optind < argc) {
         if (!c->positional)
             return cli_fail(EXIT_USAGE, "%s: unexpected argument '%s'", c->name, argv[optind]);
         if (strcmp(argv[optind - 1], "--") != 0)

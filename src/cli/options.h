@@ -39,10 +39,12 @@ typedef struct cli_command {
     size_t nopts;
     const char *tail;   /* the help text below the options, or NULL */
     bool positional;    /* arguments after "--" are allowed (record's command) */
+    size_t operands;    /* exactly this many arguments, among the options (diff's files) */
 } cli_command;
 
 /* Parse argv[1..] against the command's options. Returns -1 when the command should go on
- * (*first_arg: index of the first positional argument, argc if none); otherwise the exit code
+ * (*first_arg: index of the first positional argument or operand, argc if none; operands are
+ * moved after the options); otherwise the exit code
  * to return: 0 after printing --help, EXIT_USAGE after one "aprof: " line. */
 int cli_options_parse(const cli_command *c, int argc, char **argv, int *first_arg);
 

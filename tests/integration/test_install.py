@@ -57,10 +57,10 @@ def test_cmake_install_and_man_page(t):
     text = re.sub(r".\x08", "", text)
     for heading in ("NAME", "SYNOPSIS", "COMMANDS", "EXIT STATUS", "ENVIRONMENT"):
         t.check(re.search(r"^%s$" % heading, text, re.M), "man page lacks %s" % heading)
-    for cmd in ("record", "dump", "attach"):
+    for cmd in ("record", "dump", "attach", "diff"):
         t.check(re.search(r"^   aprof %s$" % cmd, text, re.M), "no section for aprof %s" % cmd)
     # Every option of every command's --help is in the man page.
-    for cmd in ("record", "dump", "attach"):
+    for cmd in ("record", "dump", "attach", "diff"):
         helptext = run(t, [aprof, cmd, "--help"], "aprof %s --help" % cmd)
         for opt in re.findall(r"^\s+(?:-\w, )?(--[\w-]+)", helptext, re.M):
             if opt != "--help":
