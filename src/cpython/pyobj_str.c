@@ -10,6 +10,7 @@ typedef struct ustr {
     uint64_t length; /* code points */
     unsigned kind;   /* bytes per code point: 1, 2, 4 */
     bool ascii;
+    bool compact;    /* data follows the header, ended by a zero code unit */
     uint64_t data;   /* address of the code points */
 } ustr;
 
@@ -38,6 +39,7 @@ static int str_info(const pyobj_ctx *c, uint64_t obj, ustr *u)
     u->length = (uint64_t)length;
     u->kind = kind;
     u->ascii = ascii;
+    u->compact = compact;
     if (compact) {
         u->data = obj + (uint64_t)(ascii ? L->unicode.ascii_data : L->unicode.compact_data);
     } else {
@@ -95,8 +97,11 @@ static int str_decode(const pyobj_ctx *c, const ustr *u, char *buf, size_t cap, 
             uint32_t cp;
             if (u->kind == 1) {
                 cp = chunk[i];
-                if (u->ascii && cp >= 0x80)
-                    cp = 0xFFFD;
+                if (u->ascii && cp >= 0x80) {
+                    /* not what the header says: memory reused while it was read */
+                    rc = PYOBJ_E_CORRUPT;
+                    break;
+                }
             } else if (u->kind == 2) {
                 uint16_t v;
                 memcpy(&v, chunk + i * 2, 2);
@@ -113,7 +118,16 @@ static int str_decode(const pyobj_ctx *c, const ustr *u, char *buf, size_t cap, 
             memcpy(buf + out, enc, nb);
             out += nb;
         }
+        if (rc < 0)
+            break;
         done += n;
+    }
+    /* CPython ends a compact string's code points with a zero one: a string read while its
+     * memory was being reused for something else rarely still has it */
+    if (rc >= 0 && !truncated && u->compact) {
+        uint32_t end = 1;
+        if ((rc = pyobj_read(c, u->data + u->length * u->kind, &end, u->kind)) >= 0 && end != 0)
+            rc = PYOBJ_E_CORRUPT;
     }
     buf[out] = '\0';
     if (len)
