@@ -4,8 +4,8 @@
 # Without --tests only what building and running aprof needs (compiler, CMake, the libraries'
 # headers, python3 for the demo); with --tests also what the test suite uses (cmocka, jansson,
 # Debian's python3.11 with aiohttp/uvloop/uvicorn/gunicorn/starlette, tmux, chromium and the npm speedscope
-# package, Go's pprof, gdb's gcore for the core-file tests, dpkg-dev and man-db for the package
-# test...).
+# package, Go's pprof, gdb's gcore for the core-file tests, clang and its libFuzzer runtime,
+# dpkg-dev and man-db for the package test...).
 # Idempotent: packages already present are not reinstalled; npm packages for the speedscope
 # tests are installed from tests/web/package-lock.json.
 set -euo pipefail
@@ -23,7 +23,7 @@ packages=(build-essential cmake pkg-config libunwind-dev libdw-dev libelf-dev li
 if ((tests)); then
     packages+=(libcmocka-dev libjansson-dev dwarves elfutils tmux python3.11 python3-aiohttp
                python3-uvloop python3-uvicorn python3-gunicorn python3-starlette chromium nodejs npm
-               util-linux strace golang-go gdb
+               util-linux strace golang-go gdb clang libclang-rt-14-dev
                dpkg-dev man-db)
 fi
 missing=()

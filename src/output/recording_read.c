@@ -188,6 +188,8 @@ static aprof_status read_samples(loader *L)
     }
     if (t != JT_END_ARRAY)
         return bad(L, "malformed \"samples\"");
+    if (!grow((void **)&L->starts, &L->cap_starts, L->nstarts + 1, sizeof(*L->starts)))
+        return oom(L); /* no sample at all: not allocated yet */
     L->starts[L->nstarts] = L->nflat;
     return APROF_OK;
 }
@@ -676,8 +678,10 @@ static aprof_status pprof_tables_read(loader *L, pb whole, pprof_tables *t)
     if (ns_index < 0)
         return bad(L, "a pprof profile without a value in nanoseconds (aprof writes one)");
     t->weight_index = ns_index;
-    qsort(t->functions, t->nfunctions, sizeof(pp_id), by_id);
-    qsort(t->locations, t->nlocations, sizeof(pp_id), by_id);
+    if (t->nfunctions > 1) /* none: the array may be NULL, which qsort must not get */
+        qsort(t->functions, t->nfunctions, sizeof(pp_id), by_id);
+    if (t->nlocations > 1)
+        qsort(t->locations, t->nlocations, sizeof(pp_id), by_id);
     return APROF_OK;
 }
 

@@ -565,7 +565,14 @@ static core_file_status resolve(core_file *c, core_lib *lib, char *found, size_t
     bool any = false;
     char mismatch_hex[2 * BUILD_ID_MAX + 1] = "";
     for (size_t i = 0; i < nc; i++) {
-        int fd = open(cands[i], O_RDONLY | O_CLOEXEC);
+        /* a path from the core may name anything: only a regular file is read (a FIFO would
+         * block the open, a device read forever) */
+        int fd = open(cands[i], O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        struct stat sb;
+        if (fd >= 0 && (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))) {
+            close(fd);
+            fd = -1;
+        }
         if (fd < 0)
             continue;
         any = true;

@@ -166,6 +166,13 @@ def test_diff_bad_inputs(t):
         t.check(path in line, "%s: the line should name the file: %r" % (name, line))
     res = t.aprof("diff", good, t.path("absent.json"))
     h.one_error_line(t, res, EXIT_BAD_INPUT, "a missing file")
+    # well-formed but empty: no samples at all is a profile with nothing in it, not an error
+    empty = t.path("empty-profile.json")
+    with open(empty, "w") as f:
+        f.write('{"shared": {"frames": []}, "profiles": [{"type": "sampled", "unit": "seconds", '
+                '"samples": [], "weights": []}]}')
+    doc = diff_json(t, empty, good)
+    t.eq(doc["before"]["entries"], 0, "an empty profile's entries")
     for args in ((good,), (good, good, good), (good, good, "--fail-on", "share:5")):
         h.one_error_line(t, t.aprof("diff", *args), EXIT_USAGE, "diff %s" % " ".join(args))
     diff(t, good, good, "--fail-on", "function-share:0")  # identical files: no growth at all

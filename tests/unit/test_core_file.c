@@ -337,6 +337,12 @@ static void test_build_ids(void **state)
                      CORE_FILE_MISSING);
     assert_non_null(strstr(why, "--lib-search"));
     core_close(c);
+    /* a FIFO where the file was: not opened for good (it would block), reported missing */
+    assert_int_equal(mkfifo(f->lib, 0600), 0);
+    c = open_ok(f->core);
+    assert_int_equal(core_mapped_file_path(c, LIB_START, f->lib, out, sizeof out, why, sizeof why),
+                     CORE_FILE_MISSING);
+    core_close(c);
 }
 
 static core_status open_bytes(fixture *f, const void *p, size_t n, char *msg, size_t msglen)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Build the libFuzzer harnesses of fuzz/ with clang (ASan + UBSan) and run each for SECONDS
+# (default 60), starting from its seed corpus in fuzz/corpus/NAME (kept by the run in
+# $APROF_FUZZ_DIR, default /var/cache/aprof/fuzz, so later runs go on from it).
+#   scripts/fuzz.sh [SECONDS] [HARNESS...]
+# Exits non-zero on any crash, hang (a run over 10 s), leak or sanitizer report; the input that
+# caused it is left in the work directory (crash-*, timeout-*, leak-*) and named on stderr.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+shift || true
+build=${APROF_FUZZ_BUILD:-build-fuzz}
+work=${APROF_FUZZ_DIR:-/var/cache/aprof/fuzz}
+command -v clang >/dev/null || { echo "fuzz: clang is needed (apt-get install clang libclang-rt-14-dev)" >&2; exit 2; }
+cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DAPROF_FUZZ=ON -DAPROF_WERROR=OFF \
+      -DCMAKE_BUILD_TYPE=Debug >/dev/null
+harnesses=("$@")
+if ((${#harnesses[@]} == 0)); then
+    for f in fuzz/fuzz_*.c; do harnesses+=("$(basename "$f" .c)"); done
+fi
+cmake --build "$build" -j"$(nproc)" --target "${harnesses[@]}" >/dev/null
+status=0
+for h in "${harnesses[@]}"; do
+    corpus="$work/corpus/$h"
+    mkdir -p "$corpus" "$work/$h"
+    seeds="fuzz/corpus/$h"
+    [ -d "$seeds" ] || seeds=""
+    log="$work/$h/last.log"
+    if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        "$build/$h" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+        -artifact_prefix="$work/$h/" "$corpus" $seeds >"$log" 2>&1; then
+        execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
+        [ -n "$execs" ] || execs=$(grep -oE '#[0-9]+' "$log" | tail -1 | tr -d '#')
+        echo "fuzz: $h: ${seconds}s, ${execs:-?} executions, corpus $(ls "$corpus" | wc -l) inputs: no crash"
+    else
+        status=1
+        echo "fuzz: $h FAILED; log: $log" >&2
+        grep -E '^==[0-9]+==ERROR|SUMMARY|artifact|Test unit written' "$log" | head -5 >&2 || true
+    fi
+done
+exit $status
