@@ -59,7 +59,7 @@ def pinned(cpu):
 
 
 def start_target(python, seconds, cpu=None):
-    proc = subprocess.Popen([python, os.path.join(HERE, "deep_stack.py"), str(seconds), "32"],
+    proc = subprocess.Popen([python, os.path.join(ROOT, "fixtures", "deep_stack.py"), str(seconds), "32"],
                             stdout=subprocess.DEVNULL, preexec_fn=pinned(cpu))
     time.sleep(0.5)
     return proc
@@ -81,7 +81,7 @@ def sampling(build, python, seconds, pin=False):
 
 
 def timed_workload(python, iterations, aprof=None):
-    cmd = [python, os.path.join(HERE, "deep_stack.py"), "0", "32", str(iterations)]
+    cmd = [python, os.path.join(ROOT, "fixtures", "deep_stack.py"), "0", "32", str(iterations)]
     if aprof:
         cmd = [aprof, "record", "--rate", "1000", "-q", "-o", "/dev/null", "--"] + cmd
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

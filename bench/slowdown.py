@@ -5,7 +5,7 @@
 
 Timing a workload once with and once without aprof compares two runs that the machine's noise
 (frequency, other tenants, scheduling) treats differently; on a shared 2-core VM that noise is a
-few percent, more than the effect to measure. Here one long-running target (bench/deep_stack.py
+few percent, more than the effect to measure. Here one long-running target (fixtures/deep_stack.py
 work, 32 frames deep) timestamps every unit of work it completes, while aprof is attached for
 0.5 s, detached for 0.5 s, N times. The work rate inside the sampled windows (taken from aprof's
 own --summary: start and duration in CLOCK_MONOTONIC) is compared with the rate in the unsampled
@@ -36,7 +36,7 @@ def measure(aprof, python, pairs, window, extra):
     with tempfile.TemporaryDirectory() as tmp:
         stamps_path = os.path.join(tmp, "stamps.json")
         seconds = pairs * 2 * window + 3
-        target = subprocess.Popen([python, os.path.join(HERE, "deep_stack.py"), str(seconds),
+        target = subprocess.Popen([python, os.path.join(ROOT, "fixtures", "deep_stack.py"), str(seconds),
                                    "32", "0", stamps_path], stdout=subprocess.PIPE, text=True)
         target.stdout.readline()
         time.sleep(0.5)

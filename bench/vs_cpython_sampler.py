@@ -6,10 +6,10 @@
 
 The interpreters are Debian sid's python3.14 and python3.15 (scripts/sid_root.sh; the root is
 APROF_SID_ROOT, else /var/cache/aprof/sid-root, else what scripts/sid_root.sh prints), run
-chrooted; bench/deep_stack.py is copied into a temporary directory inside the root. /proc is
+chrooted; fixtures/deep_stack.py is copied into a temporary directory inside the root. /proc is
 mounted inside the root for CPython's profiler when it is not there yet (and unmounted after).
 
-  highest sustained rate  one 3.15 target, bench/deep_stack.py 32 frames deep, is sampled
+  highest sustained rate  one 3.15 target, fixtures/deep_stack.py 32 frames deep, is sampled
              alternately (--rounds rounds, the order swapped every round) by
                CPython   chroot ROOT python3.15 -m profiling.sampling attach -r 1000khz
                                 -d SECONDS --collapsed -o F PID
@@ -132,7 +132,7 @@ class Box:
         os.makedirs(root + "/tmp", exist_ok=True)
         self.host = tempfile.mkdtemp(prefix="aprof-bench-", dir=root + "/tmp")
         self.inside = "/tmp/" + os.path.basename(self.host)
-        shutil.copy(os.path.join(HERE, "deep_stack.py"), self.host)
+        shutil.copy(os.path.join(ROOT, "fixtures", "deep_stack.py"), self.host)
         self.mounted = False
 
     def mount_proc(self):
@@ -297,6 +297,21 @@ def ratios(on, before, after):
             "on_rate": on_n / on_t if on_t else 0.0}
 
 
+def parse_variants(spec):
+    """--variants "default=,nonblocking=--nonblocking,old=@/tmp/old/aprof": (name, aprof
+    binary or None, extra aprof args); a first word @PATH names another aprof binary (a
+    before/after comparison in one run)."""
+    out = []
+    for item in spec.split(","):
+        if not item.strip():
+            continue
+        name, _, extra = item.partition("=")
+        words = extra.split()
+        binary = words.pop(0)[1:] if words and words[0].startswith("@") else None
+        out.append((name.strip(), binary, words))
+    return out or [("default", None, [])]
+
+
 def slowdown(box, args, aprof, version):
     """The target's work rate while `aprof record --rate 1000` is attached against the
     unsampled stretches right before and after, per wall second (the sampled stretch is
@@ -304,7 +319,10 @@ def slowdown(box, args, aprof, version):
     schedstat, read at the stretches' ends; the sampled stretch is then the whole aprof
     command, attach and detach included). Another tenant taking the target's CPU away shows
     in the first, not in the second; the brief stops of a thread caught mid-change show in
-    the first only too."""
+    the first only too. With several --variants the windows take turns (window k runs variant
+    k mod n), so that the machine's drifts fall on all alike; each is compared with the
+    unsampled stretches around its own windows."""
+    variants = parse_variants(args.variants)
     tcpu, scpu = (0, 1) if args.pin else (None, None)
     w = args.window
     seconds = 1.0 + w + args.pairs * (2 * w + 0.4) + 0.5
@@ -326,17 +344,19 @@ def slowdown(box, args, aprof, version):
             if time.monotonic() + 2 * w + 0.4 > t_end:
                 break
             summary = "%s/summary-%s-%d.json" % (box.host, version, k)
-            rc, out, err, _, _ = run([aprof, "record", "--pid", str(target.pid), "--rate", "1000",
+            _, binary, extra = variants[k % len(variants)]
+            rc, out, err, _, _ = run([binary or aprof, "record", "--pid", str(target.pid), "--rate", "1000",
                                       "--duration", str(w), "-f", "collapsed", "-o",
                                       "%s/record-%s.txt" % (box.host, version), "-s", summary,
-                                      "-q"], timeout=w + 60, cpu=scpu)
+                                      "-q"] + extra, timeout=w + 60, cpu=scpu)
             marks.append((time.monotonic(), target_cpu_ns(target.pid)))
             if rc != 0:
                 raise RuntimeError("aprof record exited %d: %s" % (rc, (out + err).strip()[-400:]))
             with open(summary) as f:
                 doc = json.load(f)
             start = float(doc["start_monotonic_s"])
-            windows.append((start, start + float(doc["duration_s"]), int(doc.get("samples", 0))))
+            windows.append((start, start + float(doc["duration_s"]), int(doc.get("samples", 0)),
+                            float(doc.get("target_stopped_s", 0.0))))
             time.sleep(w)
             marks.append((time.monotonic(), target_cpu_ns(target.pid)))
         target.wait(timeout=seconds + 60)
@@ -350,33 +370,48 @@ def slowdown(box, args, aprof, version):
         (t0, c0), (t1, c1) = marks[i], marks[i + 1]
         return units_between(stamps, t0, t1), ((c1 - c0) / 1e9 if per_cpu else t1 - t0)
 
-    before = [stretch(2 * k, False) for k in range(n)]
-    after = [stretch(2 * k + 2, False) for k in range(n)]
-    wall = ratios([(units_between(stamps, s, e), e - s) for s, e, _ in windows], before, after)
-    cpu = ratios([stretch(2 * k + 1, True) for k in range(n)],
-                 [stretch(2 * k, True) for k in range(n)],
-                 [stretch(2 * k + 2, True) for k in range(n)])
-    on_t = sum(e - s for s, e, _ in windows)
+    def one(ks):
+        before = [stretch(2 * k, False) for k in ks]
+        after = [stretch(2 * k + 2, False) for k in ks]
+        wall = ratios([(units_between(stamps, windows[k][0], windows[k][1]),
+                        windows[k][1] - windows[k][0]) for k in ks], before, after)
+        cpu = ratios([stretch(2 * k + 1, True) for k in ks],
+                     [stretch(2 * k, True) for k in ks],
+                     [stretch(2 * k + 2, True) for k in ks])
+        on_t = sum(windows[k][1] - windows[k][0] for k in ks)
+        return {"windows": len(ks), "wall": wall, "cpu": cpu,
+                "sampled_hz": sum(windows[k][2] for k in ks) / on_t if on_t else 0.0,
+                "stopped_pct": 100 * sum(windows[k][3] for k in ks) / on_t if on_t else 0.0}
+
     # the target's share of a CPU in the unsampled and the sampled stretches: how much the
     # machine's other load (and aprof, when the CPUs are all busy) took from it
     def share(first):
         got = [(marks[i + 1][1] - marks[i][1]) / 1e9 / (marks[i + 1][0] - marks[i][0])
                for i in range(first, 2 * n + 1, 2) if i + 1 < len(marks)]
         return statistics.median(got) if got else float("nan")
-    return {"windows": n, "wall": wall, "cpu": cpu,
-            "sampled_hz": sum(x for _, _, x in windows) / on_t if on_t else 0.0,
-            "target_cpu_share": share(0), "target_cpu_share_sampled": share(1)}
+    out = {}
+    for j, (name, _, _) in enumerate(variants):
+        ks = [k for k in range(n) if k % len(variants) == j]
+        if ks:
+            out[name] = one(ks)
+            out[name]["target_cpu_share"] = share(0)
+            out[name]["target_cpu_share_sampled"] = share(1)
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=int, default=4,
                     help="each max-rate measurement, whole seconds (CPython's -d takes an int)")
-    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of the two tools")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of the two tools (0: no rate measurement)")
     ap.add_argument("--pythons", default="3.14,3.15", help="aprof's per-sample cost and slowdown")
     ap.add_argument("--cpython-rate", default="1000khz", help="CPython's -r (default 1000khz)")
     ap.add_argument("--window", type=float, default=1.0, help="slowdown: seconds per window")
     ap.add_argument("--pairs", type=int, default=10, help="slowdown: sampled windows (0: none)")
+    ap.add_argument("--variants", default="default=",
+                    help="slowdown: NAME=APROF_ARGS,... taking turns window by window, e.g. "
+                         "'default=,nonblocking=--nonblocking,old=@/tmp/old/aprof' (@PATH: another "
+                         "aprof binary; default: 'default=')")
     ap.add_argument("--pin", action="store_true",
                     help="target on CPU 0, profiler on CPU 1 (both tools alike)")
     ap.add_argument("--build", default="", help="build directory (default: $APROF's, or build/)")
@@ -409,25 +444,28 @@ def main():
         print("aprof vs CPython's profiling.sampling, root %s, %d CPUs%s, load average %s" % (
             root, os.cpu_count(), ", pinned (target CPU 0, profiler CPU 1)" if args.pin else "",
             loadavg()), flush=True)
-        rates = max_rates(box, args, bench_sampler, versions)
+        rates = max_rates(box, args, bench_sampler, versions) if args.rounds > 0 else None
         slow = {}
         if args.pairs > 0:
-            print("slowdown at 1 kHz (aprof record, default mode), %d windows of %s s:" % (
-                args.pairs, args.window), flush=True)
+            print("slowdown at 1 kHz (aprof record; variants %s), %d windows of %s s:" % (
+                args.variants, args.pairs, args.window), flush=True)
             for version in versions:
-                s = slowdown(box, args, aprof, version)
-                slow[version] = s
-                for kind, unit in (("wall", "wall s"), ("cpu", "CPU s")):
-                    r = s[kind]
-                    print("  python%s per %-6s %8.1f units unsampled, %8.1f sampled: median "
-                          "%+.2f%%, mean %+.2f%% (stdev %.2f), pooled %+.2f%%  windows: %s" % (
-                              version, unit, r["off_rate"], r["on_rate"], r["median_pct"],
-                              r["mean_pct"], r["stdev_pct"], r["pooled_pct"],
-                              " ".join("%+.1f" % x for x in r["per_window"])), flush=True)
-                print("  python%s %.0f samples/s in the windows; the target had %.0f%% of a "
-                      "CPU unsampled, %.0f%% sampled" % (
-                          version, s["sampled_hz"], 100 * s["target_cpu_share"],
-                          100 * s["target_cpu_share_sampled"]), flush=True)
+                slow[version] = slowdown(box, args, aprof, version)
+                for name, s in slow[version].items():
+                    for kind, unit in (("wall", "wall s"), ("cpu", "CPU s")):
+                        r = s[kind]
+                        print("  python%s %s per %-6s %8.1f units unsampled, %8.1f sampled: "
+                              "median %+.2f%%, mean %+.2f%% (stdev %.2f), pooled %+.2f%%  "
+                              "windows: %s" % (
+                                  version, name, unit, r["off_rate"], r["on_rate"],
+                                  r["median_pct"], r["mean_pct"], r["stdev_pct"],
+                                  r["pooled_pct"],
+                                  " ".join("%+.1f" % x for x in r["per_window"])), flush=True)
+                    print("  python%s %s: %.0f samples/s in the windows, target stopped %.3f%% "
+                          "of them; the target had %.0f%% of a CPU unsampled, %.0f%% sampled" % (
+                              version, name, s["sampled_hz"], s["stopped_pct"],
+                              100 * s["target_cpu_share"],
+                              100 * s["target_cpu_share_sampled"]), flush=True)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         sys.exit(130)
@@ -437,43 +475,44 @@ def main():
         box.close()
 
     med = statistics.median
-    cp = rates["cpython"]
-    cp_rate = med([c["rate_d"] for c in cp])
-    print()
-    print("highest sustained rate, %d frames deep, median of %d rounds of %s s "
-          "(CPython: samples / -d; per wall time %.0f/s, own summary %s/s)" % (
-              DEPTH, len(cp), args.seconds, med([c["rate_wall"] for c in cp]),
-              "%.0f" % med([c["own_rate"] for c in cp]) if all("own_rate" in c for c in cp)
-              else "-"))
-    print("%-28s %-7s %11s %10s %8s %15s" % ("tool", "python", "samples/s", "median_us",
-                                            "p99_us", "aprof/CPython"))
-    print("%-28s %-7s %11.0f %10s %8s %15s" % ("CPython profiling.sampling", "3.15", cp_rate,
-                                               "-", "-", "1.00x"))
-    for version in versions:
-        a = rates["aprof"][version]
-        hz = med([x["sustained_hz"] for x in a])
-        print("%-28s %-7s %11.0f %10.2f %8.2f %15s" % (
-            "aprof (bench_sampler)", version, hz, med([x["median_us"] for x in a]),
-            med([x["p99_us"] for x in a]),
-            "%.2fx" % (hz / cp_rate) if version == "3.15" else "(%.2fx)" % (hz / cp_rate)))
-    if len(versions) > 1:
-        print("(aprof/CPython in parentheses: against CPython's 3.15 figure; 3.14 has no "
-              "profiling.sampling)")
+    if rates:
+        cp = rates["cpython"]
+        cp_rate = med([c["rate_d"] for c in cp])
+        print()
+        print("highest sustained rate, %d frames deep, median of %d rounds of %s s "
+              "(CPython: samples / -d; per wall time %.0f/s, own summary %s/s)" % (
+                  DEPTH, len(cp), args.seconds, med([c["rate_wall"] for c in cp]),
+                  "%.0f" % med([c["own_rate"] for c in cp]) if all("own_rate" in c for c in cp)
+                  else "-"))
+        print("%-28s %-7s %11s %10s %8s %15s" % ("tool", "python", "samples/s", "median_us",
+                                                "p99_us", "aprof/CPython"))
+        print("%-28s %-7s %11.0f %10s %8s %15s" % ("CPython profiling.sampling", "3.15", cp_rate,
+                                                   "-", "-", "1.00x"))
+        for version in versions:
+            a = rates["aprof"][version]
+            hz = med([x["sustained_hz"] for x in a])
+            print("%-28s %-7s %11.0f %10.2f %8.2f %15s" % (
+                "aprof (bench_sampler)", version, hz, med([x["median_us"] for x in a]),
+                med([x["p99_us"] for x in a]),
+                "%.2fx" % (hz / cp_rate) if version == "3.15" else "(%.2fx)" % (hz / cp_rate)))
+        if len(versions) > 1:
+            print("(aprof/CPython in parentheses: against CPython's 3.15 figure; 3.14 has no "
+                  "profiling.sampling)")
     if slow:
         print()
         print("target slowdown with aprof record at 1 kHz (%s s windows; + is slower)"
               % args.window)
-        print("%-7s %-6s %8s %10s %9s %8s %10s %21s" % (
-            "python", "per", "windows", "median_%", "mean_%", "stdev", "pooled_%",
-            "cpu_share off/on"))
+        print("%-7s %-12s %-6s %8s %10s %9s %8s %10s %9s %21s" % (
+            "python", "variant", "per", "windows", "median_%", "mean_%", "stdev", "pooled_%",
+            "stopped_%", "cpu_share off/on"))
         for version in versions:
-            s = slow[version]
-            for kind in ("wall", "cpu"):
-                r = s[kind]
-                print("%-7s %-6s %8d %+10.2f %+9.2f %8.2f %+10.2f %15.0f%%/%.0f%%" % (
-                    version, kind, s["windows"], r["median_pct"], r["mean_pct"], r["stdev_pct"],
-                    r["pooled_pct"], 100 * s["target_cpu_share"],
-                    100 * s["target_cpu_share_sampled"]))
+            for name, s in slow[version].items():
+                for kind in ("wall", "cpu"):
+                    r = s[kind]
+                    print("%-7s %-12s %-6s %8d %+10.2f %+9.2f %8.2f %+10.2f %9.3f %15.0f%%/%.0f%%"
+                          % (version, name, kind, s["windows"], r["median_pct"], r["mean_pct"],
+                             r["stdev_pct"], r["pooled_pct"], s["stopped_pct"],
+                             100 * s["target_cpu_share"], 100 * s["target_cpu_share_sampled"]))
     print("\ntotal %.0f s, load average now %s; the issue's targets: >= 2x CPython's rate, "
           "median <= 5 us, slowdown < 1%%" % (time.monotonic() - t_start, loadavg()))
 

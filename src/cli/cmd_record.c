@@ -897,6 +897,7 @@ int cmd_record(int argc, char **argv)
         .requested_rate = ro.rate,
         .stall_threshold_s = ro.stall_ms / 1e3, .cpu_only = r.cpu_only,
         .thread_samples = r.thread_samples, .torn = r.torn, .marked = r.marked, .not_running = r.idle_skipped,
+        .reads = r.procs ? NULL : &s.ps.stats,
         .out_path = out_path, .format = format_labels[ro.fmt],
         .resolution_s = (double)r.last_resolution_ns / 1e9,
         .segments = r.segments, .first_segment = r.first_segment,

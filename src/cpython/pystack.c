@@ -236,7 +236,7 @@ static void set_identity(pystack *ps, aprof_thread_sample *t, const uint8_t *ts)
     t->is_main = ps->main_thread_id && thread_id == ps->main_thread_id;
     t->name = ps->names.lookup ? ps->names.lookup(ps->names.ud, thread_id, t->tid, t->is_main)
                                : NULL;
-    if (ps->states.read && !ps->in_second_read && !ps->in_stopped_read)
+    if (ps->states.read && !ps->in_second_read && !ps->in_reread)
         t->state = thread_state_of_letter(ps->states.read(ps->states.ud, t->tid));
 }
 

@@ -30,6 +30,8 @@ typedef struct pystack_stats {
     uint64_t confirmed;   /* torn at first, then found identical by the second read: kept whole */
     uint64_t partial;     /* thread stacks still torn after the retries, kept as their verified
                            * outer frames and an <unreadable> mark (TSF_PARTIAL) */
+    uint64_t fresh_reads; /* torn thread stacks read again at once, not stopped ... */
+    uint64_t fresh_ok;    /* ... and found consistent then */
     uint64_t stopped_reads; /* torn thread stacks read again with the thread stopped */
     uint64_t stop_failures; /* ... or not, because the thread could not be stopped */
     uint64_t went_idle;   /* stopped reads that found an event loop gone back to its selector */
@@ -115,6 +117,15 @@ typedef struct ts_memo {
     uint8_t bytes[512];       /* TSTATE_READ */
 } ts_memo;
 
+/* How often a torn thread's stack read again at once (not stopped) came out consistent: worth
+ * trying first for a thread whose stack tears now and then (a deep call chain), not for one
+ * that tears on every read (a busy event loop), where it only delays the stop. */
+typedef struct reread_memo {
+    uint64_t tstate;
+    uint16_t tries, ok;       /* halved together past 64 tries: recent reads weigh most */
+    uint16_t skipped;         /* skipped in a row: every 16th is tried again */
+} reread_memo;
+
 typedef struct pystack {
     const pyruntime *rt;
     const py_layout *L;
@@ -167,8 +178,9 @@ typedef struct pystack {
     const char *unreadable;   /* interned "<unreadable>" */
     thread_name_fn names;
     thread_state_fn states;
-    thread_stop_fn stopper;   /* set: a torn stack is read again with its thread stopped */
-    bool in_stopped_read;     /* ... reading it so */
+    thread_stop_fn stopper;   /* set: a torn stack is read again, at once then stopped */
+    bool in_reread;           /* ... reading it so (its thread's identity is the first read's) */
+    reread_memo reread[PREFETCH_SLOTS]; /* by thread state */
     int32_t run_once_at;      /* outermost-first index of the last walk's _run_once, -1 */
     pystack_stats stats;
 } pystack;

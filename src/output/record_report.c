@@ -422,6 +422,14 @@ int record_report_write_json(const record_report *r, const char *path)
     json_kv_uint(&w, "thread_samples", r->thread_samples);
     json_kv_uint(&w, "marked", r->marked);
     json_kv_uint(&w, "thread_stops", st->thread_stops);
+    if (r->reads) { /* torn stacks read again: at once (no stop), then stopped */
+        json_key(&w, "rereads");
+        json_begin_object(&w);
+        json_kv_uint(&w, "at_once", r->reads->fresh_reads);
+        json_kv_uint(&w, "at_once_consistent", r->reads->fresh_ok);
+        json_kv_uint(&w, "stopped", r->reads->stopped_reads);
+        json_end_object(&w);
+    }
     /* stopping modes: wall time during which threads of the target were held stopped (the
      * target's own clocks count it, a sampler cannot sample in it) */
     json_key(&w, "target_stopped_s");

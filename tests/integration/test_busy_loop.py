@@ -22,6 +22,9 @@ import harness as h  # noqa: E402
 import loopshare  # noqa: E402
 
 SHARE_POINTS = 0.03
+# the default mode's cap on the share of time the target is held stopped (src/sampling/sampler.c
+# STOP_BUDGET)
+STOP_BUDGET = 0.01
 MODES = {"default": (), "nonblocking": ("--nonblocking",), "blocking": ("--blocking",),
          "native": ("--native",)}
 
@@ -145,8 +148,17 @@ def check_share(t, fx, clock, rate, seconds, mode, prefix=()):
         # reads 5-10%, and 23% once on a loaded host (stops land later, the loop is more often
         # back in its selector: marked under _run_once); half tells the two apart
         busy = share * n
-        t.check(marked <= 0.5 * busy, "%s: %d of about %d busy loop samples marked" %
-                (what, marked, busy))
+        held = float(summary.get("target_stopped_s", 0.0)) / (end - start)
+        stops = int(summary.get("thread_stops", 0)) / (end - start)
+        if held < 0.9 * STOP_BUDGET:
+            t.check(marked <= 0.5 * busy, "%s: %d of about %d busy loop samples marked" %
+                    (what, marked, busy))
+        else:
+            # the stop budget was spent (a slow host: more of the loop's reads tear, and each
+            # stop costs more): past it torn reads are marked, as documented; what must hold is
+            # that stops were made up to it (a stop costs 50-150 us: 1% is 65 to 200 a second)
+            t.check(stops >= 40, "%s: the stop budget was spent with only %.0f stops a second" %
+                    (what, stops))
     return summary, doc
 
 

@@ -258,5 +258,46 @@ def test_signal_stops_and_writes(t):
         t.check(fx.alive(), "the target died after %s to aprof" % sig.name)
 
 
+def voluntary_switches(pid):
+    """The kernel's count of voluntary context switches of pid's main thread."""
+    with open("/proc/%d/task/%d/status" % (pid, pid)) as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    return None
+
+
+@h.per_interpreter
+def test_torn_deep_stack_read_again_not_stopped(t):
+    """A stack that tears only now and then (32 frames of pure-Python calls, changing when a
+    call or return falls inside the copy) is read again at once and holds: the default mode does
+    not stop the thread for it. Ground truth from the kernel: the thread never blocks, so each
+    ptrace stop is one of its voluntary context switches (before issue 11's fix, one per torn
+    read, 25 to 60 a second)."""
+    fx = t.start("deep_stack.py", "8", "32")
+    time.sleep(0.7)
+    t.require(fx.alive(), "the fixture died")
+    before = voluntary_switches(fx.pid)
+    summary = t.path("summary.json")
+    res = t.aprof("record", "--pid", fx.pid, "--rate", "1000", "--duration", "2.5", "-f",
+                  "collapsed", "-o", t.path("out.txt"), "-s", summary, "-q")
+    after = voluntary_switches(fx.pid)
+    t.require(res.rc == 0, "aprof record failed: %s" % res.stderr)
+    doc = read_json(t, summary)
+    rereads = doc.get("rereads") or {}
+    # (a build without "rereads" stopped the thread on every torn read)
+    torn = rereads.get("at_once", 0) + rereads.get("stopped", 0) if rereads else \
+        doc["thread_stops"]
+    t.require(doc["samples"] >= 1000, "only %d samples" % doc["samples"])
+    t.require(torn >= 10, "only %d torn reads in %d samples: nothing to check" % (
+        torn, doc["samples"]))
+    switches = after - before
+    allowed = max(3, torn // 10)
+    t.check(switches <= allowed, "the thread was switched out %d times (ptrace stops) for %d "
+            "torn reads (%s); at most %d allowed" % (switches, torn, rereads, allowed))
+    t.check(doc["thread_stops"] <= allowed, "%d thread stops for %d torn reads (%s)" % (
+        doc["thread_stops"], torn, rereads))
+
+
 if __name__ == "__main__":
     h.main()
