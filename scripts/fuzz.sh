@@ -18,16 +18,33 @@ harnesses=("$@")
 if ((${#harnesses[@]} == 0)); then
     for f in fuzz/fuzz_*.c; do harnesses+=("$(basename "$f" .c)"); done
 fi
-cmake --build "$build" -j"$(nproc)" --target "${harnesses[@]}" >/dev/null
+targets=("${harnesses[@]}")
+[[ " ${harnesses[*]} " == *" fuzz_core_dump "* ]] && targets+=(core_shrink)
+cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >/dev/null
 status=0
 for h in "${harnesses[@]}"; do
     corpus="$work/corpus/$h"
     mkdir -p "$corpus" "$work/$h"
     seeds="fuzz/corpus/$h"
+    if [ "$h" = fuzz_core_dump ]; then
+        # cores of the fixtures under this machine's interpreters, shrunk to what a dump reads;
+        # made once per machine (they name the interpreters' files by path and build id)
+        seeds="$work/seeds/$h"
+        if [ -z "$(ls -A "$seeds" 2>/dev/null)" ]; then
+            python3 fuzz/make_dump_seeds.py "$build" "$seeds" 3.10 3.12 debian-3.11 >&2 ||
+                { echo "fuzz: cannot make the seeds of $h" >&2; status=1; continue; }
+        fi
+    fi
     [ -d "$seeds" ] || seeds=""
     log="$work/$h/last.log"
+    # inputs as long as the largest seed at least (the shrunk cores of fuzz_core_dump)
+    max_len=65536
+    if [ -n "$seeds" ]; then
+        big=$(find "$seeds" -type f -printf '%s\n' | sort -n | tail -1)
+        if [ -n "$big" ] && ((big > max_len)); then max_len=$big; fi
+    fi
     if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        "$build/$h" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+        "$build/$h" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" \
         -artifact_prefix="$work/$h/" "$corpus" $seeds >"$log" 2>&1; then
         execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
         [ -n "$execs" ] || execs=$(grep -oE '#[0-9]+' "$log" | tail -1 | tr -d '#')

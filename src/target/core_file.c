@@ -451,6 +451,15 @@ int core_maps(core_file *c, proc_maps *out)
 
 /* ---- build ids ---------------------------------------------------------------------------- */
 
+static core_read_observer read_observer; /* core_observe_reads */
+static void *read_observer_ud;
+
+void core_observe_reads(core_read_observer fn, void *ud)
+{
+    read_observer = fn;
+    read_observer_ud = ud;
+}
+
 typedef int (*read_at_fn)(void *ud, uint64_t at, void *dst, size_t len);
 
 /* The GNU build id of an ELF image, from its program headers' notes. `in_memory`: `rd` reads
@@ -511,6 +520,8 @@ static int read_core_only(void *ud, uint64_t at, void *dst, size_t len)
     if (!s || addr + len < addr || addr + len > s->vaddr + s->filesz)
         return -1;
     memcpy(dst, v->c->data + s->offset + (addr - s->vaddr), len);
+    if (read_observer)
+        read_observer(read_observer_ud, addr, len);
     return 0;
 }
 
@@ -646,6 +657,8 @@ static size_t read_piece(core_file *c, uint64_t addr, uint8_t *dst, size_t len)
         uint64_t avail = s->vaddr + s->filesz - addr;
         size_t n = len < avail ? len : (size_t)avail;
         memcpy(dst, c->data + s->offset + (addr - s->vaddr), n);
+        if (read_observer)
+            read_observer(read_observer_ud, addr, n);
         return n;
     }
     const core_mapping *m = mapping_at(c, addr);

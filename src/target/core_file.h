@@ -80,6 +80,12 @@ char *core_maps_text(core_file *c, size_t *len);
  * not readable at all. */
 ssize_t core_readv(core_file *c, const struct iovec *local, size_t n, const struct iovec *remote);
 
+/* Called with every range core_readv copies from the core's own data (not from mapped files),
+ * in every core_file of the process; NULL: none. For tools/core_shrink.c, which keeps only what
+ * a dump reads of a core (small cores: fuzzing seeds, test data). */
+typedef void (*core_read_observer)(void *ud, uint64_t addr, size_t len);
+void core_observe_reads(core_read_observer fn, void *ud);
+
 typedef enum core_file_status {
     CORE_FILE_FOUND = 0,
     CORE_FILE_MISSING,  /* no candidate path can be opened */

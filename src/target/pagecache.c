@@ -9,7 +9,9 @@
 int pagecache_init(pagecache *c, target_src src, uint32_t slots, uint32_t group)
 {
     memset(c, 0, sizeof(*c));
-    if (group == 0 || group > MAX_GROUP || (group & (group - 1)))
+    /* Groups save process_vm_readv calls; a core is read with memcpy, and page by page only
+     * the pages read are touched (tools/core_shrink.c keeps just those). */
+    if (group == 0 || group > MAX_GROUP || (group & (group - 1)) || src.core)
         group = 1;
     uint32_t n = group;
     while (n < slots)

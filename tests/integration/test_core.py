@@ -94,6 +94,28 @@ def tasks_view(doc):
     return sorted(json.dumps(d, sort_keys=True) for d in doc.get("tasks", []))
 
 
+def check_shrunk_core(t, core, doc, lib):
+    """tools/core_shrink keeps only the bytes a dump reads (the fuzzing seeds are made so): the
+    small core must dump exactly as the whole one."""
+    shrink = os.path.join(os.environ.get("APROF_BINARY_DIR", ""), "core_shrink")
+    if not os.access(shrink, os.X_OK):
+        t.check(False, "no %s (built with aprof)" % shrink)
+        return
+    small = t.path("small.core")
+    res = subprocess.run([shrink, core, small] + lib, capture_output=True, text=True, timeout=120)
+    if not t.check(res.returncode == 0, "core_shrink failed (rc %s): %s" % (
+            res.returncode, h.short(res.stderr))):
+        return
+    big_size, small_size = os.path.getsize(core), os.path.getsize(small)
+    t.check(small_size * 20 < big_size, "the shrunk core is %d of %d bytes" % (small_size,
+                                                                             big_size))
+    got = dump_core(t, small, *lib)
+    for d in (got, doc):
+        d.pop("core", None)
+    t.eq(got, doc, "dump of the shrunk core (%d bytes) against the whole one (%d)" % (
+        small_size, big_size))
+
+
 @h.per_interpreter
 def test_core_equals_live_dump(t):
     fx, truth = start_tree(t)
@@ -117,6 +139,7 @@ def test_core_equals_live_dump(t):
         t.check(fx.alive(), "the fixture died under gcore")
     check_tree_json(t, doc, truth, "dump --core")
     t.eq(doc.get("core"), core, "the core's path in the JSON")
+    check_shrunk_core(t, core, doc, ["--lib-search", t.interp.root] if t.interp.root else [])
     t.eq(doc.get("python_version"), live.get("python_version"), "python_version")
     t.eq(doc.get("command", "").split()[:1], live.get("command", "").split()[:1],
          "the command's program")
