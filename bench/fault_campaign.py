@@ -17,12 +17,16 @@ Every 10th cycle the target is a short-lived one instead, that exits (half of th
 another program) while aprof records it: aprof must end by itself with exit 0 or 3 and a
 complete file.
 Targets are fixtures/campaign_target.py: 200 churning tasks with checked arithmetic, a thread
-keeping 8 short-lived threads alive, a fork every 250 ms whose child checks its own sum. Each
-long-lived target is used for cycles until 4 s before its end; it must then exit with its
-results right (no arithmetic error, every forked child right), and its pace (task steps per
-100 ms, its own clock) in the 2 s after the last cycle must be at least 80% of the pace in the
-2 s before the first one (the machine is shared: the figure is printed).
-Prints the counts; exits 1 if any check failed.
+keeping 8 short-lived threads alive, a fork every 250 ms whose child checks its own sum, run on
+CPU 0 (aprof anywhere). Each
+long-lived target is used for cycles until 6.5 s before its end; it must then exit with its
+results right (no arithmetic error, every forked child right). Its pace (task steps per 100 ms,
+its own clock) in the first or the second 2 s after the last cycle is compared with its pace in
+the 2 s before the first one, and the targets under 80% are counted: not a failure, because on
+this shared 2-CPU machine the same schedule with nothing attached (--control) gives as many
+(session 16: 1 of 6 with --control, 2 of 7 and 5 of 29 with aprof; medians 1.02, 0.93, 0.96).
+Prints the counts; exits 1 if any check failed. --control runs `sleep` in aprof's place (the
+same schedule, nothing attached): the pace check's own false alarms.
 """
 import argparse
 import collections
@@ -41,6 +45,11 @@ ROOT = os.path.dirname(HERE)
 TARGET = os.path.join(ROOT, "fixtures", "campaign_target.py")
 MODES = {"default": [], "blocking": ["--blocking"], "native": ["--native"]}
 SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT}
+
+
+def pin_to_cpu0():
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {0})
 
 
 def stopped_threads(pid):
@@ -99,10 +108,12 @@ class Campaign:
     def start_target(self, seconds, extra=()):
         result = os.path.join(self.tmp, "target-%d.json" % self.n)
         # (3.12+ warn at every fork of a process with threads: the warning says nothing here)
+        # (on one CPU: with its threads on two, its pace has two regimes, 4,500 and 7,500
+        # steps per 100 ms here, as the scheduler places them, whether profiled or not)
         proc = subprocess.Popen([self.args.python, "-W", "ignore::DeprecationWarning", TARGET,
                                  result, "--seconds", str(seconds)] + list(extra),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+                                stderr=subprocess.PIPE, preexec_fn=pin_to_cpu0)
         return proc, result
 
     def finish_target(self, proc, result, what, first=None, last=None):
@@ -127,17 +138,23 @@ class Campaign:
         self.counts["target_threads"] += doc["threads"]
         self.counts["target_forks"] += doc["forks_ok"]
         if first is not None and last is not None:
+            # a slowdown that lasts shows in both 2 s windows after the cycles; the machine's
+            # other load (it is shared) rarely holds that long
             before = pace(doc["buckets"], first - 2.0, first)
-            after = pace(doc["buckets"], last, last + 2.0)
+            after = [pace(doc["buckets"], last, last + 2.0),
+                     pace(doc["buckets"], last + 2.0, last + 4.0)]
+            after = max(a for a in after if a) if any(after) else None
             if before and after:
                 self.paces.append(after / before)
-                if after < 0.8 * before:
-                    self.fail("%s ran slower after the cycles: %.0f steps/100 ms before, %.0f "
-                              "after" % (what, before, after))
+                if after < 0.8 * before:  # compared with --control's count, not a failure
+                    print("slower: %s after the cycles: %.0f steps/100 ms before, %.0f after" % (
+                        what, before, after), flush=True)
 
     def run_aprof(self, pid, mode, out, duration="5"):
         cmd = [self.aprof, "record", "--pid", str(pid), "--duration", duration, "-o", out,
                "-q"] + MODES[mode]
+        if self.args.control:  # the same schedule with nothing attached: the pace's own noise
+            cmd = ["sleep", duration]
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
 
@@ -210,7 +227,7 @@ class Campaign:
             proc, result = self.start_target(self.args.target_seconds)
             started = time.monotonic()
             time.sleep(2.5)  # start-up, then 2 s of unprofiled pace
-            end = started + self.args.target_seconds - 4.0
+            end = started + self.args.target_seconds - 5.0  # 4 s of pace after the cycles
             first = last = None
             replaced = False
             while self.n < cycles and time.monotonic() < end - 1.5:
@@ -241,6 +258,8 @@ def main():
     ap.add_argument("--python", default=sys.executable, help="the targets' interpreter")
     ap.add_argument("--target-seconds", type=float, default=40.0)
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--control", action="store_true",
+                    help="run `sleep` where aprof would run: how much the pace varies unprofiled")
     args = ap.parse_args()
     if not os.access(os.path.join(args.build, "aprof"), os.X_OK):
         sys.exit("no aprof in %s (--build)" % args.build)
@@ -267,8 +286,10 @@ def main():
     print("targets' own work: %d task steps, %d threads, %d forks, all checked" % (
         c.counts["target_steps"], c.counts["target_threads"], c.counts["target_forks"]))
     if c.paces:
-        print("pace after / before the cycles, per long-lived target: min %.2f, median %.2f "
-              "(%d targets)" % (min(c.paces), statistics.median(c.paces), len(c.paces)))
+        print("pace after / before the cycles, per long-lived target: min %.2f, median %.2f, "
+              "%d of %d under 0.80 (compare with --control)" % (
+                  min(c.paces), statistics.median(c.paces), sum(1 for p in c.paces if p < 0.8),
+                  len(c.paces)))
     print("failures: %d" % len(c.failures))
     for f in c.failures[:20]:
         print("  " + f)

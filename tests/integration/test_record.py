@@ -274,12 +274,12 @@ def test_torn_deep_stack_read_again_not_stopped(t):
     not stop the thread for it. Ground truth from the kernel: the thread never blocks, so each
     ptrace stop is one of its voluntary context switches (before issue 11's fix, one per torn
     read, 25 to 60 a second)."""
-    fx = t.start("deep_stack.py", "8", "32")
+    fx = t.start("deep_stack.py", "6", "32")
     time.sleep(0.7)
     t.require(fx.alive(), "the fixture died")
     before = voluntary_switches(fx.pid)
     summary = t.path("summary.json")
-    res = t.aprof("record", "--pid", fx.pid, "--rate", "1000", "--duration", "2.5", "-f",
+    res = t.aprof("record", "--pid", fx.pid, "--rate", "1000", "--duration", "1.5", "-f",
                   "collapsed", "-o", t.path("out.txt"), "-s", summary, "-q")
     after = voluntary_switches(fx.pid)
     t.require(res.rc == 0, "aprof record failed: %s" % res.stderr)
@@ -288,7 +288,7 @@ def test_torn_deep_stack_read_again_not_stopped(t):
     # (a build without "rereads" stopped the thread on every torn read)
     torn = rereads.get("at_once", 0) + rereads.get("stopped", 0) if rereads else \
         doc["thread_stops"]
-    t.require(doc["samples"] >= 1000, "only %d samples" % doc["samples"])
+    t.require(doc["samples"] >= 700, "only %d samples" % doc["samples"])
     t.require(torn >= 10, "only %d torn reads in %d samples: nothing to check" % (
         torn, doc["samples"]))
     switches = after - before
@@ -297,6 +297,8 @@ def test_torn_deep_stack_read_again_not_stopped(t):
             "torn reads (%s); at most %d allowed" % (switches, torn, rereads, allowed))
     t.check(doc["thread_stops"] <= allowed, "%d thread stops for %d torn reads (%s)" % (
         doc["thread_stops"], torn, rereads))
+    print("    %d samples, %d torn reads (%s), %d context switches" % (
+        doc["samples"], torn, rereads, switches))
 
 
 if __name__ == "__main__":
