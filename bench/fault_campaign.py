@@ -42,6 +42,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import harness  # noqa: E402  (proc_state)
 TARGET = os.path.join(ROOT, "fixtures", "campaign_target.py")
 MODES = {"default": [], "blocking": ["--blocking"], "native": ["--native"]}
 SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT}
@@ -54,22 +56,9 @@ def pin_to_cpu0():
 
 def stopped_threads(pid):
     """Threads of pid in a ptrace or job-control stop, or with a tracer: [(tid, why)]."""
-    bad = []
-    try:
-        tids = os.listdir("/proc/%d/task" % pid)
-    except OSError:
-        return bad
-    for tid in tids:
-        try:
-            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-                fields = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:
-            continue
-        state = fields.get("State", "").strip()
-        tracer = fields.get("TracerPid", "0").strip()
-        if state[:1] in ("t", "T") or tracer != "0":
-            bad.append((int(tid), "%s, TracerPid %s" % (state, tracer)))
-    return bad
+    return [(tid, "%s, TracerPid %d" % (state, tracer))
+            for tid, (state, tracer) in sorted(harness.proc_state(pid).items())
+            if state[:1] in ("t", "T") or tracer]
 
 
 def output_ok(path):

@@ -1,4 +1,5 @@
-/* Torn stacks read again with their thread stopped.
+/* Torn stacks read again: at once without a stop where that tends to hold (reread_memo, see
+ * FRESH_TRIES), then with their thread stopped.
  *
  * A thread that runs Python code changes its stack faster than one copy of it takes: a task
  * step that calls small functions pushes and pops a frame every microsecond or so, and a
