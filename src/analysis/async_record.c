@@ -4,6 +4,7 @@
 #include "hash.h"
 #include "hmap.h"
 #include "stalls.h"
+#include "timeline.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -53,6 +54,8 @@ struct async_record {
     aprof_frame *buf;    /* scratch stack for the awaiting profile */
     bool exact_task_names;
     char awaiting_name[600]; /* the awaiting profile's name */
+    task_timeline *timeline; /* record --format trace, else NULL */
+    uint64_t sample_t, sample_w; /* the last observed sample's time and weight */
 };
 
 /* Empty t, with room for want records. */
@@ -134,6 +137,11 @@ void async_record_set_agg(async_record *r, agg *a)
     r->a = a;
 }
 
+void async_record_set_timeline(async_record *r, task_timeline *tl)
+{
+    r->timeline = tl;
+}
+
 void async_record_set_profile_prefix(async_record *r, const char *prefix)
 {
     snprintf(r->awaiting_name, sizeof(r->awaiting_name), "%s%s", prefix ? prefix : "",
@@ -210,7 +218,13 @@ uint32_t async_record_stitch(async_record *r, const aprof_thread_sample *t, apro
     if (!r->have_snap)
         return 0;
     async_chain_check check = {asyncio_chain_still_valid, r->reader};
-    return async_stitch_thread(&r->snap, t, r->s->st, out, cap, &check, r->exact_task_names);
+    uint32_t n = async_stitch_thread(&r->snap, t, r->s->st, out, cap, &check, r->exact_task_names);
+    if (r->timeline && r->active)
+        /* the task stitched in is the one the timeline says ran: the two always agree */
+        timeline_thread_sample(r->timeline, r->s->pid, t->tid, n ? &r->snap : NULL,
+                               n ? async_task_of_thread(&r->snap, t, NULL) : ASYNC_NO_INDEX,
+                               r->sample_t, r->sample_w);
+    return n;
 }
 
 const char *async_record_task_name(void *ud, pid_t pid, uint64_t coro)
@@ -246,10 +260,18 @@ static void account(async_record *r, uint64_t now, uint64_t weight)
         return;
     agg_profile *awaiting = NULL;
     uint64_t alive = 0;
+    pid_t pid = r->s->pid;
+    if (r->timeline)
+        timeline_snapshot_begin(r->timeline, pid, now);
     for (uint32_t i = 0; i < s->ntasks; i++) {
         const async_task *t = &s->tasks[i];
         if (t->flags & ATF_UNREADABLE)
             continue;
+        if (r->timeline)
+            timeline_snapshot_task(r->timeline, pid, s, i,
+                                   t->state == ATS_PENDING && t->nframes ? await_site_frame(s, t)
+                                                                         : NULL,
+                                   r->baseline, now);
         tracked *old = table_find(&r->prev, t->id);
         if (old && old->coro != t->coro) /* the address now holds another task */
             old = NULL;
@@ -299,6 +321,12 @@ static void account(async_record *r, uint64_t now, uint64_t weight)
             agg_profile_add(r->a, awaiting, r->buf, n, now, weight);
         }
     }
+    if (r->timeline) {
+        timeline_snapshot_edges(r->timeline, pid, s, now);
+        /* a snapshot that may have missed tasks cannot tell which ended */
+        if (!(s->flags & (ASF_TASKS_TRUNCATED | ASF_REGISTRY_ERROR)))
+            timeline_snapshot_end(r->timeline, pid, now);
+    }
     if (alive > r->stats.max_alive)
         r->stats.max_alive = alive;
     r->baseline = true;
@@ -335,6 +363,8 @@ static bool unknown_running_task(const async_record *r, const aprof_sample *s)
 void async_record_observe(async_record *r, const aprof_sample *s)
 {
     uint64_t now = s->t_ns;
+    r->sample_t = now;
+    r->sample_w = s->weight_ns;
     bool due = !r->have_snap || now - r->last_snap_ns >= r->interval_ns;
     if (!due && r->refresh_asked_ns)
         due = now - r->last_snap_ns >= MIN_REFRESH_NS &&

@@ -49,6 +49,11 @@ void async_record_free(async_record *r);
  * one per segment). */
 void async_record_set_agg(async_record *r, agg *a);
 
+/* Keep the timeline of tasks (timeline.h) in tl from now on: every snapshot's tasks and, through
+ * async_record_stitch, which task each thread sample ran. NULL stops. */
+struct task_timeline;
+void async_record_set_timeline(async_record *r, struct task_timeline *tl);
+
 /* Name the awaiting profile PREFIX + "asyncio: awaiting" (recordings of several processes). */
 void async_record_set_profile_prefix(async_record *r, const char *prefix);
 

@@ -48,6 +48,8 @@ struct stall_detector {
     strtab *st;
     stall_task_fn task_fn;
     void *task_ud;
+    stall_stretch_fn stretch_fn;
+    void *stretch_ud;
     loop_track loops[MAX_LOOPS];
     size_t nloops;
     stall_event *events;
@@ -91,6 +93,12 @@ void stall_detector_set_task_resolver(stall_detector *d, stall_task_fn fn, void 
 {
     d->task_fn = fn;
     d->task_ud = ud;
+}
+
+void stall_detector_set_stretch_sink(stall_detector *d, stall_stretch_fn fn, void *ud)
+{
+    d->stretch_fn = fn;
+    d->stretch_ud = ud;
 }
 
 int stall_is_own_code(const char *file)
@@ -138,11 +146,14 @@ static loop_track *track_of(stall_detector *d, pid_t pid, const aprof_thread_sam
     return lt;
 }
 
-static int push_lag(loop_track *lt, uint64_t ns, uint64_t end)
+/* A busy stretch [start, end] of the loop ended. */
+static int push_lag(stall_detector *d, loop_track *lt, uint64_t start, uint64_t end)
 {
+    if (d->stretch_fn)
+        d->stretch_fn(d->stretch_ud, lt->pid, lt->tid, start, end);
     if (!lt->lag && !(lt->lag = calloc(1, sizeof(*lt->lag))))
         return -1;
-    return lag_hist_add(lt->lag, ns, end);
+    return lag_hist_add(lt->lag, end > start ? end - start : 0, end);
 }
 
 /* The frame blamed for one sample of a callback run: the innermost frame of the program's own
@@ -375,7 +386,7 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
                 uint64_t end = half_way(lt->last_t, now);
                 uint64_t cb_end = half_way(lt->cb_last_t, now);
                 reported += end_callback(d, lt, cb_end, now - lt->cb_last_t, false);
-                push_lag(lt, end - lt->busy_start, end);
+                push_lag(d, lt, lt->busy_start, end);
                 lt->busy = false;
             }
         } else {
@@ -406,7 +417,7 @@ void stall_detector_finish(stall_detector *d, uint64_t end_ns)
             continue;
         uint64_t at = end_ns > lt->last_t ? end_ns : lt->last_t;
         end_callback(d, lt, at, at - lt->cb_last_t, true);
-        push_lag(lt, at - lt->busy_start, at);
+        push_lag(d, lt, lt->busy_start, at);
         lt->busy = false;
         lt->last_t = at;
     }

@@ -63,6 +63,11 @@ stall_detector *stall_detector_new(uint64_t threshold_ns, strtab *st);
 void stall_detector_free(stall_detector *d);
 void stall_detector_set_task_resolver(stall_detector *d, stall_task_fn fn, void *ud);
 
+/* Told every busy stretch of every loop as it ends, [start_ns, end_ns] (timeline.h keeps them). */
+typedef void (*stall_stretch_fn)(void *ud, pid_t pid, pid_t tid, uint64_t start_ns,
+                                 uint64_t end_ns);
+void stall_detector_set_stretch_sink(stall_detector *d, stall_stretch_fn fn, void *ud);
+
 /* Feed every sample in time order (torn thread samples are ignored). Returns the number of new
  * stalls that this sample completed. */
 size_t stall_detector_feed(stall_detector *d, const aprof_sample *s);

@@ -19,6 +19,7 @@
 #include "session.h"
 #include "stalls.h"
 #include "threadstate.h"
+#include "timeline.h"
 #include "unwinder.h"
 #include "writers.h"
 
@@ -51,12 +52,13 @@ static const char record_tail[] =
 #define DEFAULT_PUSH_SEGMENT_S 10.0 /* as Pyroscope's own agents upload */
 #define PUSH_GRACE_S 5.0            /* at the end, how long unsent segments may still take */
 
-typedef enum out_format { FMT_SPEEDSCOPE, FMT_COLLAPSED, FMT_FOLDED, FMT_PPROF } out_format;
+typedef enum out_format { FMT_SPEEDSCOPE, FMT_COLLAPSED, FMT_FOLDED, FMT_PPROF, FMT_TRACE } out_format;
 enum { MODE_WALL, MODE_CPU };
-static const char *const format_names[] = {"speedscope", "collapsed", "folded", "pprof", NULL};
+static const char *const format_names[] = {"speedscope", "collapsed", "folded", "pprof", "trace",
+                                            NULL};
 /* what the summary calls each format, and the default output file's extension */
-static const char *const format_labels[] = {"speedscope", "collapsed", "collapsed", "pprof"};
-static const char *const format_exts[] = {"json", "txt", "txt", "pb.gz"};
+static const char *const format_labels[] = {"speedscope", "collapsed", "collapsed", "pprof", "trace"};
+static const char *const format_exts[] = {"json", "txt", "txt", "pb.gz", "trace.json"};
 static const char *const mode_names[] = {"wall", "cpu", NULL};
 
 #define MAX_FILTERS 64
@@ -73,6 +75,7 @@ typedef struct record_ctx {
     agg *a;
     stall_detector *stalls;
     async_record *async;     /* NULL with --no-async */
+    task_timeline *timeline; /* -f trace: loops' busy stretches and tasks' segments */
     aprof_frame *stitched;   /* scratch: a task-stitched stack */
     bool cpu_only;
     const thread_filter *filter;
@@ -181,6 +184,7 @@ static void label_process(record_ctx *r, procset_proc *p)
     agg_process_label(r->a, p->s->pid, label);
     proc_unit *u = p->user;
     if (u && u->async) {
+        async_record_set_timeline(u->async, r->timeline);
         async_record_set_agg(u->async, r->a);
         snprintf(prefix, sizeof(prefix), "Process %d \"%s\": ", (int)p->s->pid, label);
         async_record_set_profile_prefix(u->async, prefix);
@@ -286,13 +290,14 @@ static void progress_line(void *ud, const sampler_stats *st, uint64_t now, bool 
             (unsigned long long)st->errors);
 }
 
-static int write_profile(const agg *a, int fmt, const writer_meta *meta, const pprof_meta *pm,
-                         outfile *of)
+static int write_profile(const record_ctx *r, int fmt, const writer_meta *meta,
+                         const pprof_meta *pm, const trace_meta *tm, outfile *of)
 {
     FILE *fp = outfile_stream(of);
-    int rc = fmt == FMT_SPEEDSCOPE ? write_speedscope(a, meta, fp)
-             : fmt == FMT_PPROF    ? write_pprof(a, pm, fp)
-                                   : write_collapsed(a, fp);
+    int rc = fmt == FMT_SPEEDSCOPE ? write_speedscope(r->a, meta, fp)
+             : fmt == FMT_PPROF    ? write_pprof(r->a, pm, fp)
+             : fmt == FMT_TRACE    ? write_trace(r->a, r->timeline, r->stalls, tm, fp)
+                                   : write_collapsed(r->a, fp);
     if (rc != 0) {
         int e = errno;
         outfile_abort(of);
@@ -329,7 +334,10 @@ static int write_recording(record_ctx *r, int fmt, outfile *of, uint64_t start_n
     recording_meta(r, start_ns, end_ns, &meta, &pm);
     if (fmt == r->fmt)
         r->last_resolution_ns = fmt == FMT_SPEEDSCOPE ? meta.resolution_ns : 0;
-    return write_profile(r->a, fmt, &meta, &pm, of);
+    trace_meta tm = {.name = r->meta_name, .exporter = "aprof@" APROF_VERSION,
+                     .process_name = r->program, .pid = r->pid, .start_ns = start_ns,
+                     .end_ns = end_ns, .rate = r->rate};
+    return write_profile(r, fmt, &meta, &pm, &tm, of);
 }
 
 /* --push: queue the segment [start_ns, end_ns] as pprof for the sending thread. */
@@ -437,9 +445,10 @@ static int parse_options(int argc, char **argv, record_opts *ro)
                  "pprof; '-' for standard output)"},
         {.name = "format", .short_name = 'f', .arg = "FMT", .kind = OPT_CHOICE,
          .dest = &ro->fmt, .choices = format_names,
-         .help = "speedscope (default), collapsed (folded stacks) or pprof\n"
-                 "(gzipped profile.proto, for go tool pprof and Pyroscope)",
-         .invalid = "is not one of speedscope, collapsed, pprof"},
+         .help = "speedscope (default), collapsed (folded stacks), pprof\n"
+                 "(gzipped profile.proto, for go tool pprof and Pyroscope) or trace\n"
+                 "(Chrome trace events: loop, task and thread timelines for Perfetto)",
+         .invalid = "is not one of speedscope, collapsed, pprof, trace"},
         CLI_OPT_RATE(&ro->rate),
         {.name = "duration", .short_name = 'd', .arg = "SECS", .kind = OPT_DOUBLE,
          .dest = &ro->duration, .min = 0.001, .max = 1e7,
@@ -522,6 +531,8 @@ static int parse_options(int argc, char **argv, record_opts *ro)
         return cli_fail(EXIT_USAGE, "record: %s", why);
     if (ro->push_url && ro->segment_s == 0)
         ro->segment_s = DEFAULT_PUSH_SEGMENT_S;
+    if (ro->fmt == FMT_TRACE && (ro->segment_s > 0 || ro->push_url))
+        return cli_fail(EXIT_USAGE, "record: -f trace is one timeline: it cannot be combined with --segment or --push");
     if (ro->segment_s > 0 && ro->folded_path)
         return cli_fail(EXIT_USAGE, "record: --folded cannot be combined with --segment (use -f collapsed)");
     if (ro->subprocesses && ro->native)
@@ -699,6 +710,13 @@ static bool make_ctx(record_ctx *r, session *s, const record_opts *ro)
     r->wall_minus_mono = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec - (int64_t)mono;
     r->a = agg_new(r->st);
     r->stalls = stall_detector_new((uint64_t)(ro->stall_ms * 1e6), r->st);
+    if (ro->fmt == FMT_TRACE) {
+        r->timeline = timeline_new(r->st);
+        if (!r->timeline)
+            return false;
+        if (r->stalls)
+            stall_detector_set_stretch_sink(r->stalls, timeline_loop_busy, r->timeline);
+    }
     if (ro->subprocesses) {
         /* each process's asyncio part is made when it joins (proc_joined) */
         r->stitched = malloc(APROF_MAX_FRAMES * sizeof(*r->stitched));
@@ -709,6 +727,8 @@ static bool make_ctx(record_ctx *r, session *s, const record_opts *ro)
     if (ro->async_aware && r->a) {
         r->async = async_record_new(s, r->a, ro->await_hz, ro->exact_task_names);
         r->stitched = malloc(APROF_MAX_FRAMES * sizeof(*r->stitched));
+        if (r->async)
+            async_record_set_timeline(r->async, r->timeline);
         if (r->async && r->stalls)
             stall_detector_set_task_resolver(r->stalls, async_record_task_name, r->async);
     }
@@ -720,6 +740,7 @@ static void free_ctx(record_ctx *r)
     pyroscope_push_finish(r->push, 0, NULL);
     stall_detector_free(r->stalls);
     async_record_free(r->async);
+    timeline_free(r->timeline);
     free(r->stitched);
     agg_free(r->a);
     free(r->pinfo);

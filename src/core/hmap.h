@@ -48,4 +48,24 @@ static inline uint32_t hmap_find(const hmap *m, uint32_t h,
     }
 }
 
+/* Make the record for which eq holds under hash h be idx from now on (a key whose record moved
+ * to a newer one), or insert idx when there is none. 0, or -1 when out of memory. */
+static inline int hmap_set(hmap *m, uint32_t h, bool (*eq)(const void *ctx, uint32_t idx),
+                           const void *ctx, uint32_t idx)
+{
+    if (m->cap) {
+        size_t mask = m->cap - 1;
+        for (size_t i = h & mask;; i = (i + 1) & mask) {
+            hmap_slot *s = &m->slots[i];
+            if (!s->idx1)
+                break;
+            if (s->hash == h && eq(ctx, s->idx1 - 1)) {
+                s->idx1 = idx + 1;
+                return 0;
+            }
+        }
+    }
+    return hmap_insert(m, h, idx);
+}
+
 #endif

@@ -240,24 +240,38 @@ void json_bool(json_writer *w, bool v)
     put_bytes(w, v ? "true" : "false", v ? 4 : 5);
 }
 
-void json_seconds_ns(json_writer *w, uint64_t ns)
+/* v / 10^digits written exactly, without trailing zeros. */
+static void json_fixed(json_writer *w, uint64_t v, int digits)
 {
+    uint64_t scale = 1;
+    for (int i = 0; i < digits; i++)
+        scale *= 10;
     char buf[24];
     before_value(w);
-    char *p = format_u64(ns / 1000000000u, buf);
+    char *p = format_u64(v / scale, buf);
     put_bytes(w, p, (size_t)(buf + 24 - p));
-    uint32_t frac = (uint32_t)(ns % 1000000000u);
+    uint64_t frac = v % scale;
     if (frac == 0)
         return;
-    char digits[10] = {'.'};
-    for (int i = 9; i >= 1; i--) {
-        digits[i] = (char)('0' + frac % 10);
+    char fd[24] = {'.'};
+    for (int i = digits; i >= 1; i--) {
+        fd[i] = (char)('0' + frac % 10);
         frac /= 10;
     }
-    size_t n = 10;
-    while (digits[n - 1] == '0')
+    size_t n = (size_t)digits + 1;
+    while (fd[n - 1] == '0')
         n--;
-    put_bytes(w, digits, n);
+    put_bytes(w, fd, n);
+}
+
+void json_seconds_ns(json_writer *w, uint64_t ns)
+{
+    json_fixed(w, ns, 9);
+}
+
+void json_micros_ns(json_writer *w, uint64_t ns)
+{
+    json_fixed(w, ns, 3);
 }
 
 void json_double(json_writer *w, double v)
@@ -312,6 +326,12 @@ void json_kv_uint(json_writer *w, const char *key, uint64_t v)
 {
     json_key(w, key);
     json_uint(w, v);
+}
+
+void json_kv_double(json_writer *w, const char *key, double v)
+{
+    json_key(w, key);
+    json_double(w, v);
 }
 
 int json_finish(json_writer *w)

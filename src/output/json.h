@@ -48,11 +48,14 @@ void json_bool(json_writer *w, bool v);
 void json_double(json_writer *w, double v);
 /* ns / 1e9 written exactly as a decimal number of seconds ("1.5", "0.000001"). */
 void json_seconds_ns(json_writer *w, uint64_t ns);
+/* ns / 1e3 written exactly as a decimal number of microseconds (trace event times). */
+void json_micros_ns(json_writer *w, uint64_t ns);
 
 /* Shorthands for one object member. */
 void json_kv_string(json_writer *w, const char *key, const char *s);
 void json_kv_int(json_writer *w, const char *key, int64_t v);
 void json_kv_uint(json_writer *w, const char *key, uint64_t v);
+void json_kv_double(json_writer *w, const char *key, double v);
 
 /* Flushes and checks the stream and the nesting. 0, or -1 with errno set. */
 int json_finish(json_writer *w);

@@ -4,6 +4,8 @@
 #define APROF_WRITERS_H
 
 #include "aggregate.h"
+#include "stalls.h"
+#include "timeline.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -36,5 +38,23 @@ typedef struct pprof_meta {
 
 /* pprof: gzip-compressed profile.proto, thread profiles only (details in write_pprof.c). */
 int write_pprof(const agg *a, const pprof_meta *m, FILE *out);
+
+/* What a trace says besides the recording's content. */
+typedef struct trace_meta {
+    const char *name;         /* the recording, e.g. "aprof: python app.py (pid 42)" */
+    const char *exporter;     /* "aprof@0.1.0" */
+    const char *process_name; /* the target's command line */
+    int64_t pid;              /* the target; profiles without a pid belong to it */
+    uint64_t start_ns, end_ns;/* the recording (CLOCK_MONOTONIC): tasks alive at the end last
+                               * until end_ns */
+    double rate;              /* samples per second asked for: a thread's stack is closed across a
+                               * gap of more than three intervals */
+} trace_meta;
+
+/* Chrome trace event JSON (write_trace.c, docs/formats.md#trace): per event loop a track of
+ * busy stretches and stalls, per asyncio task a track of its life and segments, per thread its
+ * sampled stacks. tl and sd may be NULL (no loop or task tracks then). */
+int write_trace(const agg *a, const task_timeline *tl, const stall_detector *sd,
+                const trace_meta *m, FILE *out);
 
 #endif

@@ -148,5 +148,22 @@ def recorded_profile_loads_in_speedscope(t):
     check_in_speedscope(t, out, "cpu_split")
 
 
+@h.once
+def recorded_trace_loads_in_speedscope(t):
+    """record -f trace of the stall fixture, opened by speedscope's Trace Event Format importer
+    (one profile per thread, the first one drawn)."""
+    if not aprof_can_record():
+        raise h.Skip("aprof record unavailable")
+    truth, ready = t.path("truth.json"), t.path("ready")
+    out = t.path("stall.trace.json")
+    res = t.aprof("record", "-q", "-f", "trace", "-o", out, "--", t.py,
+                  os.path.join(h.FIXTURES, "stall_fixture.py"), truth, ready,
+                  "--cycles", "1", timeout=120)
+    t.require_rc(res, 0, "aprof record -f trace")
+    rc, line, err = run_node(t, "load_in_speedscope.js", out,
+                             os.path.join(BINARY_DIR, "speedscope-trace.png"))
+    t.check(rc == 0, "speedscope did not draw the trace: %s %s" % (line, h.short(err, 500)))
+
+
 if __name__ == "__main__":
     h.main()

@@ -6,7 +6,8 @@
 //   - the page title becomes "<file's name field> - speedscope" (speedscope sets it after import;
 //     a file it could not read as speedscope JSON gets another title, an alert or an error page),
 //   - the first profile's name is shown and a canvas is present,
-//   - no "Something went wrong", no alert, no console error, no uncaught exception,
+//   - no "Something went wrong", no alert, no console error, no uncaught exception, no warning
+//     of the trace importer about slices that do not nest,
 //   - the Time Order chart holds several colours, and the Left Heavy flame chart (merged stacks,
 //     wide bars whatever the profile's timing) really holds coloured pixels; SHOT.png is the
 //     Left Heavy view.
@@ -121,6 +122,20 @@ function colourStats(img, top, bottom) {
   return {share: total ? coloured / total : 0, distinct: colours.size};
 }
 
+// The name speedscope gives the profile it opens first from a trace: the thread_name of the
+// (pid, tid) that sorts first among those with complete events.
+function firstTraceThread(events) {
+  const names = new Map();
+  const keys = new Set();
+  for (const e of events) {
+    if (e.ph === 'M' && e.name === 'thread_name') names.set(`${e.pid}:${e.tid}`, e.args.name);
+    if (e.ph === 'X' || e.ph === 'B') keys.add(`${e.pid}:${e.tid}`);
+  }
+  const num = k => k.split(':').map(Number);
+  const sorted = [...keys].sort((a, b) => num(a)[0] - num(b)[0] || num(a)[1] - num(b)[1]);
+  return sorted.length ? {name: names.get(sorted[0]) || sorted[0]} : null;
+}
+
 async function main() {
   const [file, screenshot] = process.argv.slice(2);
   if (!file || process.argv.length > 4) {
@@ -128,8 +143,12 @@ async function main() {
     process.exit(1);
   }
   const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
-  const wantTitle = `${doc.name} - speedscope`;
-  const first = doc.profiles[doc.activeProfileIndex || 0];
+  // A Chrome trace (aprof record -f trace) is imported through speedscope's Trace Event Format
+  // importer: one profile per thread that has complete events, named after its thread_name
+  // metadata, and the page titled after the file.
+  const trace = Array.isArray(doc.traceEvents);
+  const wantTitle = trace ? `${path.basename(file)} - speedscope` : `${doc.name} - speedscope`;
+  const first = trace ? firstTraceThread(doc.traceEvents) : doc.profiles[doc.activeProfileIndex || 0];
   if (!first) throw new Error('the file has no profile to show');
 
   const server = await serve(path.resolve(file));
@@ -150,6 +169,10 @@ async function main() {
     const page = context.pages()[0] || await context.newPage();
     page.on('console', msg => {
       if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`);
+      // the trace importer's complaints about slices that do not nest (it then draws them
+      // nested wrongly rather than fail)
+      if (msg.type() === 'warning' && /Tried to end|still open at end of profile/.test(msg.text()))
+        problems.push(`speedscope: ${msg.text().slice(0, 200)}`);
     });
     page.on('pageerror', err => problems.push(`uncaught exception: ${err.message}`));
     page.on('dialog', async dialog => {
