@@ -33,6 +33,7 @@ typedef struct loop_track {
     uint64_t cb_start;
     uint64_t cb_start_gap;      /* gap between the samples that straddle cb_start */
     uint32_t cb_samples;
+    uint32_t cb_gc_samples;     /* ... of them, samples of the cyclic GC running */
     const char *cb_task;
     uint64_t cb_coro;           /* coroutine owning the callback's first frame, 0 if none */
     bool cb_clipped;            /* the callback run was already running at the first sample */
@@ -206,6 +207,7 @@ static void start_callback(loop_track *lt, const aprof_thread_sample *t, uint64_
     lt->cb_start = at;
     lt->cb_start_gap = gap;
     lt->cb_samples = 0;
+    lt->cb_gc_samples = 0;
     lt->cb_task = NULL;
     lt->cb_name = NULL;
     lt->cb_coro = 0;
@@ -248,6 +250,7 @@ static size_t end_callback(stall_detector *d, loop_track *lt, uint64_t at, uint6
             .task = lt->cb_task ? strtab_intern_cstr(d->st, lt->cb_task) : NULL,
             .culprit = c->frame, .stack = c->stack, .nstack = c->nstack,
             .samples = lt->cb_samples,
+            .gc_samples = lt->cb_gc_samples,
             .uncertainty_ns = lt->cb_start_gap / 2 + gap / 2,
             .impact = dur >= 2 * d->threshold_ns ? STALL_CRITICAL : STALL_WARNING,
             .loop = lt->kind,
@@ -260,6 +263,7 @@ static size_t end_callback(stall_detector *d, loop_track *lt, uint64_t at, uint6
 out:
     clear_culprits(lt);
     lt->cb_samples = 0;
+    lt->cb_gc_samples = 0;
     lt->cb_id = 0;
     return reported;
 }
@@ -375,6 +379,7 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
                 start_callback(lt, t, now, 0);
                 lt->cb_clipped = true; /* it was running before aprof looked */
                 lt->cb_samples = 1;
+                lt->cb_gc_samples = (t->flags & TSF_GC) != 0;
                 count_culprit(lt, t);
             }
             continue;
@@ -402,6 +407,7 @@ size_t stall_detector_feed(stall_detector *d, const aprof_sample *s)
             }
             lt->cb_last_t = now;
             lt->cb_samples++;
+            lt->cb_gc_samples += (t->flags & TSF_GC) != 0;
             count_culprit(lt, t);
         }
         lt->last_t = now;

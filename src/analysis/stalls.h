@@ -32,6 +32,7 @@ typedef struct stall_event {
     aprof_frame *stack;         /* a representative full stack (outermost first) */
     uint32_t nstack;
     uint32_t samples;
+    uint32_t gc_samples;        /* of them, samples of the cyclic GC running (TSF_GC) */
     uint64_t uncertainty_ns;    /* how far the duration can be off from the sampling alone: half
                                  * of each gap between the samples straddling its two ends */
     uint8_t impact;             /* stall_impact */
@@ -97,6 +98,12 @@ typedef struct loop_now {
 } loop_now;
 void stall_loop_now(const stall_detector *d, size_t i, uint64_t now, uint64_t window_ns,
                     loop_now *out);
+
+/* Was more than half of the stall's samples the cyclic garbage collector running? */
+static inline bool stall_mostly_gc(const stall_event *e)
+{
+    return e->samples && 2 * e->gc_samples > e->samples;
+}
 
 /* Is this file the program's own code (not the standard library, site/dist-packages, or a
  * frozen module)? Exposed for tests. */

@@ -82,6 +82,7 @@ typedef struct record_ctx {
     uint64_t thread_samples; /* thread stacks added */
     uint64_t torn;           /* thread stacks dropped: changed while read, nothing verified */
     uint64_t marked;         /* thread stacks kept in part: verified outer frames, <unreadable> */
+    uint64_t gc_samples, gc_ns; /* thread stacks of the cyclic GC running, and their weight */
     uint64_t idle_skipped;   /* cpu mode: thread stacks dropped because not running */
     bool gil_only;           /* --gil */
     uint64_t not_gil;        /* --gil: thread stacks dropped because not holding the GIL */
@@ -256,6 +257,10 @@ static bool consume(void *ud, const aprof_sample *s, const sampler_stats *st)
         }
         r->thread_samples++;
         r->marked += (t->flags & TSF_MARKED) != 0;
+        if (t->flags & TSF_GC) {
+            r->gc_samples++;
+            r->gc_ns += s->weight_ns;
+        }
     }
     if (r->seg_ns && s->t_ns >= r->seg_start_ns + r->seg_ns)
         roll_segment(r, s->t_ns, false);
@@ -918,6 +923,7 @@ int cmd_record(int argc, char **argv)
         .requested_rate = ro.rate,
         .stall_threshold_s = ro.stall_ms / 1e3, .cpu_only = r.cpu_only,
         .thread_samples = r.thread_samples, .torn = r.torn, .marked = r.marked, .not_running = r.idle_skipped,
+        .gc_samples = r.gc_samples, .gc_ns = r.gc_ns,
         .reads = r.procs ? NULL : &s.ps.stats,
         .out_path = out_path, .format = format_labels[ro.fmt],
         .resolution_s = (double)r.last_resolution_ns / 1e9,

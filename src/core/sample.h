@@ -63,6 +63,11 @@ enum thread_sample_flags {
      * never idle time); its loop view (loop_idle, callback) is not known. */
     TSF_PARTIAL = 1u << 5,
     TSF_MARKED = 1u << 6, /* a TSF_PARTIAL stack that ends in the "<unreadable>" mark */
+    /* The cyclic garbage collector was running in this thread (the interpreter's
+     * gc.collecting flag set while its stack was read, and it held the GIL): its Python frames
+     * are where the collection was triggered, followed by a FRAME_MARK "<GC>" frame (not with
+     * --native, whose C frames show the collector's own functions). */
+    TSF_GC = 1u << 7,
 };
 
 typedef enum loop_kind {

@@ -27,6 +27,7 @@ enum {
     LO_SIZE_13 = 488,
     BY_SIZE_13 = 512,
     UN_SIZE_13 = 536,
+    GC_SIZE_13 = 568,
 };
 
 static const dbgoff_field fields_3_13[] = {
@@ -34,6 +35,8 @@ static const dbgoff_field fields_3_13[] = {
     { "interpreter_state", "next", 64, "interp.next", IS_SIZE_13 },
     { "interpreter_state", "threads_head", 72, "interp.threads_head", IS_SIZE_13 },
     { "interpreter_state", "imports_modules", 88, "interp.modules", IS_SIZE_13 },
+    { "interpreter_state", "gc", 80, "interp.gc", IS_SIZE_13 },
+    { "gc", "collecting", 576, "gc.collecting", GC_SIZE_13 },
     { "interpreter_state", "ceval_gil", 112, "interp.gil", IS_SIZE_13 },
     /* 3.13 publishes these from the start of PyInterpreterState (interp->_gil.locked); our
      * fields count from the _gil_runtime_state that interp->ceval.gil points to, so subtract
@@ -94,6 +97,7 @@ enum {
     LO_SIZE_14 = 568,
     BY_SIZE_14 = 592,
     UN_SIZE_14 = 616,
+    GC_SIZE_14 = 648,
     GE_SIZE_14 = 664,
 };
 
@@ -103,6 +107,8 @@ static const dbgoff_field fields_3_14[] = {
     { "interpreter_state", "threads_head", 72, "interp.threads_head", IS_SIZE_14 },
     { "interpreter_state", "threads_main", 80, "interp.threads_main", IS_SIZE_14 },
     { "interpreter_state", "imports_modules", 96, "interp.modules", IS_SIZE_14 },
+    { "interpreter_state", "gc", 88, "interp.gc", IS_SIZE_14 },
+    { "gc", "collecting", 656, "gc.collecting", GC_SIZE_14 },
     { "interpreter_state", "ceval_gil", 120, "interp.gil", IS_SIZE_14 },
     /* from the start of PyInterpreterState, like 3.13: made relative to interp->_gil */
     { "interpreter_state", "gil_runtime_state_locked", 144, "interp.gil_locked", IS_SIZE_14, 128 },
@@ -170,6 +176,7 @@ enum {
     LO_SIZE_15 = 664,
     BY_SIZE_15 = 688,
     UN_SIZE_15 = 712,
+    GC_SIZE_15 = 752,
     GE_SIZE_15 = 792,
 };
 
@@ -179,6 +186,8 @@ static const dbgoff_field fields_3_15[] = {
     { "interpreter_state", "threads_head", 72, "interp.threads_head", IS_SIZE_15 },
     { "interpreter_state", "threads_main", 80, "interp.threads_main", IS_SIZE_15 },
     { "interpreter_state", "imports_modules", 96, "interp.modules", IS_SIZE_15 },
+    { "interpreter_state", "gc", 88, "interp.gc", IS_SIZE_15 },
+    { "gc", "collecting", 760, "gc.collecting", GC_SIZE_15 },
     { "interpreter_state", "ceval_gil", 120, "interp.gil", IS_SIZE_15 },
     /* from the start of PyInterpreterState, like 3.13: made relative to interp->_gil */
     { "interpreter_state", "gil_runtime_state_locked", 144, "interp.gil_locked", IS_SIZE_15, 128 },

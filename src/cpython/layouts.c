@@ -58,6 +58,10 @@ const layout_field layout_fields[] = {
     F(interp.asyncio_tasks_head, NULL, NULL, NULL, NULL, "PyInterpreterState.asyncio_tasks_head"),
     F(interp.gil_locked, NULL, NULL, "_gil_runtime_state.locked", "_gil_runtime_state.locked",
       "_gil_runtime_state.locked"),
+    FALL(interp.gc, "PyInterpreterState.gc"),
+
+    /* struct _gc_runtime_state */
+    FALL(gc.collecting, "_gc_runtime_state.collecting"),
 
     /* PyThreadState */
     FALL(tstate.prev, "PyThreadState.prev"),

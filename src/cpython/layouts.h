@@ -120,7 +120,12 @@ typedef struct py_layout {
         loff gil_last_holder;  /* _gil_runtime_state.last_holder (3.12+, via interp.gil) */
         loff gil_locked;       /* _gil_runtime_state.locked (3.12+) */
         loff asyncio_tasks_head; /* C tasks of threads that ended (3.14+) */
+        loff gc;               /* PyInterpreterState.gc: the cyclic GC's state */
     } interp;
+
+    struct {
+        loff collecting;       /* _gc_runtime_state.collecting: a collection is running */
+    } gc;
 
     struct {
         loff prev;              /* PyThreadState.prev */

@@ -47,10 +47,12 @@ int pystack_init(pystack *ps, const pyruntime *rt, mem *m, strtab *st)
     ps->tframes = malloc(APROF_MAX_FRAMES * sizeof(*ps->tframes));
     ps->towners = malloc(APROF_MAX_FRAMES * sizeof(*ps->towners));
     ps->unreadable = strtab_intern_cstr(st, "<unreadable>");
+    ps->gc_mark = strtab_intern_cstr(st, "<GC>");
+    ps->gc_leaf = true;
     if (!ps->cc || !ps->prefetch || !ps->prefetch_buf || !ps->probes || !ps->keys ||
         !ps->prev_keys || !ps->addrs || !ps->outer || !ps->ts_memo || !ps->vframes || !ps->vowners ||
         !ps->late_buf || !ps->vkeys || !ps->tframes || !ps->towners ||
-        !ps->unreadable)
+        !ps->unreadable || !ps->gc_mark)
         return -1;
     loff tfields[] = {ps->L->tstate.prev, ps->L->tstate.next, ps->L->tstate.interp,
                       ps->L->tstate.thread_id, ps->L->tstate.native_thread_id,
@@ -168,8 +170,18 @@ static int init_interp(pystack *ps)
     ps->main_thread_id = mt;
     ps->head = 0;
     ps->gil = 0;
+    ps->gc_flag = L->interp.gc != LAYOUT_ABSENT && L->gc.collecting != LAYOUT_ABSENT
+                      ? ps->interp + (uint64_t)L->interp.gc + (uint64_t)L->gc.collecting
+                      : 0;
     return 0;
 }
+
+/* A thread read while the interpreter's collecting flag was set ran the collection if it held
+ * the GIL (the collector runs with it held). Its stack, consistent as a collecting thread's
+ * Python frames do not move, then ends in "<GC>". `holder`: the GIL holder of this sample, read
+ * here on first need (1: not read yet or unknown). */
+static void mark_gc(pystack *ps, aprof_thread_sample *t, uint64_t tstate, uint64_t *holder,
+                    bool *holder_read);
 
 /* Was the _PyCFrame the frame pointer was read through still the thread's current one at the
  * end of the snapshot? Each C-to-Python call pushes a _PyCFrame on the C stack. A shallower one
@@ -361,6 +373,23 @@ static uint64_t gil_holder(pystack *ps)
     return locked ? holder : 0;
 }
 
+static void mark_gc(pystack *ps, aprof_thread_sample *t, uint64_t tstate, uint64_t *holder,
+                    bool *holder_read)
+{
+    if (t->flags & TSF_TORN)
+        return;
+    if (!*holder_read) {
+        *holder = gil_holder(ps);
+        *holder_read = true;
+    }
+    if (*holder != tstate)
+        return; /* another thread collects (or who holds the GIL cannot be read) */
+    t->flags |= TSF_GC;
+    ps->gc_stats_samples++;
+    if (ps->gc_leaf && t->nframes < APROF_MAX_FRAMES)
+        t->frames[t->nframes++] = (aprof_frame){ps->gc_mark, "", 0, FRAME_MARK, 0, 0};
+}
+
 /* Is the thread state in ts the first of its interpreter's list? */
 static bool is_head(const pystack *ps, const uint8_t *ts)
 {
@@ -383,10 +412,13 @@ int pystack_sample(pystack *ps, aprof_sample *out, uint64_t now_ns)
     size_t tsize = ps->tstate_size;
     int count = 0;
     bool head_checked = false;
+    uint64_t gc_holder = holder;
+    bool gc_holder_read = holder != 1;
     for (int guard = 0; tstate && guard < PYSTACK_MAX_THREADS; guard++) {
         uint8_t ts[TSTATE_READ];
         if (!mem_ptr_ok(tstate, true))
             break;
+        ps->gc_seen = false;
         /* 3.13+: the thread state as the last sample copied it picks what to copy, and is
          * copied again in the same syscall as the frames (one syscall per thread, not two) */
         ts_memo *tm = &ps->ts_memo[(tstate >> 6) % PREFETCH_SLOTS];
@@ -434,6 +466,8 @@ int pystack_sample(pystack *ps, aprof_sample *out, uint64_t now_ns)
             t = pystack_confirm_torn(ps, tstate, tsize, out);
         if (!t)
             return -1;
+        if (ps->gc_seen)
+            mark_gc(ps, t, tstate, &gc_holder, &gc_holder_read);
         pystack_update_step_probe(ps, tstate, t);
         if (holder != 1)
             out->threads[out->nthreads - 1].holds_gil = holder == tstate;

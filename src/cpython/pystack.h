@@ -176,6 +176,12 @@ typedef struct pystack {
     uint64_t confirm_cb;      /* ... the busy callback that second read found (0: none) */
     uint8_t confirm_loop;
     const char *unreadable;   /* interned "<unreadable>" */
+    const char *gc_mark;      /* interned "<GC>" */
+    uint64_t gc_flag;         /* address of the interpreter's gc.collecting, 0 unknown */
+    int32_t gc_flag_copy;     /* ... as the last thread snapshot copied it */
+    bool gc_seen;             /* ... and it was set: a collection ran while that thread was read */
+    bool gc_leaf;             /* end a collecting thread's stack in "<GC>" (not with --native) */
+    uint64_t gc_stats_samples;/* thread samples marked TSF_GC */
     thread_name_fn names;
     thread_state_fn states;
     thread_stop_fn stopper;   /* set: a torn stack is read again, at once then stopped */

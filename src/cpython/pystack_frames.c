@@ -165,6 +165,12 @@ int pystack_snapshot_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uin
     w->top_again = 0;
     if (w->top)
         top_at = rb_add(&b, tstate + (uint64_t)L->tstate.datastack_top, &w->top_again, 8);
+    /* the interpreter's gc.collecting, at the moment of this thread's read (pystack.c:
+     * mark_gc); outside the bracket, like the rereads above */
+    size_t gc_at = READ_BATCH_NONE;
+    ps->gc_flag_copy = 0;
+    if (ps->gc_flag)
+        gc_at = rb_add(&b, ps->gc_flag, &ps->gc_flag_copy, sizeof(ps->gc_flag_copy));
     /* The code objects of the last walk: a code object freed and its address reused by another
      * would otherwise be named after the old one. Not part of the stack's consistency, so after
      * the rereads: the copy between the two frame-pointer reads stays as short as it can. */
@@ -182,6 +188,8 @@ int pystack_snapshot_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uin
     /* The kernel copies the ranges in order and stops at the first it cannot read: a range
      * copied means all those before it were too. */
     rb_read(&b, ps->m);
+    if (gc_at != READ_BATCH_NONE && rb_copied(&b, gc_at) && ps->gc_flag_copy)
+        ps->gc_seen = true;
     if (ts_fresh) {
         if (!rb_copied(&b, ts_at))
             return SNAPSHOT_NO_TSTATE;

@@ -164,6 +164,10 @@ void record_report_print(const record_report *r, FILE *out)
         }
     }
 
+    if (r->gc_samples)
+        fprintf(out, "garbage collection: %.3f s in %llu samples (%.1f%% of all thread time)\n",
+                seconds(r->gc_ns), (unsigned long long)r->gc_samples,
+                total ? 100.0 * (double)r->gc_ns / (double)total : 0.0);
     if (r->procs)
         print_processes(r, out);
     if (r->async && async_record_active(r->async))
@@ -205,12 +209,16 @@ void record_report_print(const record_report *r, FILE *out)
         fprintf(out, "worst event loop stalls:\n");
     for (size_t i = 0; i < ns && i < WORST_STALLS_SHOWN; i++) {
         const stall_event *e = stall_at(r->stalls, idx[i]);
-        fprintf(out, "  %s%7.1f ms  %-8s  at %7.3f s  %s%s %s: %s (%s:%d)\n",
+        char gc[64] = "";
+        if (stall_mostly_gc(e))
+            snprintf(gc, sizeof(gc), "; mostly garbage collection (%.0f%% of its samples)",
+                     100.0 * e->gc_samples / e->samples);
+        fprintf(out, "  %s%7.1f ms  %-8s  at %7.3f s  %s%s %s: %s (%s:%d)%s\n",
                 e->clipped ? ">=" : "  ", seconds(e->end_ns - e->start_ns) * 1e3,
                 impact_name(e->impact), seconds(e->start_ns - st->t_start_ns),
                 proc_prefix(r, e->pid, pfx, sizeof(pfx)), e->task ? "task" : "callback",
                 e->task ? e->task : (e->callback ? e->callback : "?"), e->culprit.name,
-                e->culprit.file, (int)e->culprit.line);
+                e->culprit.file, (int)e->culprit.line, gc);
     }
     free(idx);
 }
@@ -282,6 +290,10 @@ static void write_stalls(json_writer *w, const record_report *r)
         json_key(w, "clipped");
         json_bool(w, e->clipped);
         json_kv_uint(w, "samples", e->samples);
+        json_kv_uint(w, "gc_samples", e->gc_samples);
+        json_kv_double(w, "gc_share", e->samples ? (double)e->gc_samples / e->samples : 0.0);
+        json_key(w, "mostly_gc");
+        json_bool(w, stall_mostly_gc(e));
         json_key(w, "culprit");
         frame_object(w, &e->culprit);
         json_key(w, "stack");
@@ -439,6 +451,12 @@ int record_report_write_json(const record_report *r, const char *path)
     json_kv_uint(&w, "torn", r->torn);
     json_kv_uint(&w, "errors", st->errors);
     json_kv_uint(&w, "not_running", r->not_running);
+    json_end_object(&w);
+    json_key(&w, "gc");
+    json_begin_object(&w);
+    json_kv_uint(&w, "samples", r->gc_samples);
+    json_key(&w, "seconds");
+    json_seconds_ns(&w, r->gc_ns);
     json_end_object(&w);
     if (r->native)
         native_report_json(r->native, &w);

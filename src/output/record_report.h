@@ -41,6 +41,7 @@ typedef struct record_report {
     double stall_threshold_s;
     bool cpu_only;
     uint64_t thread_samples, torn, marked, not_running;
+    uint64_t gc_samples, gc_ns;   /* thread samples of the cyclic GC running, and their weight */
     const pystack_stats *reads;   /* one process's torn-stack re-reads, or NULL */
     const char *out_path;         /* NULL when the profile could not be written */
     const char *format;           /* "speedscope" / "collapsed" */

@@ -161,6 +161,7 @@ aprof_status session_enable_native(session *s, const char *unwinder_name, aprof_
     if (s->redact)
         native_stack_redact_paths(s->native);
     s->ps.want_gil = true;
+    s->ps.gc_leaf = false; /* the collector's own C frames show where it runs */
     s->want_state = true;
     return APROF_OK;
 }

@@ -144,9 +144,15 @@ void tui_stalls_draw(tui_app *app, int y0, int h)
         tui_put(app, y, xtask, tcell, W_TASK - 1, false, base);
         char fr[TUI_TEXT_CAP(512)];
         int w = app->cols - xcul;
+        /* a stall that was mostly a garbage collection says so before its culprit line */
+        int gcw = stall_mostly_gc(e) ? 4 : 0;
+        if (gcw && w > gcw)
+            tui_put(app, y, xcul, "GC ", gcw, false, base | (sel ? 0 : tui_attr(app, TUI_C_WARN)));
+        else
+            gcw = 0;
         tui_format_frame(fr, sizeof(fr), e->culprit.name, e->culprit.file, e->culprit.line,
-                         w > 512 ? 512 : w, app->utf8);
-        tui_put(app, y, xcul, fr, w, false, base);
+                         w - gcw > 512 ? 512 : w - gcw, app->utf8);
+        tui_put(app, y, xcul + gcw, fr, w - gcw, false, base);
     }
 }
 
