@@ -200,6 +200,7 @@ static void stall_event_out(trace_ctx *c, const stall_event *e, int64_t pid, int
     if (e->callback)
         json_kv_string(&c->w, "callback", e->callback);
     json_kv_uint(&c->w, "samples", e->samples);
+    json_kv_double(&c->w, "gc_share", e->samples ? (double)e->gc_samples / e->samples : 0.0);
     json_key(&c->w, "clipped");
     json_bool(&c->w, e->clipped);
     json_end_object(&c->w);
