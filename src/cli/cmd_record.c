@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "exitcodes.h"
+#include "html_report.h"
 #include "json.h"
 #include "launch.h"
 #include "native_report.h"
@@ -52,13 +53,16 @@ static const char record_tail[] =
 #define DEFAULT_PUSH_SEGMENT_S 10.0 /* as Pyroscope's own agents upload */
 #define PUSH_GRACE_S 5.0            /* at the end, how long unsent segments may still take */
 
-typedef enum out_format { FMT_SPEEDSCOPE, FMT_COLLAPSED, FMT_FOLDED, FMT_PPROF, FMT_TRACE } out_format;
+typedef enum out_format {
+    FMT_SPEEDSCOPE, FMT_COLLAPSED, FMT_FOLDED, FMT_PPROF, FMT_TRACE, FMT_HTML
+} out_format;
 enum { MODE_WALL, MODE_CPU };
 static const char *const format_names[] = {"speedscope", "collapsed", "folded", "pprof", "trace",
-                                            NULL};
+                                            "html", NULL};
 /* what the summary calls each format, and the default output file's extension */
-static const char *const format_labels[] = {"speedscope", "collapsed", "collapsed", "pprof", "trace"};
-static const char *const format_exts[] = {"json", "txt", "txt", "pb.gz", "trace.json"};
+static const char *const format_labels[] = {"speedscope", "collapsed", "collapsed", "pprof", "trace",
+                                             "html"};
+static const char *const format_exts[] = {"json", "txt", "txt", "pb.gz", "trace.json", "html"};
 static const char *const mode_names[] = {"wall", "cpu", NULL};
 
 #define MAX_FILTERS 64
@@ -75,7 +79,8 @@ typedef struct record_ctx {
     agg *a;
     stall_detector *stalls;
     async_record *async;     /* NULL with --no-async */
-    task_timeline *timeline; /* -f trace: loops' busy stretches and tasks' segments */
+    task_timeline *timeline; /* -f trace and html: loops' busy stretches and tasks' segments */
+    agg *cpu_a;              /* -f html: the samples of threads on a CPU (its cpu view) */
     aprof_frame *stitched;   /* scratch: a task-stitched stack */
     bool cpu_only;
     const thread_filter *filter;
@@ -183,6 +188,8 @@ static void label_process(record_ctx *r, procset_proc *p)
     char label[80], prefix[128];
     process_label(p->s, label, sizeof(label));
     agg_process_label(r->a, p->s->pid, label);
+    if (r->cpu_a)
+        agg_process_label(r->cpu_a, p->s->pid, label);
     proc_unit *u = p->user;
     if (u && u->async) {
         async_record_set_timeline(u->async, r->timeline);
@@ -257,6 +264,11 @@ static bool consume(void *ud, const aprof_sample *s, const sampler_stats *st)
         }
         r->thread_samples++;
         r->marked += (t->flags & TSF_MARKED) != 0;
+        if (r->cpu_a && t->state == TS_RUNNING) {
+            agg_profile *cp = agg_thread_profile(r->cpu_a, s->pid, t->tid, t->name);
+            if (!cp || agg_profile_add(r->cpu_a, cp, frames, n, s->t_ns, s->weight_ns) != 0)
+                r->oom++;
+        }
         if (t->flags & TSF_GC) {
             r->gc_samples++;
             r->gc_ns += s->weight_ns;
@@ -451,9 +463,10 @@ static int parse_options(int argc, char **argv, record_opts *ro)
         {.name = "format", .short_name = 'f', .arg = "FMT", .kind = OPT_CHOICE,
          .dest = &ro->fmt, .choices = format_names,
          .help = "speedscope (default), collapsed (folded stacks), pprof\n"
-                 "(gzipped profile.proto, for go tool pprof and Pyroscope) or trace\n"
-                 "(Chrome trace events: loop, task and thread timelines for Perfetto)",
-         .invalid = "is not one of speedscope, collapsed, pprof, trace"},
+                 "(gzipped profile.proto, for go tool pprof and Pyroscope), trace\n"
+                 "(Chrome trace events: loop, task and thread timelines for Perfetto) or\n"
+                 "html (a self-contained report: flame graphs, stalls, loops, tasks)",
+         .invalid = "is not one of speedscope, collapsed, pprof, trace, html"},
         CLI_OPT_RATE(&ro->rate),
         {.name = "duration", .short_name = 'd', .arg = "SECS", .kind = OPT_DOUBLE,
          .dest = &ro->duration, .min = 0.001, .max = 1e7,
@@ -536,8 +549,9 @@ static int parse_options(int argc, char **argv, record_opts *ro)
         return cli_fail(EXIT_USAGE, "record: %s", why);
     if (ro->push_url && ro->segment_s == 0)
         ro->segment_s = DEFAULT_PUSH_SEGMENT_S;
-    if (ro->fmt == FMT_TRACE && (ro->segment_s > 0 || ro->push_url))
-        return cli_fail(EXIT_USAGE, "record: -f trace is one timeline: it cannot be combined with --segment or --push");
+    if ((ro->fmt == FMT_TRACE || ro->fmt == FMT_HTML) && (ro->segment_s > 0 || ro->push_url))
+        return cli_fail(EXIT_USAGE, "record: -f %s is one file for the whole recording: it cannot be combined with --segment or --push",
+                        format_names[ro->fmt]);
     if (ro->segment_s > 0 && ro->folded_path)
         return cli_fail(EXIT_USAGE, "record: --folded cannot be combined with --segment (use -f collapsed)");
     if (ro->subprocesses && ro->native)
@@ -580,7 +594,7 @@ static bool proc_joined(void *ud, procset_proc *p, char *why, size_t whylen)
     aprof_error err = {0};
     if (ro->redact)
         session_enable_redaction(s);
-    s->want_state = ro->mode == MODE_CPU;
+    s->want_state = ro->mode == MODE_CPU || ro->fmt == FMT_HTML; /* html: its cpu view */
     if (ro->gil_only && session_enable_marks(s, &err) != APROF_OK) {
         snprintf(why, whylen, "%s", err.msg);
         return false;
@@ -675,7 +689,7 @@ static int open_target(record_opts *ro, session *s, pid_t *child)
     }
     if (ro->redact)
         session_enable_redaction(s);
-    s->want_state = ro->mode == MODE_CPU;
+    s->want_state = ro->mode == MODE_CPU || ro->fmt == FMT_HTML; /* html: its cpu view */
     if ((ro->native && session_enable_native(s, ro->unwinder_name, &err) != APROF_OK) ||
         ((ro->native || ro->gil_only) && session_enable_marks(s, &err) != APROF_OK)) {
         session_close(s);
@@ -715,13 +729,16 @@ static bool make_ctx(record_ctx *r, session *s, const record_opts *ro)
     r->wall_minus_mono = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec - (int64_t)mono;
     r->a = agg_new(r->st);
     r->stalls = stall_detector_new((uint64_t)(ro->stall_ms * 1e6), r->st);
-    if (ro->fmt == FMT_TRACE) {
+    if (ro->fmt == FMT_TRACE || ro->fmt == FMT_HTML) {
         r->timeline = timeline_new(r->st);
         if (!r->timeline)
             return false;
         if (r->stalls)
             stall_detector_set_stretch_sink(r->stalls, timeline_loop_busy, r->timeline);
     }
+    /* html's cpu view: in --mode cpu every sample is one already */
+    if (ro->fmt == FMT_HTML && ro->mode != MODE_CPU && !(r->cpu_a = agg_new(r->st)))
+        return false;
     if (ro->subprocesses) {
         /* each process's asyncio part is made when it joins (proc_joined) */
         r->stitched = malloc(APROF_MAX_FRAMES * sizeof(*r->stitched));
@@ -746,6 +763,7 @@ static void free_ctx(record_ctx *r)
     stall_detector_free(r->stalls);
     async_record_free(r->async);
     timeline_free(r->timeline);
+    agg_free(r->cpu_a);
     free(r->stitched);
     agg_free(r->a);
     free(r->pinfo);
@@ -900,7 +918,7 @@ int cmd_record(int argc, char **argv)
             if (ps.sent < queued && !files)
                 exit_code = EXIT_OUTPUT; /* segments that exist nowhere */
         }
-    } else {
+    } else if (ro.fmt != FMT_HTML) { /* html: below, with the run's facts */
         if (write_recording(&r, ro.fmt, &of, st.t_start_ns, st.t_end_ns) != 0) {
             exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", out_path, strerror(errno));
             out_path = NULL;
@@ -909,6 +927,9 @@ int cmd_record(int argc, char **argv)
                                               st.t_end_ns) != 0)
             exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", ro.folded_path,
                                  strerror(errno));
+    } else if (ro.folded_path && write_recording(&r, FMT_COLLAPSED, &folded, st.t_start_ns,
+                                                 st.t_end_ns) != 0) {
+        exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", ro.folded_path, strerror(errno));
     }
     native_report nrep = {r.procs ? NULL : &s, r.count_states ? &r.states : NULL, ro.gil_only,
                           r.not_gil};
@@ -929,7 +950,23 @@ int cmd_record(int argc, char **argv)
         .resolution_s = (double)r.last_resolution_ns / 1e9,
         .segments = r.segments, .first_segment = r.first_segment,
         .segment_pause_max_s = (double)r.seg_write_max_ns / 1e9,
+        .start_unix_ns = (uint64_t)((int64_t)st.t_start_ns + r.wall_minus_mono),
     };
+    if (ro.fmt == FMT_HTML && !r.seg_ns) {
+        html_report hr = {.facts = &rep, .wall = r.a, .cpu = r.cpu_a, .stalls = r.stalls,
+                          .async = r.async, .tl = r.timeline,
+                          .exact_task_names = ro.exact_task_names};
+        int rc_html = write_html(&hr, outfile_stream(&of));
+        if (rc_html != 0) {
+            int e = errno;
+            outfile_abort(&of);
+            errno = e;
+        }
+        if (rc_html != 0 || outfile_commit(&of) != 0) {
+            exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", out_path, strerror(errno));
+            rep.out_path = NULL;
+        }
+    }
     if (ro.summary_path && record_report_write_json(&rep, ro.summary_path) != 0)
         exit_code = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", ro.summary_path, strerror(errno));
     if (!ro.quiet)

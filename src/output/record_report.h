@@ -33,6 +33,7 @@ typedef struct record_report {
     const char *command;
     const char *python_version;   /* "" when the root is not a Python aprof reads */
     const sampler_stats *st;
+    uint64_t start_unix_ns;       /* CLOCK_REALTIME of st->t_start_ns */
     const agg *a;
     const stall_detector *stalls; /* NULL when stall detection was off */
     async_record *async;          /* NULL with --no-async */

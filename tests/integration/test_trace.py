@@ -316,12 +316,5 @@ def test_trace_task_tracks_match_asyncio(t):
     t.check(sites_checked >= 12, "only %d tasks had an await site to check" % sites_checked)
 
 
-@h.once
-def test_trace_refuses_segments(t):
-    res = t.aprof("record", "-f", "trace", "--segment", "5", "--", t.py, "-c", "pass")
-    line = h.one_error_line(t, res, 2, "-f trace --segment")
-    t.check("--segment" in line, "the message names --segment: %r" % line)
-
-
 if __name__ == "__main__":
     h.main()
