@@ -4,6 +4,7 @@
 #ifndef APROF_RECORDING_H
 #define APROF_RECORDING_H
 
+#include "hmap.h"
 #include "status.h"
 
 #include <stdbool.h>
@@ -14,6 +15,18 @@ typedef struct rec_function {
     char *name, *file;
     double total_s, self_s; /* sampled time on the stack / innermost */
 } rec_function;
+
+/* A node of a recording's stack tree: one function (index into functions) called from its
+ * parent node (REC_ROOT for an outermost frame), every line of it together. total_s: sampled
+ * time with this call path on the stack; self_s: of it, innermost. Parents come before their
+ * children. */
+typedef struct rec_node {
+    uint32_t parent, fn;
+    double total_s, self_s;
+} rec_node;
+
+#define REC_ROOT UINT32_MAX
+#define REC_MAX_NODES 4000000u
 
 typedef struct rec_culprit {
     char *function, *file;
@@ -31,6 +44,10 @@ typedef struct recording {
     double total_s;       /* all sampled time, every thread */
     uint64_t nsamples;    /* stack entries in the file: aprof merges identical neighbouring
                            * samples (speedscope) or stacks (pprof), so fewer than taken */
+    rec_node *nodes;      /* the stack tree of every thread (for the differential flame graph) */
+    size_t nnodes, cap_nodes;
+    hmap node_map;        /* (parent, fn) -> node */
+    bool tree_truncated;  /* REC_MAX_NODES reached or out of memory: later stacks left out */
     /* summary */
     double duration_s;
     uint64_t stalls;
@@ -43,5 +60,8 @@ typedef struct recording {
 
 /* Read by recording_add_file (src/output/recording_read.h). */
 void recording_free(recording *r);
+
+/* Add a stack (function indices, outermost first) of w seconds to the tree. */
+void recording_tree_add(recording *r, const uint32_t *fns, size_t n, double w);
 
 #endif

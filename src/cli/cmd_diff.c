@@ -2,7 +2,9 @@
 #include "cli.h"
 #include "diff_report.h"
 #include "exitcodes.h"
+#include "html_report.h"
 #include "json.h"
+#include "outfile.h"
 #include "options.h"
 #include "recording_diff.h"
 #include "recording_read.h"
@@ -14,7 +16,7 @@
 
 static const char diff_usage[] =
     "usage: aprof diff BEFORE AFTER [--before-summary FILE] [--after-summary FILE]\n"
-    "                  [--fail-on COND]... [--top N] [--json]\n"
+    "                  [--fail-on COND]... [--top N] [--json] [--html FILE]\n"
     "\n"
     "Compare two recordings of aprof record: BEFORE and AFTER are speedscope or pprof files\n"
     "(-o) or --summary files; a summary can be added to a profile with --before-summary and\n"
@@ -56,7 +58,7 @@ int cmd_diff(int argc, char **argv)
 {
     bool json = false;
     double top = 15;
-    const char *before_summary = NULL, *after_summary = NULL;
+    const char *before_summary = NULL, *after_summary = NULL, *html_path = NULL;
     cond_list conds = {0};
     const cli_option opts[] = {
         {.name = "before-summary", .arg = "FILE", .kind = OPT_STRING, .dest = &before_summary,
@@ -71,6 +73,8 @@ int cmd_diff(int argc, char **argv)
          .help = "functions listed (default 15)", .invalid = "is not a count (1-100000)"},
         {.name = "json", .short_name = 'j', .kind = OPT_FLAG, .dest = &json,
          .help = "machine-readable output (docs/diff.md)"},
+        {.name = "html", .arg = "FILE", .kind = OPT_STRING, .dest = &html_path,
+         .help = "also write a differential flame graph page (self-contained HTML)"},
     };
     const cli_command c = {"diff", diff_usage, opts, sizeof(opts) / sizeof(opts[0]), diff_tail,
                            false, 2};
@@ -89,6 +93,8 @@ int cmd_diff(int argc, char **argv)
                               ? "a profile (a speedscope file)"
                               : "a summary (a --summary file, or --before-summary and "
                                 "--after-summary)");
+    if (rc == EXIT_OK && html_path && !(before.has_profile && after.has_profile))
+        rc = cli_fail(EXIT_USAGE, "diff: --html needs a profile on both sides (a speedscope or pprof file)");
     rec_diff d = {0};
     if (rc == EXIT_OK && recording_diff(&before, &after, &d) != 0)
         rc = cli_fail(EXIT_INTERNAL, "out of memory");
@@ -115,6 +121,24 @@ int cmd_diff(int argc, char **argv)
     }
     if (fflush(stdout) != 0 || ferror(stdout))
         rc = EXIT_OUTPUT;
+    if (html_path && rc == EXIT_OK) {
+        outfile of;
+        if (outfile_open(&of, html_path) != 0) {
+            rc = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", html_path, strerror(errno));
+        } else if (write_diff_html(&before, &after, &d, v, conds.n, outfile_stream(&of)) != 0) {
+            int e = errno;
+            outfile_abort(&of);
+            rc = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", html_path, strerror(e));
+        } else if (outfile_commit(&of) != 0) {
+            rc = cli_fail(EXIT_OUTPUT, "cannot write %s: %s", html_path, strerror(errno));
+        }
+        if (rc != EXIT_OK) {
+            rec_diff_free(&d);
+            recording_free(&before);
+            recording_free(&after);
+            return rc;
+        }
+    }
     rec_diff_free(&d);
     recording_free(&before);
     recording_free(&after);

@@ -8,6 +8,7 @@
 
 #include "aggregate.h"
 #include "async_record.h"
+#include "diff_report.h"
 #include "record_report.h"
 #include "stalls.h"
 #include "timeline.h"
@@ -33,5 +34,11 @@ typedef struct html_report {
 
 /* 0, or -1 with errno. */
 int write_html(const html_report *r, FILE *out);
+
+/* `aprof diff --html`: the same page as a differential flame graph of two recordings (their
+ * stack trees merged by call path of functions, coloured by the change of each path's share)
+ * and what `diff --json` says. 0, or -1 with errno. */
+int write_diff_html(const recording *before, const recording *after, const rec_diff *d,
+                    const diff_verdict *v, size_t nv, FILE *out);
 
 #endif

@@ -240,6 +240,7 @@ static aprof_status read_weights(loader *L, double scale, bool have_samples)
         }
         if (L->starts[k + 1] > L->starts[k])
             r->functions[L->flat[L->starts[k + 1] - 1]].self_s += w;
+        recording_tree_add(r, L->flat + L->starts[k], L->starts[k + 1] - L->starts[k], w);
         r->total_s += w;
         r->nsamples++;
         k++;
@@ -757,6 +758,7 @@ static aprof_status read_pprof(loader *L, const uint8_t *data, size_t len)
         }
         uint64_t serial = ++L->sample_serial;
         bool leaf = true;
+        L->nflat = 0; /* the stack, innermost first, for the tree */
         for (size_t i = 0; i < nlocs && st == APROF_OK; i++) { /* innermost first */
             const pp_id *loc = find_id(t.locations, t.nlocations, locs[i]);
             if (!loc) {
@@ -770,6 +772,11 @@ static aprof_status read_pprof(loader *L, const uint8_t *data, size_t len)
                     break;
                 }
                 uint32_t fn = fn_of[f - t.functions];
+                if (!grow((void **)&L->flat, &L->cap_flat, L->nflat + 1, sizeof(*L->flat))) {
+                    st = oom(L);
+                    break;
+                }
+                L->flat[L->nflat++] = fn;
                 if (leaf)
                     r->functions[fn].self_s += w;
                 leaf = false;
@@ -779,6 +786,14 @@ static aprof_status read_pprof(loader *L, const uint8_t *data, size_t len)
                 }
             }
         }
+        if (st != APROF_OK)
+            break;
+        for (size_t a = 0, b = L->nflat; a + 1 < b; a++, b--) { /* outermost first */
+            uint32_t x = L->flat[a];
+            L->flat[a] = L->flat[b - 1];
+            L->flat[b - 1] = x;
+        }
+        recording_tree_add(r, L->flat, L->nflat, w);
         r->total_s += w;
         r->nsamples++;
     }

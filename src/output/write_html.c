@@ -3,6 +3,8 @@
  * The data's shape is in docs/formats.md#html; the page draws everything from it. */
 #include "html_report.h"
 
+#include "hash.h"
+#include "hmap.h"
 #include "json.h"
 #include "stall_groups.h"
 
@@ -452,8 +454,9 @@ static void write_tasks(json_writer *w, const html_report *r, uint64_t t0, uint6
 
 /* ---- the file --------------------------------------------------------------------------------- */
 
-static int write_data(const html_report *r, FILE *out)
+static int write_data(const void *ud, FILE *out)
 {
+    const html_report *r = ud;
     const sampler_stats *st = r->facts->st;
     uint64_t t0 = st->t_start_ns, t1 = st->t_end_ns > t0 ? st->t_end_ns : t0;
     json_writer *w = malloc(sizeof(*w));
@@ -503,11 +506,12 @@ static int put_escaped(const char *s, size_t n, FILE *out)
     return n > from && fwrite(s + from, 1, n - from, out) != n - from ? -1 : 0;
 }
 
-int write_html(const html_report *r, FILE *out)
+/* The page with the JSON that data() writes in place of its marker. */
+static int write_page(int (*data)(const void *ud, FILE *out), const void *ud, FILE *out)
 {
     const char *page = (const char *)report_page;
     const char *mark = memmem(page, report_page_len, DATA_MARKER, strlen(DATA_MARKER));
-    if (!r || !r->facts || !r->wall || !out || !mark) {
+    if (!mark) {
         errno = EINVAL;
         return -1;
     }
@@ -516,7 +520,7 @@ int write_html(const html_report *r, FILE *out)
     FILE *mf = open_memstream(&json, &len);
     if (!mf)
         return -1;
-    int rc = write_data(r, mf);
+    int rc = data(ud, mf);
     if (fclose(mf) != 0)
         rc = -1;
     if (rc != 0) {
@@ -537,5 +541,224 @@ int write_html(const html_report *r, FILE *out)
         errno = EIO;
         rc = -1;
     }
+    return rc;
+}
+
+int write_html(const html_report *r, FILE *out)
+{
+    if (!r || !r->facts || !r->wall || !out) {
+        errno = EINVAL;
+        return -1;
+    }
+    return write_page(write_data, r, out);
+}
+
+/* ---- the differential flame graph (aprof diff --html) ------------------------------------------ */
+
+/* Both recordings' stack trees merged by call path of functions (name and file). */
+typedef struct merged {
+    const recording *side[2];
+    const rec_diff *d;
+    const diff_verdict *v;
+    size_t nv;
+    const char **fname, **ffile;  /* merged functions */
+    size_t nf, cap_f;
+    hmap fmap;
+    uint32_t *npar, *nfn;         /* merged nodes: parent (UINT32_MAX root), function */
+    double *w[2][2];              /* [side][total, self] per merged node */
+    size_t nn, cap_n;
+    hmap nmap;
+    bool oom;
+} merged;
+
+typedef struct mf_query {
+    const merged *m;
+    const char *name, *file;
+} mf_query;
+
+static bool mf_is(const void *ctx, uint32_t i)
+{
+    const mf_query *q = ctx;
+    return strcmp(q->m->fname[i], q->name) == 0 && strcmp(q->m->ffile[i], q->file) == 0;
+}
+
+static uint32_t merged_fn(merged *m, const char *name, const char *file)
+{
+    mf_query q = {m, name ? name : "", file ? file : ""};
+    uint32_t h = hash32(hash_combine(hash_bytes(q.name, strlen(q.name)),
+                                     hash_bytes(q.file, strlen(q.file))));
+    uint32_t i = hmap_find(&m->fmap, h, mf_is, &q);
+    if (i != HMAP_NONE)
+        return i;
+    if (m->nf == m->cap_f) {
+        size_t nc = m->cap_f ? m->cap_f * 2 : 256;
+        const char **a = realloc(m->fname, nc * sizeof(*a)), **b;
+        if (a)
+            m->fname = a;
+        b = a ? realloc(m->ffile, nc * sizeof(*b)) : NULL;
+        if (!a || !b) {
+            m->oom = true;
+            return UINT32_MAX;
+        }
+        m->ffile = b;
+        m->cap_f = nc;
+    }
+    if (hmap_insert(&m->fmap, h, (uint32_t)m->nf) < 0) {
+        m->oom = true;
+        return UINT32_MAX;
+    }
+    m->fname[m->nf] = q.name;
+    m->ffile[m->nf] = q.file;
+    return (uint32_t)m->nf++;
+}
+
+typedef struct mn_query {
+    const merged *m;
+    uint32_t parent, fn;
+} mn_query;
+
+static bool mn_is(const void *ctx, uint32_t i)
+{
+    const mn_query *q = ctx;
+    return q->m->npar[i] == q->parent && q->m->nfn[i] == q->fn;
+}
+
+static uint32_t merged_node(merged *m, uint32_t parent, uint32_t fn)
+{
+    mn_query q = {m, parent, fn};
+    uint32_t h = hash32(hash_combine(parent, fn));
+    uint32_t i = hmap_find(&m->nmap, h, mn_is, &q);
+    if (i != HMAP_NONE)
+        return i;
+    if (m->nn == m->cap_n) {
+        size_t nc = m->cap_n ? m->cap_n * 2 : 1024;
+        void *p[6] = {realloc(m->npar, nc * sizeof(uint32_t)), NULL, NULL, NULL, NULL, NULL};
+        if (p[0])
+            m->npar = p[0];
+        p[1] = p[0] ? realloc(m->nfn, nc * sizeof(uint32_t)) : NULL;
+        if (p[1])
+            m->nfn = p[1];
+        for (int k = 0; k < 4 && p[k + 1]; k++) {
+            double **dst = &m->w[k / 2][k % 2];
+            p[k + 2] = realloc(*dst, nc * sizeof(double));
+            if (p[k + 2])
+                *dst = p[k + 2];
+        }
+        if (!p[5]) {
+            m->oom = true;
+            return UINT32_MAX;
+        }
+        m->cap_n = nc;
+    }
+    if (hmap_insert(&m->nmap, h, (uint32_t)m->nn) < 0) {
+        m->oom = true;
+        return UINT32_MAX;
+    }
+    m->npar[m->nn] = parent;
+    m->nfn[m->nn] = fn;
+    for (int k = 0; k < 4; k++)
+        m->w[k / 2][k % 2][m->nn] = 0;
+    return (uint32_t)m->nn++;
+}
+
+static void merge_side(merged *m, int side)
+{
+    const recording *r = m->side[side];
+    uint32_t *to = malloc((r->nnodes ? r->nnodes : 1) * sizeof(*to));
+    if (!to) {
+        m->oom = true;
+        return;
+    }
+    for (size_t i = 0; i < r->nnodes && !m->oom; i++) { /* parents come first */
+        const rec_node *n = &r->nodes[i];
+        uint32_t par = n->parent == REC_ROOT ? UINT32_MAX : to[n->parent];
+        uint32_t fn = merged_fn(m, r->functions[n->fn].name, r->functions[n->fn].file);
+        uint32_t k = fn == UINT32_MAX ? UINT32_MAX : merged_node(m, par, fn);
+        if (k == UINT32_MAX)
+            break;
+        to[i] = k;
+        m->w[side][0][k] += n->total_s;
+        m->w[side][1][k] += n->self_s;
+    }
+    free(to);
+}
+
+static void write_us(json_writer *w, const double *v, size_t n)
+{
+    json_begin_array(w);
+    for (size_t i = 0; i < n; i++)
+        json_uint(w, (uint64_t)(v[i] * 1e6 + 0.5));
+    json_end_array(w);
+}
+
+static int write_diff_data(const void *ud, FILE *out)
+{
+    const merged *m = ud;
+    json_writer *w = malloc(sizeof(*w));
+    if (!w)
+        return -1;
+    json_init(w, out);
+    json_begin_object(w);
+    json_kv_string(w, "kind", "diff");
+    json_key(w, "report"); /* what diff --json says */
+    diff_report_json(w, m->side[0], m->side[1], m->d, 200, m->v, m->nv);
+    json_key(w, "tree");
+    json_begin_object(w);
+    json_key(w, "frames");
+    json_begin_array(w);
+    for (size_t i = 0; i < m->nf; i++) {
+        json_begin_array(w);
+        json_string(w, m->fname[i]);
+        json_string(w, m->ffile[i]);
+        json_int(w, 0);
+        json_int(w, 0);
+        json_end_array(w);
+    }
+    json_end_array(w);
+    json_key(w, "nodes");
+    json_begin_array(w);
+    for (size_t i = 0; i < m->nn; i++) {
+        json_int(w, m->npar[i] == UINT32_MAX ? -1 : (int64_t)m->npar[i]);
+        json_uint(w, m->nfn[i]);
+    }
+    json_end_array(w);
+    const char *keys[2][2] = {{"before", "before_self"}, {"after", "after_self"}};
+    for (int s = 0; s < 2; s++)
+        for (int k = 0; k < 2; k++) {
+            json_key(w, keys[s][k]);
+            write_us(w, m->w[s][k], m->nn);
+        }
+    json_key(w, "truncated");
+    json_bool(w, m->side[0]->tree_truncated || m->side[1]->tree_truncated);
+    json_end_object(w);
+    json_end_object(w);
+    int rc = json_finish(w);
+    free(w);
+    return rc;
+}
+
+int write_diff_html(const recording *before, const recording *after, const rec_diff *d,
+                    const diff_verdict *v, size_t nv, FILE *out)
+{
+    merged m = {.side = {before, after}, .d = d, .v = v, .nv = nv};
+    int rc = -1;
+    if (hmap_init(&m.fmap, 1024) == 0 && hmap_init(&m.nmap, 4096) == 0) {
+        merge_side(&m, 0);
+        merge_side(&m, 1);
+        if (!m.oom)
+            rc = write_page(write_diff_data, &m, out);
+        else
+            errno = ENOMEM;
+    }
+    int e = errno;
+    free(m.fname);
+    free(m.ffile);
+    free(m.npar);
+    free(m.nfn);
+    for (int k = 0; k < 4; k++)
+        free(m.w[k / 2][k % 2]);
+    hmap_free(&m.fmap);
+    hmap_free(&m.nmap);
+    errno = e;
     return rc;
 }

@@ -52,6 +52,34 @@ def fn(doc, name):
     raise h.Failure("%s not among the functions of the diff: %s" % (name, h.short(json.dumps(doc))))
 
 
+def report_data(t, path):
+    import re
+    with open(path, encoding="utf-8") as f:
+        m = re.search(r'<script id="aprof-data" type="application/json">(.*?)</script>', f.read(), re.S)
+    t.require(m, "no data in %s" % path)
+    return json.loads(m.group(1))
+
+
+def check_page(t, path):
+    """The page in headless Chromium (tests/web/check_report.js), when the test tools are there."""
+    import subprocess
+    web = os.path.join(h.SOURCE_DIR, "tests", "web")
+    if not os.path.isdir(os.path.join(web, "node_modules", "playwright-core")):
+        print("    note: playwright-core missing: the page was not opened")
+        return
+    shot = os.path.join(os.environ.get("APROF_BINARY_DIR") or h.SOURCE_DIR, "diff.png")
+    res = subprocess.run(["node", os.path.join(web, "check_report.js"), path, shot],
+                         capture_output=True, text=True, timeout=240,
+                         env=dict(os.environ, APROF_REPORT_SEARCH="spin_a"))
+    page = json.loads(res.stdout.strip().splitlines()[-1])
+    t.eq(page["problems"], [], "problems opening the diff page")
+    t.eq(page.get("flame_title"), "Differential flame graph", "the page's mode")
+    t.check(page.get("flame_colours", 0) >= 4, "the flame graph looks empty: %s" % page.get("flame_colours"))
+    rows = page.get("stalls_rows", [])
+    t.check(rows and rows[0][-1].startswith(("spin_a", "spin_b")),
+            "the changes table does not start with spin_a or spin_b: %s" % rows[:2])
+
+
 @h.once
 def test_diff_cpu_split(t):
     before, own_b = record_split(t, 0.25, "before")
@@ -96,6 +124,24 @@ def test_diff_cpu_split(t):
            " (the fixture measured %.3f)" % own_pb["a"])
     t.eq(sorted(f["function"] for f in doc["functions"][:2]), ["spin_a", "spin_b"],
          "pprof: the two largest changes")
+    # the differential flame graph (--html): its merged stack tree gives each side's spin_a
+    # share as the fixture measured it, from speedscope and from pprof files alike
+    for name, b_path, a_path, own in (("speedscope", before, after, own_a),
+                                      ("pprof", before, pb_after, own_pb)):
+        page = t.path("diff-%s.html" % name)
+        diff(t, b_path, a_path, "--html", page)
+        data = report_data(t, page)
+        t.eq(data["kind"], "diff", "%s: kind" % name)
+        tree = data["tree"]
+        for side, own_side in (("before", own_b), ("after", own)):
+            w = {fn_name: sum(tree[side][i] for i in range(len(tree["nodes"]) // 2)
+                              if tree["frames"][tree["nodes"][2 * i + 1]][0] == fn_name)
+                 for fn_name in ("spin_a", "spin_b")}
+            entries = doc["before" if side == "before" else "after"]["entries"]
+            margin = 4 * math.sqrt(0.25 / entries) + 0.02
+            t.near(w["spin_a"] / (w["spin_a"] + w["spin_b"]), own_side["a"], margin,
+                   "%s --html, %s: spin_a's share in the merged tree" % (name, side))
+    check_page(t, t.path("diff-speedscope.html"))
 
 
 def record_stalls(t, name, *fixture_args):
@@ -176,6 +222,17 @@ def test_diff_bad_inputs(t):
     for args in ((good,), (good, good, good), (good, good, "--fail-on", "share:5")):
         h.one_error_line(t, t.aprof("diff", *args), EXIT_USAGE, "diff %s" % " ".join(args))
     diff(t, good, good, "--fail-on", "function-share:0")  # identical files: no growth at all
+    # --html: needs a profile on both sides; an unwritable page is exit 7, nothing left behind
+    summary_only = t.path("summary-only.json")
+    with open(summary_only, "w") as f:
+        f.write('{"stalls": [], "stall_culprits": [], "loops": []}')
+    h.one_error_line(t, t.aprof("diff", summary_only, summary_only, "--html", t.path("x.html")),
+                     EXIT_USAGE, "diff --html of two summaries")
+    h.one_error_line(t, t.aprof("diff", good, good, "--html", t.path("no-such-dir/x.html")), 7,
+                     "diff --html into a missing directory")
+    diff(t, empty, good, "--html", t.path("empty.html"))  # an empty side draws an empty tree
+    t.eq(report_data(t, t.path("empty.html"))["tree"]["before"], [0] * (len(
+        report_data(t, t.path("empty.html"))["tree"]["nodes"]) // 2), "an empty side's tree")
 
 
 if __name__ == "__main__":

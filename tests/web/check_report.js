@@ -76,7 +76,7 @@ async function main() {
       await page.evaluate(() => document.querySelector('nav').style.position = 'static');
       for (const id of ['flames', 'loops', 'tasks']) {
         const el = await page.$('#' + id);
-        if (el) await el.screenshot({path: shot.replace(/\.png$/, `-${id}.png`)});
+        if (el && await el.isVisible()) await el.screenshot({path: shot.replace(/\.png$/, `-${id}.png`)});
       }
     }
     // interactions: the first stall group's stack, a search, a zoom into the widest frame
