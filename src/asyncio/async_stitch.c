@@ -16,8 +16,9 @@ static void push(aprof_frame *out, uint32_t *n, uint32_t cap, aprof_frame f)
 static aprof_frame task_frame(strtab *st, const async_task *t, bool exact_names)
 {
     char buf[512];
-    if (!exact_names && task_name_is_default(t->name))
-        snprintf(buf, sizeof(buf), "<task " ASYNC_STITCH_DEFAULT_NAMES ">");
+    size_t keep = exact_names ? 0 : task_name_group_len(t->name);
+    if (keep)
+        snprintf(buf, sizeof(buf), "<task %.*s*>", (int)(keep < 400 ? keep : 400), t->name);
     else
         snprintf(buf, sizeof(buf), "<task %s>", t->name);
     const char *name = strtab_intern_cstr(st, buf);

@@ -12,10 +12,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Tasks that kept asyncio's default name ("Task-" and a counter: one per request in many
- * services) are all `<task Task-*>` unless exact_names: one flame for them, and a recording's
- * distinct stacks stay bounded however many tasks come and go. Named tasks keep their names. */
-#define ASYNC_STITCH_DEFAULT_NAMES "Task-*"
+/* Tasks whose names differ only in a trailing counter (asyncio's default "Task-17": one per
+ * request in many services; "w-730", "conn_41": redact.h's task_name_group_len) are one
+ * `<task Task-*>`, `<task w-*>` frame unless exact_names: one flame per kind of task, and a
+ * recording's distinct stacks stay bounded however many tasks come and go. Other names are
+ * kept. */
 
 /* Append to out[*n..cap): for each task awaiting task i, outermost (root) first, a
  * `<task NAME>` frame and that task's coroutine frames; then `<task NAME>` of i. */

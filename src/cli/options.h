@@ -75,8 +75,8 @@ bool cli_parse_unwinder(const char *arg, void *dest); /* dest: const char * (the
     {.name = "blocking", .short_name = 'b', .help = what, .kind = OPT_FLAG, .dest = var}
 #define CLI_OPT_EXACT_TASK_NAMES(var)                                                          \
     {.name = "exact-task-names", .kind = OPT_FLAG, .dest = var,                                \
-     .help = "name every task in task-stitched stacks (by default the tasks that\n"            \
-             "kept asyncio's default name Task-N are grouped as <task Task-*>)"}
+     .help = "name every task in task-stitched stacks (by default names that differ\n"        \
+             "only in a trailing counter are one: <task Task-*>, <task w-*>)"}
 
 #define CLI_OPT_REDACT(var)                                                                    \
     {.name = "redact", .kind = OPT_FLAG, .dest = var,                                          \

@@ -31,6 +31,18 @@ bool task_name_is_default(const char *name)
     return true;
 }
 
+size_t task_name_group_len(const char *name)
+{
+    if (!name)
+        return 0;
+    size_t n = strlen(name), d = n;
+    while (d > 0 && name[d - 1] >= '0' && name[d - 1] <= '9')
+        d--;
+    if (d == n || d < 2 || !strchr("-_.:# ", name[d - 1]))
+        return 0;
+    return d;
+}
+
 bool redact_task_name(const char *name, char *out, size_t cap)
 {
     if (!name || task_name_is_default(name)) {

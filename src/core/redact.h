@@ -25,4 +25,10 @@ bool redact_task_name(const char *name, char *out, size_t cap);
 /* asyncio's default task name: "Task-" and decimal digits. */
 bool task_name_is_default(const char *name);
 
+/* Names that differ only in a trailing counter are one kind of task: "Task-17", "w-730",
+ * "conn_41", "job.3", "req#9" (a separator - _ . : # or space after at least one character,
+ * then decimal digits). Returns the length of the part kept, separator included ("w-" of
+ * "w-730"), or 0 when the name has no such counter. */
+size_t task_name_group_len(const char *name);
+
 #endif

@@ -6,6 +6,7 @@
 #include "hash.h"
 #include "hmap.h"
 #include "json.h"
+#include "redact.h"
 #include "stall_groups.h"
 
 #include <errno.h>
@@ -274,18 +275,15 @@ static void write_loop(json_writer *w, const html_report *r, const loop_lag *lag
 
 /* ---- tasks ------------------------------------------------------------------------------------ */
 
-/* The tree groups tasks by name: names that differ only in a trailing counter ("Task-12",
- * "worker-3", "conn_41") are one group, NAME-*, unless every name is kept (--exact-task-names). */
+/* The tree groups tasks by name as the stitched stacks do: names that differ only in a
+ * trailing counter are one group, NAME-*, unless every name is kept (--exact-task-names). */
 static void group_name(const char *name, bool exact, char *buf, size_t len)
 {
-    size_t n = strlen(name), d = n;
-    while (d > 0 && name[d - 1] >= '0' && name[d - 1] <= '9')
-        d--;
-    if (!exact && d < n && d > 1 && (name[d - 1] == '-' || name[d - 1] == '_')) {
-        snprintf(buf, len, "%.*s*", (int)d, name);
-        return;
-    }
-    snprintf(buf, len, "%s", name);
+    size_t keep = exact ? 0 : task_name_group_len(name);
+    if (keep)
+        snprintf(buf, len, "%.*s*", (int)(keep < 280 ? keep : 280), name);
+    else
+        snprintf(buf, len, "%s", name);
 }
 
 static const char *seg_kind_name(uint8_t kind)

@@ -27,7 +27,8 @@ def record(t, *extra):
 
 @h.per_interpreter
 def test_task_stitched_stacks(t):
-    truth, doc, summ, res = record(t)
+    # every task by its own name: worker-7 among worker-0..9 (by default they are <task worker-*>)
+    truth, doc, summ, res = record(t, "--exact-task-names")
     main = [p for p in doc["profiles"] if p["name"].endswith('"MainThread"')]
     t.require(main, "no MainThread profile")
     burn_weight = stitched = under_parent = 0.0

@@ -53,11 +53,32 @@ static void test_task_names(void **state)
     assert_false(task_name_is_default(NULL));
 }
 
+/* Names that differ only in a trailing counter group (stitched stacks, the report's tree). */
+static void test_task_name_groups(void **state)
+{
+    (void)state;
+    assert_int_equal(task_name_group_len("Task-17"), 5);
+    assert_int_equal(task_name_group_len("w-730"), 2);
+    assert_int_equal(task_name_group_len("conn_41"), 5);
+    assert_int_equal(task_name_group_len("job.3"), 4);
+    assert_int_equal(task_name_group_len("req#9"), 4);
+    assert_int_equal(task_name_group_len("batch 12"), 6);
+    assert_int_equal(task_name_group_len("worker-7-b"), 0); /* no trailing counter */
+    assert_int_equal(task_name_group_len("blocker"), 0);
+    assert_int_equal(task_name_group_len("w1"), 0);         /* no separator */
+    assert_int_equal(task_name_group_len("-5"), 0);         /* nothing before it */
+    assert_int_equal(task_name_group_len("Task-"), 0);      /* no digits */
+    assert_int_equal(task_name_group_len("2024"), 0);
+    assert_int_equal(task_name_group_len(""), 0);
+    assert_int_equal(task_name_group_len(NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_task_names),
+        cmocka_unit_test(test_task_name_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
