@@ -58,11 +58,11 @@ def main():
         page = f.read()
     data = json.loads(re.search(r'<script id="aprof-data" type="application/json">(.*?)</script>',
                                 page, re.S).group(1))
-    tasks = data["async"].get("tasks", [])
+    ntasks = data["async"].get("ntasks", 0)
     segs = sum(len(t["segs"]) for t in data["async"].get("timeline", []))
     print("recording: %s, %.0f s, %d samples, %d tasks seen (%d on the timeline, %d segments), "
           "%d flame graph nodes, %d stalls; record + write took %.1f s"
-          % (interp.label, float(s["duration_s"]), s["samples"], len(tasks),
+          % (interp.label, float(s["duration_s"]), s["samples"], ntasks,
              len(data["async"].get("timeline", [])), segs, len(data["wall"]["nodes"]) // 2,
              len(data["stalls"]), took))
     print("report: %.1f MB (page without data: %.0f KB)"

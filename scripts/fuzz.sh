@@ -35,6 +35,18 @@ for h in "${harnesses[@]}"; do
                 { echo "fuzz: cannot make the seeds of $h" >&2; status=1; continue; }
         fi
     fi
+    if [ "$h" = fuzz_elf ]; then
+        # small ELF files of this machine (an executable, a shared library with .eh_frame_hdr
+        # and .symtab-less dynamic symbols, a relocatable object); copied, not committed
+        seeds="$work/seeds/$h"
+        if [ -z "$(ls -A "$seeds" 2>/dev/null)" ]; then
+            mkdir -p "$seeds"
+            for f in /usr/bin/true /usr/lib/x86_64-linux-gnu/libdl.so.2 \
+                     /usr/lib/x86_64-linux-gnu/libutil.so.1 /usr/lib/x86_64-linux-gnu/crt1.o; do
+                [ -f "$f" ] && cp "$f" "$seeds/$(basename "$f")"
+            done
+        fi
+    fi
     [ -d "$seeds" ] || seeds=""
     log="$work/$h/last.log"
     # inputs as long as the largest seed at least (the shrunk cores of fuzz_core_dump)

@@ -117,8 +117,11 @@ int elf_image_section(elf_image *img, const char *name, uint64_t *addr, uint64_t
         if (data) {
             Elf_Data *d = sh.sh_type == SHT_NOBITS ? NULL : elf_getdata(scn, NULL);
             *data = d ? d->d_buf : NULL;
-            if (!d)
+            if (!d || !d->d_buf)
                 return -1;
+            /* what was read is the size callers may touch, whatever the header claims */
+            if (size && d->d_size < *size)
+                *size = d->d_size;
         }
         return 0;
     }

@@ -20,7 +20,8 @@ void elf_image_close(elf_image *img);
 /* Symbol value (link-time address) and size by exact name. 0 on success, -1 if absent. */
 int elf_image_symbol(elf_image *img, const char *name, uint64_t *value, uint64_t *size);
 
-/* Section address and size by name. 0 on success, -1 if absent. */
+/* Section address and size by name; with data, its bytes (size is then never more than the
+ * bytes read). 0 on success, -1 if absent (or its data unreadable). */
 int elf_image_section(elf_image *img, const char *name, uint64_t *addr, uint64_t *size,
                       const uint8_t **data);
 
