@@ -752,6 +752,14 @@ def once(fn):
     return fn
 
 
+def smoke(fn):
+    """Mark fn as its file's test for the sanitizer run (APROF_TEST_SMOKE=1 runs only these, on
+    every interpreter for a per-interpreter test): scripts/test.sh runs them against the ASan +
+    UBSan build of aprof."""
+    fn.smoke = True
+    return fn
+
+
 def main():
     args = sys.argv[1:]
     pattern = args[args.index("-k") + 1] if "-k" in args[:-1] else None
@@ -764,7 +772,10 @@ def main():
     if not interps:
         print("FAIL no supported interpreter (3.10-3.13) found")
         failed += 1
+    smoke_only = os.environ.get("APROF_TEST_SMOKE") == "1"
     for fn, every in _tests:
+        if smoke_only and not getattr(fn, "smoke", False):
+            continue
         for interp in (interps if every else [newest(interps)] if interps else []):
             name = "%s[%s]" % (fn.__name__, interp.label) if every else fn.__name__
             if pattern and pattern not in name:

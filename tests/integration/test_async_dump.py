@@ -31,6 +31,7 @@ def dump_json(t, fx, *extra):
 
 
 @h.per_interpreter
+@h.smoke
 def test_async_tree_json(t):
     fx, truth = start_tree(t)
     doc, _ = dump_json(t, fx)

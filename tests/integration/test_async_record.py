@@ -26,6 +26,7 @@ def record(t, *extra):
 
 
 @h.per_interpreter
+@h.smoke
 def test_task_stitched_stacks(t):
     # every task by its own name: worker-7 among worker-0..9 (by default they are <task worker-*>)
     truth, doc, summ, res = record(t, "--exact-task-names")

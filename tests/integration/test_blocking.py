@@ -77,6 +77,7 @@ def test_blocking_record(t):
 
 
 @h.per_interpreter
+@h.smoke
 def test_blocking_kill_never_leaves_target_stopped(t):
     fx = start_heartbeat_fixture(t, 120, "--sleeper")
     for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):

@@ -285,6 +285,7 @@ def check_edges(t, fx, clock, mode, rate=4000, seconds=4):
 
 
 @h.per_interpreter
+@h.smoke
 def test_stitched_edges_possible(t):
     # At 1 kHz, where the default mode stops a torn thread and reads it again. Above 1 kHz it
     # reads like --nonblocking, and on a slow host (the fixture's loop 70-90% busy at its

@@ -117,6 +117,7 @@ def check_shrunk_core(t, core, doc, lib):
 
 
 @h.per_interpreter
+@h.smoke
 def test_core_equals_live_dump(t):
     fx, truth = start_tree(t)
     res = t.aprof("dump", "--pid", fx.pid, "--json", timeout=60)

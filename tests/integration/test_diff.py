@@ -185,6 +185,7 @@ def test_diff_stalls(t):
 
 
 @h.once
+@h.smoke
 def test_diff_bad_inputs(t):
     good = t.path("good.json")
     res = t.aprof("record", "--rate", 200, "-o", good, "--", t.py,

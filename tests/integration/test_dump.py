@@ -29,6 +29,7 @@ def thread_label(tt):
 
 
 @h.per_interpreter
+@h.smoke
 def test_dump_json_matches_truth(t):
     fx, truth = start_stack_fixture(t)
     outputs = []

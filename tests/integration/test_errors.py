@@ -83,6 +83,7 @@ def test_permission_denied(t):
 
 
 @h.once
+@h.smoke
 def test_unwritable_output(t):
     heartbeat = t.path("heartbeat")
     ready = t.path("ready.json")

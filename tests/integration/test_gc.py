@@ -20,6 +20,7 @@ def overlap(a0, a1, b0, b1):
 
 
 @h.per_interpreter
+@h.smoke
 def test_gc_time_stalls_and_leaf_match_the_fixture(t):
     truth_path, ready = t.path("truth.json"), t.path("ready")
     fx = t.start("gc_fixture.py", truth_path, ready, "--cycles", 3)

@@ -104,6 +104,7 @@ def test_points_spill_and_time_resolution(t):
 
 
 @h.once
+@h.smoke
 def test_no_temporary_directory(t):
     # The temporary file cannot be made: its blocks stay in memory, the recording is whole.
     res, doc, rows, truth, seen = split_run(t, "/nonexistent/aprof-tmp", 0)

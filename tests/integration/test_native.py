@@ -49,6 +49,7 @@ def dump_test(t, unwinder):
 
 
 @h.per_interpreter
+@h.smoke
 def test_dump_native_libunwind(t):
     dump_test(t, "libunwind")
 

@@ -69,6 +69,7 @@ def def_lines(path):
 
 
 @h.once
+@h.smoke
 def test_pprof_split_and_folded(t):
     out, folded, split = t.path("out.pb.gz"), t.path("out.txt"), t.path("split.json")
     ratio = round(t.rng.uniform(0.2, 0.8), 2)
@@ -143,8 +144,9 @@ def test_pprof_split_and_folded(t):
 @h.once
 def test_pprof_task_labels_cpu_mode(t):
     out, truth_path = t.path("out.pb.gz"), t.path("truth.json")
-    res = t.aprof("record", "-f", "pprof", "--mode", "cpu", "-o", out, "--", t.py, ASYNC_CPU,
-                  truth_path, timeout=60)
+    # exact names: the burner is worker-7 among its siblings (by default all worker-*)
+    res = t.aprof("record", "-f", "pprof", "--mode", "cpu", "--exact-task-names", "-o", out,
+                  "--", t.py, ASYNC_CPU, truth_path, timeout=60)
     t.require_rc(res, 0, "record --format pprof --mode cpu (async fixture)")
     raw = go_pprof(t, "-raw", out)
     t.check(re.search(r"^samples/count cpu/nanoseconds\[dflt\]$", raw, re.M)

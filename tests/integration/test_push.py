@@ -169,6 +169,7 @@ def test_push_server_down_or_slow(t):
 
 
 @h.once
+@h.smoke
 def test_push_bad_urls(t):
     for url in ("https://example.com", "ftp://x", "http://", "http://host:99999"):
         res = t.aprof("record", "--pid", os.getpid(), "--push", url, timeout=30)

@@ -113,6 +113,7 @@ def check_call_sites(t, doc, profile):
 
 
 @h.per_interpreter
+@h.smoke
 def test_launch_speedscope(t):
     ratio, code = random_ratio(t), t.rng.randint(11, 99)
     out, split = t.path("out.json"), t.path("split.json")

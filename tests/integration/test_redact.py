@@ -16,11 +16,28 @@ import harness as h  # noqa: E402
 ASYNC_CPU = os.path.join(h.FIXTURES, "async_cpu_fixture.py")
 
 
-def placeholder(name):
+def fnv1a(text):
     v = 2166136261
-    for b in name.encode("utf-8"):
+    for b in text.encode("utf-8"):
         v = ((v ^ b) * 16777619) & 0xFFFFFFFF
-    return "task-%08x" % v
+    return v
+
+
+COUNTER = re.compile(r"(.+)([-_.:# ])(\d+)")
+
+
+def placeholder(name):
+    """docs/record.md#redact: task- and the FNV-1a hash of the name, a trailing counter kept."""
+    m = COUNTER.fullmatch(name)
+    if m:
+        return "task-%08x%s%s" % (fnv1a(m.group(1)), m.group(2), m.group(3))
+    return "task-%08x" % fnv1a(name)
+
+
+def grouped(name):
+    """The stitched frame's name of a redacted task: its counter as *."""
+    p = placeholder(name)
+    return re.sub(r"\d+$", "*", p) if COUNTER.fullmatch(name) else p
 
 
 class FakeHome:
@@ -84,7 +101,7 @@ def test_record_redacted(t):
         t.check("~/proj/service.py" in files, "the fixture's file is not ~/proj/service.py: %r"
                 % sorted(files)[:10])
         frames = {f["name"] for f in doc["shared"]["frames"]}
-        burner = placeholder("worker-7")
+        burner = grouped("worker-7")  # stitched stacks group the workers (worker-*)
         t.check("<task %s>" % burner in frames, "no <task %s> (worker-7) frame: %r"
                 % (burner, sorted(n for n in frames if n.startswith("<task"))))
         t.eq(json.loads(su)["target"].get("command"), "<command line>", "summary command")
@@ -94,6 +111,7 @@ def test_record_redacted(t):
 
 
 @h.once
+@h.smoke
 def test_dump_redacted(t):
     with FakeHome(t) as home:
         truth_path = t.path("truth.json")
@@ -117,8 +135,10 @@ def test_dump_redacted(t):
         shown = {task["name"] for task in doc["tasks"]}
         t.check("supervisor" not in shown and placeholder("supervisor") in shown,
                 "dump --json task names %r" % sorted(shown))
-        t.check(all(re.fullmatch(r"task-[0-9a-f]{8}|Task-\d+", n) for n in shown),
+        t.check(all(re.fullmatch(r"task-[0-9a-f]{8}([-_.:# ]\d+)?|Task-\d+", n) for n in shown),
                 "task names that are not placeholders: %r" % sorted(shown))
+        workers = {n for n in shown if n.startswith(placeholder("worker-0")[:-1])}
+        t.eq(len(workers), 10, "worker-0 .. worker-9 as one hash and their own counters")
         t.check(not doc["binary"].startswith(("/root/", "/home/")), "binary %r" % doc["binary"])
         t.check("~/proj/service.py" in seen.stdout, "no ~/proj/service.py in dump --json")
         t.check(placeholder("supervisor") in text.stdout, "supervisor's placeholder missing")

@@ -65,6 +65,7 @@ def weight_at_line(tree, function, line):
 
 
 @h.per_interpreter
+@h.smoke
 def test_report_data_matches_the_stall_fixture(t):
     out, summary, truth, pid = record_report(t)
     data, page = embedded_data(t, out)

@@ -30,6 +30,7 @@ def stamp_time(path):
 
 
 @h.once
+@h.smoke
 def test_segments_split(t):
     outdir = t.path("segs")
     os.mkdir(outdir)

@@ -84,6 +84,7 @@ def frame_view(frames):
 
 
 @h.once
+@h.smoke
 def test_sid_dump_matches_truth(t):
     root = sid_root()
     with Chrooted(t, root) as box:

@@ -149,6 +149,7 @@ def recorded_profile_loads_in_speedscope(t):
 
 
 @h.once
+@h.smoke
 def recorded_trace_loads_in_speedscope(t):
     """record -f trace of the stall fixture, opened by speedscope's Trace Event Format importer
     (one profile per thread, the first one drawn)."""

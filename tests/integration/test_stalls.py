@@ -176,6 +176,7 @@ def run_stall_fixture(t, python=None, uvloop=False):
 
 
 @h.per_interpreter
+@h.smoke
 def test_stalls_match_truth(t):
     run_stall_fixture(t)
 

@@ -407,6 +407,7 @@ def test_attach_subprocesses(t):
 
 
 @h.once
+@h.smoke
 def test_subprocesses_bad_input(t):
     for cmd in (["record", "-d", 1], ["attach"]):
         res = t.aprof(*cmd, "--pid", os.getpid(), "--subprocesses", "--native")

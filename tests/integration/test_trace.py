@@ -264,6 +264,7 @@ def innermost_own_frame(stack, fixture):
 
 
 @h.per_interpreter
+@h.smoke
 def test_trace_task_tracks_match_asyncio(t):
     import asynctree
     fx, truth = asynctree.start_tree(t)

@@ -98,6 +98,7 @@ def test_stalls_view_shows_blocking_lines(t):
 
 
 @h.per_interpreter
+@h.smoke
 @with_tmux
 def test_tasks_view_shows_task_names(t):
     fx, truth = start_task_fixture(t)

@@ -39,8 +39,15 @@ static void test_task_names(void **state)
 {
     (void)state;
     char out[32];
+    /* a trailing counter stays, the rest is hashed: tasks of one kind still group */
     assert_true(redact_task_name("worker-7", out, sizeof out));
-    assert_string_equal(out, "task-6df928bb");
+    assert_string_equal(out, "task-95ce3757-7");
+    assert_true(redact_task_name("w-730", out, sizeof out));
+    assert_string_equal(out, "task-f20c3f36-730");
+    assert_int_equal(task_name_group_len(out), 14);
+    assert_true(redact_task_name("supervisor", out, sizeof out));
+    assert_string_equal(out, "task-73395737"); /* all decimal, yet not a counter: */
+    assert_int_equal(task_name_group_len(out), 0);
     assert_true(redact_task_name("Task-x", out, sizeof out));
     assert_string_equal(out, "task-c4c05d51");
     assert_true(redact_task_name("Task-", out, sizeof out));
