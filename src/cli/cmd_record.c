@@ -459,7 +459,7 @@ static int parse_options(int argc, char **argv, record_opts *ro)
         {.name = "output", .short_name = 'o', .arg = "FILE", .kind = OPT_STRING,
          .dest = &ro->out_path,
          .help = "output file (default aprof-PID.json; .txt for collapsed, .pb.gz for\n"
-                 "pprof; '-' for standard output)"},
+                 "pprof, .trace.json for trace, .html for html; '-' for standard output)"},
         {.name = "format", .short_name = 'f', .arg = "FMT", .kind = OPT_CHOICE,
          .dest = &ro->fmt, .choices = format_names,
          .help = "speedscope (default), collapsed (folded stacks), pprof\n"
