@@ -54,18 +54,28 @@ def test_task_stitched_stacks(t):
             % (under_parent, burn_weight))
 
     # The awaiting profile: the sleeping workers' await chains, under the supervisor.
+    # A snapshot can catch the supervisor's first step between creating its workers and
+    # awaiting them in gather (3.14 lists a C task as soon as it is created): those workers are
+    # then truly awaited by no one. At most one snapshot per worker can be that early; allow two
+    # snapshot intervals' worth of each worker's awaiting time outside the supervisor.
     awaiting = [p for p in doc["profiles"] if p["name"] == "asyncio: awaiting"]
     if t.check(awaiting, "no 'asyncio: awaiting' profile"):
-        seen_workers = set()
-        for sample in awaiting[0]["samples"]:
+        weight, outside, examples = {}, {}, {}
+        for sample, w in zip(awaiting[0]["samples"], awaiting[0]["weights"]):
             names = frame_names(doc, sample)
             for n in names:
                 if n.startswith("<task worker-"):
-                    seen_workers.add(n)
-                    t.check("<task supervisor>" in names and
-                            names.index("<task supervisor>") < names.index(n),
-                            "awaiting stack of %s is not under its parent: %s" % (n, names))
-        t.check(len(seen_workers) >= 9, "awaiting profile shows only %s" % sorted(seen_workers))
+                    weight[n] = weight.get(n, 0.0) + w
+                    if not ("<task supervisor>" in names and
+                            names.index("<task supervisor>") < names.index(n)):
+                        outside[n] = outside.get(n, 0.0) + w
+                        examples.setdefault(n, names)
+        interval = 1.0 / 10  # --await-rate default
+        for n, w_out in sorted(outside.items()):
+            t.check(w_out <= 2 * interval + 0.01,
+                    "%.3f of %.3f s of %s's awaiting stacks are not under its parent, e.g. %s"
+                    % (w_out, weight[n], n, examples[n]))
+        t.check(len(weight) >= 9, "awaiting profile shows only %s" % sorted(weight))
 
     # Task lifecycle against the fixture's own account.
     tasks = summ.get("tasks", {})
