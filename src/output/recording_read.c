@@ -929,6 +929,7 @@ aprof_status recording_add_file(recording *r, const char *path, aprof_error *err
         free(plain);
         hmap_free(&L.fn_index);
         free(L.seen);
+        free(L.flat); /* each sample's stack, for the tree */
         json_pull_free(&L.j);
         free(text);
         return st;
