@@ -218,11 +218,12 @@ uint32_t async_record_stitch(async_record *r, const aprof_thread_sample *t, apro
     if (!r->have_snap)
         return 0;
     async_chain_check check = {asyncio_chain_still_valid, r->reader};
-    uint32_t n = async_stitch_thread(&r->snap, t, r->s->st, out, cap, &check, r->exact_task_names);
+    uint32_t task;
+    uint32_t n = async_stitch_thread(&r->snap, t, r->s->st, out, cap, &check, r->exact_task_names,
+                                     &task);
     if (r->timeline && r->active)
         /* the task stitched in is the one the timeline says ran: the two always agree */
-        timeline_thread_sample(r->timeline, r->s->pid, t->tid, n ? &r->snap : NULL,
-                               n ? async_task_of_thread(&r->snap, t, NULL) : ASYNC_NO_INDEX,
+        timeline_thread_sample(r->timeline, r->s->pid, t->tid, n ? &r->snap : NULL, task,
                                r->sample_t, r->sample_w);
     return n;
 }

@@ -42,8 +42,10 @@ void async_stitch_chain(const async_snapshot *s, uint32_t i, strtab *st, aprof_f
 
 uint32_t async_stitch_thread(const async_snapshot *s, const aprof_thread_sample *t, strtab *st,
                              aprof_frame *out, uint32_t cap, const async_chain_check *check,
-                             bool exact_names)
+                             bool exact_names, uint32_t *running)
 {
+    if (running)
+        *running = ASYNC_NO_INDEX;
     if (!s || s->ntasks == 0)
         return 0;
     uint32_t fi;
@@ -75,5 +77,7 @@ uint32_t async_stitch_thread(const async_snapshot *s, const aprof_thread_sample 
     push(out, &n, cap, task_frame(st, task, exact_names));
     for (uint32_t k = fi; k < t->nframes; k++)
         push(out, &n, cap, t->frames[k]);
+    if (running)
+        *running = i;
     return n;
 }

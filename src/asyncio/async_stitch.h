@@ -38,6 +38,8 @@ typedef struct async_chain_check {
  * part that holds. */
 uint32_t async_stitch_thread(const async_snapshot *s, const aprof_thread_sample *t, strtab *st,
                              aprof_frame *out, uint32_t cap, const async_chain_check *check,
-                             bool exact_names);
+                             bool exact_names, uint32_t *running);
+/* (running, optional: the index of the running task stitched in, ASYNC_NO_INDEX when 0 is
+ * returned) */
 
 #endif

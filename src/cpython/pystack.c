@@ -176,12 +176,6 @@ static int init_interp(pystack *ps)
     return 0;
 }
 
-/* A thread read while the interpreter's collecting flag was set ran the collection if it held
- * the GIL (the collector runs with it held). Its stack, consistent as a collecting thread's
- * Python frames do not move, then ends in "<GC>". `holder`: the GIL holder of this sample, read
- * here on first need (1: not read yet or unknown). */
-static void mark_gc(pystack *ps, aprof_thread_sample *t, uint64_t tstate, uint64_t *holder,
-                    bool *holder_read);
 
 /* Was the _PyCFrame the frame pointer was read through still the thread's current one at the
  * end of the snapshot? Each C-to-Python call pushes a _PyCFrame on the C stack. A shallower one
@@ -373,6 +367,10 @@ static uint64_t gil_holder(pystack *ps)
     return locked ? holder : 0;
 }
 
+/* A thread read while the interpreter's collecting flag was set ran the collection if it held
+ * the GIL (the collector runs with it held). Its stack, consistent as a collecting thread's
+ * Python frames do not move, then ends in "<GC>". `holder`: the GIL holder of this sample, read
+ * here on first need. */
 static void mark_gc(pystack *ps, aprof_thread_sample *t, uint64_t tstate, uint64_t *holder,
                     bool *holder_read)
 {
@@ -385,7 +383,6 @@ static void mark_gc(pystack *ps, aprof_thread_sample *t, uint64_t tstate, uint64
     if (*holder != tstate)
         return; /* another thread collects (or who holds the GIL cannot be read) */
     t->flags |= TSF_GC;
-    ps->gc_stats_samples++;
     if (ps->gc_leaf && t->nframes < APROF_MAX_FRAMES)
         t->frames[t->nframes++] = (aprof_frame){ps->gc_mark, "", 0, FRAME_MARK, 0, 0};
 }

@@ -181,7 +181,6 @@ typedef struct pystack {
     int32_t gc_flag_copy;     /* ... as the last thread snapshot copied it */
     bool gc_seen;             /* ... and it was set: a collection ran while that thread was read */
     bool gc_leaf;             /* end a collecting thread's stack in "<GC>" (not with --native) */
-    uint64_t gc_stats_samples;/* thread samples marked TSF_GC */
     thread_name_fn names;
     thread_state_fn states;
     thread_stop_fn stopper;   /* set: a torn stack is read again, at once then stopped */

@@ -71,7 +71,7 @@ static void process(tui_live *l, const aprof_sample *smp)
         if (tp && tp->tasks) {
             async_chain_check check = {asyncio_chain_still_valid, tp->ar};
             n = async_stitch_thread(tp->tasks, t, l->st, l->stitched, APROF_MAX_FRAMES, &check,
-                                    l->o.exact_task_names);
+                                    l->o.exact_task_names, NULL);
         }
         const aprof_frame *frames = n ? l->stitched : t->frames;
         if (!n)
