@@ -262,11 +262,23 @@ def test_busy_share_modes_and_rates(t):
 
 def check_edges(t, fx, clock, mode, rate=4000, seconds=4):
     edges = loopshare.load_edges(clock + ".edges.json")
-    _, doc = record(t, fx, rate, seconds, mode, "edges-" + mode)
-    bad, checked = loopshare.impossible_edges(doc, fx.pid, edges)
-    # (checked counts speedscope entries: consecutive samples of one stack are one entry, so a
-    # less busy loop gives fewer: 1,865 to 1,970 in 6 s at 1 kHz with the loop 19% busy)
-    t.require(checked >= 1500, "only %d loop-thread entries to check" % checked)
+    # checked counts speedscope entries: consecutive samples of one stack are one entry, so a
+    # less busy loop gives fewer (2,000 to 2,600 in 6 s at 1 kHz with the loop 19% busy; once
+    # 692 in CI, where start_loop had slowed the fixture on a loaded host). Windows are added
+    # until 1,500 entries are checked, so the bound below always stands on enough of them.
+    bad, checked, docs, notes = [], 0, [], []
+    for window in range(3):
+        summary, doc = record(t, fx, rate, seconds, mode, "edges-%s-%d" % (mode, window))
+        more_bad, more = loopshare.impossible_edges(doc, fx.pid, edges)
+        bad += more_bad
+        checked += more
+        docs.append(doc)
+        notes.append("%d entries of %d samples (%d marked, dropped %s)" % (
+            more, summary["samples"], summary["marked"], summary["dropped"]))
+        if checked >= 1500:
+            break
+    t.require(checked >= 1500, "only %d loop-thread entries to check in %d windows: %s" %
+              (checked, len(docs), "; ".join(notes)))
     # Issue 9's aim is one in 10,000, met on the CI hosts of earlier sessions; on a slow host
     # up to 2 in 3,248 were seen at 1 kHz (docs/limits.md). One in 500 still fails the splicing
     # this test was written for (6 in 1,000 of all loop samples).
@@ -274,9 +286,11 @@ def check_edges(t, fx, clock, mode, rate=4000, seconds=4):
     t.check(len(bad) <= allowed, "%s: %d of %d samples hold an edge the program cannot make "
             "(at most %d allowed), e.g. %s" % (mode, len(bad), checked, allowed, bad[:5]))
     # and the stitching is there to be checked: stacks go through the task chain
-    names = [f["name"] for f in doc["shared"]["frames"]]
-    stitched = sum(1 for p in doc["profiles"] if p["name"].startswith("Thread %d " % fx.pid)
-                   for s in p["samples"] if any(names[i].startswith("<task w-") for i in s))
+    stitched = 0
+    for doc in docs:
+        names = [f["name"] for f in doc["shared"]["frames"]]
+        stitched += sum(1 for p in doc["profiles"] if p["name"].startswith("Thread %d " % fx.pid)
+                        for s in p["samples"] if any(names[i].startswith("<task w-") for i in s))
     # (at 4 kHz the default mode reads like --nonblocking: nearly all task-step samples end in
     # <unreadable> above Handle._run, the stitched ones are the few read whole, 18 to 84 in 4 s)
     least = 20 if mode == "blocking" else 3
