@@ -738,12 +738,36 @@ def one_error_line(ctx, res, rc, what):
 # ---------------------------------------------------------------- runner
 
 _tests = []
+# APROF_TEST_SMOKE=1: the sanitizer run (scripts/test.sh), which runs only @smoke tests
+SMOKE = os.environ.get("APROF_TEST_SMOKE") == "1"
 
 
 def per_interpreter(fn):
     """Run fn(ctx) once for every supported interpreter."""
     _tests.append((fn, True))
     return fn
+
+
+def representative(fn):
+    """Run fn(ctx) on three interpreters that stand for the three ways aprof finds its way in a
+    target: the oldest pyenv build (symbols and aprof's own layout tables), Debian's stripped
+    python3.11 (no symbols: found by scanning) and the newest interpreter of all (sid's 3.15
+    where present: CPython's own debug offsets). For tests of what aprof builds on the readers
+    (output formats, the TUI, options, the stall detector's thresholds), whose readers the
+    per-interpreter tests already check on every interpreter."""
+    _tests.append((fn, "representative"))
+    return fn
+
+
+def representatives(interps):
+    if not interps:
+        return []
+    version = lambda i: tuple(int(x) for x in re.findall(r"\d+", i.version))
+    pyenv = [i for i in interps if not i.label.startswith(("debian", "sid"))]
+    picked = [min(pyenv or interps, key=version)]
+    picked += [i for i in interps if i.label.startswith("debian")][:1]
+    picked.append(max(interps, key=lambda i: (version(i), i.label.startswith("sid"))))
+    return [i for k, i in enumerate(picked) if i not in picked[:k]]
 
 
 def once(fn):
@@ -754,7 +778,7 @@ def once(fn):
 
 def smoke(fn):
     """Mark fn as its file's test for the sanitizer run (APROF_TEST_SMOKE=1 runs only these, on
-    every interpreter for a per-interpreter test): scripts/test.sh runs them against the ASan +
+    each interpreter it is run on): scripts/test.sh runs them against the ASan +
     UBSan build of aprof."""
     fn.smoke = True
     return fn
@@ -772,11 +796,12 @@ def main():
     if not interps:
         print("FAIL no supported interpreter (3.10-3.13) found")
         failed += 1
-    smoke_only = os.environ.get("APROF_TEST_SMOKE") == "1"
     for fn, every in _tests:
-        if smoke_only and not getattr(fn, "smoke", False):
+        if SMOKE and not getattr(fn, "smoke", False):
             continue
-        for interp in (interps if every else [newest(interps)] if interps else []):
+        chosen = (interps if every is True else representatives(interps)
+                  if every == "representative" else [newest(interps)] if interps else [])
+        for interp in chosen:
             name = "%s[%s]" % (fn.__name__, interp.label) if every else fn.__name__
             if pattern and pattern not in name:
                 continue

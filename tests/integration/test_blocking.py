@@ -77,7 +77,7 @@ def test_blocking_record(t):
            "the sampled window, %.3f overall)" % (expected or 0, truth["a"]))
 
 
-@h.per_interpreter
+@h.representative
 # (not the sanitizer run's test: ASan's start-up takes tens of milliseconds, in which a signal
 # sent this early finds no handler installed yet and ends aprof before it attached)
 def test_blocking_kill_never_leaves_target_stopped(t):

@@ -159,7 +159,7 @@ def test_record_native_dw(t):
     record_test(t, "dw")
 
 
-@h.per_interpreter
+@h.representative
 def test_record_native_dlopen(t):
     """A library mapped during the recording (import bz2 after 1 s) gets its symbols."""
     fx, truth = start_fixture(t, "--late", 1.0)

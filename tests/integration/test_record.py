@@ -182,7 +182,7 @@ def test_attach_speedscope_duration(t):
            "%.3f overall)" % (expected or 0, truth["a"]))
 
 
-@h.per_interpreter
+@h.representative
 def test_collapsed_split(t):
     ratio = random_ratio(t)
     out, split = t.path("out.txt"), t.path("split.json")
@@ -207,7 +207,7 @@ def test_collapsed_split(t):
            "collapsed: share of spin_a in spin_a+spin_b (fixture measured %.3f)" % truth["a"])
 
 
-@h.per_interpreter
+@h.representative
 def test_cpu_mode_excludes_sleeping_thread(t):
     ratio = random_ratio(t)
     out, split = t.path("out.json"), t.path("split.json")
@@ -231,7 +231,7 @@ def test_cpu_mode_excludes_sleeping_thread(t):
            "cpu mode: share of spin_a (fixture measured %.3f)" % truth["a"])
 
 
-@h.per_interpreter
+@h.representative
 def test_signal_stops_and_writes(t):
     ready = t.path("ready.json")
     fx = t.start("cpu_split.py", "--duration", 60, "--ready", ready)

@@ -64,7 +64,7 @@ def weight_at_line(tree, function, line):
     return total
 
 
-@h.per_interpreter
+@h.representative
 @h.smoke
 def test_report_data_matches_the_stall_fixture(t):
     out, summary, truth, pid = record_report(t)

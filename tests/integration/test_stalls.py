@@ -195,7 +195,7 @@ def test_stalls_uvloop(t):
     run_stall_fixture(t, uvloop=True)
 
 
-@h.per_interpreter
+@h.representative
 def test_healthy_loop_has_no_stalls(t):
     truth_path, ready = t.path("truth.json"), t.path("ready")
     fx = t.start("stall_fixture.py", truth_path, ready, "--healthy", 5)
@@ -240,7 +240,7 @@ def test_dump_loop_state(t):
                 "a healthy loop looks blocked: %s" % loop)
 
 
-@h.per_interpreter
+@h.representative
 def test_aiohttp_blocking_handler(t):
     require_module(t, "aiohttp")
     ready = t.path("ready.json")

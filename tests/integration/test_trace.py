@@ -174,7 +174,7 @@ def record_trace(t, args, out, extra=()):
     return res
 
 
-@h.per_interpreter
+@h.representative
 def test_trace_stalls_busy_and_tasks_match_the_fixture(t):
     truth_path, ready = t.path("truth.json"), t.path("ready")
     fx = t.start("stall_fixture.py", truth_path, ready, "--cycles", 1)
@@ -263,7 +263,7 @@ def innermost_own_frame(stack, fixture):
     return own[-1] if own else (stack[-1] if stack else None)
 
 
-@h.per_interpreter
+@h.representative
 @h.smoke
 def test_trace_task_tracks_match_asyncio(t):
     import asynctree

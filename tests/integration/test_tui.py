@@ -31,7 +31,7 @@ def start_task_fixture(t):
 
 # ---------------------------------------------------------------- tests
 
-@h.per_interpreter
+@h.representative
 @with_tmux
 def test_stalls_view_shows_blocking_lines(t):
     truth_path, ready = t.path("truth.json"), t.path("ready")
@@ -97,7 +97,7 @@ def test_stalls_view_shows_blocking_lines(t):
     check_restored(t, tmux)
 
 
-@h.per_interpreter
+@h.representative
 @h.smoke
 @with_tmux
 def test_tasks_view_shows_task_names(t):
