@@ -35,16 +35,21 @@ for h in "${harnesses[@]}"; do
                 { echo "fuzz: cannot make the seeds of $h" >&2; status=1; continue; }
         fi
     fi
-    if [ "$h" = fuzz_elf ]; then
+    if [ "$h" = fuzz_elf ] || [ "$h" = fuzz_native_symbols ]; then
         # small ELF files of this machine (an executable, a shared library with .eh_frame_hdr
-        # and .symtab-less dynamic symbols, a relocatable object); copied, not committed
-        seeds="$work/seeds/$h"
-        if [ -z "$(ls -A "$seeds" 2>/dev/null)" ]; then
+        # and .symtab-less dynamic symbols, a relocatable object) and a shared library with
+        # DWARF built from fuzz/native_seed.c; copied or built, not committed
+        seeds="$work/seeds/elf"
+        if [ ! -f "$seeds/native_seed.so" ]; then
             mkdir -p "$seeds"
             for f in /usr/bin/true /usr/lib/x86_64-linux-gnu/libdl.so.2 \
                      /usr/lib/x86_64-linux-gnu/libutil.so.1 /usr/lib/x86_64-linux-gnu/crt1.o; do
                 [ -f "$f" ] && cp "$f" "$seeds/$(basename "$f")"
             done
+            # (the relocatable object too: libdw needs a callback to place its sections)
+            cc -c -g -O2 -o "$seeds/native_seed.o" fuzz/native_seed.c &&
+                cc -shared -fPIC -g -O2 -o "$seeds/native_seed.so" fuzz/native_seed.c ||
+                { echo "fuzz: cannot build the seed library of $h" >&2; status=1; continue; }
         fi
     fi
     [ -d "$seeds" ] || seeds=""

@@ -64,9 +64,13 @@ struct native_symbols {
     native_sym scratch;
 };
 
+/* section_address: a relocatable object (ET_REL) mapped by the target is a module too, and
+ * libdwfl calls this to place its sections; without it, a symbol lookup in such a module calls
+ * a NULL pointer (found by fuzz_native_symbols on crt1.o). */
 static const Dwfl_Callbacks dwfl_callbacks = {
     .find_elf = dwfl_linux_proc_find_elf,
     .find_debuginfo = dwfl_standard_find_debuginfo,
+    .section_address = dwfl_offline_section_address,
     .debuginfo_path = NULL,
 };
 
