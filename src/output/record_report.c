@@ -1,6 +1,7 @@
 #include "record_report.h"
 
 #include "stall_groups.h"
+#include "task_stats_json.h"
 
 #include "json.h"
 #include "outfile.h"
@@ -9,25 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Summary JSON member "tasks" (with "snapshots" when >= 0). */
-static void task_stats_json(json_writer *w, const async_task_stats *t, int64_t snapshots)
-{
-    json_key(w, "tasks");
-    json_begin_object(w);
-    json_kv_uint(w, "seen", t->seen);
-    json_kv_uint(w, "created", t->created);
-    json_kv_uint(w, "finished", t->finished);
-    json_kv_uint(w, "cancelled", t->cancelled);
-    json_kv_uint(w, "max_alive", t->max_alive);
-    if (snapshots >= 0)
-        json_kv_uint(w, "snapshots", (uint64_t)snapshots);
-    json_end_object(w);
-}
-
 /* Summary JSON members "tasks" and "await_sites". */
 static void write_async_json(async_record *r, json_writer *w, size_t max_sites)
 {
-    task_stats_json(w, async_record_task_stats(r), (int64_t)async_record_snapshots(r));
+    task_stats_json(w, "tasks", async_record_task_stats(r), (int64_t)async_record_snapshots(r));
     json_key(w, "await_sites");
     json_begin_array(w);
     size_t n = async_record_site_count(r);
@@ -363,7 +349,7 @@ static void write_processes(json_writer *w, const record_report *r)
         json_key(w, "exited");
         json_bool(w, p->exited);
         if (p->tasks_known)
-            task_stats_json(w, &p->tasks, -1);
+            task_stats_json(w, "tasks", &p->tasks, -1);
         json_end_object(w);
     }
     json_end_array(w);

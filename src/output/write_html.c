@@ -8,6 +8,7 @@
 #include "json.h"
 #include "redact.h"
 #include "stall_groups.h"
+#include "task_stats_json.h"
 
 #include <errno.h>
 #include <math.h>
@@ -494,15 +495,7 @@ static void write_tasks(json_writer *w, const html_report *r, uint64_t t0, uint6
     json_key(w, "active");
     json_bool(w, r->async && async_record_active(r->async));
     if (r->async && async_record_active(r->async)) {
-        const async_task_stats *s = async_record_task_stats(r->async);
-        json_key(w, "stats");
-        json_begin_object(w);
-        json_kv_uint(w, "seen", s->seen);
-        json_kv_uint(w, "created", s->created);
-        json_kv_uint(w, "finished", s->finished);
-        json_kv_uint(w, "cancelled", s->cancelled);
-        json_kv_uint(w, "max_alive", s->max_alive);
-        json_end_object(w);
+        task_stats_json(w, "stats", async_record_task_stats(r->async), -1);
         json_key(w, "sites");
         json_begin_array(w);
         for (size_t i = 0; i < async_record_site_count(r->async) && i < 100; i++) {
