@@ -65,10 +65,16 @@ def test_gc_time_stalls_and_leaf_match_the_fixture(t):
              (fn, truth["file"], line), "%s: the stall's culprit" % what)
         t.eq(s.get("task"), truth["task"], "%s: task" % what)
         t.eq(s["mostly_gc"], True, "%s: mostly_gc" % what)
-        # the step is the collection but for the few statements around it: at most the two
-        # samples that straddle its ends are not in the collector
-        t.check(s["gc_samples"] >= s["samples"] - 2, "%s: %d of %d samples in the GC"
-                % (what, s["gc_samples"], s["samples"]))
+        # the step is the collection but for the few statements around it: not in the
+        # collector are the two samples that straddle its ends, and those of the step's own
+        # time outside the collection by the fixture's clock (microseconds, but CI once saw
+        # 3 samples there: the host preempted the process right after the collection)
+        outside = max(0.0, (c0 - c["step_start"]) + (c["step_end"] - c1))
+        expected = outside / interval
+        allowed = 2 + int(expected + 3 * math.sqrt(expected))
+        t.check(s["gc_samples"] >= s["samples"] - allowed, "%s: %d of %d samples in the GC "
+                "(%d allowed outside: the step spent %.1f ms outside the collection)"
+                % (what, s["gc_samples"], s["samples"], allowed, outside * 1e3))
     for s in stalls:
         s0 = float(s["start_monotonic_s"])
         s1 = s0 + float(s["duration_s"])
