@@ -193,8 +193,11 @@ def test_record_gil(t):
     sleeper = stacks.get(ready["threads"]["sleeper"], [])
     t.check(main, "no samples of the main (spinning) thread")
     # The sleeper wakes from time.sleep(0.5) four times in the 2 s and then holds the GIL for
-    # microseconds: a sample may rarely catch it doing that, running in sleeper_idle.
-    t.check(len(sleeper) <= 2 and all(f[0]["name"] == "<running, GIL>" and
+    # microseconds: a sample may rarely catch it doing that, running in sleeper_idle. Or just
+    # after, asleep again, when the main thread has taken the GIL back but not yet written
+    # itself as its holder (docs/limits.md: seen under a CPU hog, the main thread preempted
+    # between the two writes).
+    t.check(len(sleeper) <= 2 and all(f[0]["name"] in ("<running, GIL>", "<sleeping, GIL>") and
                                       f[-1]["name"] == "sleeper_idle" for f, _ in sleeper),
             "--gil kept %d samples of the sleeper thread: %s"
             % (len(sleeper), [[x["name"] for x in f] for f, _ in sleeper][:3]))
