@@ -333,28 +333,47 @@ def test_busy_share_and_stitched_edges(t):
 def test_another_tracer(t):
     """A target already traced (strace attached) cannot be stopped: the default mode says so in
     one line, keeps every sample (busy ones marked, as with --nonblocking) and exits 0."""
+    import shutil
     import subprocess
     if not os.access("/usr/bin/strace", os.X_OK):
         raise h.Skip("no strace")
     fx, clock = start_loop(t)
+    # A read tears only while the loop runs during it: on one CPU with aprof (another one taken
+    # by a CPU hog) it hardly ever does, and no stop is ever wanted. So aprof gets the idlest
+    # CPU and the fixture another one.
+    prefix = ()
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) > 1 and shutil.which("taskset"):
+        mine = idlest_cpu()
+        other = next(c for c in cpus if c != mine)
+        subprocess.run(["taskset", "-a", "-p", "-c", str(other), str(fx.pid)], check=True,
+                       capture_output=True)
+        prefix = ("taskset", "-c", str(mine))
     tracer = subprocess.Popen(["/usr/bin/strace", "-f", "-e", "trace=none", "-o", "/dev/null",
                                "-p", str(fx.pid)], stderr=subprocess.PIPE)
     try:
         time.sleep(1.0)  # strace seizes every thread
         t.require(tracer.poll() is None, "strace could not attach")
-        out, summary = t.path("traced.json"), t.path("traced.summary.json")
-        res = t.aprof("record", "--pid", fx.pid, "--duration", 2, "-o", out, "-s", summary,
-                      "-q", timeout=60)
-        t.require_rc(res, 0, "aprof record of a traced target")
-        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        # windows (up to 3) until a read of the loop tore and needed a stop
+        for window in range(3):
+            out = t.path("traced-%d.json" % window)
+            summary = t.path("traced-%d.summary.json" % window)
+            res = t.aprof("record", "--pid", fx.pid, "--duration", 2, "-o", out, "-s", summary,
+                          "-q", timeout=60, prefix=prefix)
+            t.require_rc(res, 0, "aprof record of a traced target")
+            lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+            with open(summary) as f:
+                doc = json.load(f)
+            t.check(doc["thread_stops"] == 0, "thread_stops %s under another tracer" %
+                    doc["thread_stops"])
+            t.check(doc["samples"] >= 500, "only %d samples" % doc["samples"])
+            if lines or doc["marked"] > 0:
+                break
         t.check(len(lines) == 1 and "could not stop running threads" in lines[0],
-                "expected one line saying threads could not be stopped: %r" % res.stderr)
-        with open(summary) as f:
-            doc = json.load(f)
-        t.check(doc["thread_stops"] == 0, "thread_stops %s under another tracer" %
-                doc["thread_stops"])
-        t.check(doc["marked"] > 0, "a busy loop read without stops has marked samples")
-        t.check(doc["samples"] >= 500, "only %d samples" % doc["samples"])
+                "expected one line saying threads could not be stopped: %r (window %d, "
+                "rereads %s)" % (res.stderr, window, doc.get("rereads")))
+        t.check(doc["marked"] > 0, "a busy loop read without stops has marked samples (window "
+                "%d, rereads %s)" % (window, doc.get("rereads")))
     finally:
         tracer.terminate()
         tracer.wait(timeout=10)
