@@ -259,6 +259,52 @@ def spawn(argv, stdout, stderr, env=None, cwd=None):
     return proc
 
 
+def idlest_cpu(seconds=0.5):
+    """Of the CPUs this process may use, the one with the most idle time over `seconds`."""
+    def idle():
+        with open("/proc/stat") as f:
+            return {int(row[0][3:]): int(row[4]) + int(row[5]) for row in
+                    (line.split() for line in f) if row[0].startswith("cpu") and row[0][3:]}
+    before = idle()
+    time.sleep(seconds)
+    after = idle()
+    allowed = os.sched_getaffinity(0)
+    return max(sorted(allowed), key=lambda c: after.get(c, 0) - before.get(c, 0))
+
+
+def process_tree(pid):
+    """Text describing pid and every descendant: state, tracer, the kernel function it waits
+    in, and each thread's state: what a timeout leaves to tell who hung (aprof, or a target
+    that never exited)."""
+    children = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.split("/")[2]))
+        except (OSError, IndexError, ValueError):
+            pass
+    lines, todo, seen = [], [(pid, 0)], set()
+    while todo and len(lines) < 60:
+        p, depth = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            with open("/proc/%d/cmdline" % p, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+            with open("/proc/%d/wchan" % p) as f:
+                wchan = f.read().strip()
+        except OSError:
+            continue
+        threads = " ".join("%s:%s%s" % (tid, st[0][:1], "/traced by %d" % tracer if tracer else "")
+                           for tid, (st, tracer) in sorted(proc_state(p).items()))
+        lines.append("%s%d %s  [wchan %s; threads %s]" % ("  " * depth, p, cmd[:100], wchan,
+                                                          threads))
+        todo.extend((c, depth + 1) for c in sorted(children.get(p, []), reverse=True))
+    return "\n".join(lines)
+
+
 def proc_state(pid):
     """{tid: (state letter and word, TracerPid)} for every thread of pid, {} if it is gone."""
     result = {}
@@ -442,11 +488,13 @@ class Ctx:
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
+            tree = process_tree(proc.pid)
             _kill(proc)
             out, err = proc.communicate()
             res = Result(argv, None, out.decode("utf-8", "replace"),
                          err.decode("utf-8", "replace"), time.monotonic() - start)
-            raise Failure("aprof did not finish within %.0f s\n%s" % (timeout, res.describe()))
+            raise Failure("aprof did not finish within %.0f s\n%s\nprocesses then:\n%s" % (
+                timeout, res.describe(), tree))
         return Result(argv, proc.returncode, out.decode("utf-8", "replace"),
                       err.decode("utf-8", "replace"), time.monotonic() - start)
 
@@ -466,8 +514,10 @@ class Ctx:
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            tree = process_tree(proc.pid)
             _kill(proc)
-            raise Failure("%s did not exit within %.0f s" % (" ".join(proc.argv), timeout))
+            raise Failure("%s did not exit within %.0f s\nprocesses then:\n%s" % (
+                " ".join(proc.argv), timeout, tree))
         with open(proc.stdout_path, errors="replace") as f:
             out = f.read()
         with open(proc.stderr_path, errors="replace") as f:

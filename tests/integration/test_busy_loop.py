@@ -205,19 +205,6 @@ def check_marks_under_callbacks(t, doc, pid):
             "%d of %d marked loop samples end outside the loop's iteration" % (outer, marked))
 
 
-def idlest_cpu(seconds=0.5):
-    """Of the CPUs this process may use, the one with the most idle time over `seconds`."""
-    def idle():
-        with open("/proc/stat") as f:
-            return {int(row[0][3:]): int(row[4]) + int(row[5]) for row in
-                    (line.split() for line in f) if row[0].startswith("cpu") and row[0][3:]}
-    before = idle()
-    time.sleep(seconds)
-    after = idle()
-    allowed = os.sched_getaffinity(0)
-    return max(sorted(allowed), key=lambda c: after.get(c, 0) - before.get(c, 0))
-
-
 def realtime_allowed():
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
@@ -245,7 +232,7 @@ def test_busy_share_sharing_aprofs_cpu(t):
     t.interp = interp
     # the CPU with the most idle time now (a CPU hog pinned to another one leaves this test
     # its own CPU; on the hog's, the loop was 90% busy by its clock, too busy to prove anything)
-    cpu = str(idlest_cpu())
+    cpu = str(h.idlest_cpu())
     fx, clock = start_loop(t, pin=cpu)
     check_share(t, fx, clock, 1000, 4, "default", prefix=("taskset", "-c", cpu))
     t.check(fx.alive(), "the fixture died")
@@ -344,7 +331,7 @@ def test_another_tracer(t):
     prefix = ()
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) > 1 and shutil.which("taskset"):
-        mine = idlest_cpu()
+        mine = h.idlest_cpu()
         other = next(c for c in cpus if c != mine)
         subprocess.run(["taskset", "-a", "-p", "-c", str(other), str(fx.pid)], check=True,
                        capture_output=True)
