@@ -485,6 +485,7 @@ static bool pb_varint(pb *b, uint64_t *v)
 static bool pb_next(pb *b, uint32_t *field, uint32_t *wire, uint64_t *v, pb *sub, bool *bad)
 {
     *bad = false;
+    *sub = (pb){NULL, NULL}; /* empty unless the field is length-delimited */
     if (b->p >= b->end)
         return false;
     uint64_t key;
@@ -695,6 +696,8 @@ static bool pb_ints(pb *sub, uint32_t wire, uint64_t v, uint64_t **out, size_t *
         (*out)[(*n)++] = v;
         return true;
     }
+    if (wire != 2) /* ids and values are varints, one or packed; a fixed-size one is malformed */
+        return false;
     while (sub->p < sub->end) {
         uint64_t x;
         if (!pb_varint(sub, &x) || !grow((void **)out, cap, *n + 1, sizeof(**out)))
