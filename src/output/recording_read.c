@@ -5,6 +5,7 @@
 #include "json_pull.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <zlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,6 +365,9 @@ static aprof_status where_member(loader *L, const char *key, void *ud)
         return (*dst = strdup(L->j.str)) ? APROF_OK : oom(L);
     }
     if (strcmp(key, "line") == 0 && t == JT_NUMBER) {
+        /* (a double out of int64_t's range would not convert: undefined behaviour) */
+        if (!(L->j.num >= INT32_MIN && L->j.num <= INT32_MAX))
+            return bad(L, "a culprit line out of range");
         c->line = (int64_t)L->j.num;
         return APROF_OK;
     }
