@@ -145,8 +145,13 @@ def check_share(t, fx, clock, rate, seconds, mode, prefix=()):
             first = bad
     for msg in bad:
         t.check(False, msg + "; the first window: %s" % "; ".join(first))
-    # the fixture must look like a busy service, or the test proves nothing
-    t.check(0.08 <= truth <= 0.7, "%s: the loop is not busy the way the test needs" % what)
+    # the fixture must look like a busy service, or the test proves nothing; in stopping modes
+    # its own clock also counts the stops that landed in busy code, so the bound on saturation
+    # is on `low`, its share without the stops if all landed in busy code: on a loaded host
+    # --native at 1 kHz held the loop stopped 36% of the time and its clock read 73.7% busy
+    # (low: 58.6%)
+    t.check(0.08 <= truth and low <= 0.7, "%s: the loop is not busy the way the test needs "
+            "(%.1f%% without the stops if all landed in busy code)" % (what, 100 * low))
     t.check(steps and steps >= 2000, "%s: too few task steps" % what)
     if mode == "default" and rate == 1000 and share:
         # busy code is read whole (a torn thread is stopped and read again): the old
