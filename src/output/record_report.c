@@ -117,9 +117,10 @@ void record_report_print(const record_report *r, FILE *out)
     if (st->samples)
         fprintf(out, "; %.1f us per sample", (double)st->cost_ns_total / 1e3 / (double)st->samples);
     /* said only when it matters: profiles then show less time than the run took */
-    if (dur > 0 && seconds(st->unaccounted_ns) > 0.02 * dur)
+    double uncredited = seconds(st->uncredited_ns);
+    if (dur > 0 && uncredited > 0.02 * dur)
         fprintf(out, "; %.2f s (%.0f%%) not credited to any sample (aprof was held up)",
-                seconds(st->unaccounted_ns), 100.0 * seconds(st->unaccounted_ns) / dur);
+                uncredited, 100.0 * uncredited / dur);
     fputc('\n', out);
     if (r->native)
         native_report_print(r->native, out);
@@ -438,7 +439,7 @@ int record_report_write_json(const record_report *r, const char *path)
     json_seconds_ns(&w, st->stopped_ns + (r->native ? native_report_stopped_ns(r->native) : 0));
     /* wall time no sample stands for (aprof held up at the end of the run, or falling behind) */
     json_key(&w, "uncredited_s");
-    json_seconds_ns(&w, st->unaccounted_ns);
+    json_seconds_ns(&w, st->uncredited_ns);
     json_key(&w, "dropped");
     json_begin_object(&w);
     json_kv_uint(&w, "torn", r->torn);

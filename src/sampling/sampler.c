@@ -288,7 +288,7 @@ static bool sample_one(run *r, procset_proc *p, slot *sl, sampler_consumer consu
      * each getting at most its own weight again: it goes to the states the target is found in
      * afterwards, in proportion, since nothing is known of where it was while aprof was held
      * up (on a loaded machine a thread waiting for a CPU takes milliseconds to stop, and
-     * --blocking held targets stopped 40-50% of the time in the test suite under a CPU hog).
+     * --blocking held targets stopped 30-50% of the time in the test suite under a CPU hog).
      * Paid before this sample's own excess is added, which is no evidence for the state it
      * found. What is still owed at the end is in the summary's uncredited_s. */
     uint64_t base = sl->free_total / sl->nfree + own;
@@ -296,8 +296,8 @@ static bool sample_one(run *r, procset_proc *p, slot *sl, sampler_consumer consu
     sl->owed = sl->owed - pay + (took - own);
     smp->weight_ns = base + pay;
     sl->prev_end = t1;
-    smp->cost_ns = (uint32_t)(t1 - t0 > UINT32_MAX ? UINT32_MAX : t1 - t0);
-    st->cost_ns_total += t1 - t0;
+    smp->cost_ns = (uint32_t)(took > UINT32_MAX ? UINT32_MAX : took);
+    st->cost_ns_total += took;
     st->samples++;
     p->samples++;
     sl->credited += smp->weight_ns;
@@ -400,7 +400,7 @@ int sampler_run_set(procset *ps, const sampler_opts *o, sampler_consumer consume
     /* Time no sample stands for: aprof did not get to sample as often as asked (starved of
      * CPU, or the asked rate is more than it can take). */
     uint64_t wall = st->t_end_ns - st->t_start_ns;
-    st->unaccounted_ns = wall > r.credited ? wall - r.credited : 0;
+    st->uncredited_ns = wall > r.credited ? wall - r.credited : 0;
     if (o->progress)
         o->progress(o->progress_ud, st, st->t_end_ns, true);
     sample_free(&r.smp);

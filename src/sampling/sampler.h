@@ -33,7 +33,7 @@ typedef struct sampler_stats {
     uint64_t errors;       /* attempts where the target could not be read */
     uint64_t late;         /* deadlines missed because a sample took longer than the interval */
     uint64_t cost_ns_total;
-    uint64_t unaccounted_ns; /* time between samples not credited to any stack (aprof late) */
+    uint64_t uncredited_ns; /* wall time no sample stands for (aprof held up or late) */
     uint64_t t_start_ns, t_end_ns;
     bool target_exited;
     bool child_reaped;

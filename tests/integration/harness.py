@@ -305,6 +305,16 @@ def process_tree(pid):
     return "\n".join(lines)
 
 
+def pin_threads(pid, cpu):
+    """Move every thread of pid to one CPU (as `taskset -a -p`; threads it starts later
+    inherit the affinity of the one that starts them)."""
+    for task in glob.glob("/proc/%d/task/*" % pid):
+        try:
+            os.sched_setaffinity(int(os.path.basename(task)), {int(cpu)})
+        except OSError:  # a thread that ended meanwhile
+            pass
+
+
 def proc_state(pid):
     """{tid: (state letter and word, TracerPid)} for every thread of pid, {} if it is gone."""
     result = {}

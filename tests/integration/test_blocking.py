@@ -108,8 +108,7 @@ def test_blocking_weights_add_up_on_a_crowded_cpu(t):
             for _ in range(3)]
     try:
         fx = start_heartbeat_fixture(t, 8, "--ratio", 0.5, "--out", t.path("split.json"))
-        subprocess.run(["taskset", "-a", "-p", "-c", cpu, str(fx.pid)], check=True,
-                       capture_output=True)
+        h.pin_threads(fx.pid, cpu)
         time.sleep(1.0)  # the hogs and the fixture settle on the CPU
         out, summary = t.path("out.json"), t.path("summary.json")
         res = t.aprof("record", "--pid", fx.pid, "--blocking", "--rate", 1000, "--duration",

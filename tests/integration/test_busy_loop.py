@@ -39,7 +39,6 @@ BUSY_TARGET, BUSY_MAX_START = 0.3, 0.5
 def start_loop(t, pin=None):
     """The fixture, started again with longer sleeps until its loop is busy as a service that
     keeps up; pin: a CPU it is moved to (every thread) before its busy share is measured."""
-    import subprocess
     sleep_ms = 100.0
     for attempt in range(3):
         clock = t.path("clock-%d.txt" % attempt)
@@ -47,8 +46,7 @@ def start_loop(t, pin=None):
         fx.wait_file(clock + ".edges.json")
         fx.wait_file(clock)
         if pin is not None:
-            subprocess.run(["taskset", "-a", "-p", "-c", pin, str(fx.pid)], check=True,
-                           capture_output=True)
+            h.pin_threads(fx.pid, pin)
         time.sleep(2.0)  # past start-up (imports, the first tasks), then one second measured
         # the last second the fixture's clock covers (its clock thread lags a saturated loop)
         busy = None
@@ -338,8 +336,7 @@ def test_another_tracer(t):
     if len(cpus) > 1 and shutil.which("taskset"):
         mine = h.idlest_cpu()
         other = next(c for c in cpus if c != mine)
-        subprocess.run(["taskset", "-a", "-p", "-c", str(other), str(fx.pid)], check=True,
-                       capture_output=True)
+        h.pin_threads(fx.pid, other)
         prefix = ("taskset", "-c", str(mine))
     tracer = subprocess.Popen(["/usr/bin/strace", "-f", "-e", "trace=none", "-o", "/dev/null",
                                "-p", str(fx.pid)], stderr=subprocess.PIPE)
