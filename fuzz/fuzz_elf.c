@@ -18,6 +18,12 @@
 
 static char path[64];
 
+/* libFuzzer ends a run with exit(): the scratch file goes with it (a crash keeps it) */
+static void remove_scratch(void)
+{
+    unlink(path);
+}
+
 static void probe_functions(int fd)
 {
     Elf *e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
@@ -47,6 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!path[0]) {
         snprintf(path, sizeof(path), "/tmp/aprof-fuzz-elf-%d", (int)getpid());
+        atexit(remove_scratch);
         elf_version(EV_CURRENT);
     }
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

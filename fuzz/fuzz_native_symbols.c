@@ -32,6 +32,13 @@
 
 static char elf_path[64], core_name[64];
 
+/* libFuzzer ends a run with exit(): the scratch files go with it (a crash keeps them) */
+static void remove_scratch(void)
+{
+    unlink(elf_path);
+    unlink(core_name);
+}
+
 static size_t put_note(uint8_t *at, uint32_t type, const void *desc, uint32_t len)
 {
     uint32_t hdr[3] = {5, len, type};
@@ -108,6 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!elf_path[0]) {
         snprintf(elf_path, sizeof elf_path, "/tmp/aprof-fuzz-nsym-%d.so", (int)getpid());
         snprintf(core_name, sizeof core_name, "/tmp/aprof-fuzz-nsym-%d.core", (int)getpid());
+        atexit(remove_scratch);
         write_core();
     }
     int fd = open(elf_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

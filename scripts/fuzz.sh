@@ -60,16 +60,27 @@ for h in "${harnesses[@]}"; do
         big=$(find "$seeds" -type f -printf '%s\n' | sort -n | tail -1)
         if [ -n "$big" ] && ((big > max_len)); then max_len=$big; fi
     fi
-    if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         "$build/$h" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" \
-        -artifact_prefix="$work/$h/" "$corpus" $seeds >"$log" 2>&1; then
+        -artifact_prefix="$work/$h/" "$corpus" $seeds >"$log" 2>&1 &
+    pid=$!
+    wait $pid
+    rc=$?
+    # a harness that writes its input to a file (fuzz_elf, fuzz_native_symbols) removes it
+    leftover=$(ls /tmp/aprof-fuzz-*-"$pid"* 2>/dev/null || true)
+    if [ "$rc" -eq 0 ] && [ -n "$leftover" ]; then
+        echo "fuzz: $h left scratch files behind: $leftover" >>"$log"
+        rm -f $leftover
+        rc=1
+    fi
+    if [ "$rc" -eq 0 ]; then
         execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
         [ -n "$execs" ] || execs=$(grep -oE '#[0-9]+' "$log" | tail -1 | tr -d '#')
         echo "fuzz: $h: ${seconds}s, ${execs:-?} executions, corpus $(ls "$corpus" | wc -l) inputs: no crash"
     else
         status=1
         echo "fuzz: $h FAILED; log: $log" >&2
-        grep -E '^==[0-9]+==ERROR|SUMMARY|artifact|Test unit written' "$log" | head -5 >&2 || true
+        grep -E '^==[0-9]+==ERROR|SUMMARY|artifact|Test unit written|scratch files' "$log" | head -5 >&2 || true
     fi
 done
 exit $status
