@@ -223,7 +223,7 @@ uint32_t async_record_stitch(async_record *r, const aprof_thread_sample *t, apro
                                      &task);
     if (r->timeline && r->active)
         /* the task stitched in is the one the timeline says ran: the two always agree */
-        timeline_thread_sample(r->timeline, r->s->pid, t->tid, n ? &r->snap : NULL, task,
+        timeline_thread_sample(r->timeline, r->s->src.pid, t->tid, n ? &r->snap : NULL, task,
                                r->sample_t, r->sample_w);
     return n;
 }
@@ -261,7 +261,7 @@ static void account(async_record *r, uint64_t now, uint64_t weight)
         return;
     agg_profile *awaiting = NULL;
     uint64_t alive = 0;
-    pid_t pid = r->s->pid;
+    pid_t pid = r->s->src.pid;
     if (r->timeline)
         timeline_snapshot_begin(r->timeline, pid, now);
     for (uint32_t i = 0; i < s->ntasks; i++) {

@@ -91,10 +91,10 @@ static void print_text(const session *s, const aprof_sample *smp, const async_sn
                        const loop_view *lv)
 {
     if (s->src.core)
-        printf("Core file %s of process %d: %s\n", core_path(s->src.core), (int)s->pid,
+        printf("Core file %s of process %d: %s\n", core_path(s->src.core), (int)s->src.pid,
                s->cmdline);
     else
-        printf("Process %d: %s\n", (int)s->pid, s->cmdline);
+        printf("Process %d: %s\n", (int)s->src.pid, s->cmdline);
     printf("Python %s (%s%s)\n", s->rt.version, s->rt.binary, s->rt.stripped ? ", stripped" : "");
     for (uint32_t i = 0; i < smp->nthreads; i++) {
         const aprof_thread_sample *t = &smp->threads[i];
@@ -127,7 +127,7 @@ static void write_json(json_writer *wp, const session *s, const aprof_sample *sm
 {
 #define w (*wp)
     json_begin_object(&w);
-    json_kv_int(&w, "pid", s->pid);
+    json_kv_int(&w, "pid", s->src.pid);
     if (s->src.core)
         json_kv_string(&w, "core", core_path(s->src.core));
     json_kv_string(&w, "python_version", s->rt.version);

@@ -187,14 +187,14 @@ static void label_process(record_ctx *r, procset_proc *p)
 {
     char label[80], prefix[128];
     process_label(p->s, label, sizeof(label));
-    agg_process_label(r->a, p->s->pid, label);
+    agg_process_label(r->a, p->s->src.pid, label);
     if (r->cpu_a)
-        agg_process_label(r->cpu_a, p->s->pid, label);
+        agg_process_label(r->cpu_a, p->s->src.pid, label);
     proc_unit *u = p->user;
     if (u && u->async) {
         async_record_set_timeline(u->async, r->timeline);
         async_record_set_agg(u->async, r->a);
-        snprintf(prefix, sizeof(prefix), "Process %d \"%s\": ", (int)p->s->pid, label);
+        snprintf(prefix, sizeof(prefix), "Process %d \"%s\": ", (int)p->s->src.pid, label);
         async_record_set_profile_prefix(u->async, prefix);
     }
 }
@@ -602,7 +602,7 @@ static bool proc_joined(void *ud, procset_proc *p, char *why, size_t whylen)
     proc_unit *u = calloc(1, sizeof(*u));
     if (u && ro->async_aware)
         u->async = async_record_new(s, r->a, ro->await_hz, ro->exact_task_names);
-    record_proc_info *info = u && (u->async || !ro->async_aware) ? new_info(r, s->pid) : NULL;
+    record_proc_info *info = u && (u->async || !ro->async_aware) ? new_info(r, s->src.pid) : NULL;
     if (!info) {
         if (u)
             async_record_free(u->async);

@@ -56,7 +56,7 @@ int procset_add_session(procset *ps, session *s)
     if (!p)
         return -1;
     p->s = s;
-    proc_start_time(s->pid, &p->start_ticks);
+    proc_start_time(s->src.pid, &p->start_ticks);
     ps->joined_total++;
     return 0;
 }
@@ -64,7 +64,7 @@ int procset_add_session(procset *ps, session *s)
 procset_proc *procset_find(procset *ps, pid_t pid)
 {
     for (size_t i = 0; i < ps->n; i++)
-        if (ps->procs[i]->s->pid == pid)
+        if (ps->procs[i]->s->src.pid == pid)
             return ps->procs[i];
     return NULL;
 }
@@ -217,7 +217,7 @@ void procset_drop(procset *ps, size_t i, bool exited)
     p->exited = exited;
     if (ps->hooks.left)
         ps->hooks.left(ps->hooks.ud, p);
-    procset_seen *e = find_seen(ps, p->s->pid, p->start_ticks);
+    procset_seen *e = find_seen(ps, p->s->src.pid, p->start_ticks);
     if (e) {
         /* alive but unreadable: it exec'd (or its interpreter is shutting down); look again */
         e->state = exited ? SEEN_SKIPPED : SEEN_WAITING;

@@ -181,7 +181,7 @@ static slot *slot_of(procset_proc *p, sampler_stats *st, rt_state *rt, uint64_t 
     if (!sl)
         return NULL;
     session *s = p->s;
-    freezer_init(&sl->fz, s->pid);
+    freezer_init(&sl->fz, s->src.pid);
     /* --blocking stops only threads that are running: one asleep in a system call cannot
      * change its stack before it wakes (and if it wakes during the read, the read's own checks
      * see it), and stopping it would end its wait early: an event loop's epoll_wait, retried
@@ -249,7 +249,7 @@ static bool sample_one(run *r, procset_proc *p, slot *sl, sampler_consumer consu
         nfrozen = freezer_stop(&sl->fz);
         frozen = nfrozen >= 0;
         /* an exited process not reaped yet (a zombie) refuses PTRACE_SEIZE with EPERM */
-        if (!frozen && sl->fz.last_errno != ESRCH && !st->freeze_errno && proc_alive(s->pid))
+        if (!frozen && sl->fz.last_errno != ESRCH && !st->freeze_errno && proc_alive(s->src.pid))
             st->freeze_errno = sl->fz.last_errno;
     }
     int n = session_sample(s, smp);
@@ -262,7 +262,7 @@ static bool sample_one(run *r, procset_proc *p, slot *sl, sampler_consumer consu
     enter_realtime(&r->rt); /* every thread runs free again: the bookkeeping (see above) */
     if (n < 0) {
         /* A failed read of a process that is exiting is the end, not an error. */
-        if (read_errno == ESRCH || !proc_alive(s->pid)) {
+        if (read_errno == ESRCH || !proc_alive(s->src.pid)) {
             p->exited = true;
             return false;
         }
@@ -411,7 +411,7 @@ int sampler_run(session *s, const sampler_opts *o, sampler_consumer consume, voi
                 sampler_stats *st)
 {
     procset ps;
-    procset_init(&ps, s->pid, false, s->st, NULL);
+    procset_init(&ps, s->src.pid, false, s->st, NULL);
     if (procset_add_session(&ps, s) != 0) {
         memset(st, 0, sizeof(*st));
         return -1;

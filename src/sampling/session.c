@@ -35,7 +35,6 @@ static aprof_status open_src(session *s, target_src src, strtab *strings, aprof_
 {
     memset(s, 0, sizeof(*s));
     pid_t pid = src.pid;
-    s->pid = pid;
     s->src = src;
     char msg[768];
     pyrt_status st = pyruntime_locate_src(&src, &s->rt, msg, sizeof(msg));
@@ -81,7 +80,7 @@ aprof_status session_open_core(session *s, core_file *core, aprof_error *err)
 
 void session_close(session *s)
 {
-    if (!s->pid)
+    if (!s->src.pid)
         return; /* never opened */
     native_stack_close(s->native);
     pystack_free(&s->ps);
@@ -133,7 +132,7 @@ static void classify_loop_thread(session *s, aprof_thread_sample *t)
 
 asyncio_reader *session_asyncio_reader(session *s)
 {
-    asyncio_target t = {.pid = s->pid, .core = s->src.core, .m = &s->m, .rt = &s->rt, .st = s->st, .cc = s->ps.cc,
+    asyncio_target t = {.pid = s->src.pid, .core = s->src.core, .m = &s->m, .rt = &s->rt, .st = s->st, .cc = s->ps.cc,
                         .redact = s->redact};
     return asyncio_reader_new(&t);
 }
@@ -151,12 +150,12 @@ aprof_status session_enable_native(session *s, const char *unwinder_name, aprof_
             "--native needs to stop process %d with ptrace, which is not permitted (%s): run "
             "aprof as root or as the target's user with CAP_SYS_PTRACE, make sure no debugger is "
             "attached to it, and check kernel.yama.ptrace_scope (docs/troubleshooting.md)",
-            (int)s->pid, strerror(e));
+            (int)s->src.pid, strerror(e));
     if (e == ESRCH)
-        return aprof_error_set(err, APROF_E_NO_PROCESS, "process %d exited", (int)s->pid);
+        return aprof_error_set(err, APROF_E_NO_PROCESS, "process %d exited", (int)s->src.pid);
     if (e != 0)
         return aprof_error_set(err, APROF_E_INTERNAL,
-                               "cannot prepare native unwinding of process %d: %s", (int)s->pid,
+                               "cannot prepare native unwinding of process %d: %s", (int)s->src.pid,
                                strerror(e));
     if (s->redact)
         native_stack_redact_paths(s->native);
@@ -210,7 +209,7 @@ void session_prune_threads(session *s)
     pid_t *tids = malloc(MAX_TIDS * sizeof(*tids));
     if (!tids)
         return;
-    int n = proc_list_threads(s->pid, tids, MAX_TIDS);
+    int n = proc_list_threads(s->src.pid, tids, MAX_TIDS);
     if (n >= 0 && n <= MAX_TIDS)
         proc_stat_cache_prune(s->stat, tids, (size_t)n);
     free(tids);
@@ -225,7 +224,7 @@ int session_sample(session *s, aprof_sample *out)
                       : read_python(s, out);
     if (n < 0)
         return -1;
-    out->pid = s->pid;
+    out->pid = s->src.pid;
     for (uint32_t i = 0; i < out->nthreads; i++) {
         aprof_thread_sample *t = &out->threads[i];
         /* A core keeps no run state; its saved registers tell a thread blocked in a syscall

@@ -19,8 +19,7 @@
 struct native_stack;
 
 typedef struct session {
-    pid_t pid;
-    target_src src;              /* the live process pid, or a core file (session_open_core) */
+    target_src src; /* the process (src.pid), live or as a core file records it (session_open_core) */
     pyruntime rt;
     mem m;
     strtab *st;
@@ -55,8 +54,8 @@ int session_sample(session *s, aprof_sample *out);
 
 /* --native: from now on every sample stops the target, unwinds its threads' native stacks with
  * `unwinder_name` ("libunwind" or "dw") and merges them with the Python stacks (docs/native.md).
- * Also reads run states and the GIL holder. On failure prints one "aprof: " line and returns
- * a status with its message in err (APROF_E_PERMISSION when the target may not be ptraced). */
+ * Also reads run states and the GIL holder. On failure returns a status with its message in err
+ * (APROF_E_PERMISSION when the target may not be ptraced). */
 aprof_status session_enable_native(session *s, const char *unwinder_name, aprof_error *err);
 
 /* --native / --gil output: read run states and the GIL holder, and put a FRAME_MARK frame such

@@ -622,7 +622,7 @@ aprof_status tui_run(session *s, const tui_options *o, aprof_error *err)
 
     static tui_app app; /* large; one TUI per process */
     memset(&app, 0, sizeof(app));
-    app.pid = s ? s->pid : o->follow_root;
+    app.pid = s ? s->src.pid : o->follow_root;
     if (s) {
         snprintf(app.cmdline, sizeof(app.cmdline), "%s", s->cmdline);
         snprintf(app.version, sizeof(app.version), "%s", s->rt.version);

@@ -205,7 +205,7 @@ static tui_proc *proc_new(session *s)
     tui_proc *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
-    p->pid = s->pid;
+    p->pid = s->src.pid;
     p->s = s;
     proc_cmdline_label(s->cmdline, 60, p->label, sizeof(p->label));
     async_snapshot_init(&p->snap[0]);
