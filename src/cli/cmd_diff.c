@@ -90,7 +90,7 @@ int cmd_diff(int argc, char **argv)
         if (!diff_cond_answerable(&conds.conds[i], &before, &after))
             rc = cli_fail(EXIT_USAGE, "diff: --fail-on %s needs %s on both sides", conds.conds[i].text,
                           conds.conds[i].kind == COND_FUNCTION_SHARE
-                              ? "a profile (a speedscope file)"
+                              ? "a profile (a speedscope or pprof file)"
                               : "a summary (a --summary file, or --before-summary and "
                                 "--after-summary)");
     if (rc == EXIT_OK && html_path && !(before.has_profile && after.has_profile))

@@ -510,7 +510,7 @@ int cmd_dump(int argc, char **argv)
          .help = "with --core: look for the files the core maps in DIR first, as DIR/PATH\n"
                  "then DIR/NAME (repeatable; for cores moved off their machine)"},
         {.name = "json", .short_name = 'j', .kind = OPT_FLAG, .dest = &o.json,
-         .help = "machine-readable output (docs/formats.md)"},
+         .help = "machine-readable output (docs/dump.md#json-output)"},
         CLI_OPT_BLOCKING(&o.blocking,
                          "suspend the target's threads while reading (exact, but pauses it)"),
         CLI_OPT_NONBLOCKING(&o.nonblocking),

@@ -173,6 +173,10 @@ static bool filter_match(const thread_filter *f, const aprof_thread_sample *t)
     return false;
 }
 
+/* --segment / --push: write (or queue) the segment that ends at end_ns and start the next one
+ * with an empty aggregator. A file that cannot be written is reported and counted; sampling
+ * goes on. Writing happens in the sampling thread: the target is not sampled meanwhile (tens
+ * of milliseconds for a minute of samples). */
 static void roll_segment(record_ctx *r, uint64_t end_ns, bool last);
 
 /* --subprocesses: a process's label in profile names (its command line, shortened). */
@@ -386,10 +390,6 @@ static void push_segment(record_ctx *r, uint64_t start_ns, uint64_t end_ns)
     }
 }
 
-/* --segment: write the segment that ends at end_ns to its own file and start the next one
- * with an empty aggregator. A file that cannot be written is reported and counted; sampling
- * goes on. Writing happens in the sampling thread: the target is not sampled meanwhile (tens
- * of milliseconds for a minute of samples). */
 /* --segment: the segment's file, named after its start. A failure is reported once. */
 static void write_segment_file(record_ctx *r, uint64_t end_ns)
 {

@@ -1,5 +1,6 @@
 /* Chrome trace event JSON (the "JSON Object Format" of the Trace Event Format; opens in the
- * Perfetto UI, chrome://tracing and speedscope). docs/formats.md#trace describes the tracks.
+ * Perfetto UI, chrome://tracing and speedscope). docs/formats.md#trace-chrome-trace-events
+ * describes the tracks.
  *
  * Tracks, per process:
  *  - one per event loop (a thread id above TRACE_LOOP_TID_BASE, named "event loop: ..."):

@@ -51,9 +51,9 @@ typedef struct trace_meta {
                                * gap of more than three intervals */
 } trace_meta;
 
-/* Chrome trace event JSON (write_trace.c, docs/formats.md#trace): per event loop a track of
- * busy stretches and stalls, per asyncio task a track of its life and segments, per thread its
- * sampled stacks. tl and sd may be NULL (no loop or task tracks then). */
+/* Chrome trace event JSON (write_trace.c, docs/formats.md#trace-chrome-trace-events): per event
+ * loop a track of busy stretches and stalls, per asyncio task a track of its life and segments,
+ * per thread its sampled stacks. tl and sd may be NULL (no loop or task tracks then). */
 int write_trace(const agg *a, const task_timeline *tl, const stall_detector *sd,
                 const trace_meta *m, FILE *out);
 
