@@ -7,12 +7,14 @@
  */
 #include "aggregate.h"
 
+#include "grow.h"
 #include "hash.h"
 #include "hmap.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,21 +59,6 @@ struct agg {
 
 /* Largest index a table may hand out: AGG_ROOT is reserved and indices are stored + 1. */
 #define AGG_MAX_INDEX (UINT32_MAX - 1)
-
-static int grow_array(void **arr, size_t *cap, size_t elem, size_t need)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap : 16;
-    while (ncap < need)
-        ncap *= 2;
-    void *n = realloc(*arr, ncap * elem);
-    if (!n)
-        return -1;
-    *arr = n;
-    *cap = ncap;
-    return 0;
-}
 
 agg *agg_new(strtab *strings)
 {
@@ -165,7 +152,8 @@ static uint32_t intern_frame(agg *a, const aprof_frame *f)
     if (found != HMAP_NONE)
         return found;
     if (a->nframes >= AGG_MAX_INDEX ||
-        grow_array((void **)&a->frames, &a->cap_frames, sizeof(aprof_frame), a->nframes + 1) < 0 ||
+        !grow_array((void **)&a->frames, &a->cap_frames, a->nframes + 1, sizeof(aprof_frame), 16,
+                    SIZE_MAX) ||
         hmap_insert(&a->frame_map, h, (uint32_t)a->nframes) < 0)
         return AGG_ROOT;
     uint32_t idx = (uint32_t)a->nframes++;
@@ -193,7 +181,8 @@ static uint32_t intern_node(agg *a, uint32_t parent, uint32_t frame)
     if (found != HMAP_NONE)
         return found;
     if (a->nnodes >= AGG_MAX_INDEX ||
-        grow_array((void **)&a->nodes, &a->cap_nodes, sizeof(agg_node), a->nnodes + 1) < 0 ||
+        !grow_array((void **)&a->nodes, &a->cap_nodes, a->nnodes + 1, sizeof(agg_node), 16,
+                    SIZE_MAX) ||
         hmap_insert(&a->node_map, h, (uint32_t)a->nnodes) < 0)
         return AGG_ROOT;
     uint32_t idx = (uint32_t)a->nnodes++;
@@ -224,8 +213,8 @@ static bool profile_is(const void *ctx, uint32_t idx)
 static profile_impl *new_profile(agg *a, const char *name, pid_t tid, uint32_t h)
 {
     if (a->nprofiles >= AGG_MAX_INDEX ||
-        grow_array((void **)&a->profiles, &a->cap_profiles, sizeof(*a->profiles),
-                   a->nprofiles + 1) < 0)
+        !grow_array((void **)&a->profiles, &a->cap_profiles, a->nprofiles + 1, sizeof(*a->profiles),
+                    16, SIZE_MAX))
         return NULL;
     profile_impl *p = calloc(1, sizeof(*p));
     if (!p || hmap_insert(&a->profile_map, h, (uint32_t)a->nprofiles) < 0) {
@@ -346,10 +335,10 @@ int agg_profile_add(agg *a, agg_profile *pub, const aprof_frame *frames, uint32_
     profile_impl *p = (profile_impl *)pub;
     if (n > p->last_cap) {
         size_t cap = p->last_cap;
-        if (grow_array((void **)&p->last_frames, &cap, sizeof(aprof_frame), n) < 0)
+        if (!grow_array((void **)&p->last_frames, &cap, n, sizeof(aprof_frame), 16, SIZE_MAX))
             goto nomem;
         cap = p->last_cap;
-        if (grow_array((void **)&p->last_nodes, &cap, sizeof(uint32_t), n) < 0)
+        if (!grow_array((void **)&p->last_nodes, &cap, n, sizeof(uint32_t), 16, SIZE_MAX))
             goto nomem;
         p->last_cap = (uint32_t)cap;
     }
@@ -452,7 +441,8 @@ int agg_process_label(agg *a, pid_t pid, const char *label)
     while (i < a->nlabels && a->labels[i].pid != pid)
         i++;
     if (i == a->nlabels) {
-        if (grow_array((void **)&a->labels, &a->cap_labels, sizeof(*a->labels), i + 1) < 0) {
+        if (!grow_array((void **)&a->labels, &a->cap_labels, i + 1, sizeof(*a->labels), 16,
+                        SIZE_MAX)) {
             errno = ENOMEM;
             return -1;
         }

@@ -1,6 +1,7 @@
 #include "async_record.h"
 
 #include "async_stitch.h"
+#include "grow.h"
 #include "hash.h"
 #include "hmap.h"
 #include "stalls.h"
@@ -61,16 +62,8 @@ struct async_record {
 /* Empty t, with room for want records. */
 static int table_reset(track_table *t, size_t want)
 {
-    if (want > t->cap) {
-        size_t cap = t->cap ? t->cap : 64;
-        while (cap < want)
-            cap *= 2;
-        tracked *n = realloc(t->recs, cap * sizeof(*n));
-        if (!n)
-            return -1;
-        t->recs = n;
-        t->cap = cap;
-    }
+    if (!grow_array((void **)&t->recs, &t->cap, want, sizeof(*t->recs), 64, SIZE_MAX))
+        return -1;
     t->n = 0;
     if (!t->by_id.cap)
         return hmap_init(&t->by_id, want * 2);
@@ -196,14 +189,9 @@ static uint32_t site_of(async_record *r, const aprof_frame *f)
     uint32_t i = hmap_find(&r->site_map, h, site_is, &q);
     if (i != HMAP_NONE)
         return i + 1;
-    if (r->nsites == r->cap_sites) {
-        size_t ncap = r->cap_sites ? r->cap_sites * 2 : 64;
-        async_await_site *ns = realloc(r->sites, ncap * sizeof(*ns));
-        if (!ns)
-            return 0;
-        r->sites = ns;
-        r->cap_sites = ncap;
-    }
+    if (!grow_array((void **)&r->sites, &r->cap_sites, r->nsites + 1, sizeof(*r->sites), 64,
+                    SIZE_MAX))
+        return 0;
     if (hmap_insert(&r->site_map, h, (uint32_t)r->nsites) < 0)
         return 0;
     r->sites[r->nsites] = (async_await_site){*f, 0, 0};

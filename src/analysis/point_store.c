@@ -1,5 +1,7 @@
 #include "point_store.h"
 
+#include "grow.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -91,14 +93,9 @@ void point_store_free(point_store *ps)
 /* Move the full tail into a block: the spill file, else memory. */
 static int retire_tail(point_store *ps, point_spill *sp)
 {
-    if (ps->nblocks == ps->cap_blocks) {
-        size_t ncap = ps->cap_blocks ? 2 * ps->cap_blocks : 16;
-        point_block *nb = realloc(ps->blocks, ncap * sizeof(*nb));
-        if (!nb)
-            return -1;
-        ps->blocks = nb;
-        ps->cap_blocks = ncap;
-    }
+    if (!grow_array((void **)&ps->blocks, &ps->cap_blocks, ps->nblocks + 1, sizeof(*ps->blocks),
+                    16, SIZE_MAX))
+        return -1;
     point_block b = {0};
     if (!spill_write(sp, ps->tail, ps->ntail, &b.off)) {
         b.mem = ps->tail; /* the tail array becomes the block; a new tail is allocated */
@@ -115,16 +112,9 @@ int point_store_append(point_store *ps, point_spill *sp, const agg_point *pt)
 {
     if (!ps->keep_in_memory && ps->ntail == POINT_STORE_BLOCK && retire_tail(ps, sp) < 0)
         return -1;
-    if (ps->ntail == ps->cap_tail) {
-        size_t ncap = ps->cap_tail ? 2 * ps->cap_tail : 64;
-        if (!ps->keep_in_memory && ncap > POINT_STORE_BLOCK)
-            ncap = POINT_STORE_BLOCK;
-        agg_point *nt = realloc(ps->tail, ncap * sizeof(*nt));
-        if (!nt)
-            return -1;
-        ps->tail = nt;
-        ps->cap_tail = ncap;
-    }
+    if (!grow_array((void **)&ps->tail, &ps->cap_tail, ps->ntail + 1, sizeof(*ps->tail), 64,
+                    ps->keep_in_memory ? SIZE_MAX : POINT_STORE_BLOCK))
+        return -1;
     ps->tail[ps->ntail++] = *pt;
     return 0;
 }

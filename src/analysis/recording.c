@@ -1,5 +1,6 @@
 #include "recording.h"
 
+#include "grow.h"
 #include "hash.h"
 
 #include <stdlib.h>
@@ -44,14 +45,9 @@ static uint32_t child(recording *r, uint32_t parent, uint32_t fn)
         return i;
     if (r->nnodes >= REC_MAX_NODES || (!r->node_map.cap && hmap_init(&r->node_map, 1024) < 0))
         return REC_ROOT;
-    if (r->nnodes == r->cap_nodes) {
-        size_t ncap = r->cap_nodes ? r->cap_nodes * 2 : 1024;
-        rec_node *nn = realloc(r->nodes, ncap * sizeof(*nn));
-        if (!nn)
-            return REC_ROOT;
-        r->nodes = nn;
-        r->cap_nodes = ncap;
-    }
+    if (!grow_array((void **)&r->nodes, &r->cap_nodes, r->nnodes + 1, sizeof(*r->nodes), 1024,
+                    REC_MAX_NODES))
+        return REC_ROOT;
     if (hmap_insert(&r->node_map, h, (uint32_t)r->nnodes) < 0)
         return REC_ROOT;
     r->nodes[r->nnodes] = (rec_node){parent, fn, 0, 0};

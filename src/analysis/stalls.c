@@ -1,5 +1,6 @@
 #include "stalls.h"
 
+#include "grow.h"
 #include "stall_groups.h"
 
 #include "lag_hist.h"
@@ -230,14 +231,9 @@ static size_t end_callback(stall_detector *d, loop_track *lt, uint64_t at, uint6
         for (uint32_t i = 1; i < lt->nculprits; i++)
             if (lt->culprits[i].count > lt->culprits[best].count)
                 best = i;
-        if (d->nevents == d->cap_events) {
-            size_t ncap = d->cap_events ? d->cap_events * 2 : 64;
-            stall_event *ne = realloc(d->events, ncap * sizeof(*ne));
-            if (!ne)
-                goto out;
-            d->events = ne;
-            d->cap_events = ncap;
-        }
+        if (!grow_array((void **)&d->events, &d->cap_events, d->nevents + 1, sizeof(*d->events),
+                        64, SIZE_MAX))
+            goto out;
         culprit_count *c = &lt->culprits[best];
         /* Resolved at the end: a task created just before it ran may be known only now. */
         if (lt->cb_coro && d->task_fn)

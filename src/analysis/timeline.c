@@ -1,8 +1,10 @@
 #include "timeline.h"
 
+#include "grow.h"
 #include "hash.h"
 #include "hmap.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,24 +32,6 @@ struct task_timeline {
     uint32_t gen;        /* snapshot generation (all processes) */
     uint64_t dropped;
 };
-
-/* Grow *v (of *cap elements of size sz) to hold one more than n, up to max. */
-static bool reserve(void **v, size_t *cap, size_t n, size_t sz, size_t max)
-{
-    if (n < *cap)
-        return true;
-    if (n >= max)
-        return false;
-    size_t ncap = *cap ? *cap * 2 : 256;
-    if (ncap > max)
-        ncap = max;
-    void *nv = realloc(*v, ncap * sz);
-    if (!nv)
-        return false;
-    *v = nv;
-    *cap = ncap;
-    return true;
-}
 
 task_timeline *timeline_new(strtab *st)
 {
@@ -79,8 +63,8 @@ void timeline_free(task_timeline *tl)
 void timeline_loop_busy(void *ud, pid_t pid, pid_t tid, uint64_t start_ns, uint64_t end_ns)
 {
     task_timeline *tl = ud;
-    if (!reserve((void **)&tl->busy, &tl->cap_busy, tl->nbusy, sizeof(*tl->busy),
-                 TIMELINE_MAX_BUSY)) {
+    if (!grow_array((void **)&tl->busy, &tl->cap_busy, tl->nbusy + 1, sizeof(*tl->busy), 256,
+                    TIMELINE_MAX_BUSY)) {
         tl->dropped++;
         return;
     }
@@ -121,10 +105,10 @@ static uint32_t new_task(task_timeline *tl, pid_t pid, const async_snapshot *s, 
 {
     const async_task *at = &s->tasks[i];
     if (tl->ntasks >= TIMELINE_MAX_TASKS ||
-        !reserve((void **)&tl->tasks, &tl->cap_tasks, tl->ntasks, sizeof(*tl->tasks),
-                 TIMELINE_MAX_TASKS) ||
-        !reserve((void **)&tl->alive, &tl->cap_alive, tl->nalive, sizeof(*tl->alive),
-                 TIMELINE_MAX_TASKS)) {
+        !grow_array((void **)&tl->tasks, &tl->cap_tasks, tl->ntasks + 1, sizeof(*tl->tasks), 256,
+                    TIMELINE_MAX_TASKS) ||
+        !grow_array((void **)&tl->alive, &tl->cap_alive, tl->nalive + 1, sizeof(*tl->alive), 256,
+                    TIMELINE_MAX_TASKS)) {
         tl->dropped++;
         return TIMELINE_NONE;
     }
@@ -153,8 +137,8 @@ static tl_seg *tail_of(task_timeline *tl, const tl_task *t)
 
 static tl_seg *add_seg(task_timeline *tl, tl_task *t, uint8_t kind, uint64_t start, uint64_t end)
 {
-    if (!reserve((void **)&tl->segs, &tl->cap_segs, tl->nsegs, sizeof(*tl->segs),
-                 TIMELINE_MAX_SEGS)) {
+    if (!grow_array((void **)&tl->segs, &tl->cap_segs, tl->nsegs + 1, sizeof(*tl->segs), 256,
+                    TIMELINE_MAX_SEGS)) {
         tl->dropped++;
         return NULL;
     }
@@ -200,8 +184,8 @@ void timeline_snapshot_task(task_timeline *tl, pid_t pid, const async_snapshot *
         return; /* seen done before: asyncio keeps finished tasks listed until they are freed */
     if (t->end == TL_GONE) {
         /* missed by a snapshot, listed again: it had not ended */
-        if (!reserve((void **)&tl->alive, &tl->cap_alive, tl->nalive, sizeof(*tl->alive),
-                     TIMELINE_MAX_TASKS)) {
+        if (!grow_array((void **)&tl->alive, &tl->cap_alive, tl->nalive + 1, sizeof(*tl->alive),
+                        256, TIMELINE_MAX_TASKS)) {
             tl->dropped++;
             return;
         }
@@ -305,8 +289,8 @@ static tl_thread *thread_of(task_timeline *tl, pid_t pid, pid_t tid)
     uint32_t i = hmap_find(&tl->by_thread, h, thread_is, &q);
     if (i != HMAP_NONE)
         return &tl->threads[i];
-    if (!reserve((void **)&tl->threads, &tl->cap_threads, tl->nthreads, sizeof(*tl->threads),
-                 1u << 20) ||
+    if (!grow_array((void **)&tl->threads, &tl->cap_threads, tl->nthreads + 1, sizeof(*tl->threads),
+                    256, 1u << 20) ||
         hmap_insert(&tl->by_thread, h, (uint32_t)tl->nthreads) < 0)
         return NULL;
     tl_thread *th = &tl->threads[tl->nthreads++];

@@ -218,7 +218,7 @@ static inline uint64_t ld64(const uint8_t *b, loff off)
 /* ---- shared between the files ------------------------------------------------------------- */
 
 /* asyncio_reader.c */
-/* Grow *p (*cap elements of elem bytes) to hold need, doubling, at most limit; false if not. */
+/* grow_array (grow.h) for the reader's uint32_t capacities: false if it cannot. */
 bool ar_grow(void **p, uint32_t *cap, uint32_t need, size_t elem, uint32_t limit);
 /* The sampled thread whose live stack holds frames of coro; *first gets the outermost one. */
 const aprof_thread_sample *ar_thread_running(const aprof_sample *smp, uint64_t coro,

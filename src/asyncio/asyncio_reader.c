@@ -4,6 +4,7 @@
 #include "asyncio_internal.h"
 
 #include "clock.h"
+#include "grow.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -64,20 +65,10 @@ void async_snapshot_free(async_snapshot *s)
 
 bool ar_grow(void **p, uint32_t *cap, uint32_t need, size_t elem, uint32_t limit)
 {
-    if (need <= *cap)
-        return true;
-    if (need > limit)
+    size_t c = *cap;
+    if (!grow_array(p, &c, need, elem, 64, limit))
         return false;
-    uint64_t ncap = *cap ? *cap : 64;
-    while (ncap < need)
-        ncap *= 2;
-    if (ncap > limit)
-        ncap = limit;
-    void *n = realloc(*p, (size_t)ncap * elem);
-    if (!n)
-        return false;
-    *p = n;
-    *cap = (uint32_t)ncap;
+    *cap = (uint32_t)c;
     return true;
 }
 

@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "exitcodes.h"
+#include "grow.h"
 #include "html_report.h"
 #include "json.h"
 #include "launch.h"
@@ -205,14 +206,9 @@ static void label_process(record_ctx *r, procset_proc *p)
 
 static record_proc_info *new_info(record_ctx *r, pid_t pid)
 {
-    if (r->npinfo == r->cap_pinfo) {
-        size_t ncap = r->cap_pinfo ? r->cap_pinfo * 2 : 16;
-        record_proc_info *v = realloc(r->pinfo, ncap * sizeof(*v));
-        if (!v)
-            return NULL;
-        r->pinfo = v;
-        r->cap_pinfo = ncap;
-    }
+    if (!grow_array((void **)&r->pinfo, &r->cap_pinfo, r->npinfo + 1, sizeof(*r->pinfo), 16,
+                    SIZE_MAX))
+        return NULL;
     record_proc_info *i = &r->pinfo[r->npinfo++];
     memset(i, 0, sizeof(*i));
     i->pid = pid;

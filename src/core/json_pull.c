@@ -1,5 +1,7 @@
 #include "json_pull.h"
 
+#include "grow.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,14 +36,9 @@ static void skip_ws(json_pull *j)
 
 static bool put_char(json_pull *j, char c)
 {
-    if (j->str_len + 2 > j->str_cap) {
-        size_t cap = j->str_cap ? j->str_cap * 2 : 64;
-        char *s = realloc(j->str, cap);
-        if (!s)
-            return false;
-        j->str = s;
-        j->str_cap = cap;
-    }
+    if (j->str_len + 2 > j->str_cap &&
+        !grow_array((void **)&j->str, &j->str_cap, j->str_len + 2, 1, 64, SIZE_MAX))
+        return false;
     j->str[j->str_len++] = c;
     j->str[j->str_len] = '\0';
     return true;

@@ -1,5 +1,6 @@
 #include "strtab.h"
 
+#include "grow.h"
 #include "hash.h"
 #include "hmap.h"
 
@@ -67,14 +68,9 @@ const char *strtab_intern(strtab *t, const char *s, size_t len)
     uint32_t found = hmap_find(&t->map, h, str_is, &q);
     if (found != HMAP_NONE)
         return t->entries[found].str;
-    if (t->count == t->cap) {
-        size_t ncap = t->cap ? t->cap * 2 : 1024;
-        entry *n = realloc(t->entries, ncap * sizeof(*n));
-        if (!n)
-            return NULL;
-        t->entries = n;
-        t->cap = ncap;
-    }
+    if (!grow_array((void **)&t->entries, &t->cap, t->count + 1, sizeof(*t->entries), 1024,
+                    SIZE_MAX))
+        return NULL;
     char *copy = malloc(len + 1);
     if (!copy || hmap_insert(&t->map, h, (uint32_t)t->count) != 0) {
         free(copy);

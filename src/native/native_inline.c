@@ -1,5 +1,6 @@
 #include "native_inline.h"
 
+#include "grow.h"
 #include "hash.h"
 #include "hmap.h"
 
@@ -95,15 +96,9 @@ static void add_ranges(builder *b, Dwarf_Die *die)
     while ((off = dwarf_ranges(die, off, &base, &lo, &hi)) > 0) {
         if (hi <= lo)
             continue;
-        if (b->n == b->cap) {
-            size_t cap = b->cap ? b->cap * 2 : 256;
-            inline_range *nr = cap <= MAX_RANGES ? realloc(b->r, cap * sizeof(*nr)) : NULL;
-            if (!nr) {
-                b->oom = true;
-                return;
-            }
-            b->r = nr;
-            b->cap = cap;
+        if (!grow_array((void **)&b->r, &b->cap, b->n + 1, sizeof(*b->r), 256, MAX_RANGES)) {
+            b->oom = true;
+            return;
         }
         b->r[b->n++] = (inline_range){lo, hi, file, (int)cl};
     }
@@ -157,14 +152,8 @@ bool inline_index_call_site(inline_index *ix, Dwfl_Module *mod, Dwarf_Addr addr,
     cu_query q = {ix, dbg, off};
     uint32_t idx = hmap_find(&ix->map, h, cu_is, &q);
     if (idx == HMAP_NONE) {
-        if (ix->n == ix->cap) {
-            size_t ncap = ix->cap ? ix->cap * 2 : 64;
-            cu_entry *n = realloc(ix->cus, ncap * sizeof(*n));
-            if (!n)
-                return false;
-            ix->cus = n;
-            ix->cap = ncap;
-        }
+        if (!grow_array((void **)&ix->cus, &ix->cap, ix->n + 1, sizeof(*ix->cus), 64, SIZE_MAX))
+            return false;
         if (hmap_insert(&ix->map, h, (uint32_t)ix->n) != 0)
             return false;
         builder b = {0};

@@ -1,6 +1,7 @@
 #include "native_stack.h"
 
 #include "clock.h"
+#include "grow.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -79,17 +80,9 @@ static int reserve_slots(native_stack *ns, uint32_t n)
 /* Room for one more thread's frames (at most NATIVE_MAX_FRAMES) in the shared buffer. */
 static unwind_frame *frames_room(native_stack *ns)
 {
-    size_t need = ns->used_frames + NATIVE_MAX_FRAMES;
-    if (need > ns->cap_frames) {
-        size_t cap = ns->cap_frames ? ns->cap_frames : 4 * NATIVE_MAX_FRAMES;
-        while (cap < need)
-            cap *= 2;
-        unwind_frame *f = realloc(ns->frames, cap * sizeof(*f));
-        if (!f)
-            return NULL;
-        ns->frames = f;
-        ns->cap_frames = cap;
-    }
+    if (!grow_array((void **)&ns->frames, &ns->cap_frames, ns->used_frames + NATIVE_MAX_FRAMES,
+                    sizeof(*ns->frames), 4 * NATIVE_MAX_FRAMES, SIZE_MAX))
+        return NULL;
     return ns->frames + ns->used_frames;
 }
 
@@ -191,14 +184,9 @@ static void release_non_python(native_stack *ns, const aprof_sample *out, bool f
         freezer_release(&ns->fz, tid);
         if (!full)
             continue;
-        if (ns->n_no_python == ns->cap_no_python) {
-            size_t cap = ns->cap_no_python ? ns->cap_no_python * 2 : 16;
-            pid_t *np = realloc(ns->no_python, cap * sizeof(*np));
-            if (!np)
-                continue;
-            ns->no_python = np;
-            ns->cap_no_python = cap;
-        }
+        if (!grow_array((void **)&ns->no_python, &ns->cap_no_python, ns->n_no_python + 1,
+                        sizeof(*ns->no_python), 16, SIZE_MAX))
+            continue;
         ns->no_python[ns->n_no_python++] = tid; /* in order: fz.threads is sorted */
     }
 }

@@ -1,5 +1,6 @@
 #include "native_symbols.h"
 
+#include "grow.h"
 #include "hash.h"
 
 #include "clock.h"
@@ -173,15 +174,10 @@ static int parse_maps(native_symbols *ns, const char *text, char **sig, size_t *
                 sn += len;
                 s[sn++] = '\n';
             }
-            if (ns->nmaps == ns->cap_maps) {
-                size_t cap = ns->cap_maps ? ns->cap_maps * 2 : 512;
-                native_map *nm = realloc(ns->maps, cap * sizeof(*nm));
-                if (!nm) {
-                    free(s);
-                    return -1;
-                }
-                ns->maps = nm;
-                ns->cap_maps = cap;
+            if (!grow_array((void **)&ns->maps, &ns->cap_maps, ns->nmaps + 1, sizeof(*ns->maps),
+                            512, SIZE_MAX)) {
+                free(s);
+                return -1;
             }
             ns->maps[ns->nmaps++] = m;
         }

@@ -3,6 +3,7 @@
 #include "unwinder_impl.h"
 
 #include "core_file.h"
+#include "grow.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -133,16 +134,8 @@ static int stack_read(unwinder *u, uint64_t addr, void *dst, size_t len)
     if (new_end < need_end)
         return -1;
     size_t total = (size_t)(new_end - u->stk_base);
-    if (total > u->stk_cap) {
-        size_t cap = u->stk_cap ? u->stk_cap : STACK_FIRST_READ;
-        while (cap < total)
-            cap *= 2;
-        uint8_t *ns = realloc(u->stk, cap);
-        if (!ns)
-            return -1;
-        u->stk = ns;
-        u->stk_cap = cap;
-    }
+    if (!grow_array((void **)&u->stk, &u->stk_cap, total, 1, STACK_FIRST_READ, SIZE_MAX))
+        return -1;
     ssize_t got = read_remote(u, have_end, u->stk + u->stk_len, (size_t)(new_end - have_end));
     if (got <= 0) {
         u->stk_full = true;

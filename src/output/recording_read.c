@@ -1,5 +1,6 @@
 #include "recording_read.h"
 
+#include "grow.h"
 #include "hash.h"
 #include "hmap.h"
 #include "json_pull.h"
@@ -47,21 +48,6 @@ static aprof_status oom(loader *L)
     return aprof_error_set(L->err, APROF_E_INTERNAL, "out of memory reading %s", L->path);
 }
 
-static bool grow(void **p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return true;
-    size_t cap2 = *cap ? *cap : 64;
-    while (cap2 < need)
-        cap2 *= 2;
-    void *q = realloc(*p, cap2 * size);
-    if (!q)
-        return false;
-    *p = q;
-    *cap = cap2;
-    return true;
-}
-
 /* ---- speedscope -------------------------------------------------------------------------- */
 
 typedef struct fn_key {
@@ -90,7 +76,8 @@ static uint32_t function_of(loader *L, const char *name, const char *file)
     uint32_t idx = hmap_find(&L->fn_index, h, fn_eq, &k);
     if (idx != HMAP_NONE)
         return idx;
-    if (!grow((void **)&r->functions, &L->cap_functions, r->nfunctions + 1, sizeof(*r->functions)))
+    if (!grow_array((void **)&r->functions, &L->cap_functions, r->nfunctions + 1,
+                    sizeof(*r->functions), 64, SIZE_MAX))
         return UINT32_MAX;
     rec_function *f = &r->functions[r->nfunctions];
     *f = (rec_function){strdup(name), strdup(file), 0, 0};
@@ -128,8 +115,8 @@ static aprof_status read_frame(loader *L)
     uint32_t fn = st == APROF_OK ? function_of(L, name, file ? file : "") : 0;
     if (st == APROF_OK && fn == UINT32_MAX)
         st = oom(L);
-    if (st == APROF_OK && !grow((void **)&L->frame_fn, &L->cap_frames, L->nframes + 1,
-                                sizeof(*L->frame_fn)))
+    if (st == APROF_OK && !grow_array((void **)&L->frame_fn, &L->cap_frames, L->nframes + 1,
+                                      sizeof(*L->frame_fn), 64, SIZE_MAX))
         st = oom(L);
     if (st == APROF_OK)
         L->frame_fn[L->nframes++] = fn;
@@ -172,7 +159,8 @@ static aprof_status read_samples(loader *L)
         return bad(L, "a profile's \"samples\" is not an array");
     jtok t;
     while ((t = json_next(&L->j)) == JT_BEGIN_ARRAY) {
-        if (!grow((void **)&L->starts, &L->cap_starts, L->nstarts + 2, sizeof(*L->starts)))
+        if (!grow_array((void **)&L->starts, &L->cap_starts, L->nstarts + 2, sizeof(*L->starts), 64,
+                        SIZE_MAX))
             return oom(L);
         L->starts[L->nstarts++] = L->nflat;
         while ((t = json_next(&L->j)) == JT_NUMBER) {
@@ -180,7 +168,8 @@ static aprof_status read_samples(loader *L)
             if (!(v >= 0) || v >= (double)L->nframes || v != (double)(size_t)v)
                 return bad(L, "a sample names a frame that is not in \"shared.frames\" (a "
                               "speedscope file written by aprof lists its frames first)");
-            if (!grow((void **)&L->flat, &L->cap_flat, L->nflat + 1, sizeof(*L->flat)))
+            if (!grow_array((void **)&L->flat, &L->cap_flat, L->nflat + 1, sizeof(*L->flat), 64,
+                            SIZE_MAX))
                 return oom(L);
             L->flat[L->nflat++] = L->frame_fn[(size_t)v];
         }
@@ -189,7 +178,8 @@ static aprof_status read_samples(loader *L)
     }
     if (t != JT_END_ARRAY)
         return bad(L, "malformed \"samples\"");
-    if (!grow((void **)&L->starts, &L->cap_starts, L->nstarts + 1, sizeof(*L->starts)))
+    if (!grow_array((void **)&L->starts, &L->cap_starts, L->nstarts + 1, sizeof(*L->starts), 64,
+                    SIZE_MAX))
         return oom(L); /* no sample at all: not allocated yet */
     L->starts[L->nstarts] = L->nflat;
     return APROF_OK;
@@ -401,7 +391,8 @@ static aprof_status read_culprits(loader *L)
     size_t cap = 0;
     jtok t;
     while ((t = json_next(&L->j)) == JT_BEGIN_OBJECT) {
-        if (!grow((void **)&r->culprits, &cap, r->nculprits + 1, sizeof(*r->culprits)))
+        if (!grow_array((void **)&r->culprits, &cap, r->nculprits + 1, sizeof(*r->culprits), 64,
+                        SIZE_MAX))
             return oom(L);
         rec_culprit *c = &r->culprits[r->nculprits++];
         *c = (rec_culprit){0};
@@ -462,7 +453,6 @@ static aprof_status read_loops(loader *L)
     }
     return t == JT_END_ARRAY ? APROF_OK : bad(L, "a loop that is not an object");
 }
-
 
 /* ---- pprof ------------------------------------------------------------------------------- */
 
@@ -611,7 +601,8 @@ static aprof_status pprof_tables_read(loader *L, pb whole, pprof_tables *t)
         if (wire != 2)
             continue;
         if (field == 6) {
-            if (!grow((void **)&t->strings, &t->cap_strings, t->nstrings + 1, sizeof(*t->strings)))
+            if (!grow_array((void **)&t->strings, &t->cap_strings, t->nstrings + 1,
+                            sizeof(*t->strings), 64, SIZE_MAX))
                 return oom(L);
             t->strings[t->nstrings++] = sub;
         } else if (field == 1 && nsample_types < 16) {
@@ -631,7 +622,8 @@ static aprof_status pprof_tables_read(loader *L, pb whole, pprof_tables *t)
                     f.b = fv;
             if (fbad)
                 return bad(L, "a malformed pprof function");
-            if (!grow((void **)&t->functions, &t->cap_fn, t->nfunctions + 1, sizeof(pp_id)))
+            if (!grow_array((void **)&t->functions, &t->cap_fn, t->nfunctions + 1, sizeof(pp_id),
+                            64, SIZE_MAX))
                 return oom(L);
             t->functions[t->nfunctions++] = f;
         } else if (field == 4) {
@@ -653,8 +645,8 @@ static aprof_status pprof_tables_read(loader *L, pb whole, pprof_tables *t)
                             fn = nv;
                     if (nbad)
                         return bad(L, "a malformed pprof line");
-                    if (!grow((void **)&t->line_fns, &t->cap_line_fns, t->nline_fns + 1,
-                              sizeof(*t->line_fns)))
+                    if (!grow_array((void **)&t->line_fns, &t->cap_line_fns, t->nline_fns + 1,
+                                    sizeof(*t->line_fns), 64, SIZE_MAX))
                         return oom(L);
                     t->line_fns[t->nline_fns++] = fn;
                     loc.n++;
@@ -662,7 +654,8 @@ static aprof_status pprof_tables_read(loader *L, pb whole, pprof_tables *t)
             }
             if (lbad)
                 return bad(L, "a malformed pprof location");
-            if (!grow((void **)&t->locations, &t->cap_loc, t->nlocations + 1, sizeof(pp_id)))
+            if (!grow_array((void **)&t->locations, &t->cap_loc, t->nlocations + 1, sizeof(pp_id),
+                            64, SIZE_MAX))
                 return oom(L);
             t->locations[t->nlocations++] = loc;
         }
@@ -695,7 +688,7 @@ static aprof_status pprof_tables_read(loader *L, pb whole, pprof_tables *t)
 static bool pb_ints(pb *sub, uint32_t wire, uint64_t v, uint64_t **out, size_t *n, size_t *cap)
 {
     if (wire == 0) {
-        if (!grow((void **)out, cap, *n + 1, sizeof(**out)))
+        if (!grow_array((void **)out, cap, *n + 1, sizeof(**out), 64, SIZE_MAX))
             return false;
         (*out)[(*n)++] = v;
         return true;
@@ -704,7 +697,8 @@ static bool pb_ints(pb *sub, uint32_t wire, uint64_t v, uint64_t **out, size_t *
         return false;
     while (sub->p < sub->end) {
         uint64_t x;
-        if (!pb_varint(sub, &x) || !grow((void **)out, cap, *n + 1, sizeof(**out)))
+        if (!pb_varint(sub, &x) || !grow_array((void **)out, cap, *n + 1, sizeof(**out), 64,
+                                               SIZE_MAX))
             return false;
         (*out)[(*n)++] = x;
     }
@@ -779,7 +773,8 @@ static aprof_status read_pprof(loader *L, const uint8_t *data, size_t len)
                     break;
                 }
                 uint32_t fn = fn_of[f - t.functions];
-                if (!grow((void **)&L->flat, &L->cap_flat, L->nflat + 1, sizeof(*L->flat))) {
+                if (!grow_array((void **)&L->flat, &L->cap_flat, L->nflat + 1, sizeof(*L->flat), 64,
+                                SIZE_MAX)) {
                     st = oom(L);
                     break;
                 }

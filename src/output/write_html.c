@@ -3,6 +3,7 @@
  * The data's shape is in docs/formats.md#html; the page draws everything from it. */
 #include "html_report.h"
 
+#include "grow.h"
 #include "hash.h"
 #include "hmap.h"
 #include "json.h"
@@ -383,15 +384,9 @@ static void write_task_groups(json_writer *w, const html_report *r)
         h = hash_combine(h, parent ? hash_bytes(parent, strlen(parent)) : 0);
         uint32_t k = hmap_find(&map, hash32(h), group_is, &q);
         if (k == HMAP_NONE) {
-            if (nrows == cap) {
-                size_t nc = cap ? cap * 2 : 64;
-                group_row *nr = realloc(rows, nc * sizeof(*nr));
-                if (!nr) {
-                    ok = false;
-                    break;
-                }
-                rows = nr;
-                cap = nc;
+            if (!grow_array((void **)&rows, &cap, nrows + 1, sizeof(*rows), 64, SIZE_MAX)) {
+                ok = false;
+                break;
             }
             char *nm = strdup(gname), *pa = parent ? strdup(parent) : NULL;
             if (!nm || (parent && !pa) || hmap_insert(&map, hash32(h), (uint32_t)nrows) < 0) {

@@ -12,6 +12,7 @@
  */
 #include "writers.h"
 
+#include "grow.h"
 #include "hash.h"
 #include "hmap.h"
 #include "json.h" /* utf8_valid_len */
@@ -33,17 +34,10 @@ static void pb_bytes(pbuf *b, const void *src, size_t n)
 {
     if (b->oom)
         return;
-    if (b->len + n > b->cap) {
-        size_t ncap = b->cap ? b->cap : 256;
-        while (ncap < b->len + n)
-            ncap *= 2;
-        uint8_t *np = realloc(b->p, ncap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = ncap;
+    if (n > SIZE_MAX - b->len || !grow_array((void **)&b->p, &b->cap, b->len + n, 1, 256,
+                                             SIZE_MAX)) {
+        b->oom = true;
+        return;
     }
     memcpy(b->p + b->len, src, n);
     b->len += n;
@@ -143,15 +137,9 @@ static int64_t stab_id(stab *t, const char *s)
     uint32_t found = hmap_find(&t->map, h, stab_is, &q);
     if (found != HMAP_NONE)
         return found;
-    if (t->n == t->cap) {
-        size_t ncap = t->cap ? 2 * t->cap : 256;
-        char **ns = realloc(t->s, ncap * sizeof(*ns));
-        if (!ns) {
-            t->oom = true;
-            return 0;
-        }
-        t->s = ns;
-        t->cap = ncap;
+    if (!grow_array((void **)&t->s, &t->cap, t->n + 1, sizeof(*t->s), 256, SIZE_MAX)) {
+        t->oom = true;
+        return 0;
     }
     char *copy = utf8_copy(s);
     if (!copy || hmap_insert(&t->map, h, (uint32_t)t->n) < 0) {
@@ -193,15 +181,9 @@ static uint64_t ftab_id(ftab *t, const aprof_frame *f)
     uint32_t found = hmap_find(&t->map, h, ftab_is, &q);
     if (found != HMAP_NONE)
         return (uint64_t)found + 1;
-    if (t->n == t->cap) {
-        size_t ncap = t->cap ? 2 * t->cap : 256;
-        const aprof_frame **nf = realloc(t->f, ncap * sizeof(*nf));
-        if (!nf) {
-            t->oom = true;
-            return 0;
-        }
-        t->f = nf;
-        t->cap = ncap;
+    if (!grow_array((void **)&t->f, &t->cap, t->n + 1, sizeof(*t->f), 256, SIZE_MAX)) {
+        t->oom = true;
+        return 0;
     }
     if (hmap_insert(&t->map, h, (uint32_t)t->n) < 0) {
         t->oom = true;

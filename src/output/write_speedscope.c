@@ -8,6 +8,7 @@
  * its last sample.
  */
 #include "json.h"
+#include "grow.h"
 #include "writers.h"
 
 #include "hash.h"
@@ -83,15 +84,10 @@ static bool window_fill(window_iter *w)
             w->win[k].weight_ns += w->next.weight_ns;
             w->win[k].t_ns = w->next.t_ns;
         } else {
-            if (w->nwin == w->cap) {
-                size_t ncap = w->cap ? 2 * w->cap : 256;
-                agg_point *nw = realloc(w->win, ncap * sizeof(*nw));
-                if (!nw) {
-                    w->failed = true;
-                    return false;
-                }
-                w->win = nw;
-                w->cap = ncap;
+            if (!grow_array((void **)&w->win, &w->cap, w->nwin + 1, sizeof(*w->win), 256,
+                            SIZE_MAX)) {
+                w->failed = true;
+                return false;
             }
             if (hmap_insert(&w->map, h, (uint32_t)w->nwin) < 0) {
                 w->failed = true;

@@ -1,5 +1,6 @@
 #include "procset.h"
 
+#include "grow.h"
 #include "proc.h"
 #include "proc_tree.h"
 
@@ -88,14 +89,9 @@ static procset_seen *add_seen(procset *ps, pid_t pid, uint64_t start, uint64_t n
         memmove(&ps->seen[k], &ps->seen[k + 1], (ps->nseen - k - 1) * sizeof(ps->seen[0]));
         ps->nseen--;
     }
-    if (ps->nseen == ps->cap_seen) {
-        size_t ncap = ps->cap_seen ? ps->cap_seen * 2 : 32;
-        procset_seen *v = realloc(ps->seen, ncap * sizeof(*v));
-        if (!v)
-            return NULL;
-        ps->seen = v;
-        ps->cap_seen = ncap;
-    }
+    if (!grow_array((void **)&ps->seen, &ps->cap_seen, ps->nseen + 1, sizeof(*ps->seen), 32,
+                    SIZE_MAX))
+        return NULL;
     procset_seen *e = &ps->seen[ps->nseen++];
     *e = (procset_seen){pid, start, SEEN_WAITING, now, now};
     return e;

@@ -1,5 +1,7 @@
 #include "core_file.h"
 
+#include "grow.h"
+
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -54,14 +56,14 @@ struct core_file {
     core_mapping *maps;
     size_t nmaps;
     core_lib *libs;
-    size_t nlibs;
+    size_t nlibs, cap_libs;
     core_thread *threads;
-    size_t nthreads;
+    size_t nthreads, cap_threads;
     pid_t pid;
     uint64_t at_phdr; /* from NT_AUXV: inside the executable's first mapping */
     char command[PRPSINFO_ARGS_LEN + 1];
     char **search;
-    size_t nsearch;
+    size_t nsearch, cap_search;
     char *exe_override;
 };
 
@@ -88,10 +90,8 @@ static size_t lib_index(core_file *c, const char *path)
     for (size_t i = 0; i < c->nlibs; i++)
         if (strcmp(c->libs[i].path, path) == 0)
             return i;
-    core_lib *grown = realloc(c->libs, (c->nlibs + 1) * sizeof(*grown));
-    if (!grown)
+    if (!grow_array((void **)&c->libs, &c->cap_libs, c->nlibs + 1, sizeof(*c->libs), 16, SIZE_MAX))
         return SIZE_MAX;
-    c->libs = grown;
     char *copy = strdup(path);
     if (!copy)
         return SIZE_MAX;
@@ -136,10 +136,9 @@ static bool parse_note(core_file *c, uint32_t type, const uint8_t *d, uint64_t n
     if (type == NT_PRSTATUS) {
         if (n < PRSTATUS_REGS_OFF + CORE_NREGS * 8 || c->nthreads >= MAX_THREADS)
             return false;
-        core_thread *grown = realloc(c->threads, (c->nthreads + 1) * sizeof(*grown));
-        if (!grown)
+        if (!grow_array((void **)&c->threads, &c->cap_threads, c->nthreads + 1,
+                        sizeof(*c->threads), 16, MAX_THREADS))
             return false;
-        c->threads = grown;
         core_thread *t = &c->threads[c->nthreads++];
         int32_t tid;
         memcpy(&tid, d + PRSTATUS_PID_OFF, 4);
@@ -317,10 +316,9 @@ void core_close(core_file *c)
 
 int core_add_lib_search(core_file *c, const char *dir)
 {
-    char **grown = realloc(c->search, (c->nsearch + 1) * sizeof(*grown));
-    if (!grown)
+    if (!grow_array((void **)&c->search, &c->cap_search, c->nsearch + 1, sizeof(*c->search), 4,
+                    SIZE_MAX))
         return -1;
-    c->search = grown;
     if (!(c->search[c->nsearch] = strdup(dir)))
         return -1;
     c->nsearch++;
@@ -718,16 +716,10 @@ char *core_maps_text(core_file *c, size_t *len)
                                              sizeof why) == CORE_FILE_FOUND)
             path = resolved;
         size_t need = strlen(path) + 128;
-        if (n + need > cap) {
-            while (n + need > cap)
-                cap *= 2;
-            char *grown = realloc(text, cap);
-            if (!grown) {
-                free(text);
-                text = NULL;
-                break;
-            }
-            text = grown;
+        if (!grow_array((void **)&text, &cap, n + need, 1, 4096, SIZE_MAX)) {
+            free(text);
+            text = NULL;
+            break;
         }
         /* an inode per file: readers tell files apart by it (libdw joins the neighbouring
          * mappings of one inode into one module) */

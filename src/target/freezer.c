@@ -1,5 +1,7 @@
 #include "freezer.h"
 
+#include "grow.h"
+
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
@@ -94,14 +96,9 @@ static bool is_lagging(const freezer *f, pid_t tid)
 
 static void add_lagging(freezer *f, pid_t tid)
 {
-    if (f->nlagging == f->cap_lagging) {
-        size_t cap = f->cap_lagging ? f->cap_lagging * 2 : 16;
-        pid_t *nl = realloc(f->lagging, cap * sizeof(*nl));
-        if (!nl)
-            return; /* cannot track it: the kernel detaches it when aprof exits */
-        f->lagging = nl;
-        f->cap_lagging = cap;
-    }
+    if (!grow_array((void **)&f->lagging, &f->cap_lagging, f->nlagging + 1, sizeof(*f->lagging),
+                    16, SIZE_MAX))
+        return; /* cannot track it: the kernel detaches it when aprof exits */
     f->lagging[f->nlagging++] = tid;
 }
 
@@ -194,15 +191,10 @@ int freezer_stop(freezer *f)
     /* The run-state reader keeps a descriptor per thread: let those of exited threads go. */
     if (f->states && f->calls++ % 32 == 0)
         proc_stat_cache_prune(f->states, tids, (size_t)nt);
-    if (f->cap < (size_t)nt) {
-        frozen_thread *nf = realloc(f->threads, (size_t)nt * sizeof(*nf));
-        if (!nf) {
-            f->last_errno = ENOMEM;
-            errno = ENOMEM;
-            return -1;
-        }
-        f->threads = nf;
-        f->cap = (size_t)nt;
+    if (!grow_array((void **)&f->threads, &f->cap, (size_t)nt, sizeof(*f->threads), 16, MAX_TIDS)) {
+        f->last_errno = ENOMEM;
+        errno = ENOMEM;
+        return -1;
     }
     /* Seize and interrupt everything first, so the threads stop in parallel. */
     int first_err = 0;
@@ -265,14 +257,9 @@ int freezer_stop_thread(freezer *f, pid_t tid, uint64_t timeout_ns)
         errno = EAGAIN; /* still seized from an earlier try: it has not stopped since */
         return -1;
     }
-    if (f->cap < 1) {
-        frozen_thread *nf = realloc(f->threads, sizeof(*nf));
-        if (!nf) {
-            errno = ENOMEM;
-            return -1;
-        }
-        f->threads = nf;
-        f->cap = 1;
+    if (!grow_array((void **)&f->threads, &f->cap, 1, sizeof(*f->threads), 16, MAX_TIDS)) {
+        errno = ENOMEM;
+        return -1;
     }
     frozen_thread *t = &f->threads[0];
     *t = (frozen_thread){.tid = tid};

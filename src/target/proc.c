@@ -1,5 +1,6 @@
 #include "proc.h"
 
+#include "grow.h"
 #include "hash.h"
 
 #include <ctype.h>
@@ -57,14 +58,9 @@ int proc_maps_read(pid_t pid, proc_maps *out)
             if (!m.path)
                 goto oom;
         }
-        if (out->n == cap) {
-            cap = cap ? cap * 2 : 256;
-            proc_map *nm = realloc(out->maps, cap * sizeof(*nm));
-            if (!nm) {
-                free(m.path);
-                goto oom;
-            }
-            out->maps = nm;
+        if (!grow_array((void **)&out->maps, &cap, out->n + 1, sizeof(*out->maps), 256, SIZE_MAX)) {
+            free(m.path);
+            goto oom;
         }
         out->maps[out->n++] = m;
     }

@@ -1,5 +1,6 @@
 #include "tui_loops.h"
 
+#include "grow.h"
 #include "tui_text.h"
 
 #include <stdlib.h>
@@ -25,14 +26,8 @@ int tui_stall_list_sync(tui_stall_list *l, const stall_detector *d)
 {
     size_t total = d ? stall_count(d) : 0;
     while (l->n < total) {
-        if (l->n == l->cap) {
-            size_t ncap = l->cap ? l->cap * 2 : 64;
-            stall_event *ne = realloc(l->ev, ncap * sizeof(*ne));
-            if (!ne)
-                return -1;
-            l->ev = ne;
-            l->cap = ncap;
-        }
+        if (!grow_array((void **)&l->ev, &l->cap, l->n + 1, sizeof(*l->ev), 64, SIZE_MAX))
+            return -1;
         const stall_event *e = stall_at(d, l->n);
         stall_event copy = *e;
         copy.stack = NULL;

@@ -1,11 +1,13 @@
 #include "tui_profile.h"
 
+#include "grow.h"
 #include "hash.h"
 
 #include "tui_text.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,22 +71,6 @@ void tui_prof_select(tui_prof *p, pid_t tid, const char *filter, uint64_t from_n
 
 /* ---- caches ----------------------------------------------------------------------------------- */
 
-static int grow(void **ptr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap : 64;
-    while (ncap < need)
-        ncap *= 2;
-    void *np = realloc(*ptr, ncap * elem);
-    if (!np)
-        return -1;
-    memset((char *)np + *cap * elem, 0, (ncap - *cap) * elem);
-    *ptr = np;
-    *cap = ncap;
-    return 0;
-}
-
 typedef struct func_query {
     const tui_prof *p;
     const aprof_frame *f;
@@ -105,7 +91,8 @@ static int64_t func_id(tui_prof *p, const aprof_frame *f)
     uint32_t found = hmap_find(&p->fmap, h, func_is, &q);
     if (found != HMAP_NONE)
         return found;
-    if (grow((void **)&p->funcs, &p->cap_funcs, p->nfuncs + 1, sizeof(*p->funcs)) < 0 ||
+    if (!grow_array((void **)&p->funcs, &p->cap_funcs, p->nfuncs + 1, sizeof(*p->funcs), 64,
+                    SIZE_MAX) ||
         hmap_insert(&p->fmap, h, (uint32_t)p->nfuncs) < 0)
         return -1;
     p->funcs[p->nfuncs] = (tui_func){f->name, f->file};
@@ -122,7 +109,7 @@ static int extend_caches(tui_prof *p, const agg *a)
     size_t nf = agg_frame_count(a), nn = agg_node_count(a);
     if (nf > p->nframes) {
         size_t cap = p->cap_frames;
-        if (grow((void **)&p->frame_func, &cap, nf, sizeof(uint32_t)) < 0)
+        if (!grow_array((void **)&p->frame_func, &cap, nf, sizeof(uint32_t), 64, SIZE_MAX))
             return -1;
         p->cap_frames = cap;
         for (size_t i = p->nframes; i < nf; i++) {
@@ -135,11 +122,11 @@ static int extend_caches(tui_prof *p, const agg *a)
     }
     if (nn > p->cap_nodes) {
         size_t c1 = p->cap_nodes, c2 = c1, c3 = c1, c4 = c1, c5 = c1;
-        if (grow((void **)&p->stat, &c1, nn, sizeof(*p->stat)) < 0 ||
-            grow((void **)&p->depth, &c2, nn, sizeof(uint32_t)) < 0 ||
-            grow((void **)&p->func, &c3, nn, sizeof(uint32_t)) < 0 ||
-            grow((void **)&p->recursive, &c4, nn, 1) < 0 ||
-            grow((void **)&p->match, &c5, nn, 1) < 0)
+        if (!grow_array((void **)&p->stat, &c1, nn, sizeof(*p->stat), 64, SIZE_MAX) ||
+            !grow_array((void **)&p->depth, &c2, nn, sizeof(uint32_t), 64, SIZE_MAX) ||
+            !grow_array((void **)&p->func, &c3, nn, sizeof(uint32_t), 64, SIZE_MAX) ||
+            !grow_array((void **)&p->recursive, &c4, nn, 1, 64, SIZE_MAX) ||
+            !grow_array((void **)&p->match, &c5, nn, 1, 64, SIZE_MAX))
             return -1;
         p->cap_nodes = c1;
     }
@@ -171,9 +158,9 @@ static int extend_caches(tui_prof *p, const agg *a)
     size_t np = agg_profile_count(a);
     if (np > p->nprof) {
         size_t c1 = p->nprof, c2 = p->nprof, c3 = p->nprof;
-        if (grow((void **)&p->cursor, &c1, np, sizeof(size_t)) < 0 ||
-            grow((void **)&p->prev_leaf, &c2, np, sizeof(uint32_t)) < 0 ||
-            grow((void **)&p->taken, &c3, np, sizeof(agg_point)) < 0)
+        if (!grow_array((void **)&p->cursor, &c1, np, sizeof(size_t), 64, SIZE_MAX) ||
+            !grow_array((void **)&p->prev_leaf, &c2, np, sizeof(uint32_t), 64, SIZE_MAX) ||
+            !grow_array((void **)&p->taken, &c3, np, sizeof(agg_point), 64, SIZE_MAX))
             return -1;
         for (size_t i = p->nprof; i < np; i++) {
             p->cursor[i] = 0;
@@ -306,7 +293,7 @@ size_t tui_top_build(const tui_prof *p, const agg *a, tui_top_row **rows, size_t
     /* the line shown per function: the node with most self time, else with most total time */
     struct best { uint64_t self_ns, total_ns; int self_line, total_line; } *best =
         calloc(nf, sizeof(*best));
-    if (!best || grow((void **)rows, cap, nf, sizeof(**rows)) < 0) {
+    if (!best || !grow_array((void **)rows, cap, nf, sizeof(**rows), 64, SIZE_MAX)) {
         free(best);
         return 0;
     }
@@ -413,7 +400,7 @@ int tui_tree_set(tui_tree_state *ts, uint32_t node, bool expanded)
 {
     if (node == AGG_ROOT)
         return 0;
-    if (grow((void **)&ts->mark, &ts->cap, (size_t)node + 1, 1) < 0)
+    if (!grow_array((void **)&ts->mark, &ts->cap, (size_t)node + 1, 1, 64, SIZE_MAX))
         return -1;
     ts->mark[node] = expanded ? 1 : 2;
     return 0;
@@ -499,7 +486,7 @@ size_t tui_tree_build(const tui_prof *p, const agg *a, const tui_tree_state *ts,
     while (sp > 0) {
         struct item it = stack[--sp];
         uint32_t n = it.node;
-        if (grow((void **)rows, cap, nrows + 1, sizeof(**rows)) < 0)
+        if (!grow_array((void **)rows, cap, nrows + 1, sizeof(**rows), 64, SIZE_MAX))
             break;
         bool has = start[n + 1] > start[n];
         bool zoom_root = n == zoom;

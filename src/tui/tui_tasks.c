@@ -1,5 +1,6 @@
 #include "tui_tasks.h"
 
+#include "grow.h"
 #include "tui_text.h"
 
 #include <ctype.h>
@@ -7,19 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int reserve(tui_task_row **rows, size_t *cap, size_t need)
+static bool reserve(tui_task_row **rows, size_t *cap, size_t need)
 {
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 256;
-    while (ncap < need)
-        ncap *= 2;
-    tui_task_row *nr = realloc(*rows, ncap * sizeof(*nr));
-    if (!nr)
-        return -1;
-    *rows = nr;
-    *cap = ncap;
-    return 0;
+    return grow_array((void **)rows, cap, need, sizeof(**rows), 256, SIZE_MAX);
 }
 
 static bool is_finished(const async_task *t)
@@ -50,7 +41,7 @@ static bool visible(const async_snapshot *s, const async_task *t, const char *fi
 static bool task_row(const async_snapshot *s, uint32_t i, uint32_t depth, bool again,
                      tui_task_row **rows, size_t *cap, size_t *n)
 {
-    if (reserve(rows, cap, *n + 1) < 0)
+    if (!reserve(rows, cap, *n + 1))
         return false;
     const async_task *t = &s->tasks[i];
     tui_task_row *row = &(*rows)[(*n)++];
@@ -130,7 +121,7 @@ size_t tui_tasks_build(const async_snapshot *s, const char *filter, bool show_do
             count += in_group(&s->tasks[i], loop, nloops);
         if (count == 0)
             continue;
-        if (reserve(rows, cap, n + 1) < 0)
+        if (!reserve(rows, cap, n + 1))
             goto out;
         const async_loop *L = loop != ASYNC_NO_INDEX ? &s->loops[loop] : NULL;
         tui_task_row *head = &(*rows)[n++];

@@ -2,6 +2,7 @@
  * stack of one. */
 #include "tui_app.h"
 
+#include "grow.h"
 #include "tui_text.h"
 
 #include <curses.h>
@@ -25,13 +26,9 @@ static void order(tui_app *app)
     tui_list *l = &app->list[TUI_VIEW_STALLS];
     uint32_t sel_ev = l->sel >= 0 && (size_t)l->sel < app->nstall_rows ? app->stall_rows[l->sel]
                                                                         : UINT32_MAX;
-    if (app->cap_stall_rows < app->stalls.n) {
-        uint32_t *nr = realloc(app->stall_rows, app->stalls.n * sizeof(*nr));
-        if (!nr)
-            return;
-        app->stall_rows = nr;
-        app->cap_stall_rows = app->stalls.n;
-    }
+    if (!grow_array((void **)&app->stall_rows, &app->cap_stall_rows, app->stalls.n,
+                    sizeof(*app->stall_rows), 64, SIZE_MAX))
+        return;
     app->nstall_rows = app->stalls.n ? tui_stalls_order(&app->stalls, app->filter, app->stall_rows)
                                      : 0;
     if (app->stalls_by_culprit) {
