@@ -134,6 +134,13 @@ int pystack_snapshot_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uin
     size_t pf_at = rb_next(&b); /* the prefetched frames, one range each from here */
     for (uint32_t i = 0; i < w->pf->n; i++)
         rb_add(&b, w->pf->addr[i], ps->prefetch_buf + (size_t)i * FRAME_READ, ps->frame_read);
+    /* The interpreter's gc.collecting (pystack.c: mark_gc), inside the bracket: read after the
+     * bracket closed, it once said "collecting" for the stack of the step before the one that
+     * called gc.collect() (the step ended, the next began and collected, between the copies). */
+    size_t gc_at = READ_BATCH_NONE;
+    ps->gc_flag_copy = 0;
+    if (ps->gc_flag)
+        gc_at = rb_add(&b, ps->gc_flag, &ps->gc_flag_copy, sizeof(ps->gc_flag_copy));
     /* Last, the frame pointer again: if it did not move, everything copied before it in this
      * same syscall belongs to that one stack. */
     size_t bracket_last = rb_add(&b, *where, &w->again, 8); /* the bracket's last range */
@@ -165,12 +172,6 @@ int pystack_snapshot_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uin
     w->top_again = 0;
     if (w->top)
         top_at = rb_add(&b, tstate + (uint64_t)L->tstate.datastack_top, &w->top_again, 8);
-    /* the interpreter's gc.collecting, at the moment of this thread's read (pystack.c:
-     * mark_gc); outside the bracket, like the rereads above */
-    size_t gc_at = READ_BATCH_NONE;
-    ps->gc_flag_copy = 0;
-    if (ps->gc_flag)
-        gc_at = rb_add(&b, ps->gc_flag, &ps->gc_flag_copy, sizeof(ps->gc_flag_copy));
     /* The code objects of the last walk: a code object freed and its address reused by another
      * would otherwise be named after the old one. Not part of the stack's consistency, so after
      * the rereads: the copy between the two frame-pointer reads stays as short as it can. */
@@ -188,8 +189,8 @@ int pystack_snapshot_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uin
     /* The kernel copies the ranges in order and stops at the first it cannot read: a range
      * copied means all those before it were too. */
     rb_read(&b, ps->m);
-    if (gc_at != READ_BATCH_NONE && rb_copied(&b, gc_at) && ps->gc_flag_copy)
-        ps->gc_seen = true;
+    /* as of this copy: a later one (a torn read's stopped read) overrides an earlier one's */
+    ps->gc_seen = gc_at != READ_BATCH_NONE && rb_copied(&b, gc_at) && ps->gc_flag_copy;
     if (ts_fresh) {
         if (!rb_copied(&b, ts_at))
             return SNAPSHOT_NO_TSTATE;
