@@ -64,8 +64,8 @@ for h in "${harnesses[@]}"; do
         "$build/$h" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" \
         -artifact_prefix="$work/$h/" "$corpus" $seeds >"$log" 2>&1 &
     pid=$!
-    wait $pid
-    rc=$?
+    rc=0
+    wait $pid || rc=$? # (set -e would end the script here, before the report)
     # a harness that writes its input to a file (fuzz_elf, fuzz_native_symbols) removes it
     leftover=$(ls /tmp/aprof-fuzz-*-"$pid"* 2>/dev/null || true)
     if [ "$rc" -eq 0 ] && [ -n "$leftover" ]; then

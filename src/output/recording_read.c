@@ -388,7 +388,9 @@ static aprof_status read_culprits(loader *L)
     recording *r = L->r;
     if (json_next(&L->j) != JT_BEGIN_ARRAY)
         return bad(L, "\"stall_culprits\" is not an array");
-    size_t cap = 0;
+    /* what the array is known to hold: a file may have the member twice (grow_array zeroes
+     * what lies past the capacity it is given) */
+    size_t cap = r->nculprits;
     jtok t;
     while ((t = json_next(&L->j)) == JT_BEGIN_OBJECT) {
         if (!grow_array((void **)&r->culprits, &cap, r->nculprits + 1, sizeof(*r->culprits), 64,
