@@ -53,11 +53,15 @@ for h in "${harnesses[@]}"; do
         fi
     fi
     [ -d "$seeds" ] || seeds=""
+    # the committed inputs (regression seeds) of a harness whose seeds are made on the machine
+    if [ "$seeds" != "fuzz/corpus/$h" ] && [ -d "fuzz/corpus/$h" ]; then
+        seeds="$seeds fuzz/corpus/$h"
+    fi
     log="$work/$h/last.log"
     # inputs as long as the largest seed at least (the shrunk cores of fuzz_core_dump)
     max_len=65536
     if [ -n "$seeds" ]; then
-        big=$(find "$seeds" -type f -printf '%s\n' | sort -n | tail -1)
+        big=$(find $seeds -type f -printf '%s\n' | sort -n | tail -1)
         if [ -n "$big" ] && ((big > max_len)); then max_len=$big; fi
     fi
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

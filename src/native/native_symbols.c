@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SYMCACHE_SLOTS 65536u /* power of two */
@@ -65,12 +66,44 @@ struct native_symbols {
     native_sym scratch;
 };
 
+/* A .gnu_debuglink names a file: a bare name, not "", "." or a path. libdw 0.188 joins what
+ * it is given to each search directory, and a name such as "" opens the directory itself
+ * ("/tmp/"); the read of it as ELF then fails and libdw leaks that name (found by
+ * fuzz_native_symbols). A name that is not a file name is treated as no debuglink (libdw then
+ * tries the build ID and "BASENAME.debug"), and a debug file that is not a regular file is
+ * refused: the name is freed here, where it is still ours. */
+static bool is_debuglink_name(const char *name)
+{
+    return name[0] && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 && !strchr(name, '/');
+}
+
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
+                          GElf_Addr base, const char *file_name, const char *debuglink_file,
+                          GElf_Word debuglink_crc, char **debuginfo_file_name)
+{
+    if (debuglink_file && !is_debuglink_name(debuglink_file)) {
+        debuglink_file = NULL;
+        debuglink_crc = 0;
+    }
+    int fd = dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name,
+                                          debuglink_file, debuglink_crc, debuginfo_file_name);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        free(*debuginfo_file_name);
+        *debuginfo_file_name = NULL;
+        errno = 0;
+        return -1;
+    }
+    return fd;
+}
+
 /* section_address: a relocatable object (ET_REL) mapped by the target is a module too, and
  * libdwfl calls this to place its sections; without it, a symbol lookup in such a module calls
  * a NULL pointer (found by fuzz_native_symbols on crt1.o). */
 static const Dwfl_Callbacks dwfl_callbacks = {
     .find_elf = dwfl_linux_proc_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .find_debuginfo = find_debuginfo,
     .section_address = dwfl_offline_section_address,
     .debuginfo_path = NULL,
 };
