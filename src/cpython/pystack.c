@@ -3,6 +3,8 @@
  * pystack_frames.c; torn reads are confirmed in pystack_torn.c. */
 #include "pystack_internal.h"
 
+#include "grow.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +83,10 @@ void pystack_free(pystack *ps)
     ps->window1 = NULL;
     ps->tframes = NULL;
     ps->towners = NULL;
+    free(ps->tid_keys);
+    free(ps->tid_drop);
+    ps->tid_keys = NULL;
+    ps->tid_drop = NULL;
     free(ps->prefetch);
     free(ps->prefetch_buf);
     free(ps->probes);
@@ -304,7 +310,9 @@ int pystack_sample_thread(pystack *ps, uint64_t tstate, uint8_t *ts, bool predic
         /* The stack is trustworthy only if the innermost frame did not move while the one
          * snapshot syscall copied the frames. */
         bool consistent = w.again_ok && w.again == frame && cframe_still_live(&w) && below_top;
-        if (consistent && w.code_again_addr == frame) {
+        /* (a thread state with no frame at all, a thread that has not run Python yet, has no
+         * code to check) */
+        if (consistent && frame && w.code_again_addr == frame) {
             /* the code the innermost frame runs and its caller, as copied by the snapshot, must
              * still be them */
             uint8_t fb[FRAME_READ];
@@ -393,8 +401,82 @@ static bool is_head(const pystack *ps, const uint8_t *ts)
     return rd64(ts, ps->L->tstate.prev) == 0 && rd64(ts, ps->L->tstate.interp) == ps->interp;
 }
 
+/* Of two reads that claim one OS thread, is `a` the better witness of it? A consistent stack
+ * beats a torn one, then a loop thread's (or a probed step's) beats none, then more frames. */
+static bool better_witness(const aprof_thread_sample *a, const aprof_thread_sample *b)
+{
+    bool ta = (a->flags & TSF_TORN) != 0, tb = (b->flags & TSF_TORN) != 0;
+    if (ta != tb)
+        return !ta;
+    bool la = a->loop != LOOP_NONE, lb = b->loop != LOOP_NONE;
+    if (la != lb)
+        return la;
+    return a->nframes > b->nframes;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* 3.10 and 3.11 create a new thread's state in the thread that starts it, with that thread's
+ * ids; the new thread sets its own when it runs. Until then two thread states name one OS
+ * thread, and the new one (no frames yet, read as torn) would be a second sample of the
+ * starting thread: an <unreadable> one, twice the thread's weight, and a loop thread seen busy
+ * with something unknown at the moment a callback starts a thread. Of the entries
+ * [first, nthreads) that share a tid, the better witness is kept (the order of the others is
+ * unchanged). Returns how many were dropped, -1 when out of memory (nothing dropped). */
+static int drop_shared_tids(pystack *ps, aprof_sample *out, uint32_t first)
+{
+    uint32_t n = out->nthreads - first;
+    if (n < 2)
+        return 0;
+    if (!grow_array((void **)&ps->tid_keys, &ps->cap_tid_keys, n, sizeof(*ps->tid_keys), 64,
+                    PYSTACK_MAX_THREADS) ||
+        !grow_array((void **)&ps->tid_drop, &ps->cap_tid_drop, n, 1, 64, PYSTACK_MAX_THREADS))
+        return -1;
+    for (uint32_t i = 0; i < n; i++)
+        ps->tid_keys[i] = (uint64_t)(uint32_t)out->threads[first + i].tid << 32 | i;
+    qsort(ps->tid_keys, n, sizeof(*ps->tid_keys), cmp_u64);
+    memset(ps->tid_drop, 0, n);
+    bool any = false;
+    for (uint32_t i = 1; i < n; i++) {
+        uint64_t a = ps->tid_keys[i - 1], b = ps->tid_keys[i];
+        if (a >> 32 != b >> 32 || (int32_t)(a >> 32) <= 0)
+            continue; /* (no tid known: nothing to compare) */
+        uint32_t ia = (uint32_t)a, ib = (uint32_t)b;
+        /* the loser is dropped and the winner carries on to the next comparison */
+        if (better_witness(&out->threads[first + ib], &out->threads[first + ia])) {
+            ps->tid_drop[ia] = 1;
+        } else {
+            ps->tid_drop[ib] = 1;
+            ps->tid_keys[i] = a;
+        }
+        any = true;
+    }
+    if (!any)
+        return 0;
+    uint32_t w = first;
+    for (uint32_t i = first; i < out->nthreads; i++) {
+        if (ps->tid_drop[i - first])
+            continue; /* its slot keeps its frame arrays, past the end */
+        if (w != i) {
+            aprof_thread_sample tmp = out->threads[w];
+            out->threads[w] = out->threads[i];
+            out->threads[i] = tmp;
+        }
+        w++;
+    }
+    int dropped = (int)(out->nthreads - w);
+    out->nthreads = w;
+    ps->stats.shared_tid += (uint64_t)dropped;
+    return dropped;
+}
+
 int pystack_sample(pystack *ps, aprof_sample *out, uint64_t now_ns)
 {
+    uint32_t first = out->nthreads;
     const py_layout *L = ps->L;
     mem_begin_sample(ps->m);
     ps->now_ns = now_ns;
@@ -471,5 +553,6 @@ int pystack_sample(pystack *ps, aprof_sample *out, uint64_t now_ns)
         count++;
         tstate = rd64(ts, L->tstate.next);
     }
-    return count;
+    int dropped = drop_shared_tids(ps, out, first);
+    return dropped < 0 ? -1 : count - dropped;
 }

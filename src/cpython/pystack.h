@@ -37,6 +37,8 @@ typedef struct pystack_stats {
     uint64_t went_idle;   /* stopped reads that found an event loop gone back to its selector */
     uint64_t mispredicted; /* snapshots chosen from the last sample's thread state that missed
                             * (another chunk, a top outside the copy): taken again */
+    uint64_t shared_tid;  /* thread reads dropped: another thread state named the same OS thread
+                           * (a thread being started, 3.10/3.11) and was the better witness */
 } pystack_stats;
 
 typedef struct thread_state_fn {
@@ -187,6 +189,9 @@ typedef struct pystack {
     bool in_reread;           /* ... reading it so (its thread's identity is the first read's) */
     reread_memo reread[PREFETCH_SLOTS]; /* by thread state */
     int32_t run_once_at;      /* outermost-first index of the last walk's _run_once, -1 */
+    uint64_t *tid_keys;       /* drop_shared_tids: (tid << 32 | index) of one sample's reads */
+    uint8_t *tid_drop;        /* ... and which of them are dropped */
+    size_t cap_tid_keys, cap_tid_drop;
     pystack_stats stats;
 } pystack;
 

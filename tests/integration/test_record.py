@@ -314,5 +314,146 @@ def test_torn_deep_stack_read_again_not_stopped(t):
         samples, window + 1, torn, rereads, switches))
 
 
+def seconds_with_leaf(doc, profile, leaf):
+    """Seconds of a profile's samples whose innermost frame passes leaf(frame)
+    (consecutive equal samples are one entry with their summed weight)."""
+    frames = doc["shared"]["frames"]
+    scale = h.SPEEDSCOPE_UNITS[profile["unit"]]
+    return sum(w for s, w in zip(profile["samples"], profile["weights"])
+               if s and leaf(frames[s[-1]])) * scale
+
+
+def spin_and_unreadable(t, doc, truth):
+    """(seconds in the fixture's spin line, seconds <unreadable>) of its main thread."""
+    main = h.merged_profile(doc, truth["tid"])
+    t.require(main, "no samples of the main thread %d" % truth["tid"])
+    spin = seconds_with_leaf(doc, main, lambda f: f["name"] == "spin" and
+                             f.get("line") == truth["line"])
+    unreadable = seconds_with_leaf(doc, main, lambda f: f["name"] == "<unreadable>")
+    # the fixture's own spin time; a quarter of it leaves room for a loaded host
+    spun = truth["spin_end"] - truth["spin_start"]
+    t.check(spin >= spun / 4, "%.3f s of samples in the spin, %.3f s spun" % (spin, spun))
+    return spin, unreadable
+
+
+@h.per_interpreter
+def test_thread_not_running_python_yet(t):
+    """A thread that has taken its ids but waits for the GIL before its first Python frame has
+    a thread state with no frame: no Python, not an unreadable stack (it was 0.5 s of
+    <unreadable> on every version). The fixture holds it there with its own scheduling
+    (SCHED_FIFO on one CPU) for the time its clock says, and says it did (child_held)."""
+    truth_path, ready = t.path("truth.json"), t.path("ready")
+    fx = t.start("thread_start_fixture.py", truth_path, ready, "0.5")
+    try:
+        fx.wait_file(ready)
+    except h.Failure:
+        if fx.proc.wait(timeout=10) == 77:
+            raise h.Skip("no real-time scheduling for the fixture here")
+        raise
+    out = t.path("out.json")
+    res = t.aprof("record", "--pid", fx.pid, "--rate", 1000, "-o", out, timeout=60)
+    t.require_rc(res, 0, "aprof record")
+    truth = fx.wait_json(truth_path)
+    t.require(truth["child_held"], "the new thread ran Python before the spin ended: the "
+              "window the test is about was not open (%s)" % truth)
+    doc = h.load_speedscope(t, out)
+    spin, _ = spin_and_unreadable(t, doc, truth)
+    others = [(p["name"], seconds_with_leaf(doc, p, lambda f: f["name"] == "<unreadable>"))
+              for (tid, _), found in h.thread_profiles(doc).items() if tid != truth["tid"]
+              for p in found]
+    # (once let go it runs one line of Python: one torn read of it is possible)
+    t.check(all(u <= 0.003 for _, u in others), "the waiting thread was read as unreadable "
+            "while the main thread spun %.3f s: %s" % (spin, others))
+
+
+PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_GETEVENTMSG = 0x4206, 0x4207, 0x4201
+PTRACE_CONT, PTRACE_DETACH, PTRACE_O_TRACECLONE, PTRACE_EVENT_CLONE = 7, 17, 8, 3
+WALL = 0x40000000
+
+
+class Tracer:
+    """Just enough ptrace to hold a process's next thread stopped before it runs any code:
+    seize the thread that will start it with PTRACE_O_TRACECLONE, let it go on at the clone
+    event, keep the new thread in its first stop, let both go on release()."""
+
+    def __init__(self, t, tid):
+        import ctypes
+        self.ctypes = ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p,
+                                     ctypes.c_void_p]
+        self.libc.ptrace.restype = ctypes.c_long
+        self.t, self.tid, self.new = t, tid, None
+        self.call(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACECLONE)
+
+    def call(self, req, tid, addr=0, data=0):
+        c = self.ctypes
+        if self.libc.ptrace(req, tid, c.c_void_p(addr), c.c_void_p(data)) == -1:
+            e = c.get_errno()
+            raise h.Failure("ptrace(%#x, %d): %s" % (req, tid, os.strerror(e)))
+
+    def wait(self, tid, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(tid, WALL | os.WNOHANG)
+            if pid == tid:
+                return status
+            time.sleep(0.002)
+        raise h.Failure("thread %d did not stop within %.0f s" % (tid, timeout))
+
+    def hold_next_thread(self):
+        status = self.wait(self.tid)
+        t = self.t
+        t.require(os.WIFSTOPPED(status) and status >> 8 == (signal.SIGTRAP | PTRACE_EVENT_CLONE << 8),
+                  "expected the clone event of thread %d, got status %#x" % (self.tid, status))
+        msg = self.ctypes.c_ulong()
+        self.call(PTRACE_GETEVENTMSG, self.tid, 0, self.ctypes.addressof(msg))
+        self.new = msg.value
+        self.call(PTRACE_CONT, self.tid)
+        self.wait(self.new)  # its first stop, before any code of its own
+        return self.new
+
+    def release(self):
+        if self.new:
+            self.call(PTRACE_DETACH, self.new)
+        self.call(PTRACE_INTERRUPT, self.tid)
+        self.wait(self.tid)
+        self.call(PTRACE_DETACH, self.tid)
+
+
+@h.per_interpreter
+def test_thread_being_started_is_not_a_second_sample(t):
+    """A thread being started, stopped before it runs any code: on 3.10 and 3.11 its thread
+    state already exists, with the ids of the thread that started it. It must not be read as a
+    second, unreadable sample of that thread (seen in test_stalls_uvloop under load: a
+    callback's Thread.start() hid the loop's own samples, and a stall began 4.6 ms late). The
+    test holds the new thread with ptrace; ground truth is the fixture's clock around its spin
+    and its own thread id."""
+    truth_path, ready = t.path("truth.json"), t.path("ready")
+    armed, spun = t.path("armed"), t.path("spun")
+    fx = t.start("thread_start_fixture.py", truth_path, ready, "0.5", "--traced", armed, spun)
+    fx.wait_file(ready)
+    out = t.path("out.json")
+    rec = t.aprof_background("record", "--pid", fx.pid, "--rate", 1000, "-o", out)
+    tracer = Tracer(t, fx.pid)
+    try:
+        with open(armed, "w"):
+            pass
+        tracer.hold_next_thread()
+        fx.wait_file(spun)
+    finally:
+        tracer.release()
+    res = t.finish(rec, 60)
+    t.require_rc(res, 0, "aprof record")
+    truth = fx.wait_json(truth_path)
+    t.require(truth["child_held"], "the new thread ran Python before the spin ended (%s)" % truth)
+    doc = h.load_speedscope(t, out)
+    spin, unreadable = spin_and_unreadable(t, doc, truth)
+    # A second read of the main thread at each sample would be as long as the spin itself.
+    t.check(unreadable <= max(0.003, spin / 20), "%.3f s of unreadable samples of the main "
+            "thread beside %.3f s in the spin: the new thread's state was read as the main "
+            "thread" % (unreadable, spin))
+
+
 if __name__ == "__main__":
     h.main()
