@@ -401,10 +401,13 @@ static bool is_head(const pystack *ps, const uint8_t *ts)
     return rd64(ts, ps->L->tstate.prev) == 0 && rd64(ts, ps->L->tstate.interp) == ps->interp;
 }
 
-/* Of two reads that claim one OS thread, is `a` the better witness of it? A consistent stack
- * beats a torn one, then a loop thread's (or a probed step's) beats none, then more frames. */
+/* Of two reads that claim one OS thread, is `a` the better witness of it? A read with frames
+ * beats one without (a thread state that has not run yet), then a consistent stack beats a
+ * torn one, then a loop thread's (or a probed step's) beats none, then more frames. */
 static bool better_witness(const aprof_thread_sample *a, const aprof_thread_sample *b)
 {
+    if ((a->nframes > 0) != (b->nframes > 0))
+        return a->nframes > 0;
     bool ta = (a->flags & TSF_TORN) != 0, tb = (b->flags & TSF_TORN) != 0;
     if (ta != tb)
         return !ta;
