@@ -572,8 +572,21 @@ static void proc_skipped(void *ud, pid_t pid, const char *cmdline, aprof_status 
                          const char *msg)
 {
     record_ctx *r = ud;
-    record_proc_info *info = new_info(r, pid);
-    if (!info)
+    /* A process followed that left alive (it exec'd) before it gave a single sample, and is now
+     * another program: it is listed once, as what it became. (A fork that execs at once, like
+     * subprocess's, can be found while it is still a copy of its Python parent.) */
+    record_proc_info *info = NULL;
+    for (size_t i = r->npinfo; i-- > 0;) {
+        record_proc_info *o = &r->pinfo[i];
+        if (o->pid != pid)
+            continue;
+        if (o->sampled && o->left_ns && !o->exited && o->samples == 0)
+            info = o;
+        break;
+    }
+    if (info)
+        memset(info, 0, sizeof(*info)), info->pid = pid;
+    else if (!(info = new_info(r, pid)))
         return;
     snprintf(info->command, sizeof(info->command), "%s",
              r->ro->redact ? REDACT_COMMAND_LINE : cmdline);
