@@ -27,6 +27,8 @@ typedef struct tracked {
     uint64_t id, coro;   /* id 1: carried over to the next snapshot (never a real address) */
     uint32_t site;       /* index + 1 of the await site it is suspended at, 0: none */
     bool done_counted;
+    bool carried;        /* missing from the last snapshot, which may have missed it: carried
+                          * over once (a second miss counts it as ended) */
 } tracked;
 
 /* The tasks of one snapshot, by id. */
@@ -245,8 +247,13 @@ static void account(async_record *r, uint64_t now, uint64_t weight)
 {
     const async_snapshot *s = &r->snap;
     r->gen++;
-    if (table_reset(&r->cur, s->ntasks) < 0)
+    if (table_reset(&r->cur, s->ntasks + r->prev.n) < 0)
         return;
+    /* A snapshot that may have missed tasks (a registry read torn or cut short) cannot tell
+     * which ended: those of the previous snapshot it does not list are carried over, to be
+     * judged by the next one, not counted as finished now and as new tasks when seen again
+     * (once: a table that stays cut short must not keep every task ever seen). */
+    bool partial = (s->flags & (ASF_TASKS_TRUNCATED | ASF_REGISTRY_ERROR)) != 0;
     agg_profile *awaiting = NULL;
     uint64_t alive = 0;
     pid_t pid = r->s->src.pid;
@@ -254,8 +261,16 @@ static void account(async_record *r, uint64_t now, uint64_t weight)
         timeline_snapshot_begin(r->timeline, pid, now);
     for (uint32_t i = 0; i < s->ntasks; i++) {
         const async_task *t = &s->tasks[i];
-        if (t->flags & ATF_UNREADABLE)
+        if (t->flags & ATF_UNREADABLE) {
+            /* listed but not read this time (torn): still there, whatever it was */
+            tracked *old = table_find(&r->prev, t->id);
+            tracked *tr = old && old->id > 1 ? table_insert(&r->cur, t->id) : NULL;
+            if (tr) {
+                *tr = *old;
+                old->id = 1;
+            }
             continue;
+        }
         if (r->timeline)
             timeline_snapshot_task(r->timeline, pid, s, i,
                                    t->state == ATS_PENDING && t->nframes ? await_site_frame(s, t)
@@ -267,7 +282,8 @@ static void account(async_record *r, uint64_t now, uint64_t weight)
         tracked *tr = table_insert(&r->cur, t->id);
         if (!tr)
             continue;
-        *tr = old ? *old : (tracked){t->id, t->coro, 0, false};
+        *tr = old ? *old : (tracked){t->id, t->coro, 0, false, false};
+        tr->carried = false;
         if (old)
             old->id = 1; /* carried over: not "disappeared" (1 is never a real address) */
         else {
@@ -324,6 +340,14 @@ static void account(async_record *r, uint64_t now, uint64_t weight)
      * still alive. */
     for (size_t k = 0; k < r->prev.n; k++) {
         tracked *p = &r->prev.recs[k];
+        if (p->id > 1 && partial && !p->carried && !table_find(&r->cur, p->id)) {
+            tracked *tr = table_insert(&r->cur, p->id);
+            if (tr) {
+                *tr = *p;
+                tr->carried = true;
+                continue;
+            }
+        }
         if (p->id > 1 && !p->done_counted) {
             r->stats.finished++;
             r->stats.cancelled += asyncio_task_outcome(r->reader, p->id, p->coro) == ATS_CANCELLED;

@@ -52,6 +52,23 @@ int pyobj_set_iter(const pyobj_ctx *c, uint64_t set, pyobj_item_cb cb, void *ud)
                 return PYOBJ_OK;
         }
     }
+    /* A set that grew or was rebuilt while it was read (a task registry as tasks come and go)
+     * freed the table read here: its entries may be lost or garbage. Its mask and table, read
+     * again directly (not from this sample's page cache, which may hold the first reading),
+     * must be unchanged. */
+    loff lo = L->set.mask < L->set.table ? L->set.mask : L->set.table;
+    loff hi = L->set.mask < L->set.table ? L->set.table : L->set.mask;
+    uint8_t again[64];
+    if (hi - lo + 8 > (loff)sizeof again)
+        return PYOBJ_E_UNSUPPORTED;
+    if (mem_read_direct(c->m, set + (uint64_t)lo, again, (size_t)(hi - lo + 8)) != hi - lo + 8)
+        return PYOBJ_E_READ;
+    int64_t mask_again;
+    uint64_t table_again;
+    memcpy(&mask_again, again + (L->set.mask - lo), 8);
+    memcpy(&table_again, again + (L->set.table - lo), 8);
+    if (mask_again != mask || table_again != table)
+        return PYOBJ_E_CORRUPT;
     return PYOBJ_OK;
 }
 
