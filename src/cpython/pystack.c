@@ -44,6 +44,7 @@ int pystack_init(pystack *ps, const pyruntime *rt, mem *m, strtab *st)
                   ps->L->tstate.datastack_chunk != LAYOUT_ABSENT;
     ps->vframes = malloc(APROF_MAX_FRAMES * sizeof(*ps->vframes));
     ps->late_buf = malloc((size_t)LATE_MAX * FRAME_READ);
+    ps->early_keys = malloc((size_t)PREFETCH_MAX * KEY_SPAN_MAX);
     ps->vowners = malloc(APROF_MAX_FRAMES * sizeof(*ps->vowners));
     ps->vkeys = malloc(APROF_MAX_FRAMES * sizeof(*ps->vkeys));
     ps->tframes = malloc(APROF_MAX_FRAMES * sizeof(*ps->tframes));
@@ -53,7 +54,7 @@ int pystack_init(pystack *ps, const pyruntime *rt, mem *m, strtab *st)
     ps->gc_leaf = true;
     if (!ps->cc || !ps->prefetch || !ps->prefetch_buf || !ps->probes || !ps->keys ||
         !ps->prev_keys || !ps->addrs || !ps->outer || !ps->ts_memo || !ps->vframes || !ps->vowners ||
-        !ps->late_buf || !ps->vkeys || !ps->tframes || !ps->towners ||
+        !ps->late_buf || !ps->early_keys || !ps->vkeys || !ps->tframes || !ps->towners ||
         !ps->unreadable || !ps->gc_mark)
         return -1;
     loff tfields[] = {ps->L->tstate.prev, ps->L->tstate.next, ps->L->tstate.interp,
@@ -70,6 +71,19 @@ int pystack_init(pystack *ps, const pyruntime *rt, mem *m, strtab *st)
     ps->frame_read = (max_offset(ffields, sizeof(ffields) / sizeof(ffields[0])) + 8 + 7) & ~7u;
     if (ps->frame_read > FRAME_READ)
         return -1;
+    /* A frame's caller, code and instruction: copied early for the prefetched frames of a
+     * data-stack layout (pystack_frames.c). */
+    loff kfields[] = {ps->L->frame.previous, ps->L->frame.code, ps->L->frame.instr};
+    loff klo = kfields[0];
+    for (size_t i = 1; i < sizeof(kfields) / sizeof(kfields[0]); i++)
+        if (kfields[i] < klo)
+            klo = kfields[i];
+    size_t khi = max_offset(kfields, sizeof(kfields) / sizeof(kfields[0])) + 8;
+    if (klo >= 0 && khi - (size_t)klo <= KEY_SPAN_MAX &&
+        ps->L->tstate.datastack_chunk != LAYOUT_ABSENT) {
+        ps->key_lo = (uint32_t)klo;
+        ps->key_len = (uint32_t)(khi - (size_t)klo);
+    }
     return 0;
 }
 
@@ -101,6 +115,8 @@ void pystack_free(pystack *ps)
     ps->vkeys = NULL;
     free(ps->late_buf);
     ps->late_buf = NULL;
+    free(ps->early_keys);
+    ps->early_keys = NULL;
     free(ps->vowners);
     ps->vframes = NULL;
     ps->vowners = NULL;

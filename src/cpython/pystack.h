@@ -39,6 +39,8 @@ typedef struct pystack_stats {
                             * (another chunk, a top outside the copy): taken again */
     uint64_t shared_tid;  /* thread reads dropped: another thread state named the same OS thread
                            * (a thread being started, 3.10/3.11) and was the better witness */
+    uint64_t moved_callers; /* prefetched calling frames whose copies before and after the
+                             * chunk's differ: read again after the snapshot instead */
 } pystack_stats;
 
 typedef struct thread_state_fn {
@@ -157,6 +159,10 @@ typedef struct pystack {
     uint64_t callback_frame_addr; /* target address of the last walk's callback frame, 0 */
     uint8_t *prefetch_buf;    /* PREFETCH_MAX frame copies for the thread being read */
     uint8_t *late_buf;        /* LATE_MAX frame copies: late-read frames, read again */
+    uint8_t *early_keys;      /* PREFETCH_MAX copies of the prefetched frames' key fields, taken
+                               * before the chunk (KEY_SPAN_MAX bytes each) */
+    uint32_t key_lo, key_len; /* the span of a frame that holds its caller, code and
+                               * instruction; key_len 0: no early copies */
     uint8_t code_span[PREFETCH_CODES][64]; /* fingerprint spans being confirmed ... */
     uint64_t code_check[PREFETCH_CODES];   /* ... of these code objects */
     uint64_t now_ns;          /* CLOCK_MONOTONIC at the start of the current sample */

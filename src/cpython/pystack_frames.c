@@ -9,10 +9,11 @@
 
 #define WINDOW_SLACK 4096u /* bytes copied above datastack_top */
 
-/* The snapshot's ranges: the thread state (a predicted snapshot), the frame pointer, the chunk,
- * the innermost frame, the frame pointer again, the code reread (3.10) or cframe reread
- * (3.11/3.12), datastack_top; then the prefetched frames and the code fingerprints. */
-_Static_assert(7 + PREFETCH_MAX + PREFETCH_CODES <= READ_BATCH_MAX,
+/* The snapshot's ranges: the thread state (a predicted snapshot), the frame pointer, the
+ * prefetched frames' key fields (3.11+), the chunk, the innermost frame, the prefetched frames,
+ * the frame pointer again, the code reread (3.10) or cframe reread (3.11/3.12), datastack_top;
+ * then the code fingerprints. */
+_Static_assert(7 + 2 * PREFETCH_MAX + PREFETCH_CODES <= READ_BATCH_MAX,
                "READ_BATCH_MAX holds every range of the snapshot");
 
 static bool prefetched(const prefetch_set *pf, uint64_t addr)
@@ -65,6 +66,8 @@ int pystack_snapshot_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uin
     w->len = 0;
     w->top = 0;
     w->pf_loaded = 0;
+    w->pf_early = 0;
+    w->innermost = 0;
     w->again_ok = false;
     w->all_in_snapshot = true;
     w->cframe = w->cframe_again = 0;
@@ -99,6 +102,18 @@ int pystack_snapshot_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uin
         w->cframe = p;
     }
     size_t where_at = rb_add(&b, *where, frame, 8);
+    /* The prefetched frames' caller, code and instruction, before the chunk as well as (whole)
+     * after it (3.11+). A coroutine frame is not in the chunk: copied only after it, it can
+     * show the coroutine moved on from the call the chunk's copy holds (the callee returned
+     * while the chunk was copied) to a newer call at the same address, which brings the frame
+     * pointer back to where it was (pystack_frame_bytes). A prefetched frame freed and unmapped
+     * since the last sample stops this copy before the chunk: that sample reads its frames one
+     * by one, and the next sample's set no longer has it. */
+    size_t early_at = rb_next(&b);
+    uint32_t nearly = ps->key_len ? w->pf->n : 0; /* (key_len: 0 without a data stack) */
+    for (uint32_t i = 0; i < nearly; i++)
+        rb_add(&b, w->pf->addr[i] + ps->key_lo, ps->early_keys + (size_t)i * KEY_SPAN_MAX,
+               ps->key_len);
     uint64_t base = 0;
     size_t len = 0;
     size_t window_at = READ_BATCH_NONE;
@@ -209,6 +224,8 @@ int pystack_snapshot_frames(pystack *ps, const uint8_t *ts, uint64_t tstate, uin
     }
     w->leaf_ok = rb_copied(&b, leaf_at);
     w->pf_loaded = (uint32_t)rb_copied_count(&b, pf_at, w->pf->n);
+    w->pf_early = (uint32_t)rb_copied_count(&b, early_at, nearly);
+    w->innermost = *frame;
     size_t confirmed = rb_copied_count(&b, codes_at, ncheck);
     for (size_t i = 0; i < confirmed; i++) {
         code_info *ci = codecache_peek(ps->cc, ps->code_check[i]);
@@ -235,10 +252,21 @@ int pystack_frame_bytes(pystack *ps, window *w, uint64_t addr, uint8_t *out, siz
     if (w->next.n < PREFETCH_MAX)
         w->next.addr[w->next.n++] = addr;
     for (uint32_t i = 0; i < w->pf_loaded; i++) {
-        if (w->pf->addr[i] == addr) {
-            memcpy(out, ps->prefetch_buf + (size_t)i * FRAME_READ, len);
-            return 0;
+        if (w->pf->addr[i] != addr)
+            continue;
+        const uint8_t *copy = ps->prefetch_buf + (size_t)i * FRAME_READ;
+        /* A calling frame whose span of caller, code and instruction changed between its copy
+         * before the chunk and its copy after: its callee in the chunk's copy may be one it has
+         * returned from since (a coroutine then at a newer line, "calling" a function it no
+         * longer calls). It is read again now, as a late frame, and the final recheck
+         * (pystack_unchanged_since_walk) decides. Unchanged, it called that callee all along. */
+        if (i < w->pf_early && addr != w->innermost &&
+            memcmp(ps->early_keys + (size_t)i * KEY_SPAN_MAX, copy + ps->key_lo, ps->key_len)) {
+            ps->stats.moved_callers++;
+            break;
         }
+        memcpy(out, copy, len);
+        return 0;
     }
     w->all_in_snapshot = false;
     return mem_read(ps->m, addr, out, len) == 0 ? 1 : -1;

@@ -14,6 +14,7 @@
 #define WINDOW_MAX (256u * 1024u) /* most of a data-stack chunk copied */
 #define FRAME_READ 384u /* upper bound of ps->frame_read */
 #define LATE_MAX 16 /* coroutine frames read after the snapshot whose state is rechecked */
+#define KEY_SPAN_MAX 128u /* upper bound of ps->key_len */
 
 /* Frame owner values (enum _frameowner in pycore_frame.h). */
 enum { OWNER_THREAD = 0, OWNER_GENERATOR = 1, OWNER_FRAME_OBJECT = 2, OWNER_CSTACK = 3 };
@@ -40,6 +41,9 @@ typedef struct window {
     uint64_t top_again;  /* ... and reread after the snapshot bracket, 0 when not read */
     prefetch_set *pf;    /* this thread's prefetch set (addresses to fetch / fetched) */
     uint32_t pf_loaded;  /* how many of pf->addr were fetched into ps->prefetch_buf */
+    uint32_t pf_early;   /* ... and how many had their key fields copied before the chunk too
+                          * (into ps->early_keys) */
+    uint64_t innermost;  /* the innermost frame, as the snapshot's frame pointer named it */
     prefetch_set next;   /* frames read outside the chunk this time: next sample's set */
     uint64_t again;      /* the innermost-frame pointer reread at the end of the snapshot */
     uint64_t code_again_addr;  /* 3.10: that frame, whose f_code and f_back are reread after */

@@ -38,7 +38,7 @@ ssize_t mem_read_direct(mem *m, uint64_t addr, void *dst, size_t len)
 
 ssize_t mem_readv(mem *m, const uint64_t *addrs, void *const *dsts, const size_t *lens, size_t n)
 {
-    enum { BATCH = 128 }; /* well below IOV_MAX (1024) */
+    enum { BATCH = MEM_READV_BATCH };
     ssize_t total = 0;
     for (size_t i = 0; i < n; i += BATCH) {
         struct iovec local[BATCH], remote[BATCH];

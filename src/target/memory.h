@@ -48,8 +48,9 @@ int mem_read(mem *m, uint64_t addr, void *dst, size_t len);
 /* One read (process_vm_readv), no cache. Returns bytes read (may be short), or -1. */
 ssize_t mem_read_direct(mem *m, uint64_t addr, void *dst, size_t len);
 
-/* Many ranges in one syscall. Returns total bytes read (the kernel stops at the first
- * failing range), or -1. */
+/* Many ranges in one syscall (up to MEM_READV_BATCH; more take one syscall per that many,
+ * in order). Returns total bytes read (the kernel stops at the first failing range), or -1. */
+#define MEM_READV_BATCH 256 /* well below IOV_MAX (1024) */
 ssize_t mem_readv(mem *m, const uint64_t *addrs, void *const *dsts, const size_t *lens, size_t n);
 
 static inline int mem_read_u64(mem *m, uint64_t addr, uint64_t *out) { return mem_read(m, addr, out, 8); }

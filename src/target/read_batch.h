@@ -18,8 +18,10 @@
 #include <sys/types.h>
 
 /* Most ranges in one batch: sized for the stack walker's snapshot read (7 fixed ranges, the
- * PREFETCH_MAX (62) prefetched frames and the PREFETCH_CODES (24) code fingerprints). */
-#define READ_BATCH_MAX 93
+ * PREFETCH_MAX (62) prefetched frames copied twice and the PREFETCH_CODES (24) code
+ * fingerprints). Within mem_readv's ranges per syscall, so that a batch is one syscall. */
+#define READ_BATCH_MAX 155
+_Static_assert(READ_BATCH_MAX <= MEM_READV_BATCH, "a batch is read with one syscall");
 
 /* The index of a range never added: rb_copied() says false for it. */
 #define READ_BATCH_NONE SIZE_MAX
