@@ -22,6 +22,16 @@ static size_t max_offset(const loff *fields, size_t n)
     return (size_t)hi;
 }
 
+/* The smallest of the offsets; LAYOUT_ABSENT (negative) when one is absent. */
+static loff min_offset(const loff *fields, size_t n)
+{
+    loff lo = fields[0];
+    for (size_t i = 1; i < n; i++)
+        if (fields[i] < lo)
+            lo = fields[i];
+    return lo;
+}
+
 int pystack_init(pystack *ps, const pyruntime *rt, mem *m, strtab *st)
 {
     memset(ps, 0, sizeof(*ps));
@@ -74,13 +84,10 @@ int pystack_init(pystack *ps, const pyruntime *rt, mem *m, strtab *st)
     /* A frame's caller, code and instruction: copied early for the prefetched frames of a
      * data-stack layout (pystack_frames.c). */
     loff kfields[] = {ps->L->frame.previous, ps->L->frame.code, ps->L->frame.instr};
-    loff klo = kfields[0];
-    for (size_t i = 1; i < sizeof(kfields) / sizeof(kfields[0]); i++)
-        if (kfields[i] < klo)
-            klo = kfields[i];
+    loff klo = min_offset(kfields, sizeof(kfields) / sizeof(kfields[0]));
     size_t khi = max_offset(kfields, sizeof(kfields) / sizeof(kfields[0])) + 8;
     if (klo >= 0 && khi - (size_t)klo <= KEY_SPAN_MAX &&
-        ps->L->tstate.datastack_chunk != LAYOUT_ABSENT) {
+        ps->L->tstate.datastack_chunk != LAYOUT_ABSENT) { /* (no early copies without one) */
         ps->key_lo = (uint32_t)klo;
         ps->key_len = (uint32_t)(khi - (size_t)klo);
     }
