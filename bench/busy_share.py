@@ -8,9 +8,16 @@ aprof had to mark (stack unreadable) and stitched stacks holding an edge the pro
 
     python3 bench/busy_share.py [--seconds 6] [--rates 97,1000,4000]
                                 [--modes default,blocking,native] [--pythons 3.12,debian-3.11]
-                                [--sleep-ms 100] [--austin PATH]
+                                [--sleep-ms 100] [--austin PATH] [--baseline PATH] [--repeat N]
+
+--baseline: another aprof binary (an older build, say) run on the same configurations, each
+run of it right after the one of $APROF (or build/aprof), for a side-by-side comparison on a
+noisy machine; --repeat runs every configuration N times, and a last table gives each binary's
+mean difference from the loop's clock and its spread.
 
 --sleep-ms: the fixture's mean sleep between a task's steps (longer: a less busy loop).
+--native-workers N: N threads beside the loop always busy in C (stopped at every sample by
+--blocking and --native, while the loop asleep in its selector is not).
 
 --austin: Austin built beside the project (never part of it), run on the same fixture for a
 third column (its share of samples not in the select line)."""
@@ -60,13 +67,15 @@ def austin_share(austin, pid, seconds, tmp):
     return busy / total if total else None
 
 
-def run_one(aprof, interp, mode, rate, seconds, tmp, austin=None, sleep_ms=100.0):
+def run_one(aprof, interp, mode, rate, seconds, tmp, austin=None, sleep_ms=100.0,
+            native_workers=0):
     clock = os.path.join(tmp, "clock.txt")
     for p in (clock, clock + ".edges.json"):
         if os.path.exists(p):
             os.unlink(p)
     fx = subprocess.Popen([interp.path, os.path.join(ROOT, "fixtures", "busy_loop.py"), clock,
-                           "--seconds", str(seconds + 30), "--sleep-ms", str(sleep_ms)], stdin=subprocess.DEVNULL,
+                           "--seconds", str(seconds + 30), "--sleep-ms", str(sleep_ms),
+                           "--native-workers", str(native_workers)], stdin=subprocess.DEVNULL,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         if not wait_for(clock):
@@ -114,6 +123,9 @@ def main():
     ap.add_argument("--pythons", default="")
     ap.add_argument("--austin", default="")
     ap.add_argument("--sleep-ms", type=float, default=100.0)
+    ap.add_argument("--native-workers", type=int, default=0)
+    ap.add_argument("--baseline", default="")
+    ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
     if args.pythons:
         os.environ["APROF_TEST_PYTHONS"] = args.pythons
@@ -122,10 +134,12 @@ def main():
     modes = args.modes.split(",")
     print("busy share of the loop thread: the loop's own clock vs aprof (%.0f s each, 1,500 "
           "samples at least)" % args.seconds)
-    print("%-12s %-11s %6s %7s %7s %6s %7s %8s %7s %10s%s" % (
-        "python", "mode", "Hz", "own", "aprof", "diff", "stalls", "samples", "marked",
+    binaries = [("", aprof)] + ([("base", args.baseline)] if args.baseline else [])
+    print("%-12s %-11s %6s %4s %7s %7s %6s %7s %8s %7s %10s%s" % (
+        "python", "mode", "Hz", "bin", "own", "aprof", "diff", "stalls", "samples", "marked",
         "impossible", "  austin" if args.austin else ""))
     worst = 0.0
+    diffs = {}  # (python, mode, rate, binary) -> [aprof - own, in points]
     for interp in harness.interpreters():
         # a chrooted interpreter sees only paths inside its root
         tmpdir = interp.root + "/tmp" if interp.root else None
@@ -135,24 +149,42 @@ def main():
                 for rate in rates:
                     # at least 1,500 samples: a share's standard error then stays near 1 point
                     secs = max(args.seconds, 1500.0 / rate)
-                    r = run_one(aprof, interp, mode, rate, secs, tmp, args.austin or None,
-                                args.sleep_ms)
-                    if "error" in r or r["truth"] is None or r["aprof"] is None:
-                        print("%-12s %-11s %6.0f  %s" % (interp.label, mode, rate,
-                                                        r.get("error", "no figure")))
-                        continue
-                    d = (r["aprof"] - r["truth"]) * 100
-                    worst = max(worst, abs(d))
-                    sv = r["stalls_view"]
-                    print("%-12s %-11s %6.0f %6.1f%% %6.1f%% %+6.1f %6s %8d %7d %5d/%-5d%s" % (
-                        interp.label, mode, rate, r["truth"] * 100, r["aprof"] * 100, d,
-                        "%.1f%%" % (sv * 100) if sv is not None else "-",
-                        r["samples"], r["marked"], r["impossible"], r["checked"],
-                        "  %5.1f%%" % (r["austin"] * 100) if r.get("austin") is not None else ""),
-                        flush=True)
-                    for e in r["examples"]:
-                        print("    impossible: %s" % e)
+                    for _ in range(args.repeat):
+                        for tag, binary in binaries:
+                            d = run_and_print(binary, tag, interp, mode, rate, secs, tmp, args)
+                            if d is not None:
+                                worst = max(worst, abs(d))
+                                diffs.setdefault((interp.label, mode, rate, tag), []).append(d)
     print("largest difference: %.1f points" % worst)
+    if args.repeat > 1 or args.baseline:
+        print("\nper configuration: mean difference from the loop's clock (points), its "
+              "standard deviation, runs")
+        for (label, mode, rate, tag), ds in diffs.items():
+            mean = sum(ds) / len(ds)
+            sd = (sum((d - mean) ** 2 for d in ds) / (len(ds) - 1)) ** 0.5 if len(ds) > 1 else 0
+            print("%-12s %-11s %6.0f %4s %+6.2f %5.2f %3d" % (label, mode, rate, tag, mean, sd,
+                                                             len(ds)))
+
+
+def run_and_print(binary, tag, interp, mode, rate, secs, tmp, args):
+    """One recording, printed as a table row; aprof's share minus the loop's, in points."""
+    r = run_one(binary, interp, mode, rate, secs, tmp, args.austin or None, args.sleep_ms,
+                args.native_workers)
+    if "error" in r or r["truth"] is None or r["aprof"] is None:
+        print("%-12s %-11s %6.0f %4s  %s" % (interp.label, mode, rate, tag,
+                                              r.get("error", "no figure")))
+        return None
+    d = (r["aprof"] - r["truth"]) * 100
+    sv = r["stalls_view"]
+    print("%-12s %-11s %6.0f %4s %6.1f%% %6.1f%% %+6.1f %6s %8d %7d %5d/%-5d%s" % (
+        interp.label, mode, rate, tag, r["truth"] * 100, r["aprof"] * 100, d,
+        "%.1f%%" % (sv * 100) if sv is not None else "-",
+        r["samples"], r["marked"], r["impossible"], r["checked"],
+        "  %5.1f%%" % (r["austin"] * 100) if r.get("austin") is not None else ""),
+        flush=True)
+    for e in r["examples"]:
+        print("    impossible: %s" % e)
+    return d
 
 
 if __name__ == "__main__":
