@@ -167,9 +167,10 @@ def main():
 
 
 def run_and_print(binary, tag, interp, mode, rate, secs, tmp, args):
-    """One recording, printed as a table row; aprof's share minus the loop's, in points."""
-    r = run_one(binary, interp, mode, rate, secs, tmp, args.austin or None, args.sleep_ms,
-                args.native_workers)
+    """One recording, printed as a table row; aprof's share minus the loop's, in points.
+    Austin (which does not depend on the aprof binary) runs beside the first binary only."""
+    r = run_one(binary, interp, mode, rate, secs, tmp, (args.austin or None) if not tag else None,
+                args.sleep_ms, args.native_workers)
     if "error" in r or r["truth"] is None or r["aprof"] is None:
         print("%-12s %-11s %6.0f %4s  %s" % (interp.label, mode, rate, tag,
                                               r.get("error", "no figure")))
